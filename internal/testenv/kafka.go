@@ -1,0 +1,231 @@
+package testenv
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"sort"
+	"strings"
+	"syscall"
+	"time"
+
+	"github.com/segmentio/kafka-go"
+)
+
+// KafkaOptions configures a broker started by StartKafka.
+type KafkaOptions struct {
+	// Settings are extra server.properties entries over the defaults.
+	Settings map[string]string
+	// HeapMB is the JVM heap (-Xmx); default 512.
+	HeapMB int
+}
+
+// Kafka is an Apache Kafka broker+controller (KRaft) on 127.0.0.1. Its ports and log directory survive
+// Stop/Start.
+type Kafka struct {
+	Port     int // PLAINTEXT listener
+	CtrlPort int // CONTROLLER listener
+	base     string
+	libs     string
+	heapMB   int
+	proc     *process
+}
+
+// StartKafka formats a new KRaft log directory and starts a combined broker+controller on free
+// loopback ports, returning once the broker answers a Metadata request.
+func StartKafka(ctx context.Context, opts KafkaOptions) (*Kafka, error) {
+	libs, err := KafkaLibs()
+	if err != nil {
+		return nil, err
+	}
+	base, err := os.MkdirTemp("", "pgcdc-kafka-")
+	if err != nil {
+		return nil, err
+	}
+	k := &Kafka{base: base, libs: libs, heapMB: opts.HeapMB}
+	if k.heapMB == 0 {
+		k.heapMB = 512
+	}
+	if err := k.format(opts.Settings); err != nil {
+		os.RemoveAll(base)
+		return nil, err
+	}
+	if err := k.Start(ctx); err != nil {
+		os.RemoveAll(base)
+		return nil, err
+	}
+	return k, nil
+}
+
+func javaBin() string {
+	if home := os.Getenv("JAVA_HOME"); home != "" {
+		return filepath.Join(home, "bin", "java")
+	}
+	return "java"
+}
+
+func (k *Kafka) propsPath() string { return filepath.Join(k.base, "server.properties") }
+func (k *Kafka) logPath() string   { return filepath.Join(k.base, "kafka.log") }
+
+func (k *Kafka) format(settings map[string]string) error {
+	var err error
+	if k.Port, err = freePort(); err != nil {
+		return err
+	}
+	if k.CtrlPort, err = freePort(); err != nil {
+		return err
+	}
+	props := map[string]string{
+		"process.roles":                                    "broker,controller",
+		"node.id":                                          "1",
+		"listeners":                                        fmt.Sprintf("PLAINTEXT://127.0.0.1:%d,CONTROLLER://127.0.0.1:%d", k.Port, k.CtrlPort),
+		"advertised.listeners":                             fmt.Sprintf("PLAINTEXT://127.0.0.1:%d", k.Port),
+		"controller.listener.names":                        "CONTROLLER",
+		"listener.security.protocol.map":                   "PLAINTEXT:PLAINTEXT,CONTROLLER:PLAINTEXT",
+		"controller.quorum.bootstrap.servers":              fmt.Sprintf("127.0.0.1:%d", k.CtrlPort),
+		"log.dirs":                                         filepath.Join(k.base, "data"),
+		"num.partitions":                                   "1",
+		"auto.create.topics.enable":                        "false",
+		"offsets.topic.replication.factor":                 "1",
+		"offsets.topic.num.partitions":                     "1",
+		"transaction.state.log.replication.factor":         "1",
+		"transaction.state.log.min.isr":                    "1",
+		"share.coordinator.state.topic.replication.factor": "1",
+		"share.coordinator.state.topic.min.isr":            "1",
+		"group.initial.rebalance.delay.ms":                 "0",
+		"log.flush.interval.messages":                      "9223372036854775807",
+	}
+	for key, v := range settings {
+		props[key] = v
+	}
+	keys := make([]string, 0, len(props))
+	for key := range props {
+		keys = append(keys, key)
+	}
+	sort.Strings(keys)
+	var b strings.Builder
+	for _, key := range keys {
+		fmt.Fprintf(&b, "%s=%s\n", key, props[key])
+	}
+	if err := os.WriteFile(k.propsPath(), []byte(b.String()), 0o644); err != nil {
+		return err
+	}
+	cmd := exec.Command(javaBin(), "-Xmx256m", "-cp", filepath.Join(k.libs, "*"), "kafka.tools.StorageTool",
+		"format", "-t", "pgcdc-test-cluster-0001", "-c", k.propsPath(), "--standalone")
+	cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}
+	if err := runQuiet(cmd); err != nil {
+		return fmt.Errorf("format KRaft storage: %w", err)
+	}
+	return nil
+}
+
+// Start starts the broker (again) and waits until it answers a Metadata request.
+func (k *Kafka) Start(ctx context.Context) error {
+	if k.proc != nil && !k.proc.exited() {
+		return errors.New("Kafka is already running")
+	}
+	heap := fmt.Sprintf("-Xmx%dm", k.heapMB)
+	cmd := command(nil, javaBin(), heap, "-Xms128m", "-XX:+UseSerialGC", "-XX:TieredStopAtLevel=1",
+		"-Djava.awt.headless=true", "-Dorg.slf4j.simpleLogger.defaultLogLevel=warn",
+		"-cp", filepath.Join(k.libs, "*"), "kafka.Kafka", k.propsPath())
+	p, err := startProcess(cmd, k.logPath())
+	if err != nil {
+		return err
+	}
+	k.proc = p
+	if err := k.waitReady(ctx, 90*time.Second); err != nil {
+		p.stop(syscall.SIGKILL, 5*time.Second)
+		return err
+	}
+	return nil
+}
+
+func (k *Kafka) waitReady(ctx context.Context, limit time.Duration) error {
+	deadline := time.Now().Add(limit)
+	var lastErr error
+	for {
+		if k.proc.exited() {
+			return fmt.Errorf("Kafka exited during start-up: %v\n%s", k.proc.err, tailFile(k.logPath(), 3000))
+		}
+		lastErr = metadataPing(ctx, k.Addr(), 2*time.Second)
+		if lastErr == nil {
+			return nil
+		}
+		if time.Now().After(deadline) || ctx.Err() != nil {
+			return fmt.Errorf("Kafka on %s not ready after %s: %v\n%s", k.Addr(), limit, lastErr, tailFile(k.logPath(), 3000))
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+}
+
+// metadataPing sends a real Metadata request on a new connection (kafka.Client would answer from
+// its transport's metadata cache) and checks that a broker and a controller are listed.
+func metadataPing(ctx context.Context, addr string, timeout time.Duration) error {
+	ctx, cancel := context.WithTimeout(ctx, timeout)
+	defer cancel()
+	conn, err := kafka.DialContext(ctx, "tcp", addr)
+	if err != nil {
+		return err
+	}
+	defer conn.Close()
+	_ = conn.SetDeadline(time.Now().Add(timeout))
+	brokers, err := conn.Brokers()
+	if err != nil {
+		return err
+	}
+	if len(brokers) == 0 {
+		return errors.New("metadata lists no broker yet")
+	}
+	if _, err := conn.Controller(); err != nil {
+		return fmt.Errorf("no controller yet: %w", err)
+	}
+	return nil
+}
+
+// Addr is the broker's bootstrap address.
+func (k *Kafka) Addr() string { return fmt.Sprintf("127.0.0.1:%d", k.Port) }
+
+// PID is the broker JVM's process id (changes on every Start).
+func (k *Kafka) PID() int { return k.proc.pid() }
+
+// Stop shuts the broker down cleanly (SIGTERM), killing it if it takes longer than 30 s.
+func (k *Kafka) Stop() {
+	if k.proc != nil {
+		_ = k.proc.signal(syscall.SIGCONT) // a paused JVM cannot handle SIGTERM
+		k.proc.stop(syscall.SIGTERM, 30*time.Second)
+	}
+}
+
+// Kill ends the broker with SIGKILL.
+func (k *Kafka) Kill() {
+	if k.proc != nil {
+		k.proc.stop(syscall.SIGKILL, 10*time.Second)
+	}
+}
+
+// Restart stops the broker cleanly and starts it again on the same ports and log directory.
+func (k *Kafka) Restart(ctx context.Context) error {
+	k.Stop()
+	return k.Start(ctx)
+}
+
+// Pause freezes the broker's JVM (SIGSTOP): connections stay open, nothing is answered.
+func (k *Kafka) Pause() error { return k.proc.signal(syscall.SIGSTOP) }
+
+// Resume thaws a paused broker (SIGCONT).
+func (k *Kafka) Resume() error { return k.proc.signal(syscall.SIGCONT) }
+
+// Close stops the broker and removes its files.
+func (k *Kafka) Close() {
+	if k.proc != nil {
+		_ = k.proc.signal(syscall.SIGCONT)
+		k.proc.stop(syscall.SIGKILL, 10*time.Second)
+	}
+	os.RemoveAll(k.base)
+}
+
+// Log returns the end of the broker log.
+func (k *Kafka) Log() string { return tailFile(k.logPath(), 5000) }

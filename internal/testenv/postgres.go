@@ -1,0 +1,237 @@
+package testenv
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"sort"
+	"strings"
+	"syscall"
+	"time"
+
+	"github.com/jackc/pgx/v5"
+)
+
+// PostgresOptions configures a cluster started by StartPostgres.
+type PostgresOptions struct {
+	// Settings are extra postgresql.conf parameters, applied over the defaults (wal_level=logical,
+	// max_replication_slots=50, max_wal_senders=50, ...). Example: {"wal_level": "replica"}.
+	Settings map[string]string
+	// BinDir holds initdb and postgres; empty means PATH, then the newest /usr/lib/postgresql/*/bin.
+	BinDir string
+}
+
+// Postgres is a throwaway PostgreSQL cluster on 127.0.0.1. Its port and data directory survive
+// Stop/Start, so fault tests can restart it in place.
+type Postgres struct {
+	Port    int
+	DataDir string
+	base    string
+	binDir  string
+	user    *serverUser
+	proc    *process
+}
+
+var defaultPostgresSettings = map[string]string{
+	"listen_addresses":          "'127.0.0.1'",
+	"wal_level":                 "logical",
+	"max_replication_slots":     "50",
+	"max_wal_senders":           "50",
+	"max_connections":           "200",
+	"fsync":                     "off",
+	"full_page_writes":          "off",
+	"shared_buffers":            "128MB",
+	"log_min_messages":          "warning",
+	"log_connections":           "off",
+	"wal_sender_timeout":        "60s",
+	"max_slot_wal_keep_size":    "-1",
+	"logical_decoding_work_mem": "64MB",
+}
+
+// findPostgresBin locates a directory that holds both initdb and postgres.
+func findPostgresBin(dir string) (string, error) {
+	if dir != "" {
+		return dir, nil
+	}
+	if p, err := exec.LookPath("initdb"); err == nil {
+		d := filepath.Dir(p)
+		if _, err := os.Stat(filepath.Join(d, "postgres")); err == nil {
+			return d, nil
+		}
+	}
+	matches, _ := filepath.Glob("/usr/lib/postgresql/*/bin/initdb")
+	sort.Slice(matches, func(i, j int) bool { // newest major version first
+		return versionOf(matches[i]) > versionOf(matches[j])
+	})
+	if len(matches) == 0 {
+		return "", errors.New("no PostgreSQL server binaries: initdb is neither on PATH nor under /usr/lib/postgresql/*/bin (install postgresql-15, or set PGCDC_TEST_PG_DSN to an existing server)")
+	}
+	return filepath.Dir(matches[0]), nil
+}
+
+func versionOf(initdbPath string) int {
+	v := 0
+	fmt.Sscanf(filepath.Base(filepath.Dir(filepath.Dir(initdbPath))), "%d", &v)
+	return v
+}
+
+// StartPostgres initdbs a new cluster in a temporary directory and starts it on a free loopback port.
+func StartPostgres(ctx context.Context, opts PostgresOptions) (*Postgres, error) {
+	bin, err := findPostgresBin(opts.BinDir)
+	if err != nil {
+		return nil, err
+	}
+	u, err := unprivilegedUser()
+	if err != nil {
+		return nil, err
+	}
+	base, err := os.MkdirTemp("", "pgcdc-pg-")
+	if err != nil {
+		return nil, fmt.Errorf("create PostgreSQL temp dir: %w", err)
+	}
+	pg := &Postgres{base: base, DataDir: filepath.Join(base, "data"), binDir: bin, user: u}
+	if err := pg.initdb(opts.Settings); err != nil {
+		os.RemoveAll(base)
+		return nil, err
+	}
+	if err := pg.Start(ctx); err != nil {
+		os.RemoveAll(base)
+		return nil, err
+	}
+	return pg, nil
+}
+
+func (pg *Postgres) initdb(settings map[string]string) error {
+	if err := os.Chmod(pg.base, 0o755); err != nil {
+		return err
+	}
+	if err := pg.user.chownTree(pg.base); err != nil {
+		return fmt.Errorf("hand %s to the PostgreSQL user: %w", pg.base, err)
+	}
+	cmd := command(pg.user, filepath.Join(pg.binDir, "initdb"), "-D", pg.DataDir, "-U", "postgres",
+		"-A", "trust", "-E", "UTF8", "--locale=C", "--no-sync")
+	if err := runQuiet(cmd); err != nil {
+		return fmt.Errorf("initdb: %w", err)
+	}
+	port, err := freePort()
+	if err != nil {
+		return err
+	}
+	pg.Port = port
+	conf := map[string]string{}
+	for k, v := range defaultPostgresSettings {
+		conf[k] = v
+	}
+	for k, v := range settings {
+		conf[k] = v
+	}
+	conf["port"] = fmt.Sprint(port)
+	conf["unix_socket_directories"] = "'" + pg.base + "'"
+	keys := make([]string, 0, len(conf))
+	for k := range conf {
+		keys = append(keys, k)
+	}
+	sort.Strings(keys)
+	var b strings.Builder
+	b.WriteString("\n# pgcdc test environment\n")
+	for _, k := range keys {
+		fmt.Fprintf(&b, "%s = %s\n", k, conf[k])
+	}
+	f, err := os.OpenFile(filepath.Join(pg.DataDir, "postgresql.conf"), os.O_APPEND|os.O_WRONLY, 0)
+	if err != nil {
+		return err
+	}
+	defer f.Close()
+	_, err = f.WriteString(b.String())
+	if err == nil {
+		// Replication connections from loopback, trusted (throwaway cluster).
+		err = os.WriteFile(filepath.Join(pg.DataDir, "pg_hba.conf"), []byte(
+			"local all all trust\nlocal replication all trust\n"+
+				"host all all 127.0.0.1/32 trust\nhost replication all 127.0.0.1/32 trust\n"), 0o600)
+		if err == nil {
+			err = pg.user.chownTree(pg.DataDir)
+		}
+	}
+	return err
+}
+
+func (pg *Postgres) logPath() string { return filepath.Join(pg.base, "postgres.log") }
+
+// Start starts the server (again) on its port and data directory and waits until it accepts queries.
+func (pg *Postgres) Start(ctx context.Context) error {
+	if pg.proc != nil && !pg.proc.exited() {
+		return errors.New("PostgreSQL is already running")
+	}
+	cmd := command(pg.user, filepath.Join(pg.binDir, "postgres"), "-D", pg.DataDir)
+	p, err := startProcess(cmd, pg.logPath())
+	if err != nil {
+		return err
+	}
+	pg.proc = p
+	deadline := time.Now().Add(60 * time.Second)
+	for {
+		if p.exited() {
+			return fmt.Errorf("PostgreSQL exited during start-up: %v\n%s", p.err, tailFile(pg.logPath(), 3000))
+		}
+		cctx, cancel := context.WithTimeout(ctx, 2*time.Second)
+		conn, err := pgx.Connect(cctx, pg.DSN("postgres"))
+		cancel()
+		if err == nil {
+			var one int
+			err = conn.QueryRow(ctx, "SELECT 1").Scan(&one)
+			conn.Close(ctx)
+			if err == nil {
+				return nil
+			}
+		}
+		if time.Now().After(deadline) || ctx.Err() != nil {
+			p.stop(syscall.SIGQUIT, 5*time.Second)
+			return fmt.Errorf("PostgreSQL on port %d not ready after 60s: %v\n%s", pg.Port, err, tailFile(pg.logPath(), 3000))
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+}
+
+// StopMode is how a PostgreSQL server is stopped.
+type StopMode int
+
+const (
+	StopFast      StopMode = iota // SIGINT: roll back sessions, checkpoint, exit
+	StopImmediate                 // SIGQUIT: exit at once, crash recovery on the next start
+	StopKill                      // SIGKILL of the postmaster
+)
+
+// Stop stops the server in the given mode and waits for it to exit.
+func (pg *Postgres) Stop(mode StopMode) {
+	if pg.proc == nil {
+		return
+	}
+	sig := map[StopMode]syscall.Signal{StopFast: syscall.SIGINT, StopImmediate: syscall.SIGQUIT, StopKill: syscall.SIGKILL}[mode]
+	pg.proc.stop(sig, 30*time.Second)
+}
+
+// Restart stops the server in the given mode and starts it again on the same port and data directory.
+func (pg *Postgres) Restart(ctx context.Context, mode StopMode) error {
+	pg.Stop(mode)
+	return pg.Start(ctx)
+}
+
+// PID is the postmaster's process id (changes on every Start).
+func (pg *Postgres) PID() int { return pg.proc.pid() }
+
+// Close stops the server and removes its files.
+func (pg *Postgres) Close() {
+	pg.Stop(StopImmediate)
+	os.RemoveAll(pg.base)
+}
+
+// DSN is a superuser connection URL for database db.
+func (pg *Postgres) DSN(db string) string {
+	return fmt.Sprintf("postgres://postgres@127.0.0.1:%d/%s?sslmode=disable", pg.Port, db)
+}
+
+// Log returns the end of the server log (for test failure messages).
+func (pg *Postgres) Log() string { return tailFile(pg.logPath(), 5000) }

@@ -1,0 +1,272 @@
+package testenv
+
+import (
+	"bufio"
+	"context"
+	"fmt"
+	"os"
+	"os/exec"
+	"strconv"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/jackc/pglogrepl"
+	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgconn"
+	"github.com/jackc/pgx/v5/pgproto3"
+	"github.com/segmentio/kafka-go"
+)
+
+func TestMain(m *testing.M) { Main(m) }
+
+// The shared broker takes a record from a real producer (acks=all) and gives it back to a consumer.
+func TestKafkaProduceConsume(t *testing.T) {
+	brokers := SharedKafka(t)
+	topic := UniqueName(t, "topic")
+	CreateTopic(t, brokers, topic, 3)
+	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+	defer cancel()
+	w := &kafka.Writer{Addr: kafka.TCP(brokers...), Topic: topic, RequiredAcks: kafka.RequireAll,
+		Balancer: &kafka.Murmur2Balancer{}, BatchTimeout: time.Millisecond}
+	defer w.Close()
+	var msgs []kafka.Message
+	for i := 0; i < 10; i++ {
+		msgs = append(msgs, kafka.Message{Key: []byte(fmt.Sprint("k", i)), Value: []byte(fmt.Sprint("v", i))})
+	}
+	if err := w.WriteMessages(ctx, msgs...); err != nil {
+		t.Fatalf("produce: %v", err)
+	}
+	got, err := ReadTopic(ctx, brokers, topic, 10, 30*time.Second)
+	if err != nil {
+		t.Fatal(err)
+	}
+	seen := map[string]string{}
+	for _, m := range got {
+		seen[string(m.Key)] = string(m.Value)
+	}
+	for i := 0; i < 10; i++ {
+		if v := seen[fmt.Sprint("k", i)]; v != fmt.Sprint("v", i) {
+			t.Errorf("key k%d: got value %q", i, v)
+		}
+	}
+	if len(got) != 10 {
+		t.Errorf("read %d records, want 10", len(got))
+	}
+}
+
+// A logical slot on the shared PostgreSQL streams a committed insert through pgoutput to pglogrepl.
+func TestPostgresLogicalSlot(t *testing.T) {
+	dsn := NewDatabase(t)
+	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+	defer cancel()
+	conn, err := pgx.Connect(ctx, dsn)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close(ctx)
+	for _, q := range []string{
+		`CREATE TABLE items (id int PRIMARY KEY, name text)`,
+		`CREATE PUBLICATION pub FOR TABLE items`,
+	} {
+		if _, err := conn.Exec(ctx, q); err != nil {
+			t.Fatalf("%s: %v", q, err)
+		}
+	}
+	repl, err := pgconn.Connect(ctx, dsn+"&replication=database")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer repl.Close(context.Background())
+	slot := UniqueName(t, "slot")
+	if _, err := pglogrepl.CreateReplicationSlot(ctx, repl, slot, "pgoutput", pglogrepl.CreateReplicationSlotOptions{}); err != nil {
+		t.Fatalf("create slot: %v", err)
+	}
+	if _, err := conn.Exec(ctx, `INSERT INTO items VALUES (42, 'answer')`); err != nil {
+		t.Fatal(err)
+	}
+	err = pglogrepl.StartReplication(ctx, repl, slot, 0, pglogrepl.StartReplicationOptions{
+		PluginArgs: []string{"proto_version '1'", "publication_names 'pub'"}})
+	if err != nil {
+		t.Fatalf("start replication: %v", err)
+	}
+	rel := map[uint32]*pglogrepl.RelationMessage{}
+	for {
+		raw, err := repl.ReceiveMessage(ctx)
+		if err != nil {
+			t.Fatalf("receive: %v", err)
+		}
+		cd, ok := raw.(*pgproto3.CopyData)
+		if !ok || len(cd.Data) == 0 || cd.Data[0] != pglogrepl.XLogDataByteID {
+			continue
+		}
+		x, err := pglogrepl.ParseXLogData(cd.Data[1:])
+		if err != nil {
+			t.Fatal(err)
+		}
+		msg, err := pglogrepl.Parse(x.WALData)
+		if err != nil {
+			t.Fatal(err)
+		}
+		switch m := msg.(type) {
+		case *pglogrepl.RelationMessage:
+			rel[m.RelationID] = m
+		case *pglogrepl.InsertMessage:
+			r := rel[m.RelationID]
+			if r == nil || r.RelationName != "items" {
+				t.Fatalf("insert into unknown relation %d", m.RelationID)
+			}
+			got := []string{string(m.Tuple.Columns[0].Data), string(m.Tuple.Columns[1].Data)}
+			if got[0] != "42" || got[1] != "answer" {
+				t.Fatalf("insert carried %v, want [42 answer]", got)
+			}
+			return
+		}
+	}
+}
+
+// A dedicated cluster takes its own settings and restarts in place on the same port.
+func TestDedicatedPostgresSettingsAndRestart(t *testing.T) {
+	Require(t)
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	defer cancel()
+	pg, err := StartPostgres(ctx, PostgresOptions{Settings: map[string]string{"wal_level": "replica"}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer pg.Close()
+	query := func() (walLevel string, started time.Time) {
+		conn, err := pgx.Connect(ctx, pg.DSN("postgres"))
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer conn.Close(ctx)
+		if err := conn.QueryRow(ctx, `SELECT current_setting('wal_level'), pg_postmaster_start_time()`).Scan(&walLevel, &started); err != nil {
+			t.Fatal(err)
+		}
+		return
+	}
+	level, start1 := query()
+	if level != "replica" {
+		t.Fatalf("wal_level = %s, want replica", level)
+	}
+	pid1, port := pg.PID(), pg.Port
+	if err := pg.Restart(ctx, StopImmediate); err != nil {
+		t.Fatal(err)
+	}
+	_, start2 := query()
+	if pg.PID() == pid1 || !start2.After(start1) || pg.Port != port {
+		t.Fatalf("restart: pid %d→%d, start %v→%v, port %d→%d", pid1, pg.PID(), start1, start2, port, pg.Port)
+	}
+	if alive(pid1) {
+		t.Fatalf("old postmaster %d still alive", pid1)
+	}
+}
+
+// A dedicated broker can be frozen and thawed, and restarted on the same port.
+func TestDedicatedKafkaPauseAndRestart(t *testing.T) {
+	Require(t)
+	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
+	defer cancel()
+	k, err := StartKafka(ctx, KafkaOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer k.Close()
+	brokers := []string{k.Addr()}
+	if err := k.Pause(); err != nil {
+		t.Fatal(err)
+	}
+	if err := metadataPing(ctx, k.Addr(), 2*time.Second); err == nil {
+		t.Fatal("a paused broker answered a Metadata request")
+	}
+	if err := k.Resume(); err != nil {
+		t.Fatal(err)
+	}
+	if err := k.waitReady(ctx, 30*time.Second); err != nil {
+		t.Fatalf("after resume: %v", err)
+	}
+	topic := UniqueName(t, "topic")
+	CreateTopic(t, brokers, topic, 1)
+	w := &kafka.Writer{Addr: kafka.TCP(brokers...), Topic: topic, RequiredAcks: kafka.RequireAll, BatchTimeout: time.Millisecond}
+	if err := w.WriteMessages(ctx, kafka.Message{Value: []byte("before restart")}); err != nil {
+		t.Fatal(err)
+	}
+	w.Close()
+	pid1 := k.PID()
+	if err := k.Restart(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if k.PID() == pid1 {
+		t.Fatal("restart kept the same pid")
+	}
+	got, err := ReadTopic(ctx, brokers, topic, 1, 60*time.Second)
+	if err != nil || string(got[0].Value) != "before restart" {
+		t.Fatalf("after restart: %v %v", got, err)
+	}
+}
+
+// Servers die with the process that started them, even when it is killed with SIGKILL.
+func TestServersDieWithTheirProcess(t *testing.T) {
+	Require(t)
+	if os.Getenv("PGCDC_TESTENV_CHILD") == "1" {
+		ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+		defer cancel()
+		pg, err := StartPostgres(ctx, PostgresOptions{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		fmt.Printf("postmaster-pid %d %s\n", pg.PID(), pg.base)
+		time.Sleep(time.Minute) // until the parent kills us
+		return
+	}
+	cmd := exec.Command(os.Args[0], "-test.run=^TestServersDieWithTheirProcess$", "-test.v")
+	cmd.Env = append(os.Environ(), "PGCDC_TESTENV_CHILD=1")
+	out, err := cmd.StdoutPipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	defer cmd.Process.Kill()
+	var pid int
+	var base string
+	sc := bufio.NewScanner(out)
+	for sc.Scan() {
+		if f := strings.Fields(sc.Text()); len(f) == 3 && f[0] == "postmaster-pid" {
+			pid, _ = strconv.Atoi(f[1])
+			base = f[2]
+			break
+		}
+	}
+	if pid == 0 {
+		t.Fatal("child did not report a postmaster pid")
+	}
+	defer os.RemoveAll(base)
+	if !alive(pid) {
+		t.Fatalf("postmaster %d not running before the kill", pid)
+	}
+	if err := cmd.Process.Kill(); err != nil {
+		t.Fatal(err)
+	}
+	_ = cmd.Wait()
+	for i := 0; i < 100; i++ {
+		if !alive(pid) {
+			return // gone
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+	t.Fatalf("postmaster %d outlived its killed parent", pid)
+}
+
+// alive reports whether pid is a running (not zombie) process.
+func alive(pid int) bool {
+	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
+	if err != nil {
+		return false
+	}
+	s := string(b)
+	i := strings.LastIndexByte(s, ')')
+	return i > 0 && i+2 < len(s) && s[i+2] != 'Z'
+}
