@@ -1,0 +1,170 @@
+package config
+
+import (
+	"os"
+	"path/filepath"
+	"time"
+)
+
+// Config is the whole pgcdc configuration. Obtain one with Load (or Default
+// for tests) and check it with Validate; Load already validates.
+type Config struct {
+	Postgres PostgresConfig `yaml:"postgres"`
+	Tables   TablesConfig   `yaml:"tables"`
+	Kafka    KafkaConfig    `yaml:"kafka"`
+	Events   EventsConfig   `yaml:"events"`
+	Log      LogConfig      `yaml:"log"`
+}
+
+// PostgresConfig configures the source database, the replication slot and
+// the publication.
+type PostgresConfig struct {
+	DSN                        string        `yaml:"dsn"`                          // libpq URL or key=value; may contain no password (then Password/PasswordFile)
+	Password                   string        `yaml:"password"`                     // normally from env PGCDC_POSTGRES_PASSWORD
+	PasswordFile               string        `yaml:"password_file"`                // file whose first line (trimmed) is the password
+	Slot                       string        `yaml:"slot"`                         // default "pgcdc"; [a-z0-9_]{1,63}
+	Publication                string        `yaml:"publication"`                  // default "pgcdc"; [a-z_][a-z0-9_]{0,62}
+	CreateSlot                 bool          `yaml:"create_slot"`                  // default true
+	CreatePublication          bool          `yaml:"create_publication"`           // default true
+	Streaming                  bool          `yaml:"streaming"`                    // protocol v2 streaming of in-progress transactions with a local spool; default false
+	SpoolDir                   string        `yaml:"spool_dir"`                    // default filepath.Join(os.TempDir(), "pgcdc-spool-"+Slot)
+	SpoolMaxBytes              ByteSize      `yaml:"spool_max_bytes"`              // default 10GiB
+	StatusInterval             time.Duration `yaml:"status_interval"`              // default 10s; > 0
+	ConnectTimeout             time.Duration `yaml:"connect_timeout"`              // start-up bound, default 30s
+	PublicationRefreshInterval time.Duration `yaml:"publication_refresh_interval"` // default 30s; 0 disables
+}
+
+// TablesConfig selects the captured tables.
+type TablesConfig struct {
+	Include []string `yaml:"include"` // "schema.table" glob patterns (path.Match syntax: * ? [..]); default ["public.*"]
+	Exclude []string `yaml:"exclude"`
+}
+
+// KafkaConfig configures the Kafka producer and topic creation.
+type KafkaConfig struct {
+	Brokers           []string          `yaml:"brokers"`             // required, host:port each
+	TopicPrefix       string            `yaml:"topic_prefix"`        // required; Debezium topic.prefix; [a-zA-Z0-9._-]+
+	CreateTopics      bool              `yaml:"create_topics"`       // default true; false = topics must exist
+	Partitions        int               `yaml:"partitions"`          // default 1, >= 1
+	ReplicationFactor int               `yaml:"replication_factor"`  // default 1, >= 1
+	TopicConfig       map[string]string `yaml:"topic_config"`        // extra topic configs at creation; merged over the defaults
+	Acks              string            `yaml:"acks"`                // all (default) | one | none
+	Compression       string            `yaml:"compression"`         // none (default) | gzip | snappy | lz4 | zstd
+	BatchMaxMessages  int               `yaml:"batch_max_messages"`  // default 10000
+	BatchMaxBytes     ByteSize          `yaml:"batch_max_bytes"`     // default 1MiB
+	BatchTimeout      time.Duration     `yaml:"batch_timeout"`       // default 5ms
+	WriteTimeout      time.Duration     `yaml:"write_timeout"`       // default 30s
+	MaxInFlightBytes  ByteSize          `yaml:"max_in_flight_bytes"` // default 64MiB; memory bound of unacknowledged records
+	ConnectTimeout    time.Duration     `yaml:"connect_timeout"`     // start-up bound, default 30s
+	ClientID          string            `yaml:"client_id"`           // default "pgcdc"
+}
+
+// EventsConfig shapes the Debezium-compatible events.
+type EventsConfig struct {
+	KeySchemas         bool   `yaml:"key_schemas"`                   // default true (JsonConverter key schemas.enable)
+	ValueSchemas       bool   `yaml:"value_schemas"`                 // default true
+	TombstonesOnDelete bool   `yaml:"tombstones_on_delete"`          // default true
+	UnavailableValue   string `yaml:"unavailable_value_placeholder"` // default "__debezium_unavailable_value"
+	UnknownTypes       string `yaml:"unknown_types"`                 // error (default) | text
+	DecimalHandling    string `yaml:"decimal_handling"`              // precise (default) | double | string
+	TimePrecision      string `yaml:"time_precision"`                // adaptive (default) | adaptive_time_microseconds | connect
+	BinaryHandling     string `yaml:"binary_handling"`               // bytes (default) | base64 | base64-url-safe | hex
+	IntervalHandling   string `yaml:"interval_handling"`             // numeric (default) | string
+}
+
+// LogConfig configures logging.
+type LogConfig struct {
+	Level  string `yaml:"level"`  // trace | debug | info (default) | warn | error
+	Format string `yaml:"format"` // json (default) | console | auto (console when stdout is a terminal)
+}
+
+// Default values that other packages may want to refer to.
+const (
+	DefaultSlot                      = "pgcdc"
+	DefaultPublication               = "pgcdc"
+	DefaultClientID                  = "pgcdc"
+	DefaultUnavailableValue          = "__debezium_unavailable_value"
+	DefaultSpoolMaxBytes    ByteSize = 10 * GiB
+)
+
+// DefaultTopicConfig returns the topic configs applied at topic creation
+// unless overridden: keep every event forever (the topics are the event log).
+func DefaultTopicConfig() map[string]string {
+	return map[string]string{"retention.ms": "-1", "cleanup.policy": "delete"}
+}
+
+// DefaultSpoolDir is the spool directory used when spool_dir is not set:
+// filepath.Join(os.TempDir(), "pgcdc-spool-"+slot).
+func DefaultSpoolDir(slot string) string {
+	return filepath.Join(os.TempDir(), "pgcdc-spool-"+slot)
+}
+
+// Default returns the configuration with every default applied. It does not
+// validate: Kafka brokers, the topic prefix and the DSN have no default.
+func Default() Config {
+	return Config{
+		Postgres: PostgresConfig{
+			Slot:                       DefaultSlot,
+			Publication:                DefaultPublication,
+			CreateSlot:                 true,
+			CreatePublication:          true,
+			Streaming:                  false,
+			SpoolDir:                   DefaultSpoolDir(DefaultSlot),
+			SpoolMaxBytes:              DefaultSpoolMaxBytes,
+			StatusInterval:             10 * time.Second,
+			ConnectTimeout:             30 * time.Second,
+			PublicationRefreshInterval: 30 * time.Second,
+		},
+		Tables: TablesConfig{
+			Include: []string{"public.*"},
+		},
+		Kafka: KafkaConfig{
+			CreateTopics:      true,
+			Partitions:        1,
+			ReplicationFactor: 1,
+			TopicConfig:       DefaultTopicConfig(),
+			Acks:              "all",
+			Compression:       "none",
+			BatchMaxMessages:  10000,
+			BatchMaxBytes:     1 * MiB,
+			BatchTimeout:      5 * time.Millisecond,
+			WriteTimeout:      30 * time.Second,
+			MaxInFlightBytes:  64 * MiB,
+			ConnectTimeout:    30 * time.Second,
+			ClientID:          DefaultClientID,
+		},
+		Events: EventsConfig{
+			KeySchemas:         true,
+			ValueSchemas:       true,
+			TombstonesOnDelete: true,
+			UnavailableValue:   DefaultUnavailableValue,
+			UnknownTypes:       "error",
+			DecimalHandling:    "precise",
+			TimePrecision:      "adaptive",
+			BinaryHandling:     "bytes",
+			IntervalHandling:   "numeric",
+		},
+		Log: LogConfig{
+			Level:  "info",
+			Format: "json",
+		},
+	}
+}
+
+// Redacted returns a copy that is safe to log or print: the password is
+// replaced by "xxxxx" when set and the DSN by RedactedDSN.
+func (c Config) Redacted() Config {
+	if c.Postgres.Password != "" {
+		c.Postgres.Password = redactedPassword
+	}
+	c.Postgres.DSN = c.Postgres.RedactedDSN()
+	m := make(map[string]string, len(c.Kafka.TopicConfig))
+	for k, v := range c.Kafka.TopicConfig {
+		m[k] = v
+	}
+	c.Kafka.TopicConfig = m
+	c.Tables.Include = append([]string(nil), c.Tables.Include...)
+	c.Tables.Exclude = append([]string(nil), c.Tables.Exclude...)
+	c.Kafka.Brokers = append([]string(nil), c.Kafka.Brokers...)
+	return c
+}

@@ -1,0 +1,55 @@
+package config
+
+import (
+	"fmt"
+	"path"
+	"strings"
+)
+
+// Matches reports whether schema.table is captured: it matches at least one
+// Include pattern and no Exclude pattern. A pattern "s.t" matches when s
+// matches the schema and t the table, each with path.Match (so "*" never
+// crosses the dot). Matching is case-sensitive, on the names as stored in
+// the catalog (unquoted identifiers are lower case). Malformed patterns
+// match nothing; Validate reports them.
+func (t TablesConfig) Matches(schema, table string) bool {
+	return matchAny(t.Include, schema, table) && !matchAny(t.Exclude, schema, table)
+}
+
+func matchAny(patterns []string, schema, table string) bool {
+	// path.Match's wildcards never match '/', which may occur in quoted
+	// identifiers; patterns cannot contain it, so map it to a byte they can
+	// match.
+	schema = strings.ReplaceAll(schema, "/", "\x00")
+	table = strings.ReplaceAll(table, "/", "\x00")
+	for _, p := range patterns {
+		sp, tp, ok := strings.Cut(p, ".")
+		if !ok {
+			continue
+		}
+		if ms, err := path.Match(sp, schema); err != nil || !ms {
+			continue
+		}
+		if mt, err := path.Match(tp, table); err == nil && mt {
+			return true
+		}
+	}
+	return false
+}
+
+// checkTablePattern says what is wrong with a pattern, or "" if nothing.
+func checkTablePattern(p string) string {
+	parts := strings.Split(p, ".")
+	if len(parts) != 2 || parts[0] == "" || parts[1] == "" {
+		return fmt.Sprintf("pattern %q must be schema.table with exactly one dot, each side a glob (* ? [..]), e.g. public.* or sales.order_?", p)
+	}
+	for _, part := range parts {
+		if _, err := path.Match(part, ""); err != nil {
+			return fmt.Sprintf("pattern %q is not a valid glob (path.Match syntax: * ? [abc] [a-z] [^a]): %v", p, err)
+		}
+		if strings.Contains(part, "/") {
+			return fmt.Sprintf("pattern %q must not contain '/'", p)
+		}
+	}
+	return ""
+}

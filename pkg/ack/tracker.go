@@ -1,0 +1,185 @@
+package ack
+
+import (
+	"fmt"
+	"sync"
+)
+
+// LSN is a PostgreSQL write-ahead log position.
+type LSN uint64
+
+func (l LSN) String() string { return fmt.Sprintf("%X/%X", uint32(l>>32), uint32(l)) }
+
+// TxnID identifies a transaction registered with a Tracker. IDs increase in registration order.
+type TxnID uint64
+
+type txn struct {
+	id        TxnID
+	pending   int64 // events handed to the sink and not yet acknowledged
+	committed bool  // Commit seen: no more events will be added
+	end       LSN   // end LSN of the commit record (valid once committed)
+}
+
+// Tracker holds the transactions between the first unacknowledged one and the newest one.
+type Tracker struct {
+	mu     sync.Mutex
+	queue  []txn // registration order; queue[0] is the oldest not yet confirmable
+	nextID TxnID
+	safe   LSN   // newest confirmable LSN
+	acked  int64 // events acknowledged in total (for progress)
+	events int64 // events added in total
+}
+
+// New returns a Tracker whose confirmable LSN starts at start (the slot's confirmed position).
+func New(start LSN) *Tracker {
+	return &Tracker{safe: start, nextID: 1}
+}
+
+// Begin registers a new transaction after every earlier one.
+func (t *Tracker) Begin() TxnID {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	id := t.nextID
+	t.nextID++
+	t.queue = append(t.queue, txn{id: id})
+	return id
+}
+
+// find returns the queue index of id, or -1 when it is no longer tracked.
+func (t *Tracker) find(id TxnID) int {
+	if len(t.queue) == 0 || id < t.queue[0].id {
+		return -1
+	}
+	// IDs are increasing but not dense after Discard: binary search.
+	lo, hi := 0, len(t.queue)-1
+	for lo <= hi {
+		mid := (lo + hi) / 2
+		switch q := t.queue[mid].id; {
+		case q == id:
+			return mid
+		case q < id:
+			lo = mid + 1
+		default:
+			hi = mid - 1
+		}
+	}
+	return -1
+}
+
+// Add counts n more events of transaction id in flight.
+func (t *Tracker) Add(id TxnID, n int) {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	i := t.find(id)
+	if i < 0 {
+		panic(fmt.Sprintf("ack: Add to unknown transaction %d", id))
+	}
+	if t.queue[i].committed {
+		panic(fmt.Sprintf("ack: Add to committed transaction %d", id))
+	}
+	t.queue[i].pending += int64(n)
+	t.events += int64(n)
+}
+
+// Commit closes transaction id: it will get no more events and ends at end.
+func (t *Tracker) Commit(id TxnID, end LSN) {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	i := t.find(id)
+	if i < 0 {
+		panic(fmt.Sprintf("ack: Commit of unknown transaction %d", id))
+	}
+	t.queue[i].committed, t.queue[i].end = true, end
+	t.advance()
+}
+
+// Ack counts n events of transaction id as acknowledged by Kafka. Acknowledgements of a transaction
+// that was discarded (see DiscardOpen) are ignored.
+func (t *Tracker) Ack(id TxnID, n int) {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	t.acked += int64(n)
+	i := t.find(id)
+	if i < 0 {
+		return
+	}
+	t.queue[i].pending -= int64(n)
+	if t.queue[i].pending < 0 {
+		panic(fmt.Sprintf("ack: transaction %d acknowledged more events than it had", id))
+	}
+	if i == 0 {
+		t.advance()
+	}
+}
+
+// advance pops every leading transaction that is committed and fully acknowledged.
+func (t *Tracker) advance() {
+	n := 0
+	for n < len(t.queue) && t.queue[n].committed && t.queue[n].pending == 0 {
+		if t.queue[n].end > t.safe {
+			t.safe = t.queue[n].end
+		}
+		n++
+	}
+	if n > 0 {
+		t.queue = append(t.queue[:0], t.queue[n:]...)
+	}
+}
+
+// DiscardOpen forgets the transactions whose commit has not been seen (the stream broke in their
+// middle; PostgreSQL sends them again, whole, after a reconnect). Their in-flight events may still be
+// acknowledged; those acknowledgements are ignored.
+func (t *Tracker) DiscardOpen() {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	kept := t.queue[:0]
+	for _, q := range t.queue {
+		if q.committed {
+			kept = append(kept, q)
+		}
+	}
+	t.queue = kept
+	t.advance()
+}
+
+// Safe returns the LSN that may be confirmed to PostgreSQL as flushed.
+func (t *Tracker) Safe() LSN {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	return t.safe
+}
+
+// Idle reports whether nothing is in flight: no transaction open or waiting for acknowledgements.
+func (t *Tracker) Idle() bool {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	return len(t.queue) == 0
+}
+
+// ConfirmIdle raises the confirmable LSN to lsn (a keepalive's server WAL end) when nothing is in
+// flight, and reports whether it did. Doing so while anything is in flight would lose it on a
+// restart (invariant 2).
+func (t *Tracker) ConfirmIdle(lsn LSN) bool {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	if len(t.queue) != 0 {
+		return false
+	}
+	if lsn > t.safe {
+		t.safe = lsn
+	}
+	return true
+}
+
+// Stats are counters for progress reports.
+type Stats struct {
+	Events, Acked int64 // events handed to the sink / acknowledged, since New
+	Open          int   // transactions not yet confirmable
+}
+
+// Stats returns the current counters.
+func (t *Tracker) Stats() Stats {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	return Stats{Events: t.events, Acked: t.acked, Open: len(t.queue)}
+}

@@ -1,0 +1,319 @@
+package event
+
+import (
+	"fmt"
+	"strconv"
+	"time"
+)
+
+// Encoder encodes events of one Table version. It precomputes the key and
+// value schema JSON once; AppendKey/AppendValue only write payloads. An
+// Encoder is not safe for concurrent use (it reuses scratch buffers); create
+// one per goroutine or guard it.
+type Encoder struct {
+	opts  Options
+	table Table
+	topic string
+	ph    string
+
+	cols     []*codec
+	colNames [][]byte // `"name":` per column, JSON-escaped
+	key      []int
+
+	keyPrefix []byte // `{"schema":...,"payload":{` or `{`
+	keySuffix []byte // `}}` or `}`
+	valPrefix []byte // `{"schema":...,"payload":{"before":` or `{"before":`
+	valSuffix []byte
+	srcHead   []byte // `,"source":{"version":...,"connector":"postgresql","name":...,"ts_ms":`
+	dbSeq     []byte // `,"db":"...","sequence":`
+	srcTable  []byte // `,"schema":"...","table":"...","txId":`
+
+	s scratch
+}
+
+// NewEncoder builds the encoder for one table version. It fails, naming
+// schema.table, column and type, when a column type cannot be mapped (unless
+// opts.UnknownTypesAsText), or when a key index is out of range.
+func NewEncoder(opts Options, t Table) (*Encoder, error) {
+	if opts.UnavailableValue == "" {
+		opts.UnavailableValue = DefaultUnavailableValue
+	}
+	switch opts.TimePrecision {
+	case "", "adaptive", "adaptive_time_microseconds", "connect":
+	default:
+		return nil, fmt.Errorf("unknown time precision mode %q", opts.TimePrecision)
+	}
+	switch opts.IntervalHandling {
+	case "", "numeric", "string":
+	default:
+		return nil, fmt.Errorf("unknown interval handling mode %q", opts.IntervalHandling)
+	}
+	e := &Encoder{opts: opts, table: t, ph: opts.UnavailableValue}
+	e.topic = SanitizeTopic(opts.TopicPrefix + "." + t.Schema + "." + t.Name)
+	prefix := opts.TopicPrefix + "." + t.Schema + "." + t.Name
+
+	valueFields := make([]connectField, len(t.Columns))
+	for i, c := range t.Columns {
+		cd, err := e.codecFor(c)
+		if err != nil {
+			return nil, err
+		}
+		sc := cd.schema.withOptional(c.Optional)
+		if c.HasDefault {
+			var dv []byte
+			switch {
+			case c.Default != nil:
+				dv, err = cd.appendValue(nil, c.Default, &e.s)
+				if err != nil {
+					return nil, e.valueError(i, c.Default, err)
+				}
+			case !c.Optional:
+				dv = cd.appendFallback(nil)
+			}
+			sc.dflt = dv
+		}
+		cd.schema = sc
+		e.cols = append(e.cols, cd)
+		e.colNames = append(e.colNames, append(appendJSONStringS(nil, c.Name), ':'))
+		valueFields[i] = connectField{c.Name, sc}
+	}
+	for _, k := range t.Key {
+		if k < 0 || k >= len(t.Columns) {
+			return nil, fmt.Errorf("%s.%s: key column index %d out of range", t.Schema, t.Name, k)
+		}
+	}
+	e.key = append([]int(nil), t.Key...)
+
+	// key
+	if len(e.key) > 0 {
+		ks := &connectSchema{typ: "struct", name: prefix + ".Key"}
+		for _, k := range e.key {
+			ks.fields = append(ks.fields, connectField{t.Columns[k].Name, e.cols[k].schema})
+		}
+		if opts.KeySchemas {
+			e.keyPrefix = append(e.keyPrefix, `{"schema":`...)
+			e.keyPrefix = appendSchemaJSON(e.keyPrefix, ks, "")
+			e.keyPrefix = append(e.keyPrefix, `,"payload":{`...)
+			e.keySuffix = []byte("}}")
+		} else {
+			e.keyPrefix = []byte("{")
+			e.keySuffix = []byte("}")
+		}
+	}
+
+	// value envelope
+	row := &connectSchema{typ: "struct", optional: true, name: prefix + ".Value", fields: valueFields}
+	env := &connectSchema{
+		typ: "struct", name: prefix + ".Envelope", version: envelopeVersion,
+		fields: []connectField{
+			{"before", row}, {"after", row}, {"source", sourceSchema},
+			{"op", strReq}, {"ts_ms", int64Opt}, {"ts_us", int64Opt}, {"ts_ns", int64Opt},
+			{"transaction", transactionSchema},
+		},
+	}
+	if opts.ValueSchemas {
+		e.valPrefix = append(e.valPrefix, `{"schema":`...)
+		e.valPrefix = appendSchemaJSON(e.valPrefix, env, "")
+		e.valPrefix = append(e.valPrefix, `,"payload":{"before":`...)
+		e.valSuffix = []byte("}}")
+	} else {
+		e.valPrefix = []byte(`{"before":`)
+		e.valSuffix = []byte("}")
+	}
+	b := []byte(`,"source":{"version":`)
+	b = appendJSONStringS(b, opts.Version)
+	b = append(b, `,"connector":"postgresql","name":`...)
+	b = appendJSONStringS(b, opts.TopicPrefix)
+	b = append(b, `,"ts_ms":`...)
+	e.srcHead = b
+	b = []byte(`,"db":`)
+	b = appendJSONStringS(b, opts.Database)
+	b = append(b, `,"sequence":`...)
+	e.dbSeq = b
+	b = []byte(`,"schema":`)
+	b = appendJSONStringS(b, t.Schema)
+	b = append(b, `,"table":`...)
+	b = appendJSONStringS(b, t.Name)
+	b = append(b, `,"txId":`...)
+	e.srcTable = b
+	return e, nil
+}
+
+// Topic returns "<prefix>.<schema>.<table>" sanitized like Debezium.
+func (e *Encoder) Topic() string { return e.topic }
+
+// Table returns the table this encoder was built for.
+func (e *Encoder) Table() Table { return e.table }
+
+// HasKey reports whether records of this table carry a (non-null) key.
+func (e *Encoder) HasKey() bool { return len(e.key) > 0 }
+
+// AppendKey appends the Kafka record key (JsonConverter bytes) for the row to
+// dst; it returns dst unchanged and ok=false when the table has no key (null
+// key). row holds all columns of the table (only the key columns are read).
+func (e *Encoder) AppendKey(dst []byte, row []Datum) (out []byte, ok bool, err error) {
+	if len(e.key) == 0 {
+		return dst, false, nil
+	}
+	if len(row) != len(e.cols) {
+		return dst, false, fmt.Errorf("%s.%s: row has %d columns, table has %d", e.table.Schema, e.table.Name, len(row), len(e.cols))
+	}
+	start := len(dst)
+	dst = append(dst, e.keyPrefix...)
+	for i, k := range e.key {
+		if i > 0 {
+			dst = append(dst, ',')
+		}
+		dst = append(dst, e.colNames[k]...)
+		if dst, err = e.appendDatum(dst, k, row[k]); err != nil {
+			return dst[:start], false, err
+		}
+	}
+	return append(dst, e.keySuffix...), true, nil
+}
+
+// AppendValue appends the full value envelope. before/after may be nil (=>
+// JSON null). now is the processing time (envelope ts_ms/ts_us/ts_ns).
+func (e *Encoder) AppendValue(dst []byte, op Op, before, after []Datum, src Source, tx *Transaction, now time.Time) ([]byte, error) {
+	start := len(dst)
+	var err error
+	dst = append(dst, e.valPrefix...)
+	if dst, err = e.appendRow(dst, before); err != nil {
+		return dst[:start], err
+	}
+	dst = append(dst, `,"after":`...)
+	if dst, err = e.appendRow(dst, after); err != nil {
+		return dst[:start], err
+	}
+	ct := src.CommitTime
+	if ct.IsZero() {
+		ct = now
+	}
+	dst = append(dst, e.srcHead...)
+	dst = strconv.AppendInt(dst, ct.UnixMilli(), 10)
+	dst = append(dst, `,"snapshot":`...)
+	if src.Snapshot == "" {
+		dst = append(dst, `"false"`...)
+	} else {
+		dst = appendJSONStringS(dst, src.Snapshot)
+	}
+	dst = append(dst, e.dbSeq...)
+	// sequence: Jackson writes ["<lastCommitLsn>","<lsn>"] (nulls as null),
+	// then it is itself a JSON string
+	dst = append(dst, `"[`...)
+	if src.LastCommitLSN == 0 {
+		dst = append(dst, "null"...)
+	} else {
+		dst = append(dst, `\"`...)
+		dst = strconv.AppendUint(dst, src.LastCommitLSN, 10)
+		dst = append(dst, `\"`...)
+	}
+	dst = append(dst, ',')
+	if src.LSN == 0 {
+		dst = append(dst, "null"...)
+	} else {
+		dst = append(dst, `\"`...)
+		dst = strconv.AppendUint(dst, src.LSN, 10)
+		dst = append(dst, `\"`...)
+	}
+	dst = append(dst, `]","ts_us":`...)
+	dst = strconv.AppendInt(dst, ct.UnixMicro(), 10)
+	dst = append(dst, `,"ts_ns":`...)
+	dst = strconv.AppendInt(dst, ct.UnixNano(), 10)
+	dst = append(dst, e.srcTable...)
+	if src.TxID == 0 {
+		dst = append(dst, "null"...)
+	} else {
+		dst = strconv.AppendUint(dst, uint64(src.TxID), 10)
+	}
+	dst = append(dst, `,"lsn":`...)
+	if src.LSN == 0 {
+		dst = append(dst, "null"...)
+	} else {
+		dst = strconv.AppendUint(dst, src.LSN, 10)
+	}
+	dst = append(dst, `,"xmin":null},"op":"`...)
+	if op == 0 {
+		return dst[:start], fmt.Errorf("%s.%s: missing op", e.table.Schema, e.table.Name)
+	}
+	dst = append(dst, byte(op))
+	dst = append(dst, `","ts_ms":`...)
+	dst = strconv.AppendInt(dst, now.UnixMilli(), 10)
+	dst = append(dst, `,"ts_us":`...)
+	dst = strconv.AppendInt(dst, now.UnixMicro(), 10)
+	dst = append(dst, `,"ts_ns":`...)
+	dst = strconv.AppendInt(dst, now.UnixNano(), 10)
+	dst = append(dst, `,"transaction":`...)
+	if tx == nil {
+		dst = append(dst, "null"...)
+	} else {
+		dst = append(dst, `{"id":`...)
+		dst = appendJSONStringS(dst, tx.ID)
+		dst = append(dst, `,"total_order":`...)
+		dst = strconv.AppendInt(dst, tx.TotalOrder, 10)
+		dst = append(dst, `,"data_collection_order":`...)
+		dst = strconv.AppendInt(dst, tx.DataCollectionOrder, 10)
+		dst = append(dst, '}')
+	}
+	return append(dst, e.valSuffix...), nil
+}
+
+func (e *Encoder) appendRow(dst []byte, row []Datum) ([]byte, error) {
+	if row == nil {
+		return append(dst, "null"...), nil
+	}
+	if len(row) != len(e.cols) {
+		return dst, fmt.Errorf("%s.%s: row has %d columns, table has %d", e.table.Schema, e.table.Name, len(row), len(e.cols))
+	}
+	dst = append(dst, '{')
+	var err error
+	for i := range e.cols {
+		if i > 0 {
+			dst = append(dst, ',')
+		}
+		dst = append(dst, e.colNames[i]...)
+		if dst, err = e.appendDatum(dst, i, row[i]); err != nil {
+			return dst, err
+		}
+	}
+	return append(dst, '}'), nil
+}
+
+func (e *Encoder) appendDatum(dst []byte, i int, d Datum) ([]byte, error) {
+	cd := e.cols[i]
+	switch d.Kind {
+	case DatumText:
+		out, err := cd.appendValue(dst, d.Text, &e.s)
+		if err != nil {
+			return dst, e.valueError(i, d.Text, err)
+		}
+		return out, nil
+	case DatumUnchanged:
+		out, err := cd.appendPlaceholder(dst, e.ph)
+		if err != nil {
+			c := e.table.Columns[i]
+			return dst, fmt.Errorf("%s.%s column %q (%s): %w", e.table.Schema, e.table.Name, c.Name, c.TypeName, err)
+		}
+		return out, nil
+	default: // DatumNull, DatumAbsent
+		if e.table.Columns[i].Optional {
+			return append(dst, "null"...), nil
+		}
+		// JdbcValueConverters.convertValue: NOT NULL column => schema default, else fallback
+		if cd.schema.dflt != nil {
+			return append(dst, cd.schema.dflt...), nil
+		}
+		return cd.appendFallback(dst), nil
+	}
+}
+
+func (e *Encoder) valueError(i int, text []byte, err error) error {
+	c := e.table.Columns[i]
+	t := text
+	suffix := ""
+	if len(t) > 64 {
+		t = t[:64]
+		suffix = "..."
+	}
+	return fmt.Errorf("%s.%s column %q (%s): invalid value %q%s: %w", e.table.Schema, e.table.Name, c.Name, c.TypeName, t, suffix, err)
+}

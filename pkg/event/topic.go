@@ -1,0 +1,47 @@
+package event
+
+import "unicode/utf8"
+
+// SanitizeTopic applies Debezium's topic-name rule
+// (AbstractTopicNamingStrategy.sanitizedTopicName / isValidTopicNameCharacter):
+// every character outside [a-zA-Z0-9._-] becomes '_'. Debezium works on Java
+// chars (UTF-16 code units), so a character outside the Basic Multilingual
+// Plane becomes "__"; invalid UTF-8 bytes decode to U+FFFD and become "_".
+func SanitizeTopic(name string) string {
+	ok := true
+	for i := 0; i < len(name); i++ {
+		if !validTopicByte(name[i]) {
+			ok = false
+			break
+		}
+	}
+	if ok {
+		return name
+	}
+	out := make([]byte, 0, len(name))
+	for i := 0; i < len(name); {
+		c := name[i]
+		if c < utf8.RuneSelf {
+			if validTopicByte(c) {
+				out = append(out, c)
+			} else {
+				out = append(out, '_')
+			}
+			i++
+			continue
+		}
+		r, size := utf8.DecodeRuneInString(name[i:])
+		if r > 0xFFFF {
+			out = append(out, '_', '_')
+		} else {
+			out = append(out, '_')
+		}
+		i += size
+	}
+	return string(out)
+}
+
+func validTopicByte(c byte) bool {
+	return c == '.' || c == '_' || c == '-' ||
+		(c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9')
+}

@@ -1,0 +1,508 @@
+package event
+
+import (
+	"encoding/base64"
+	"encoding/hex"
+	"errors"
+	"math"
+	"strconv"
+)
+
+// Value conversion: PostgreSQL text output => JsonConverter payload JSON.
+// Behaviour follows debezium-connector-postgres PostgresValueConverter and
+// debezium-core JdbcValueConverters (see comments per kind).
+
+// scratch buffers reused by one Encoder (an Encoder is not safe for
+// concurrent use).
+type scratch struct {
+	a, b  []byte
+	elems []arrayElem
+}
+
+// Sentinels for ±infinity timestamps (PostgresValueConverter: pgjdbc's
+// PGStatement.DATE_POSITIVE_INFINITY / DATE_NEGATIVE_INFINITY interpreted as
+// microseconds, POSITIVE_INFINITY_LOCAL_DATE_TIME), expressed in the
+// precision of the target type.
+const (
+	pgPosInfMicros = 9223372036825200000
+	pgNegInfMicros = -9223372036832400000
+)
+
+// Dates: POSITIVE_INFINITY_LOCAL_DATE = LocalDate.parse("-5877611-06-21"),
+// NEGATIVE_INFINITY_LOCAL_DATE = "-5877611-06-22" (sic), converted to epoch days.
+var (
+	posInfDateDays = daysFromCivil(-5877611, 6, 21)
+	negInfDateDays = daysFromCivil(-5877611, 6, 22)
+)
+
+var errNotToastable = errors.New("unchanged TOAST value for a type that cannot be TOASTed")
+
+// appendValue appends the JSON payload value of text.
+func (c *codec) appendValue(dst, text []byte, s *scratch) ([]byte, error) {
+	switch c.kind {
+	case kString, kUnknownText:
+		return appendJSONString(dst, text), nil
+	case kBool:
+		v, err := parseBool(text)
+		if err != nil {
+			return dst, err
+		}
+		if v {
+			return append(dst, "true"...), nil
+		}
+		return append(dst, "false"...), nil
+	case kBitBool:
+		// "0"/"1" bit string; Integer.valueOf(str, 2) != 0
+		v := false
+		for _, ch := range text {
+			if ch != '0' && ch != '1' {
+				return dst, errSyntax
+			}
+			if ch == '1' {
+				v = true
+			}
+		}
+		if len(text) == 0 {
+			return dst, errSyntax
+		}
+		if v {
+			return append(dst, "true"...), nil
+		}
+		return append(dst, "false"...), nil
+	case kInt16, kInt32, kInt64:
+		bits := 64
+		if c.kind == kInt16 {
+			bits = 16
+		} else if c.kind == kInt32 {
+			bits = 32
+		}
+		v, err := parseInt(text, bits)
+		if err != nil {
+			return dst, err
+		}
+		return strconv.AppendInt(dst, v, 10), nil
+	case kFloat32:
+		f, err := parseFloat(text, 32)
+		if err != nil {
+			return dst, err
+		}
+		return appendJavaFloat(dst, f, 32), nil
+	case kFloat64:
+		f, err := parseFloat(text, 64)
+		if err != nil {
+			return dst, err
+		}
+		return appendJavaFloat(dst, f, 64), nil
+	case kDecimal, kVarDecimal, kDecDouble, kDecString:
+		return c.appendDecimal(dst, text, s)
+	case kBytes:
+		raw, err := decodeBytea(s.a[:0], text)
+		s.a = raw
+		if err != nil {
+			return dst, err
+		}
+		switch c.binMode {
+		case "base64":
+			dst = append(dst, '"')
+			dst = base64.StdEncoding.AppendEncode(dst, raw)
+			return append(dst, '"'), nil
+		case "base64-url-safe":
+			dst = append(dst, '"')
+			dst = base64.URLEncoding.AppendEncode(dst, raw)
+			return append(dst, '"'), nil
+		case "hex":
+			dst = append(dst, '"')
+			dst = hex.AppendEncode(dst, raw)
+			return append(dst, '"'), nil
+		}
+		return appendBase64(dst, raw), nil
+	case kDate:
+		switch string(text) {
+		case "infinity":
+			return strconv.AppendInt(dst, int64(int32(posInfDateDays)), 10), nil
+		case "-infinity":
+			return strconv.AppendInt(dst, int64(int32(negInfDateDays)), 10), nil
+		}
+		d, err := parseDate(text)
+		if err != nil {
+			return dst, err
+		}
+		if d < math.MinInt32 || d > math.MaxInt32 {
+			return dst, strconv.ErrRange
+		}
+		return strconv.AppendInt(dst, d, 10), nil
+	case kTimeMillis:
+		us, err := parseTime(text)
+		if err != nil {
+			return dst, err
+		}
+		return strconv.AppendInt(dst, us/1000, 10), nil
+	case kTimeMicros:
+		us, err := parseTime(text)
+		if err != nil {
+			return dst, err
+		}
+		return strconv.AppendInt(dst, us, 10), nil
+	case kTsMillis, kTsMicros:
+		var us int64
+		switch string(text) {
+		case "infinity":
+			us = pgPosInfMicros
+		case "-infinity":
+			us = pgNegInfMicros
+		default:
+			var err error
+			if us, err = parseTimestamp(text, false); err != nil {
+				return dst, err
+			}
+		}
+		if c.kind == kTsMillis {
+			return strconv.AppendInt(dst, floorDiv(us, 1000), 10), nil
+		}
+		return strconv.AppendInt(dst, us, 10), nil
+	case kTsTZ:
+		switch string(text) {
+		case "infinity", "-infinity":
+			// PostgresValueConverter.convertTimestampWithZone returns the PG string as is
+			return appendJSONString(dst, text), nil
+		}
+		us, err := parseTimestamp(text, true)
+		if err != nil {
+			return dst, err
+		}
+		dst = append(dst, '"')
+		dst = appendZonedTimestamp(dst, us, c.fracWidth)
+		return append(dst, '"'), nil
+	case kTimeTZ:
+		us, off, err := parseTimeTZ(text)
+		if err != nil {
+			return dst, err
+		}
+		// OffsetTime.withOffsetSameInstant(UTC), formatted ISO_OFFSET_TIME
+		const day = 86_400_000_000
+		utc := ((us-off*1_000_000)%day + day) % day
+		dst = append(dst, '"')
+		dst = appendClock(dst, utc*1000, -1)
+		dst = append(dst, 'Z', '"')
+		return dst, nil
+	case kIntervalNum, kIntervalStr:
+		iv, err := parseInterval(text)
+		if err != nil {
+			return dst, err
+		}
+		if c.kind == kIntervalStr {
+			return appendIntervalISO(dst, iv), nil
+		}
+		return strconv.AppendInt(dst, intervalMicros(iv), 10), nil
+	case kArray:
+		return c.appendArray(dst, text, s)
+	}
+	return dst, errors.New("internal: unhandled kind")
+}
+
+func parseFloat(text []byte, bits int) (float64, error) {
+	switch string(text) {
+	case "NaN":
+		return math.NaN(), nil
+	case "Infinity":
+		return math.Inf(1), nil
+	case "-Infinity":
+		return math.Inf(-1), nil
+	}
+	f, err := strconv.ParseFloat(string(text), bits)
+	if err != nil {
+		return 0, errSyntax
+	}
+	return f, nil
+}
+
+func (c *codec) appendDecimal(dst, text []byte, s *scratch) ([]byte, error) {
+	if c.money {
+		f, err := parseMoney(text, s.a[:0])
+		if err != nil {
+			return dst, err
+		}
+		switch c.kind {
+		case kDecDouble:
+			return appendJavaDouble(dst, f), nil
+		case kDecString:
+			// convertMoney STRING: String.valueOf(Double)
+			dst = append(dst, '"')
+			dst = appendJavaFloat(dst, f, 64)
+			return append(dst, '"'), nil
+		}
+		d := roundHalfUp(doubleToDecimal(f, s.b[:0]), c.scale)
+		return appendBase64Decimal(dst, d, s), nil
+	}
+	if sp := numericSpecial(text); sp != "" {
+		switch c.kind {
+		case kDecDouble:
+			f, _ := parseFloat(text, 64)
+			return appendJavaDouble(dst, f), nil
+		case kDecString:
+			return appendJSONStringS(dst, sp), nil
+		}
+		// precise mode cannot represent NaN/Infinity: Debezium emits null
+		return append(dst, "null"...), nil
+	}
+	d, err := parseNumeric(text, s.a[:0])
+	if err != nil {
+		return dst, err
+	}
+	s.a = d.digits
+	switch c.kind {
+	case kDecDouble:
+		f, err := strconv.ParseFloat(string(text), 64)
+		if err != nil {
+			return dst, errSyntax
+		}
+		return appendJavaDouble(dst, f), nil
+	case kDecString:
+		if c.scale >= 0 {
+			var ok bool
+			if d, ok = rescale(d, c.scale, s.b[:0]); !ok {
+				return dst, errors.New("value has more fraction digits than the column scale")
+			}
+		}
+		dst = append(dst, '"')
+		dst = appendJavaBigDecimalString(dst, d)
+		return append(dst, '"'), nil
+	case kVarDecimal:
+		d = stripTrailingZeros(d)
+		dst = append(dst, `{"scale":`...)
+		dst = strconv.AppendInt(dst, int64(d.scale), 10)
+		dst = append(dst, `,"value":`...)
+		dst = appendBase64Decimal(dst, d, s)
+		return append(dst, '}'), nil
+	}
+	var ok bool
+	if d, ok = rescale(d, c.scale, s.b[:0]); !ok {
+		return dst, errors.New("value has more fraction digits than the column scale")
+	}
+	return appendBase64Decimal(dst, d, s), nil
+}
+
+func appendBase64Decimal(dst []byte, d decimalText, s *scratch) []byte {
+	var small [64]byte
+	raw := appendTwosComplement(small[:0], d.neg, d.digits)
+	return appendBase64(dst, raw)
+}
+
+// appendZonedTimestamp formats micros since epoch in UTC like Debezium's
+// ZonedTimestamp.toIsoString(ZonedDateTime, ..., fractionalWidth): exactly
+// fracWidth fraction digits when 1..9, else ISO_OFFSET_DATE_TIME (fraction
+// with trailing zeros removed, omitted when zero); offset "Z".
+func appendZonedTimestamp(dst []byte, us int64, fracWidth int) []byte {
+	days := floorDiv(us, 86_400_000_000)
+	tod := us - days*86_400_000_000
+	y, m, d := civilFromDays(days)
+	dst = appendISOYear(dst, y)
+	dst = append(dst, '-')
+	dst = append2(dst, m)
+	dst = append(dst, '-')
+	dst = append2(dst, d)
+	dst = append(dst, 'T')
+	w := fracWidth
+	if w <= 0 || w > 9 {
+		w = -1
+	}
+	dst = appendClock(dst, tod*1000, w)
+	return append(dst, 'Z')
+}
+
+// appendISOYear: java.time ISO_LOCAL_DATE year (4+ digits, '+' above 9999,
+// '-' and 4-digit padding for negative years).
+func appendISOYear(dst []byte, y int64) []byte {
+	switch {
+	case y > 9999:
+		dst = append(dst, '+')
+		return strconv.AppendInt(dst, y, 10)
+	case y < 0:
+		dst = append(dst, '-')
+		y = -y
+	}
+	if y < 1000 {
+		dst = append(dst, '0')
+	}
+	if y < 100 {
+		dst = append(dst, '0')
+	}
+	if y < 10 {
+		dst = append(dst, '0')
+	}
+	return strconv.AppendInt(dst, y, 10)
+}
+
+func append2(dst []byte, v int64) []byte {
+	return append(dst, byte('0'+v/10), byte('0'+v%10))
+}
+
+// appendClock writes HH:mm:ss plus the fraction of nanos-of-day: with width
+// -1 as java.time ISO_LOCAL_TIME (appendFraction(NANO, 0, 9, true): trailing
+// zeros stripped, nothing when zero), otherwise exactly width digits.
+func appendClock(dst []byte, nanosOfDay int64, width int) []byte {
+	secs := nanosOfDay / 1_000_000_000
+	nanos := nanosOfDay % 1_000_000_000
+	dst = append2(dst, secs/3600)
+	dst = append(dst, ':')
+	dst = append2(dst, secs/60%60)
+	dst = append(dst, ':')
+	dst = append2(dst, secs%60)
+	var digits [9]byte
+	for i := 8; i >= 0; i-- {
+		digits[i] = byte('0' + nanos%10)
+		nanos /= 10
+	}
+	if width < 0 {
+		n := 9
+		for n > 0 && digits[n-1] == '0' {
+			n--
+		}
+		if n == 0 {
+			return dst
+		}
+		dst = append(dst, '.')
+		return append(dst, digits[:n]...)
+	}
+	dst = append(dst, '.')
+	return append(dst, digits[:width]...)
+}
+
+// intervalMicros reproduces MicroDuration.durationMicros(years, months, days,
+// hours, minutes, seconds, DAYS_PER_MONTH_AVG = 365.25/12) in double
+// arithmetic, truncated to long. Explicit float64 conversions prevent FMA
+// fusion so the rounding matches Java.
+func intervalMicros(iv interval) int64 {
+	const daysPerMonthAvg = 365.25 / 12.0
+	seconds := float64(iv.seconds) + float64(iv.micros)/1e6
+	numberOfDays := float64(float64(iv.years*12+iv.months)*daysPerMonthAvg) + float64(iv.days)
+	numberOfSeconds := float64(float64(float64(float64(float64(numberOfDays*24)+float64(iv.hours))*60)+float64(iv.minutes))*60) + seconds
+	return int64(float64(numberOfSeconds * 1e6))
+}
+
+// appendIntervalISO: Interval.toIsoString(y, m, d, h, min, BigDecimal.valueOf(seconds))
+// => "P<y>Y<m>M<d>DT<h>H<min>M<seconds stripped>S".
+func appendIntervalISO(dst []byte, iv interval) []byte {
+	dst = append(dst, '"', 'P')
+	dst = strconv.AppendInt(dst, iv.years, 10)
+	dst = append(dst, 'Y')
+	dst = strconv.AppendInt(dst, iv.months, 10)
+	dst = append(dst, 'M')
+	dst = strconv.AppendInt(dst, iv.days, 10)
+	dst = append(dst, 'D', 'T')
+	dst = strconv.AppendInt(dst, iv.hours, 10)
+	dst = append(dst, 'H')
+	dst = strconv.AppendInt(dst, iv.minutes, 10)
+	dst = append(dst, 'M')
+	// seconds as a plain decimal with trailing zeros stripped
+	neg := iv.seconds < 0 || iv.micros < 0
+	s, us := iv.seconds, iv.micros
+	if neg {
+		s, us = -s, -us
+		dst = append(dst, '-')
+	}
+	dst = strconv.AppendInt(dst, s, 10)
+	if us != 0 {
+		var digits [6]byte
+		for i := 5; i >= 0; i-- {
+			digits[i] = byte('0' + us%10)
+			us /= 10
+		}
+		n := 6
+		for n > 0 && digits[n-1] == '0' {
+			n--
+		}
+		dst = append(dst, '.')
+		dst = append(dst, digits[:n]...)
+	}
+	return append(dst, 'S', '"')
+}
+
+func (c *codec) appendArray(dst, text []byte, s *scratch) ([]byte, error) {
+	// elements may be converted with the same scratch buffers, so parse into
+	// private storage
+	elems, unq, err := parseArray(text, s.elems[:0], nil)
+	s.elems = elems[:0]
+	_ = unq
+	if err != nil {
+		return dst, err
+	}
+	dst = append(dst, '[')
+	for i, el := range elems {
+		if i > 0 {
+			dst = append(dst, ',')
+		}
+		if el.null {
+			dst = append(dst, "null"...)
+			continue
+		}
+		if dst, err = c.elem.appendValue(dst, el.text, s); err != nil {
+			return dst, err
+		}
+	}
+	return append(dst, ']'), nil
+}
+
+// appendFallback appends the value Debezium uses for a NULL in a NOT NULL
+// column (JdbcValueConverters.convertValue fallback): 0, false, "", empty
+// bytes, epoch, empty array...
+func (c *codec) appendFallback(dst []byte) []byte {
+	switch c.kind {
+	case kString, kUnknownText:
+		return append(dst, `""`...)
+	case kBool, kBitBool:
+		return append(dst, "false"...)
+	case kInt16, kInt32, kInt64, kDate, kTimeMillis, kTimeMicros, kTsMillis, kTsMicros, kIntervalNum:
+		return append(dst, '0')
+	case kFloat32, kFloat64, kDecDouble:
+		return append(dst, "0.0"...)
+	case kDecimal:
+		return append(dst, `"AA=="`...)
+	case kVarDecimal:
+		return append(dst, `{"scale":0,"value":"AA=="}`...)
+	case kDecString:
+		if c.money {
+			return append(dst, `"0.00"`...)
+		}
+		return append(dst, `"0"`...)
+	case kBytes:
+		return append(dst, `""`...)
+	case kTsTZ:
+		return append(dst, `"1970-01-01T00:00:00Z"`...)
+	case kTimeTZ:
+		return append(dst, `"00:00:00Z"`...)
+	case kIntervalStr:
+		return append(dst, `"P0Y0M0DT0H0M0S"`...)
+	case kArray:
+		return append(dst, "[]"...)
+	}
+	return append(dst, "null"...)
+}
+
+// appendPlaceholder appends the unchanged-TOAST placeholder in the column's
+// representation (UnchangedToastedPlaceholder, PostgresValueConverter
+// convertString/convertBinaryToBytes/handleUnknownData).
+func (c *codec) appendPlaceholder(dst []byte, ph string) ([]byte, error) {
+	switch c.toast {
+	case toastString:
+		return appendJSONStringS(dst, ph), nil
+	case toastBytes:
+		dst = append(dst, '"')
+		dst = base64.StdEncoding.AppendEncode(dst, []byte(ph))
+		return append(dst, '"'), nil
+	case toastStringArray:
+		dst = append(dst, '[')
+		dst = appendJSONStringS(dst, ph)
+		return append(dst, ']'), nil
+	case toastIntArray:
+		dst = append(dst, '[')
+		for i := 0; i < len(ph); i++ {
+			if i > 0 {
+				dst = append(dst, ',')
+			}
+			dst = strconv.AppendInt(dst, int64(int8(ph[i])), 10)
+		}
+		return append(dst, ']'), nil
+	}
+	return dst, errNotToastable
+}
