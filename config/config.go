@@ -57,6 +57,7 @@ type KafkaConfig struct {
 	MaxInFlightBytes  ByteSize          `yaml:"max_in_flight_bytes"` // default 64MiB; memory bound of unacknowledged records
 	ConnectTimeout    time.Duration     `yaml:"connect_timeout"`     // start-up bound, default 30s
 	ClientID          string            `yaml:"client_id"`           // default "pgcdc"
+	ShutdownTimeout   time.Duration     `yaml:"shutdown_timeout"`    // default 30s: how long a stop waits for Kafka to acknowledge what is in flight
 }
 
 // EventsConfig shapes the Debezium-compatible events.
@@ -74,8 +75,9 @@ type EventsConfig struct {
 
 // LogConfig configures logging.
 type LogConfig struct {
-	Level  string `yaml:"level"`  // trace | debug | info (default) | warn | error
-	Format string `yaml:"format"` // json (default) | console | auto (console when stdout is a terminal)
+	Level            string        `yaml:"level"`             // trace | debug | info (default) | warn | error
+	Format           string        `yaml:"format"`            // json (default) | console | auto (console when stdout is a terminal)
+	ProgressInterval time.Duration `yaml:"progress_interval"` // default 10s: periodic progress line; 0 disables
 }
 
 // Default values that other packages may want to refer to.
@@ -132,6 +134,7 @@ func Default() Config {
 			MaxInFlightBytes:  64 * MiB,
 			ConnectTimeout:    30 * time.Second,
 			ClientID:          DefaultClientID,
+			ShutdownTimeout:   30 * time.Second,
 		},
 		Events: EventsConfig{
 			KeySchemas:         true,
@@ -145,8 +148,9 @@ func Default() Config {
 			IntervalHandling:   "numeric",
 		},
 		Log: LogConfig{
-			Level:  "info",
-			Format: "json",
+			Level:            "info",
+			Format:           "json",
+			ProgressInterval: 10 * time.Second,
 		},
 	}
 }

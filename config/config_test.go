@@ -222,7 +222,7 @@ func TestLoadFileErrors(t *testing.T) {
 	}{
 		{"unknown top-level key", "postgress:\n  dsn: x\n", []string{"c.yaml:1: unknown key postgress (did you mean postgres?)"}},
 		{"unknown nested key", "postgres:\n  dsn: x\n  slott: a\n", []string{"c.yaml:3: unknown key postgres.slott (did you mean slot?)"}},
-		{"unknown key lists known", "log:\n  zzzzzzzz: 1\n", []string{"c.yaml:2: unknown key log.zzzzzzzz (known: level, format)"}},
+		{"unknown key lists known", "log:\n  zzzzzzzz: 1\n", []string{"c.yaml:2: unknown key log.zzzzzzzz (known: level, format, progress_interval)"}},
 		{"several unknown keys at once", "kafka:\n  brokerz: [a:1]\n  topicprefix: x\n", []string{"c.yaml:2: unknown key kafka.brokerz", "c.yaml:3: unknown key kafka.topicprefix"}},
 		{"duplicate key", "log:\n  level: info\n  level: warn\n", []string{"c.yaml:3: log.level: duplicate key (first set on line 2)"}},
 		{"bad int", "kafka:\n  partitions: many\n", []string{`c.yaml:2: kafka.partitions: want an integer, got "many"`}},

@@ -181,6 +181,7 @@ func (k KafkaConfig) validate(v *validator) {
 	}
 	v.positive("kafka.connect_timeout", k.ConnectTimeout)
 	v.required("kafka.client_id", k.ClientID == "")
+	v.positive("kafka.shutdown_timeout", k.ShutdownTimeout)
 }
 
 // checkBroker says what is wrong with a host:port broker address, or "".
@@ -206,4 +207,7 @@ func (e EventsConfig) validate(v *validator) {
 func (l LogConfig) validate(v *validator) {
 	v.oneOf("log.level", l.Level, "trace", "debug", "info", "warn", "error")
 	v.oneOf("log.format", l.Format, "json", "console", "auto")
+	if l.ProgressInterval < 0 {
+		v.add("log.progress_interval", "must be a duration >= 0 (0 disables progress lines), got %s", l.ProgressInterval)
+	}
 }

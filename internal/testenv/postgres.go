@@ -22,17 +22,21 @@ type PostgresOptions struct {
 	Settings map[string]string
 	// BinDir holds initdb and postgres; empty means PATH, then the newest /usr/lib/postgresql/*/bin.
 	BinDir string
+	// PasswordAuth makes TCP connections authenticate with scram-sha-256; the superuser postgres
+	// then has the password "postgres" (see DSN, which carries it).
+	PasswordAuth bool
 }
 
 // Postgres is a throwaway PostgreSQL cluster on 127.0.0.1. Its port and data directory survive
 // Stop/Start, so fault tests can restart it in place.
 type Postgres struct {
-	Port    int
-	DataDir string
-	base    string
-	binDir  string
-	user    *serverUser
-	proc    *process
+	Port     int
+	DataDir  string
+	base     string
+	binDir   string
+	user     *serverUser
+	proc     *process
+	password string
 }
 
 var defaultPostgresSettings = map[string]string{
@@ -93,6 +97,9 @@ func StartPostgres(ctx context.Context, opts PostgresOptions) (*Postgres, error)
 		return nil, fmt.Errorf("create PostgreSQL temp dir: %w", err)
 	}
 	pg := &Postgres{base: base, DataDir: filepath.Join(base, "data"), binDir: bin, user: u}
+	if opts.PasswordAuth {
+		pg.password = "postgres"
+	}
 	if err := pg.initdb(opts.Settings); err != nil {
 		os.RemoveAll(base)
 		return nil, err
@@ -111,8 +118,15 @@ func (pg *Postgres) initdb(settings map[string]string) error {
 	if err := pg.user.chownTree(pg.base); err != nil {
 		return fmt.Errorf("hand %s to the PostgreSQL user: %w", pg.base, err)
 	}
-	cmd := command(pg.user, filepath.Join(pg.binDir, "initdb"), "-D", pg.DataDir, "-U", "postgres",
-		"-A", "trust", "-E", "UTF8", "--locale=C", "--no-sync")
+	args := []string{"-D", pg.DataDir, "-U", "postgres", "-A", "trust", "-E", "UTF8", "--locale=C", "--no-sync"}
+	if pg.password != "" {
+		pwfile := filepath.Join(pg.base, "pwfile")
+		if err := os.WriteFile(pwfile, []byte(pg.password+"\n"), 0o644); err != nil {
+			return err
+		}
+		args = append(args, "--pwfile="+pwfile)
+	}
+	cmd := command(pg.user, filepath.Join(pg.binDir, "initdb"), args...)
 	if err := runQuiet(cmd); err != nil {
 		return fmt.Errorf("initdb: %w", err)
 	}
@@ -147,10 +161,14 @@ func (pg *Postgres) initdb(settings map[string]string) error {
 	defer f.Close()
 	_, err = f.WriteString(b.String())
 	if err == nil {
-		// Replication connections from loopback, trusted (throwaway cluster).
+		// Connections from loopback only; trusted unless PasswordAuth (throwaway cluster).
+		method := "trust"
+		if pg.password != "" {
+			method = "scram-sha-256"
+		}
 		err = os.WriteFile(filepath.Join(pg.DataDir, "pg_hba.conf"), []byte(
 			"local all all trust\nlocal replication all trust\n"+
-				"host all all 127.0.0.1/32 trust\nhost replication all 127.0.0.1/32 trust\n"), 0o600)
+				"host all all 127.0.0.1/32 "+method+"\nhost replication all 127.0.0.1/32 "+method+"\n"), 0o600)
 		if err == nil {
 			err = pg.user.chownTree(pg.DataDir)
 		}
@@ -230,7 +248,11 @@ func (pg *Postgres) Close() {
 
 // DSN is a superuser connection URL for database db.
 func (pg *Postgres) DSN(db string) string {
-	return fmt.Sprintf("postgres://postgres@127.0.0.1:%d/%s?sslmode=disable", pg.Port, db)
+	user := "postgres"
+	if pg.password != "" {
+		user += ":" + pg.password
+	}
+	return fmt.Sprintf("postgres://%s@127.0.0.1:%d/%s?sslmode=disable", user, pg.Port, db)
 }
 
 // Log returns the end of the server log (for test failure messages).

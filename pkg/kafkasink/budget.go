@@ -1,0 +1,64 @@
+package kafkasink
+
+import (
+	"context"
+	"sync"
+	"time"
+)
+
+// budget bounds the bytes of records handed to the sink and not yet acknowledged.
+type budget struct {
+	mu      sync.Mutex
+	used    int64
+	max     int64
+	changed chan struct{} // closed and replaced whenever used decreases
+}
+
+func newBudget(max int64) *budget {
+	return &budget{max: max, changed: make(chan struct{})}
+}
+
+// acquire takes n bytes, waiting at most wait for room. A record larger than the whole budget is
+// admitted alone when nothing else is in flight, so it cannot wait forever.
+func (b *budget) acquire(ctx context.Context, n int64, wait time.Duration) (bool, error) {
+	var timer *time.Timer
+	for {
+		b.mu.Lock()
+		if b.used+n <= b.max || b.used == 0 {
+			b.used += n
+			b.mu.Unlock()
+			if timer != nil {
+				timer.Stop()
+			}
+			return true, nil
+		}
+		ch := b.changed
+		b.mu.Unlock()
+		if timer == nil {
+			timer = time.NewTimer(wait)
+		}
+		select {
+		case <-ch:
+		case <-timer.C:
+			return false, nil
+		case <-ctx.Done():
+			timer.Stop()
+			return false, ctx.Err()
+		}
+	}
+}
+
+func (b *budget) release(n int64) {
+	b.mu.Lock()
+	b.used -= n
+	close(b.changed)
+	b.changed = make(chan struct{})
+	b.mu.Unlock()
+}
+
+// inUse returns the bytes in flight and a channel closed at the next release.
+func (b *budget) inUse() (int64, <-chan struct{}) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.used, b.changed
+}

@@ -1,0 +1,64 @@
+package kafkasink
+
+import (
+	"errors"
+	"fmt"
+
+	"github.com/segmentio/kafka-go"
+)
+
+// permanentErrors are broker answers that no retry can cure: the user must act.
+var permanentErrors = map[kafka.Error]string{
+	kafka.TopicAuthorizationFailed:    "grant this client WRITE (and DESCRIBE) on the topic",
+	kafka.ClusterAuthorizationFailed:  "grant this client the cluster permission it needs",
+	kafka.SASLAuthenticationFailed:    "check the Kafka credentials",
+	kafka.MessageSizeTooLarge:         "raise the topic's max.message.bytes (and the broker's message.max.bytes) or shrink the rows",
+	kafka.RecordListTooLarge:          "lower kafka.batch_max_bytes",
+	kafka.InvalidTopic:                "use a valid topic name",
+	kafka.InvalidRecord:               "the broker rejected a record (see its log)",
+	kafka.InvalidRequiredAcks:         "set kafka.acks to all, one or none",
+	kafka.UnsupportedForMessageFormat: "the topic's message format is too old for this record",
+	kafka.UnsupportedCompressionType:  "choose a compression the broker supports (kafka.compression)",
+	kafka.PolicyViolation:             "the broker's policy refuses these records",
+}
+
+// PermanentError is a Kafka failure that retrying cannot fix.
+type PermanentError struct {
+	Topic     string
+	Partition int
+	Err       error
+	Fix       string
+}
+
+func (e *PermanentError) Error() string {
+	msg := fmt.Sprintf("kafka: writing to %s partition %d failed permanently: %v", e.Topic, e.Partition, e.Err)
+	if e.Fix != "" {
+		msg += " (" + e.Fix + ")"
+	}
+	return msg
+}
+
+func (e *PermanentError) Unwrap() error { return e.Err }
+
+// classify returns a *PermanentError for failures no retry can cure and nil for the rest, which are
+// retried: io.EOF and other network errors during a broker restart, timeouts, leader elections.
+func classify(topic string, partition int, err error) *PermanentError {
+	var werr kafka.WriteErrors
+	if errors.As(err, &werr) {
+		for _, e := range werr {
+			if e != nil {
+				if p := classify(topic, partition, e); p != nil {
+					return p
+				}
+			}
+		}
+		return nil
+	}
+	var kerr kafka.Error
+	if errors.As(err, &kerr) {
+		if fix, ok := permanentErrors[kerr]; ok {
+			return &PermanentError{Topic: topic, Partition: partition, Err: err, Fix: fix}
+		}
+	}
+	return nil
+}

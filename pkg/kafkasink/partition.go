@@ -1,0 +1,158 @@
+package kafkasink
+
+import (
+	"errors"
+	"sync"
+	"time"
+
+	"github.com/segmentio/kafka-go"
+
+	"github.com/pgcdc/pgcdc/pkg/ack"
+)
+
+type queued struct {
+	rec  Record
+	size int64
+}
+
+// partitionQueue holds the records of one topic partition waiting for its writer goroutine.
+type partitionQueue struct {
+	key         partitionKey
+	maxMessages int
+	maxBytes    int64
+
+	mu      sync.Mutex
+	pending []queued
+	notify  chan struct{} // capacity 1: "pending is not empty"
+}
+
+func (q *partitionQueue) push(r queued) {
+	q.mu.Lock()
+	q.pending = append(q.pending, r)
+	q.mu.Unlock()
+	select {
+	case q.notify <- struct{}{}:
+	default:
+	}
+}
+
+// take removes the next batch: at most maxMessages records and maxBytes bytes (at least one record).
+func (q *partitionQueue) take(buf []queued) []queued {
+	q.mu.Lock()
+	defer q.mu.Unlock()
+	var bytes int64
+	n := 0
+	for n < len(q.pending) && n < q.maxMessages {
+		if n > 0 && bytes+q.pending[n].size > q.maxBytes {
+			break
+		}
+		bytes += q.pending[n].size
+		n++
+	}
+	buf = append(buf[:0], q.pending[:n]...)
+	rest := copy(q.pending, q.pending[n:])
+	clear(q.pending[rest:])
+	q.pending = q.pending[:rest]
+	if rest > 0 {
+		select {
+		case q.notify <- struct{}{}:
+		default:
+		}
+	}
+	return buf
+}
+
+// runPartition is the partition's writer loop: one batch outstanding at a time, each retried until
+// it is acknowledged or fails permanently.
+func (s *Sink) runPartition(q *partitionQueue) {
+	var batch []queued
+	var msgs []kafka.Message
+	for {
+		select {
+		case <-s.ctx.Done():
+			return
+		case <-q.notify:
+		}
+		batch = q.take(batch)
+		if len(batch) == 0 {
+			continue
+		}
+		msgs = msgs[:0]
+		for i := range batch {
+			r := &batch[i].rec
+			msgs = append(msgs, kafka.Message{Topic: r.Topic, Partition: q.key.partition, Key: r.Key, Value: r.Value, Headers: r.Headers})
+		}
+		if !s.write(q, msgs) {
+			return
+		}
+		s.acknowledge(batch)
+	}
+}
+
+// write sends one batch until Kafka acknowledges it. It returns false when the sink is closing or
+// the failure is permanent (then the sink fails and nothing after this batch is ever sent).
+func (s *Sink) write(q *partitionQueue, msgs []kafka.Message) bool {
+	backoff := 100 * time.Millisecond
+	for attempt := 1; ; attempt++ {
+		err := s.writer.WriteMessages(s.ctx, msgs...)
+		if err == nil {
+			if attempt > 1 {
+				s.log.Info().Str("topic", q.key.topic).Int("partition", q.key.partition).Int("attempts", attempt).Msg("kafka write succeeded after retries")
+			}
+			return true
+		}
+		if s.ctx.Err() != nil {
+			return false
+		}
+		if perm := classify(q.key.topic, q.key.partition, err); perm != nil {
+			s.log.Error().Err(perm).Msg("kafka write failed permanently")
+			s.fail(perm)
+			return false
+		}
+		s.log.Warn().Err(firstError(err)).Str("topic", q.key.topic).Int("partition", q.key.partition).
+			Int("records", len(msgs)).Int("attempt", attempt).Dur("backoff", backoff).Msg("kafka write failed; retrying")
+		select {
+		case <-s.ctx.Done():
+			return false
+		case <-time.After(backoff):
+		}
+		if backoff < 5*time.Second {
+			backoff *= 2
+		}
+	}
+}
+
+// firstError unpacks kafka-go's per-message WriteErrors for a readable log line.
+func firstError(err error) error {
+	var werr kafka.WriteErrors
+	if errors.As(err, &werr) {
+		for _, e := range werr {
+			if e != nil {
+				return e
+			}
+		}
+	}
+	return err
+}
+
+// acknowledge reports an acknowledged batch to the tracker (grouped by transaction) and frees its
+// bytes in the budget.
+func (s *Sink) acknowledge(batch []queued) {
+	var bytes int64
+	var txn ack.TxnID
+	n := 0
+	for i := range batch {
+		bytes += batch[i].size
+		if batch[i].rec.Txn != txn && n > 0 {
+			s.tracker.Ack(txn, n)
+			n = 0
+		}
+		txn = batch[i].rec.Txn
+		n++
+		batch[i] = queued{} // drop references to the record bytes
+	}
+	if n > 0 {
+		s.tracker.Ack(txn, n)
+	}
+	s.budget.release(bytes)
+}

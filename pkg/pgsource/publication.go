@@ -1,0 +1,147 @@
+package pgsource
+
+import (
+	"context"
+	"fmt"
+	"strings"
+
+	"github.com/jackc/pgx/v5"
+)
+
+// Table is a table that may be captured.
+type Table struct {
+	Schema, Name string
+	Identity     byte // relreplident: 'd' default, 'f' full, 'i' index, 'n' nothing
+	HasKey       bool // has a primary key
+	HasIdentIdx  bool // has a replica identity index (REPLICA IDENTITY USING INDEX)
+}
+
+// String is schema.table as the include patterns spell it.
+func (t Table) String() string { return t.Schema + "." + t.Name }
+
+// Ident is the table's quoted SQL name.
+func (t Table) Ident() string { return pgx.Identifier{t.Schema, t.Name}.Sanitize() }
+
+// IdentityProblem explains why UPDATE and DELETE on the table would fail once it is published (it
+// has no replica identity), with the fix; "" when it can be published.
+func (t Table) IdentityProblem() string {
+	ok := t.Identity == 'f' || (t.Identity == 'd' && t.HasKey) || (t.Identity == 'i' && t.HasIdentIdx)
+	if ok {
+		return ""
+	}
+	return fmt.Sprintf("table %s has no replica identity (no primary key and REPLICA IDENTITY %s): publishing it would make the application's own UPDATE and DELETE on it fail. "+
+		"Fix: add a primary key, or run ALTER TABLE %s REPLICA IDENTITY FULL (or USING INDEX <unique index>), or exclude it with tables.exclude",
+		t, identityName(t.Identity), t.Ident())
+}
+
+func identityName(b byte) string {
+	switch b {
+	case 'd':
+		return "DEFAULT"
+	case 'f':
+		return "FULL"
+	case 'i':
+		return "USING INDEX (index missing)"
+	case 'n':
+		return "NOTHING"
+	}
+	return string(b)
+}
+
+const listTablesSQL = `
+SELECT n.nspname, c.relname, c.relreplident::text,
+       EXISTS (SELECT 1 FROM pg_index i WHERE i.indrelid = c.oid AND i.indisprimary),
+       EXISTS (SELECT 1 FROM pg_index i WHERE i.indrelid = c.oid AND i.indisreplident)
+FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
+WHERE c.relkind IN ('r', 'p') AND NOT c.relispartition
+  AND n.nspname NOT IN ('pg_catalog', 'information_schema') AND n.nspname NOT LIKE 'pg\_%'
+ORDER BY 1, 2`
+
+// ListTables returns the user tables (partitioned roots, not their partitions) that match.
+func ListTables(ctx context.Context, conn *pgx.Conn, match func(schema, table string) bool) ([]Table, error) {
+	rows, err := conn.Query(ctx, listTablesSQL)
+	if err != nil {
+		return nil, fmt.Errorf("postgres: list tables: %w", err)
+	}
+	defer rows.Close()
+	var out []Table
+	for rows.Next() {
+		var t Table
+		var ident string
+		if err := rows.Scan(&t.Schema, &t.Name, &ident, &t.HasKey, &t.HasIdentIdx); err != nil {
+			return nil, fmt.Errorf("postgres: list tables: %w", err)
+		}
+		t.Identity = ident[0]
+		if match(t.Schema, t.Name) {
+			out = append(out, t)
+		}
+	}
+	return out, rows.Err()
+}
+
+// Publication is the state of a publication.
+type Publication struct {
+	Exists    bool
+	AllTables bool
+	ViaRoot   bool
+	Tables    map[string]bool // "schema.table" (the tables as published: roots when ViaRoot)
+}
+
+// ReadPublication reads publication name.
+func ReadPublication(ctx context.Context, conn *pgx.Conn, name string) (Publication, error) {
+	p := Publication{Tables: map[string]bool{}}
+	err := conn.QueryRow(ctx, `SELECT puballtables, pubviaroot FROM pg_publication WHERE pubname = $1`, name).Scan(&p.AllTables, &p.ViaRoot)
+	if err == pgx.ErrNoRows {
+		return p, nil
+	}
+	if err != nil {
+		return p, fmt.Errorf("postgres: read publication %q: %w", name, err)
+	}
+	p.Exists = true
+	rows, err := conn.Query(ctx, `SELECT schemaname, tablename FROM pg_publication_tables WHERE pubname = $1`, name)
+	if err != nil {
+		return p, fmt.Errorf("postgres: tables of publication %q: %w", name, err)
+	}
+	defer rows.Close()
+	for rows.Next() {
+		var s, t string
+		if err := rows.Scan(&s, &t); err != nil {
+			return p, err
+		}
+		p.Tables[s+"."+t] = true
+	}
+	return p, rows.Err()
+}
+
+// CreatePublication creates publication name for tables, publishing partitions through their root.
+func CreatePublication(ctx context.Context, conn *pgx.Conn, name string, tables []Table) error {
+	sql := "CREATE PUBLICATION " + pgx.Identifier{name}.Sanitize()
+	if len(tables) > 0 {
+		sql += " FOR TABLE " + identList(tables)
+	}
+	sql += " WITH (publish_via_partition_root = true)"
+	if _, err := conn.Exec(ctx, sql); err != nil {
+		return fmt.Errorf("postgres: create publication %q: %w", name, describe(err))
+	}
+	return nil
+}
+
+// AddTables adds tables to publication name.
+func AddTables(ctx context.Context, conn *pgx.Conn, name string, tables []Table) error {
+	if len(tables) == 0 {
+		return nil
+	}
+	sql := "ALTER PUBLICATION " + pgx.Identifier{name}.Sanitize() + " ADD TABLE " + identList(tables)
+	if _, err := conn.Exec(ctx, sql); err != nil {
+		return fmt.Errorf("postgres: add %s to publication %q: %w", identList(tables), name, describe(err))
+	}
+	return nil
+}
+
+func identList(tables []Table) string {
+	parts := make([]string, len(tables))
+	for i, t := range tables {
+		parts[i] = t.Ident()
+	}
+	return strings.Join(parts, ", ")
+}
