@@ -6,6 +6,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"net/url"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -384,14 +385,39 @@ func keyID(t testing.TB, key string) int64 {
 	return int64(k.Payload["id"].(float64))
 }
 
-// commitEnd returns the end LSN of transaction xid's commit record, read from the WAL with
-// pg_walinspect between from and the current insert position.
-func (e *env) commitEnd(xid int64, from uint64) (start, end uint64) {
+// commitEnds maps the xid of every transaction committed since from to its commit record's end
+// LSN, read from the WAL with pg_walinspect.
+func (e *env) commitEnds(from uint64) map[int64]uint64 {
+	e.t.Helper()
+	e.exec(`CREATE EXTENSION IF NOT EXISTS pg_walinspect`)
+	rows, err := e.db.Query(context.Background(), `SELECT xid::text::int8, end_lsn::text FROM pg_get_wal_records_info($1::pg_lsn, pg_current_wal_insert_lsn())
+		WHERE resource_manager = 'Transaction' AND record_type LIKE 'COMMIT%'`, fmtLSN(from))
+	if err != nil {
+		e.t.Fatalf("read commit records: %v", err)
+	}
+	defer rows.Close()
+	out := map[int64]uint64{}
+	for rows.Next() {
+		var xid int64
+		var end string
+		if err := rows.Scan(&xid, &end); err != nil {
+			e.t.Fatal(err)
+		}
+		out[xid] = parseLSN(e.t, end)
+	}
+	if err := rows.Err(); err != nil {
+		e.t.Fatal(err)
+	}
+	return out
+}
+
+// commitRecord returns the start and end LSN of transaction xid's commit record.
+func (e *env) commitRecord(xid int64, from uint64) (start, end uint64) {
 	e.t.Helper()
 	e.exec(`CREATE EXTENSION IF NOT EXISTS pg_walinspect`)
 	var s, en string
 	err := e.db.QueryRow(context.Background(), `SELECT start_lsn::text, end_lsn::text FROM pg_get_wal_records_info($1::pg_lsn, pg_current_wal_insert_lsn())
-		WHERE resource_manager = 'Transaction' AND record_type LIKE 'COMMIT%' AND xid = $2::xid`, fmtLSN(from), strconv.FormatInt(xid, 10)).Scan(&s, &en)
+		WHERE resource_manager = 'Transaction' AND record_type LIKE 'COMMIT%' AND xid::text::int8 = $2`, fmtLSN(from), xid).Scan(&s, &en)
 	if err != nil {
 		e.t.Fatalf("commit record of xid %d: %v", xid, err)
 	}
@@ -399,3 +425,79 @@ func (e *env) commitEnd(xid int64, from uint64) (start, end uint64) {
 }
 
 func fmtLSN(l uint64) string { return fmt.Sprintf("%X/%X", uint32(l>>32), uint32(l)) }
+
+// scanTopic reads every record of a topic from the beginning until want records were seen or
+// timeout passes, calling fn for each without keeping them; it returns the count.
+func (e *env) scanTopic(table string, want int, timeout time.Duration, fn func(kafka.Message)) int {
+	e.t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), timeout)
+	defer cancel()
+	conn, err := kafka.DialContext(ctx, "tcp", e.brokers[0])
+	if err != nil {
+		e.t.Fatal(err)
+	}
+	parts, err := conn.ReadPartitions(e.topic(table))
+	conn.Close()
+	if err != nil {
+		e.t.Fatal(err)
+	}
+	seen := 0
+	next := make([]int64, len(parts))
+	for seen < want && ctx.Err() == nil {
+		progressed := false
+		for i, p := range parts {
+			lc, err := kafka.DialLeader(ctx, "tcp", e.brokers[0], e.topic(table), p.ID)
+			if err != nil {
+				continue
+			}
+			last, err := lc.ReadLastOffset()
+			if err != nil || last <= next[i] {
+				lc.Close()
+				continue
+			}
+			if _, err := lc.Seek(next[i], kafka.SeekAbsolute); err != nil {
+				lc.Close()
+				continue
+			}
+			deadline, _ := ctx.Deadline()
+			_ = lc.SetReadDeadline(deadline)
+			batch := lc.ReadBatch(1, 16<<20)
+			for next[i] < last {
+				m, err := batch.ReadMessage()
+				if err != nil {
+					break
+				}
+				m.Partition = p.ID
+				fn(m)
+				seen++
+				progressed = true
+				next[i] = m.Offset + 1
+			}
+			batch.Close()
+			lc.Close()
+		}
+		if !progressed {
+			time.Sleep(50 * time.Millisecond)
+		}
+	}
+	return seen
+}
+
+// slotStats reads pg_stat_replication_slots for the env's slot.
+func (e *env) slotStats() (spillTxns, streamTxns int64) {
+	e.t.Helper()
+	err := e.db.QueryRow(context.Background(), `SELECT coalesce(sum(spill_txns),0)::int8, coalesce(sum(stream_txns),0)::int8 FROM pg_stat_replication_slots WHERE slot_name = $1`, e.slot).Scan(&spillTxns, &streamTxns)
+	if err != nil {
+		e.t.Fatal(err)
+	}
+	return
+}
+
+// withOptions appends libpq startup options (e.g. "-c logical_decoding_work_mem=64kB") to a URL DSN.
+func withOptions(dsn, options string) string {
+	sep := "?"
+	if strings.Contains(dsn, "?") {
+		sep = "&"
+	}
+	return dsn + sep + "options=" + strings.ReplaceAll(url.QueryEscape(options), "+", "%20")
+}

@@ -104,7 +104,7 @@ var permanentCodes = map[string]string{
 	"28000": "the server refused this user (pg_hba.conf or role attributes): check pg_hba.conf and that the role has LOGIN and REPLICATION",
 	"42501": "permission denied: see docs/operations.md for the privileges pgcdc needs",
 	"3D000": "the database does not exist: check postgres.dsn",
-	"42704": "a required object does not exist (replication slot or publication)",
+	"42704": "the object named above does not exist",
 	"55000": "the object is not in the required state (e.g. the replication slot was invalidated)",
 }
 

@@ -29,9 +29,15 @@ func (t Table) IdentityProblem() string {
 	if ok {
 		return ""
 	}
-	return fmt.Sprintf("table %s has no replica identity (no primary key and REPLICA IDENTITY %s): publishing it would make the application's own UPDATE and DELETE on it fail. "+
-		"Fix: add a primary key, or run ALTER TABLE %s REPLICA IDENTITY FULL (or USING INDEX <unique index>), or exclude it with tables.exclude",
-		t, identityName(t.Identity), t.Ident())
+	reason := "no primary key and REPLICA IDENTITY " + identityName(t.Identity)
+	fix := "add a primary key, or run ALTER TABLE " + t.Ident() + " REPLICA IDENTITY FULL (or USING INDEX <unique index>)"
+	if t.HasKey {
+		// REPLICA IDENTITY NOTHING, or USING INDEX whose index was dropped, ignores the primary key.
+		reason = "REPLICA IDENTITY " + identityName(t.Identity) + " although it has a primary key"
+		fix = "run ALTER TABLE " + t.Ident() + " REPLICA IDENTITY DEFAULT (or FULL)"
+	}
+	return fmt.Sprintf("table %s has no replica identity (%s): publishing it would make the application's own UPDATE and DELETE on it fail. "+
+		"Fix: %s, or exclude it with tables.exclude", t, reason, fix)
 }
 
 func identityName(b byte) string {

@@ -1,0 +1,322 @@
+package connector_test
+
+import (
+	"context"
+	"net"
+	"net/url"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/pgcdc/pgcdc/internal/testenv"
+)
+
+// startupBound is how long a start-up failure may take with the connect timeouts failFastEnv sets
+// (a few seconds each): failing fast means well under it, never a hang until someone notices.
+const startupBound = 30 * time.Second
+
+// failFastEnv shortens the start-up timeouts so that a failure that waits for one still ends quickly.
+func failFastEnv(extra map[string]string) map[string]string {
+	m := map[string]string{
+		"PGCDC_POSTGRES_CONNECT_TIMEOUT": "3s",
+		"PGCDC_KAFKA_CONNECT_TIMEOUT":    "3s",
+	}
+	for k, v := range extra {
+		m[k] = v
+	}
+	return m
+}
+
+// expectStartupFailure starts pgcdc, waits for it to exit, and checks the exit code, the time it
+// took and that the output holds every one of want. It returns the output.
+func expectStartupFailure(t *testing.T, e *env, overrides map[string]string, wantCode int, want ...string) string {
+	t.Helper()
+	pgcdcBinary(t) // build outside the measured time
+	began := time.Now()
+	p := e.start(failFastEnv(overrides))
+	code, sig := p.wait(startupBound + 30*time.Second)
+	took := time.Since(began)
+	out := p.out.String()
+	if sig != 0 {
+		t.Fatalf("pgcdc died of %v; output:\n%s", sig, tail(out, 4000))
+	}
+	if code != wantCode {
+		t.Fatalf("exit code %d, want %d; output:\n%s", code, wantCode, tail(out, 4000))
+	}
+	if took > startupBound {
+		t.Errorf("start-up failure took %s, want < %s", took.Round(time.Millisecond), startupBound)
+	}
+	for _, w := range want {
+		if !strings.Contains(out, w) {
+			t.Errorf("output does not contain %q:\n%s", w, tail(out, 4000))
+		}
+	}
+	t.Logf("failed in %s with exit code %d: %s", took.Round(time.Millisecond), code, strings.TrimSpace(tail(out, 600)))
+	return out
+}
+
+func startDedicatedPostgres(t *testing.T, opts testenv.PostgresOptions) *testenv.Postgres {
+	t.Helper()
+	testenv.Require(t)
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	defer cancel()
+	pg, err := testenv.StartPostgres(ctx, opts)
+	if err != nil {
+		t.Fatalf("start a dedicated PostgreSQL: %v", err)
+	}
+	// Registered before newEnv's cleanups, so it runs after them (the databases are dropped first).
+	t.Cleanup(pg.Close)
+	return pg
+}
+
+// unusedAddr is a loopback address nobody listens on.
+func unusedAddr(t *testing.T) string {
+	t.Helper()
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	addr := l.Addr().String()
+	l.Close()
+	return addr
+}
+
+// Start-up problems end the process quickly with a non-zero exit and a message that names the
+// problem and what to change; none of them hangs or retries until some outer timeout.
+func TestStartupFailsFastWithClearMessage(t *testing.T) {
+	t.Run("wrong_password", func(t *testing.T) {
+		t.Parallel()
+		pg := startDedicatedPostgres(t, testenv.PostgresOptions{PasswordAuth: true})
+		e := newEnv(t, pg, nil)
+		const wrong = "Zq7wrongPw93Xk"
+		u, err := url.Parse(e.dsn)
+		if err != nil {
+			t.Fatal(err)
+		}
+
+		t.Run("in_dsn", func(t *testing.T) {
+			bad := *u
+			bad.User = url.UserPassword("postgres", wrong)
+			out := expectStartupFailure(t, e, map[string]string{"PGCDC_POSTGRES_DSN": bad.String()}, 1,
+				"authentication failed", "password")
+			if strings.Contains(out, wrong) {
+				t.Errorf("the password %q appears in the output:\n%s", wrong, out)
+			}
+		})
+		t.Run("in_env", func(t *testing.T) {
+			bare := *u
+			bare.User = url.User("postgres")
+			out := expectStartupFailure(t, e, map[string]string{
+				"PGCDC_POSTGRES_DSN":      bare.String(),
+				"PGCDC_POSTGRES_PASSWORD": wrong,
+			}, 1, "authentication failed", "PGCDC_POSTGRES_PASSWORD")
+			if strings.Contains(out, wrong) {
+				t.Errorf("the password %q appears in the output:\n%s", wrong, out)
+			}
+		})
+	})
+
+	t.Run("wal_level_replica", func(t *testing.T) {
+		t.Parallel()
+		pg := startDedicatedPostgres(t, testenv.PostgresOptions{Settings: map[string]string{"wal_level": "replica"}})
+		e := newEnv(t, pg, nil)
+		e.exec(`CREATE TABLE t (id int PRIMARY KEY)`)
+		expectStartupFailure(t, e, nil, 1, "wal_level", `\"replica\"`, "wal_level = logical", "restart PostgreSQL")
+	})
+
+	t.Run("missing_table", func(t *testing.T) {
+		t.Parallel()
+		e := newEnv(t, nil, nil)
+		e.exec(`CREATE TABLE present (id int PRIMARY KEY)`)
+		expectStartupFailure(t, e, map[string]string{"PGCDC_TABLES_INCLUDE": "public.present,public.nope"}, 1,
+			"public.nope", "does not exist")
+	})
+
+	t.Run("unreachable_broker", func(t *testing.T) {
+		t.Parallel()
+		addr := unusedAddr(t)
+		e := newEnv(t, nil, []string{addr})
+		e.exec(`CREATE TABLE t (id int PRIMARY KEY)`)
+		expectStartupFailure(t, e, nil, 1, addr, "kafka", "start-up timeout")
+	})
+
+	t.Run("invalid_config", func(t *testing.T) {
+		t.Parallel()
+		e := newEnv(t, nil, nil)
+		out := expectStartupFailure(t, e, map[string]string{"PGCDC_KAFKA_ACKS": "maybe"}, 2, "kafka.acks", "maybe")
+		if !strings.Contains(out, "invalid configuration") {
+			t.Errorf("output does not say the configuration is invalid:\n%s", out)
+		}
+	})
+}
+
+// A table without a replica identity is never published silently: at start-up it is an error that
+// names the table and the fix; fixed, its updates and deletes flow with full before-images. While
+// running, new tables with a key are added and captured, new tables without one are left out of the
+// publication (so the application's UPDATE keeps working) and the log says why and how to fix it.
+func TestReplicaIdentityAtStartupAndRefresh(t *testing.T) {
+	t.Parallel()
+	e := newEnv(t, nil, nil)
+	e.exec(`CREATE TABLE keyed (id int PRIMARY KEY, v text)`)
+	e.exec(`CREATE TABLE nokey (a int, b text)`)
+	e.exec(`INSERT INTO nokey VALUES (1, 'x')`)
+
+	out := expectStartupFailure(t, e, nil, 1, "public.nokey", `ALTER TABLE \"public\".\"nokey\" REPLICA IDENTITY FULL`, "REPLICA IDENTITY DEFAULT")
+	if strings.Contains(out, "refusing to capture public.keyed") {
+		t.Errorf("the keyed table is blamed:\n%s", out)
+	}
+	if n := e.publishedCount("nokey"); n != 0 {
+		t.Fatalf("after the refused start, nokey is in the publication (%d rows in pg_publication_tables)", n)
+	}
+
+	e.exec(`ALTER TABLE nokey REPLICA IDENTITY FULL`)
+	p := e.start(nil)
+	p.waitStreaming()
+
+	e.exec(`UPDATE nokey SET b = 'y' WHERE a = 1`)
+	e.exec(`DELETE FROM nokey WHERE a = 1`)
+	var evs []change
+	for _, c := range e.read("nokey", 2, 30*time.Second) {
+		if !c.Tombstone {
+			evs = append(evs, c)
+		}
+	}
+	if len(evs) < 2 {
+		t.Fatalf("nokey: %d change events, want update and delete: %+v", len(evs), evs)
+	}
+	up, del := evs[0], evs[1]
+	if up.Op != "u" || up.Before["a"] != float64(1) || up.Before["b"] != "x" || up.After["b"] != "y" {
+		t.Errorf("nokey update: op %s before %v after %v (want the full old row as before)", up.Op, up.Before, up.After)
+	}
+	if del.Op != "d" || del.Before["a"] != float64(1) || del.Before["b"] != "y" || del.After != nil {
+		t.Errorf("nokey delete: op %s before %v after %v (want the full old row as before)", del.Op, del.Before, del.After)
+	}
+
+	// Created while running, with a primary key: added at the next refresh, then captured.
+	e.exec(`CREATE TABLE later_pk (id int PRIMARY KEY, v text)`)
+	e.waitPublished("later_pk", 20*time.Second)
+	p.waitLog(`"table":"public.later_pk"`, 10*time.Second)
+	e.exec(`INSERT INTO later_pk VALUES (7, 'seven')`)
+	p.waitLog(`"topic":"`+e.topic("later_pk")+`"`, 20*time.Second) // created before its first record
+	got := e.read("later_pk", 1, 30*time.Second)
+	if got[0].Op != "c" || got[0].After["id"] != float64(7) || got[0].After["v"] != "seven" {
+		t.Errorf("later_pk insert: %+v", got[0])
+	}
+
+	// Created while running, without a replica identity: left out, with the reason and fix logged,
+	// and the application's own UPDATE and DELETE keep working.
+	e.exec(`CREATE TABLE later_nokey (a int, b text)`)
+	e.exec(`INSERT INTO later_nokey VALUES (1, 'x')`)
+	p.waitLog(`"table":"public.later_nokey"`, 20*time.Second)
+	p.waitLog(`ALTER TABLE \"public\".\"later_nokey\" REPLICA IDENTITY FULL`, 5*time.Second)
+	time.Sleep(1500 * time.Millisecond) // at least one more refresh
+	if n := e.publishedCount("later_nokey"); n != 0 {
+		t.Fatalf("later_nokey was added to the publication (%d rows in pg_publication_tables)", n)
+	}
+	e.exec(`UPDATE later_nokey SET b = 'y' WHERE a = 1`)
+	e.exec(`DELETE FROM later_nokey WHERE a = 1`)
+
+	if code := p.stop(); code != 0 {
+		t.Fatalf("exit code %d after SIGTERM", code)
+	}
+}
+
+// publishedCount is the number of rows pg_publication_tables has for public.<table> in e's publication.
+func (e *env) publishedCount(table string) int {
+	e.t.Helper()
+	var n int
+	if err := e.db.QueryRow(context.Background(),
+		`SELECT count(*) FROM pg_publication_tables WHERE pubname = $1 AND schemaname = 'public' AND tablename = $2`,
+		e.pub, table).Scan(&n); err != nil {
+		e.t.Fatal(err)
+	}
+	return n
+}
+
+func (e *env) waitPublished(table string, timeout time.Duration) {
+	e.t.Helper()
+	deadline := time.Now().Add(timeout)
+	for e.publishedCount(table) == 0 {
+		if time.Now().After(deadline) {
+			e.t.Fatalf("public.%s not in publication %s after %s", table, e.pub, timeout)
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+}
+
+// With postgres.create_publication=false pgcdc never touches the publication: a missing one is an
+// error naming it and how to create it; an existing one that lacks a matching table is used as it
+// is, with a warning naming the table that is not captured.
+func TestUnmanagedPublication(t *testing.T) {
+	t.Parallel()
+	e := newEnv(t, nil, nil)
+	e.exec(`CREATE TABLE inpub (id int PRIMARY KEY, v text)`)
+	e.exec(`CREATE TABLE notinpub (id int PRIMARY KEY, v text)`)
+	unmanaged := map[string]string{"PGCDC_POSTGRES_CREATE_PUBLICATION": "false"}
+
+	expectStartupFailure(t, e, unmanaged, 1, e.pub, "does not exist", "CREATE PUBLICATION", "create_publication")
+	var exists bool
+	if err := e.db.QueryRow(context.Background(), `SELECT EXISTS (SELECT 1 FROM pg_publication WHERE pubname = $1)`, e.pub).Scan(&exists); err != nil {
+		t.Fatal(err)
+	}
+	if exists {
+		t.Fatal("pgcdc created the publication although postgres.create_publication is false")
+	}
+
+	e.exec(`CREATE PUBLICATION ` + e.pub + ` FOR TABLE inpub`)
+	p := e.start(unmanaged)
+	p.waitStreaming()
+	p.waitLog(`"table":"public.notinpub"`, 5*time.Second)
+	out := p.out.String()
+	var warned bool
+	for _, line := range strings.Split(out, "\n") {
+		if strings.Contains(line, `"table":"public.notinpub"`) && strings.Contains(line, `"level":"warn"`) &&
+			strings.Contains(line, "not in the publication") {
+			warned = true
+		}
+	}
+	if !warned {
+		t.Errorf("no warning naming public.notinpub:\n%s", tail(out, 4000))
+	}
+	e.exec(`INSERT INTO inpub VALUES (1, 'one')`)
+	if got := e.read("inpub", 1, 30*time.Second); got[0].Op != "c" || got[0].After["v"] != "one" {
+		t.Errorf("inpub insert: %+v", got[0])
+	}
+	if n := e.publishedCount("notinpub"); n != 0 {
+		t.Errorf("pgcdc added notinpub to a publication it does not manage")
+	}
+	if code := p.stop(); code != 0 {
+		t.Fatalf("exit code %d after SIGTERM", code)
+	}
+}
+
+// SIGTERM stops a streaming connector cleanly: exit code 0 and "stopped cleanly" in the log, with
+// everything it sent confirmed to the slot.
+func TestSIGTERMStopsCleanly(t *testing.T) {
+	t.Parallel()
+	e := newEnv(t, nil, nil)
+	e.exec(`CREATE TABLE t (id int PRIMARY KEY)`)
+	p := e.start(nil)
+	p.waitStreaming()
+	e.exec(`INSERT INTO t VALUES (1)`)
+	ins := e.read("t", 1, 30*time.Second)[0]
+
+	began := time.Now()
+	if code := p.stop(); code != 0 {
+		t.Fatalf("exit code %d after SIGTERM, want 0", code)
+	}
+	if took := time.Since(began); took > 15*time.Second {
+		t.Errorf("SIGTERM took %s to stop an idle connector", took)
+	}
+	out := p.out.String()
+	if !strings.Contains(out, `"message":"stopped cleanly"`) {
+		t.Errorf("no \"stopped cleanly\" in the log:\n%s", tail(out, 4000))
+	}
+	if strings.Contains(out, `"level":"error"`) {
+		t.Errorf("errors logged on a clean stop:\n%s", tail(out, 4000))
+	}
+	// The insert was acknowledged by Kafka, so a clean stop has confirmed past it.
+	if cf := e.confirmedFlush(); cf <= uint64(ins.Source.LSN) {
+		t.Errorf("confirmed_flush_lsn %s after a clean stop, want past the insert (lsn %s)", fmtLSN(cf), fmtLSN(uint64(ins.Source.LSN)))
+	}
+}
