@@ -107,8 +107,8 @@ func NewEncoder(opts Options, t Table) (*Encoder, error) {
 		typ: "struct", name: prefix + ".Envelope", version: envelopeVersion,
 		fields: []connectField{
 			{"before", row}, {"after", row}, {"source", sourceSchema},
-			{"op", strReq}, {"ts_ms", int64Opt}, {"ts_us", int64Opt}, {"ts_ns", int64Opt},
 			{"transaction", transactionSchema},
+			{"op", strReq}, {"ts_ms", int64Opt}, {"ts_us", int64Opt}, {"ts_ns", int64Opt},
 		},
 	}
 	if opts.ValueSchemas {
@@ -232,18 +232,9 @@ func (e *Encoder) AppendValue(dst []byte, op Op, before, after []Datum, src Sour
 	} else {
 		dst = strconv.AppendUint(dst, src.LSN, 10)
 	}
-	dst = append(dst, `,"xmin":null},"op":"`...)
-	if op == 0 {
-		return dst[:start], fmt.Errorf("%s.%s: missing op", e.table.Schema, e.table.Name)
-	}
-	dst = append(dst, byte(op))
-	dst = append(dst, `","ts_ms":`...)
-	dst = strconv.AppendInt(dst, now.UnixMilli(), 10)
-	dst = append(dst, `,"ts_us":`...)
-	dst = strconv.AppendInt(dst, now.UnixMicro(), 10)
-	dst = append(dst, `,"ts_ns":`...)
-	dst = strconv.AppendInt(dst, now.UnixNano(), 10)
-	dst = append(dst, `,"transaction":`...)
+	// Debezium 3.6 (checked against a live run): ..., xmin, origin, origin_lsn; then the
+	// envelope's transaction block comes before op and the processing timestamps.
+	dst = append(dst, `,"xmin":null,"origin":null,"origin_lsn":null},"transaction":`...)
 	if tx == nil {
 		dst = append(dst, "null"...)
 	} else {
@@ -255,6 +246,17 @@ func (e *Encoder) AppendValue(dst []byte, op Op, before, after []Datum, src Sour
 		dst = strconv.AppendInt(dst, tx.DataCollectionOrder, 10)
 		dst = append(dst, '}')
 	}
+	if op == 0 {
+		return dst[:start], fmt.Errorf("%s.%s: missing op", e.table.Schema, e.table.Name)
+	}
+	dst = append(dst, `,"op":"`...)
+	dst = append(dst, byte(op))
+	dst = append(dst, `","ts_ms":`...)
+	dst = strconv.AppendInt(dst, now.UnixMilli(), 10)
+	dst = append(dst, `,"ts_us":`...)
+	dst = strconv.AppendInt(dst, now.UnixMicro(), 10)
+	dst = append(dst, `,"ts_ns":`...)
+	dst = strconv.AppendInt(dst, now.UnixNano(), 10)
 	return append(dst, e.valSuffix...), nil
 }
 

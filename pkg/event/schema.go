@@ -118,6 +118,7 @@ var (
 			{"sequence", strOpt}, {"ts_us", int64Opt}, {"ts_ns", int64Opt},
 			{"schema", strReq}, {"table", strReq},
 			{"txId", int64Opt}, {"lsn", int64Opt}, {"xmin", int64Opt},
+			{"origin", strOpt}, {"origin_lsn", int64Opt},
 		},
 	}
 	transactionSchema = &connectSchema{
