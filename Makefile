@@ -27,3 +27,7 @@ kafka-jars: ## fetch the Kafka broker jars into .cache/kafka (done on demand by 
 
 clean:
 	rm -rf bin .cache
+
+.PHONY: demo
+demo: ## end-to-end demo: throwaway PostgreSQL + Kafka, pgcdc, an insert/update/delete, a consumer printing the events
+	$(TESTENV) bash scripts/demo.sh
