@@ -14,6 +14,7 @@ type Config struct {
 	Kafka    KafkaConfig    `yaml:"kafka"`
 	Events   EventsConfig   `yaml:"events"`
 	Log      LogConfig      `yaml:"log"`
+	Metrics  MetricsConfig  `yaml:"metrics"`
 }
 
 // PostgresConfig configures the source database, the replication slot and
@@ -38,6 +39,9 @@ type PostgresConfig struct {
 type TablesConfig struct {
 	Include []string `yaml:"include"` // "schema.table" glob patterns (path.Match syntax: * ? [..]); default ["public.*"]
 	Exclude []string `yaml:"exclude"`
+	// PublishViaPartitionRoot publishes the changes of a partitioned table's partitions under the
+	// root table's topic (default true); false gives each partition its own topic.
+	PublishViaPartitionRoot bool `yaml:"publish_via_partition_root"`
 }
 
 // KafkaConfig configures the Kafka producer and topic creation.
@@ -71,6 +75,12 @@ type EventsConfig struct {
 	TimePrecision      string `yaml:"time_precision"`                // adaptive (default) | adaptive_time_microseconds | connect
 	BinaryHandling     string `yaml:"binary_handling"`               // bytes (default) | base64 | base64-url-safe | hex
 	IntervalHandling   string `yaml:"interval_handling"`             // numeric (default) | string
+
+	Truncate             bool     `yaml:"truncate"`               // publish TRUNCATE as op "t" events (null key); default false, as Debezium (skipped.operations=t)
+	Messages             bool     `yaml:"messages"`               // publish logical decoding messages to <prefix>.message; default true, as Debezium
+	MessagePrefixInclude []string `yaml:"message_prefix_include"` // regular expressions (whole prefix); empty: all
+	MessagePrefixExclude []string `yaml:"message_prefix_exclude"` // regular expressions (whole prefix)
+	TransactionMetadata  bool     `yaml:"transaction_metadata"`   // BEGIN/END events on <prefix>.transaction and the envelope's transaction block; default false
 }
 
 // LogConfig configures logging.
@@ -80,6 +90,14 @@ type LogConfig struct {
 	ProgressInterval time.Duration `yaml:"progress_interval"` // default 10s: periodic progress line; 0 disables
 }
 
+// MetricsConfig configures the operations HTTP endpoint: Prometheus /metrics, /healthz and /readyz.
+type MetricsConfig struct {
+	Listen string `yaml:"listen"` // host:port, default ":9187"; "" (in the file) or "off" disables the endpoint
+}
+
+// Enabled reports whether the operations endpoint is served.
+func (m MetricsConfig) Enabled() bool { return m.Listen != "" && m.Listen != MetricsOff }
+
 // Default values that other packages may want to refer to.
 const (
 	DefaultSlot                      = "pgcdc"
@@ -87,6 +105,10 @@ const (
 	DefaultClientID                  = "pgcdc"
 	DefaultUnavailableValue          = "__debezium_unavailable_value"
 	DefaultSpoolMaxBytes    ByteSize = 10 * GiB
+	DefaultMetricsListen             = ":9187"
+	// MetricsOff as metrics.listen disables the endpoint (an empty environment variable counts
+	// as unset, so PGCDC_METRICS_LISTEN=off is how the environment disables it).
+	MetricsOff = "off"
 )
 
 // DefaultTopicConfig returns the topic configs applied at topic creation
@@ -118,7 +140,8 @@ func Default() Config {
 			PublicationRefreshInterval: 30 * time.Second,
 		},
 		Tables: TablesConfig{
-			Include: []string{"public.*"},
+			Include:                 []string{"public.*"},
+			PublishViaPartitionRoot: true,
 		},
 		Kafka: KafkaConfig{
 			CreateTopics:      true,
@@ -137,20 +160,26 @@ func Default() Config {
 			ShutdownTimeout:   30 * time.Second,
 		},
 		Events: EventsConfig{
-			KeySchemas:         true,
-			ValueSchemas:       true,
-			TombstonesOnDelete: true,
-			UnavailableValue:   DefaultUnavailableValue,
-			UnknownTypes:       "error",
-			DecimalHandling:    "precise",
-			TimePrecision:      "adaptive",
-			BinaryHandling:     "bytes",
-			IntervalHandling:   "numeric",
+			KeySchemas:           true,
+			ValueSchemas:         true,
+			TombstonesOnDelete:   true,
+			UnavailableValue:     DefaultUnavailableValue,
+			UnknownTypes:         "error",
+			DecimalHandling:      "precise",
+			TimePrecision:        "adaptive",
+			BinaryHandling:       "bytes",
+			IntervalHandling:     "numeric",
+			Messages:             true,
+			MessagePrefixInclude: []string{},
+			MessagePrefixExclude: []string{},
 		},
 		Log: LogConfig{
 			Level:            "info",
 			Format:           "json",
 			ProgressInterval: 10 * time.Second,
+		},
+		Metrics: MetricsConfig{
+			Listen: DefaultMetricsListen,
 		},
 	}
 }

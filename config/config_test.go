@@ -78,6 +78,8 @@ func TestDefault(t *testing.T) {
 		{"interval_handling", d.Events.IntervalHandling, "numeric"},
 		{"log level", d.Log.Level, "info"},
 		{"log format", d.Log.Format, "json"},
+		{"metrics listen", d.Metrics.Listen, ":9187"},
+		{"metrics enabled", d.Metrics.Enabled(), true},
 	}
 	for _, c := range checks {
 		if !reflect.DeepEqual(c.got, c.want) {
@@ -149,6 +151,8 @@ events:
 log:
   level: debug
   format: auto
+metrics:
+  listen: 127.0.0.1:0
 `)
 	cfg, err := Load(p, nil)
 	if err != nil {
@@ -178,6 +182,7 @@ log:
 	want.Events.UnknownTypes = "text"
 	want.Log.Level = "debug"
 	want.Log.Format = "auto"
+	want.Metrics.Listen = "127.0.0.1:0"
 	if !reflect.DeepEqual(cfg, want) {
 		t.Errorf("got  %+v\nwant %+v", cfg, want)
 	}
@@ -482,5 +487,39 @@ func TestMarshalRoundTrip(t *testing.T) {
 	}
 	if c.Postgres.Password != "hunter2" {
 		t.Error("Redacted modified its receiver")
+	}
+}
+
+// The endpoint is on by default; a quoted empty value in the file or "off" (the only way from the
+// environment, where an empty variable is unset) turns it off.
+func TestMetricsListenDisable(t *testing.T) {
+	tests := []struct {
+		name, file string
+		env        []string
+		listen     string
+		enabled    bool
+	}{
+		{"default", "", nil, ":9187", true},
+		{"empty quoted in file", "metrics:\n  listen: \"\"\n", nil, "", false},
+		{"null in file keeps default", "metrics:\n  listen:\n", nil, ":9187", true},
+		{"off in file", "metrics:\n  listen: off\n", nil, "off", false},
+		{"off in env", "", []string{"PGCDC_METRICS_LISTEN=off"}, "off", false},
+		{"empty env is unset", "", []string{"PGCDC_METRICS_LISTEN="}, ":9187", true},
+		{"env address", "", []string{"PGCDC_METRICS_LISTEN=127.0.0.1:9999"}, "127.0.0.1:9999", true},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			path := ""
+			if tt.file != "" {
+				path = writeFile(t, "m.yaml", tt.file)
+			}
+			cfg, err := Load(path, append(append([]string(nil), minimalEnv...), tt.env...))
+			if err != nil {
+				t.Fatal(err)
+			}
+			if cfg.Metrics.Listen != tt.listen || cfg.Metrics.Enabled() != tt.enabled {
+				t.Errorf("listen %q enabled %v, want %q %v", cfg.Metrics.Listen, cfg.Metrics.Enabled(), tt.listen, tt.enabled)
+			}
+		})
 	}
 }

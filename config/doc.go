@@ -19,7 +19,7 @@
 //
 // # The YAML file
 //
-// Sections are postgres, tables, kafka, events and log; see example.yaml.
+// Sections are postgres, tables, kafka, events, log and metrics; see example.yaml.
 // Unknown and duplicate keys are errors naming the key and line, with a
 // suggestion for likely typos. A key with an empty value keeps its default.
 // Lists replace the default list. kafka.topic_config is merged over the

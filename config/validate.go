@@ -94,6 +94,7 @@ func (c Config) Validate() error {
 	c.Kafka.validate(v)
 	c.Events.validate(v)
 	c.Log.validate(v)
+	c.Metrics.validate(v)
 	return errors.Join(v.errs...)
 }
 
@@ -198,6 +199,16 @@ func checkBroker(b string) string {
 
 func (e EventsConfig) validate(v *validator) {
 	v.oneOf("events.unknown_types", e.UnknownTypes, "error", "text")
+	for i, p := range e.MessagePrefixInclude {
+		if _, err := regexp.Compile("^(?:" + p + ")$"); err != nil {
+			v.add(fmt.Sprintf("events.message_prefix_include[%d]", i), "invalid regular expression %q: %v", p, err)
+		}
+	}
+	for i, p := range e.MessagePrefixExclude {
+		if _, err := regexp.Compile("^(?:" + p + ")$"); err != nil {
+			v.add(fmt.Sprintf("events.message_prefix_exclude[%d]", i), "invalid regular expression %q: %v", p, err)
+		}
+	}
 	v.oneOf("events.decimal_handling", e.DecimalHandling, "precise", "double", "string")
 	v.oneOf("events.time_precision", e.TimePrecision, "adaptive", "adaptive_time_microseconds", "connect")
 	v.oneOf("events.binary_handling", e.BinaryHandling, "bytes", "base64", "base64-url-safe", "hex")
@@ -209,5 +220,22 @@ func (l LogConfig) validate(v *validator) {
 	v.oneOf("log.format", l.Format, "json", "console", "auto")
 	if l.ProgressInterval < 0 {
 		v.add("log.progress_interval", "must be a duration >= 0 (0 disables progress lines), got %s", l.ProgressInterval)
+	}
+}
+
+func (m MetricsConfig) validate(v *validator) {
+	if !m.Enabled() {
+		return
+	}
+	host, port, err := net.SplitHostPort(m.Listen)
+	if err != nil {
+		v.add("metrics.listen", "invalid address %q: want [host]:port, e.g. :9187 or 127.0.0.1:9187 (or off to disable the endpoint)", m.Listen)
+		return
+	}
+	if n, err := strconv.Atoi(port); err != nil || n < 0 || n > 65535 {
+		v.add("metrics.listen", "invalid address %q: port must be a number from 0 to 65535", m.Listen)
+	}
+	if strings.ContainsAny(host, " /") {
+		v.add("metrics.listen", "invalid address %q: host must be an IP address or a host name", m.Listen)
 	}
 }

@@ -60,6 +60,9 @@ func TestValidateMessages(t *testing.T) {
 		{"interval", func(c *Config) { c.Events.IntervalHandling = "iso" }, `events.interval_handling: invalid value "iso" (allowed: numeric, string)`},
 		{"log level", func(c *Config) { c.Log.Level = "INFO" }, `log.level: invalid value "INFO" (allowed: trace, debug, info, warn, error)`},
 		{"log format", func(c *Config) { c.Log.Format = "text" }, `log.format: invalid value "text" (allowed: json, console, auto)`},
+		{"metrics listen no port", func(c *Config) { c.Metrics.Listen = "localhost" }, `metrics.listen: invalid address "localhost": want [host]:port, e.g. :9187`},
+		{"metrics listen bad port", func(c *Config) { c.Metrics.Listen = ":http2" }, `metrics.listen: invalid address ":http2": port must be a number from 0 to 65535`},
+		{"metrics listen port range", func(c *Config) { c.Metrics.Listen = "127.0.0.1:70000" }, `metrics.listen: invalid address "127.0.0.1:70000": port must be a number from 0 to 65535`},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

@@ -37,8 +37,9 @@ type changes struct {
 	txn        ack.TxnID
 	xid        uint32
 	commitTime time.Time
-	position   int64
-	lastCommit pglogrepl.LSN // commit LSN of the previous transaction (source.sequence)
+	position   int64         // events so far (records, tombstones included): the pgcdc.position header
+	beginLSN   pglogrepl.LSN // the transaction's first LSN: source.sequence[0] and the transaction id
+	meta       txMeta        // transaction metadata (events.transaction_metadata)
 
 	// Streaming (protocol v2): inside a StreamStart..StreamStop block of transaction streamXid.
 	inStream  bool
@@ -94,9 +95,9 @@ func firstByte(b []byte) byte {
 func (h *changes) apply(ctx context.Context, lsn pglogrepl.LSN, msg pglogrepl.Message) error {
 	switch m := msg.(type) {
 	case *pglogrepl.BeginMessage:
-		h.begin(m.Xid, m.CommitTime)
+		h.begin(lsn, m.Xid, m.CommitTime)
 	case *pglogrepl.CommitMessage:
-		h.commit(m.CommitLSN, m.TransactionEndLSN)
+		return h.commit(ctx, m.CommitLSN, m.TransactionEndLSN)
 	case *pglogrepl.RelationMessage:
 		return h.relation(ctx, m)
 	case *pglogrepl.RelationMessageV2:
@@ -113,10 +114,14 @@ func (h *changes) apply(ctx context.Context, lsn pglogrepl.LSN, msg pglogrepl.Me
 		return h.delete(ctx, lsn, m)
 	case *pglogrepl.DeleteMessageV2:
 		return h.delete(ctx, lsn, &m.DeleteMessage)
-	case *pglogrepl.TruncateMessage, *pglogrepl.TruncateMessageV2:
-		h.c.log.Debug().Str("lsn", lsn.String()).Msg("truncate not published (truncate events are off)")
-	case *pglogrepl.LogicalDecodingMessage, *pglogrepl.LogicalDecodingMessageV2:
-		// Logical decoding messages (heartbeats, application messages) carry no row change.
+	case *pglogrepl.TruncateMessage:
+		return h.truncate(ctx, lsn, m)
+	case *pglogrepl.TruncateMessageV2:
+		return h.truncate(ctx, lsn, &m.TruncateMessage)
+	case *pglogrepl.LogicalDecodingMessage:
+		return h.message(ctx, lsn, m)
+	case *pglogrepl.LogicalDecodingMessageV2:
+		return h.message(ctx, lsn, &m.LogicalDecodingMessage)
 	case *pglogrepl.TypeMessage, *pglogrepl.TypeMessageV2, *pglogrepl.OriginMessage:
 		// Types are read from the catalog; the origin does not change the event.
 	case *pglogrepl.StreamStartMessageV2:
@@ -135,15 +140,19 @@ func (h *changes) apply(ctx context.Context, lsn pglogrepl.LSN, msg pglogrepl.Me
 	return nil
 }
 
-func (h *changes) begin(xid uint32, commitTime time.Time) {
-	h.inTxn, h.xid, h.commitTime, h.position = true, xid, commitTime, 0
+func (h *changes) begin(lsn pglogrepl.LSN, xid uint32, commitTime time.Time) {
+	h.inTxn, h.xid, h.commitTime, h.position, h.beginLSN = true, xid, commitTime, 0, lsn
+	h.meta.reset()
 	h.txn = h.c.tracker.Begin()
 }
 
-func (h *changes) commit(commitLSN, endLSN pglogrepl.LSN) {
+func (h *changes) commit(ctx context.Context, commitLSN, endLSN pglogrepl.LSN) error {
+	if err := h.endTransactionMetadata(ctx); err != nil {
+		return err
+	}
 	h.c.tracker.Commit(h.txn, ack.LSN(endLSN))
 	h.inTxn = false
-	h.lastCommit = commitLSN
+	return nil
 }
 
 func (h *changes) relation(ctx context.Context, m *pglogrepl.RelationMessage) error {
@@ -151,10 +160,12 @@ func (h *changes) relation(ctx context.Context, m *pglogrepl.RelationMessage) er
 	if err != nil {
 		return fatal(fmt.Errorf("table %s.%s: %w", m.Namespace, m.RelationName, err))
 	}
-	if err := h.c.sink.EnsureTopic(ctx, rel.Encoder.Topic()); err != nil {
-		return err
+	topic := rel.Encoder.Topic()
+	if raw := h.c.cfg.Kafka.TopicPrefix + "." + m.Namespace + "." + m.RelationName; raw != topic {
+		h.c.log.Info().Str("table", m.Namespace+"."+m.RelationName).Str("topic", topic).
+			Msg("table name has characters Kafka does not allow in topic names: replaced by '_' as Debezium does")
 	}
-	return nil
+	return h.c.sink.EnsureTopic(ctx, topic)
 }
 
 func (h *changes) rows(m *pglogrepl.TupleData, dst *[]event.Datum) ([]event.Datum, error) {
@@ -234,6 +245,7 @@ func (h *changes) keyChange(ctx context.Context, rel *decode.Relation, lsn pglog
 	if err != nil {
 		return fatal(err)
 	}
+	// Debezium puts the new key on the delete and on its tombstone.
 	if err := h.emit(ctx, rel, lsn, event.OpDelete, before, nil, []kafka.Header{{Key: headerNewKey, Value: newKey}}); err != nil {
 		return err
 	}
@@ -272,25 +284,33 @@ func (h *changes) emit(ctx context.Context, rel *decode.Relation, lsn pglogrepl.
 		}
 		key = k
 	}
-	src := event.Source{CommitTime: h.commitTime, Snapshot: "false", TxID: h.xid, LSN: uint64(lsn), LastCommitLSN: uint64(h.lastCommit)}
-	value, err := rel.Encoder.AppendValue(make([]byte, 0, 512), op, before, after, src, nil, time.Now())
+	table := rel.Table.Schema + "." + rel.Table.Name
+	tx, err := h.transactionBlock(ctx, table)
+	if err != nil {
+		return err
+	}
+	value, err := rel.Encoder.AppendValue(make([]byte, 0, 512), op, before, after, h.source(lsn), tx, time.Now())
 	if err != nil {
 		return fatal(fmt.Errorf("at LSN %s: %w", lsn, err))
 	}
-	table := rel.Table.Schema + "." + rel.Table.Name
 	if err := h.send(ctx, kafkasink.Record{Topic: rel.Encoder.Topic(), Key: key, Value: value, Headers: headers, Table: table, LSN: uint64(lsn)}); err != nil {
 		return err
 	}
 	if op == event.OpDelete && h.c.cfg.Events.TombstonesOnDelete && key != nil {
-		return h.send(ctx, kafkasink.Record{Topic: rel.Encoder.Topic(), Key: key, Value: nil, Table: table, LSN: uint64(lsn)})
+		return h.send(ctx, kafkasink.Record{Topic: rel.Encoder.Topic(), Key: key, Value: nil, Headers: headers, Table: table, LSN: uint64(lsn)})
 	}
 	return nil
+}
+
+// source is the envelope's source block for a change at lsn of the current transaction.
+func (h *changes) source(lsn pglogrepl.LSN) event.Source {
+	return event.Source{CommitTime: h.commitTime, Snapshot: "false", TxID: h.xid, LSN: uint64(lsn), LastCommitLSN: uint64(h.beginLSN)}
 }
 
 // send waits for room in the sink (keeping the replication connection alive) and enqueues rec.
 func (h *changes) send(ctx context.Context, rec kafkasink.Record) error {
 	rec.Txn = h.txn
-	rec.Headers = append(rec.Headers, kafka.Header{Key: HeaderPosition, Value: strconv.AppendInt(nil, h.position, 10)})
+	rec.Headers = append(rec.Headers[:len(rec.Headers):len(rec.Headers)], kafka.Header{Key: HeaderPosition, Value: strconv.AppendInt(nil, h.position, 10)})
 	h.position++
 	wait := h.c.statusInterval() / 2
 	for {

@@ -39,6 +39,9 @@ type Connector struct {
 	rels    *decode.Relations
 	slot    pgsource.SlotInfo
 
+	meta      *event.MetaEncoder // logical decoding messages and transaction metadata
+	msgFilter messageFilter
+
 	tablesMu sync.Mutex
 	tables   []pgsource.Table // captured tables (for the start-up summary and the refresher)
 }
@@ -123,6 +126,13 @@ func (c *Connector) start(ctx context.Context) error {
 		}
 	}
 	c.rels = decode.NewRelations(decode.PGCatalog{Conn: sql}, c.eventOptions())
+	if c.meta, err = event.NewMetaEncoder(c.eventOptions()); err != nil {
+		return err
+	}
+	ev := c.cfg.Events
+	if c.msgFilter, err = newMessageFilter(ev.Messages, ev.MessagePrefixInclude, ev.MessagePrefixExclude); err != nil {
+		return err
+	}
 
 	names := make([]string, len(tables))
 	topics := make([]string, len(tables))
@@ -262,11 +272,17 @@ func (c *Connector) syncPublication(ctx context.Context, conn *pgx.Conn, startup
 		return publishable, nil
 	}
 	if !pub.Exists {
-		if err := pgsource.CreatePublication(ctx, conn, c.cfg.Postgres.Publication, missing); err != nil {
+		if err := pgsource.CreatePublication(ctx, conn, c.cfg.Postgres.Publication, missing, c.cfg.Tables.PublishViaPartitionRoot); err != nil {
 			return nil, err
 		}
 		c.log.Info().Str("publication", c.cfg.Postgres.Publication).Int("tables", len(missing)).Msg("created publication")
-	} else if len(missing) > 0 {
+	} else if pub.ViaRoot != c.cfg.Tables.PublishViaPartitionRoot {
+		if err := pgsource.SetViaRoot(ctx, conn, c.cfg.Postgres.Publication, c.cfg.Tables.PublishViaPartitionRoot); err != nil {
+			return nil, err
+		}
+		c.log.Info().Str("publication", c.cfg.Postgres.Publication).Bool("publish_via_partition_root", c.cfg.Tables.PublishViaPartitionRoot).Msg("changed publication setting")
+	}
+	if pub.Exists && len(missing) > 0 {
 		if err := pgsource.AddTables(ctx, conn, c.cfg.Postgres.Publication, missing); err != nil {
 			return nil, err
 		}
@@ -371,6 +387,8 @@ func fatal(err error) error { return &fatalError{err} }
 
 // resumeLSN is where a (re)connect starts: the slot's confirmed position, or the newer position this
 // process knows Kafka acknowledged.
+func ackLSN(l pglogrepl.LSN) ack.LSN { return ack.LSN(l) }
+
 func (c *Connector) resumeLSN(slot pgsource.SlotInfo) pglogrepl.LSN {
 	lsn := slot.ConfirmedFlush
 	if safe := pglogrepl.LSN(c.tracker.Safe()); safe > lsn {

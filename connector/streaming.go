@@ -48,9 +48,12 @@ func (h *changes) streamCommit(ctx context.Context, m *pglogrepl.StreamCommitMes
 		return fatal(err)
 	}
 	defer it.Close()
-	h.begin(m.Xid, m.CommitTime)
+	h.begin(0, m.Xid, m.CommitTime)
 	for it.Next() {
 		_, lsn, data := it.Record()
+		if h.beginLSN == 0 {
+			h.beginLSN = pglogrepl.LSN(lsn) // the transaction's first change
+		}
 		msg, err := parseMessage(data, true)
 		if err != nil {
 			return fatal(fmt.Errorf("spooled message of transaction %d at LSN %s: %w", m.Xid, pglogrepl.LSN(lsn), err))
@@ -62,6 +65,5 @@ func (h *changes) streamCommit(ctx context.Context, m *pglogrepl.StreamCommitMes
 	if err := it.Err(); err != nil {
 		return fatal(fmt.Errorf("spool of transaction %d: %w", m.Xid, err))
 	}
-	h.commit(m.CommitLSN, m.TransactionEndLSN)
-	return nil
+	return h.commit(ctx, m.CommitLSN, m.TransactionEndLSN)
 }

@@ -24,7 +24,7 @@ type Encoder struct {
 	keySuffix []byte // `}}` or `}`
 	valPrefix []byte // `{"schema":...,"payload":{"before":` or `{"before":`
 	valSuffix []byte
-	srcHead   []byte // `,"source":{"version":...,"connector":"postgresql","name":...,"ts_ms":`
+	srcHead   []byte // `{"version":...,"connector":"postgresql","name":...,"ts_ms":`
 	dbSeq     []byte // `,"db":"...","sequence":`
 	srcTable  []byte // `,"schema":"...","table":"...","txId":`
 
@@ -120,7 +120,7 @@ func NewEncoder(opts Options, t Table) (*Encoder, error) {
 		e.valPrefix = []byte(`{"before":`)
 		e.valSuffix = []byte("}")
 	}
-	b := []byte(`,"source":{"version":`)
+	b := []byte(`{"version":`)
 	b = appendJSONStringS(b, opts.Version)
 	b = append(b, `,"connector":"postgresql","name":`...)
 	b = appendJSONStringS(b, opts.TopicPrefix)
@@ -185,56 +185,11 @@ func (e *Encoder) AppendValue(dst []byte, op Op, before, after []Datum, src Sour
 	if dst, err = e.appendRow(dst, after); err != nil {
 		return dst[:start], err
 	}
-	ct := src.CommitTime
-	if ct.IsZero() {
-		ct = now
-	}
-	dst = append(dst, e.srcHead...)
-	dst = strconv.AppendInt(dst, ct.UnixMilli(), 10)
-	dst = append(dst, `,"snapshot":`...)
-	if src.Snapshot == "" {
-		dst = append(dst, `"false"`...)
-	} else {
-		dst = appendJSONStringS(dst, src.Snapshot)
-	}
-	dst = append(dst, e.dbSeq...)
-	// sequence: Jackson writes ["<lastCommitLsn>","<lsn>"] (nulls as null),
-	// then it is itself a JSON string
-	dst = append(dst, `"[`...)
-	if src.LastCommitLSN == 0 {
-		dst = append(dst, "null"...)
-	} else {
-		dst = append(dst, `\"`...)
-		dst = strconv.AppendUint(dst, src.LastCommitLSN, 10)
-		dst = append(dst, `\"`...)
-	}
-	dst = append(dst, ',')
-	if src.LSN == 0 {
-		dst = append(dst, "null"...)
-	} else {
-		dst = append(dst, `\"`...)
-		dst = strconv.AppendUint(dst, src.LSN, 10)
-		dst = append(dst, `\"`...)
-	}
-	dst = append(dst, `]","ts_us":`...)
-	dst = strconv.AppendInt(dst, ct.UnixMicro(), 10)
-	dst = append(dst, `,"ts_ns":`...)
-	dst = strconv.AppendInt(dst, ct.UnixNano(), 10)
-	dst = append(dst, e.srcTable...)
-	if src.TxID == 0 {
-		dst = append(dst, "null"...)
-	} else {
-		dst = strconv.AppendUint(dst, uint64(src.TxID), 10)
-	}
-	dst = append(dst, `,"lsn":`...)
-	if src.LSN == 0 {
-		dst = append(dst, "null"...)
-	} else {
-		dst = strconv.AppendUint(dst, src.LSN, 10)
-	}
+	dst = append(dst, `,"source":`...)
+	dst = e.appendSource(dst, src, now)
 	// Debezium 3.6 (checked against a live run): ..., xmin, origin, origin_lsn; then the
 	// envelope's transaction block comes before op and the processing timestamps.
-	dst = append(dst, `,"xmin":null,"origin":null,"origin_lsn":null},"transaction":`...)
+	dst = append(dst, `,"transaction":`...)
 	if tx == nil {
 		dst = append(dst, "null"...)
 	} else {

@@ -119,13 +119,14 @@ func ReadPublication(ctx context.Context, conn *pgx.Conn, name string) (Publicat
 	return p, rows.Err()
 }
 
-// CreatePublication creates publication name for tables, publishing partitions through their root.
-func CreatePublication(ctx context.Context, conn *pgx.Conn, name string, tables []Table) error {
+// CreatePublication creates publication name for tables; viaRoot publishes the changes of
+// partitions as changes of their partitioned root table.
+func CreatePublication(ctx context.Context, conn *pgx.Conn, name string, tables []Table, viaRoot bool) error {
 	sql := "CREATE PUBLICATION " + pgx.Identifier{name}.Sanitize()
 	if len(tables) > 0 {
 		sql += " FOR TABLE " + identList(tables)
 	}
-	sql += " WITH (publish_via_partition_root = true)"
+	sql += fmt.Sprintf(" WITH (publish_via_partition_root = %t)", viaRoot)
 	if _, err := conn.Exec(ctx, sql); err != nil {
 		return fmt.Errorf("postgres: create publication %q: %w", name, describe(err))
 	}
@@ -140,6 +141,15 @@ func AddTables(ctx context.Context, conn *pgx.Conn, name string, tables []Table)
 	sql := "ALTER PUBLICATION " + pgx.Identifier{name}.Sanitize() + " ADD TABLE " + identList(tables)
 	if _, err := conn.Exec(ctx, sql); err != nil {
 		return fmt.Errorf("postgres: add %s to publication %q: %w", identList(tables), name, describe(err))
+	}
+	return nil
+}
+
+// SetViaRoot changes the publication's publish_via_partition_root.
+func SetViaRoot(ctx context.Context, conn *pgx.Conn, name string, viaRoot bool) error {
+	sql := fmt.Sprintf("ALTER PUBLICATION %s SET (publish_via_partition_root = %t)", pgx.Identifier{name}.Sanitize(), viaRoot)
+	if _, err := conn.Exec(ctx, sql); err != nil {
+		return fmt.Errorf("postgres: set publish_via_partition_root on publication %q: %w", name, describe(err))
 	}
 	return nil
 }

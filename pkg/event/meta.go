@@ -1,0 +1,142 @@
+package event
+
+import (
+	"strconv"
+	"time"
+)
+
+// MetaEncoder encodes the events that belong to no table: logical decoding messages
+// (<prefix>.message) and transaction metadata (<prefix>.transaction), as Debezium's PostgreSQL
+// connector writes them.
+type MetaEncoder struct {
+	opts      Options
+	src       *Encoder // a table-less encoder, for the source block (schema and table "")
+	msgKeyPre []byte
+	msgKeySuf []byte
+	msgValPre []byte
+	msgValSuf []byte
+	txKeyPre  []byte
+	txKeySuf  []byte
+	txValPre  []byte
+	txValSuf  []byte
+}
+
+var (
+	bytesOpt          = &connectSchema{typ: "bytes", optional: true}
+	messageKeySchema  = &connectSchema{typ: "struct", name: "io.debezium.connector.postgresql.MessageKey", fields: []connectField{{"prefix", strOpt}}}
+	messageBodySchema = &connectSchema{typ: "struct", name: "io.debezium.connector.postgresql.Message", fields: []connectField{{"prefix", strOpt}, {"content", bytesOpt}}}
+	txKeySchema       = &connectSchema{typ: "struct", name: "io.debezium.connector.common.TransactionMetadataKey", fields: []connectField{{"id", strReq}}}
+	txCollection      = &connectSchema{typ: "struct", name: "event.collection", version: 1, fields: []connectField{{"data_collection", strReq}, {"event_count", int64Req}}}
+	txValueSchema     = &connectSchema{typ: "struct", name: "io.debezium.connector.common.TransactionMetadataValue", version: 1, fields: []connectField{
+		{"status", strReq}, {"id", strReq}, {"event_count", int64Opt},
+		{"data_collections", &connectSchema{typ: "array", optional: true, items: txCollection}},
+		{"ts_ms", int64Req},
+	}}
+)
+
+// NewMetaEncoder prepares the message and transaction encodings for opts.
+func NewMetaEncoder(opts Options) (*MetaEncoder, error) {
+	src, err := NewEncoder(opts, Table{})
+	if err != nil {
+		return nil, err
+	}
+	m := &MetaEncoder{opts: opts, src: src}
+	wrap := func(enabled bool, s *connectSchema) (pre, suf []byte) {
+		if !enabled {
+			return []byte("{"), []byte("}")
+		}
+		pre = append([]byte(`{"schema":`), appendSchemaJSON(nil, s, "")...)
+		return append(pre, `,"payload":{`...), []byte("}}")
+	}
+	m.msgKeyPre, m.msgKeySuf = wrap(opts.KeySchemas, messageKeySchema)
+	msgValue := &connectSchema{typ: "struct", name: "io.debezium.connector.postgresql.MessageValue", fields: []connectField{
+		{"op", strReq}, {"ts_ms", int64Opt}, {"ts_us", int64Opt}, {"ts_ns", int64Opt},
+		{"source", sourceSchema}, {"message", messageBodySchema},
+	}}
+	m.msgValPre, m.msgValSuf = wrap(opts.ValueSchemas, msgValue)
+	m.txKeyPre, m.txKeySuf = wrap(opts.KeySchemas, txKeySchema)
+	m.txValPre, m.txValSuf = wrap(opts.ValueSchemas, txValueSchema)
+	return m, nil
+}
+
+// MessageTopic is <prefix>.message.
+func (m *MetaEncoder) MessageTopic() string { return SanitizeTopic(m.opts.TopicPrefix + ".message") }
+
+// TransactionTopic is <prefix>.transaction.
+func (m *MetaEncoder) TransactionTopic() string {
+	return SanitizeTopic(m.opts.TopicPrefix + ".transaction")
+}
+
+// AppendMessageKey appends the key of a logical decoding message: {"prefix": ...}.
+func (m *MetaEncoder) AppendMessageKey(dst []byte, prefix string) []byte {
+	dst = append(dst, m.msgKeyPre...)
+	dst = append(dst, `"prefix":`...)
+	dst = appendJSONStringS(dst, prefix)
+	return append(dst, m.msgKeySuf...)
+}
+
+// AppendMessageValue appends the value of a logical decoding message event (op "m").
+func (m *MetaEncoder) AppendMessageValue(dst []byte, prefix string, content []byte, src Source, now time.Time) []byte {
+	dst = append(dst, m.msgValPre...)
+	dst = append(dst, `"op":"m","ts_ms":`...)
+	dst = strconv.AppendInt(dst, now.UnixMilli(), 10)
+	dst = append(dst, `,"ts_us":`...)
+	dst = strconv.AppendInt(dst, now.UnixMicro(), 10)
+	dst = append(dst, `,"ts_ns":`...)
+	dst = strconv.AppendInt(dst, now.UnixNano(), 10)
+	dst = append(dst, `,"source":`...)
+	dst = m.src.appendSource(dst, src, now)
+	dst = append(dst, `,"message":{"prefix":`...)
+	dst = appendJSONStringS(dst, prefix)
+	dst = append(dst, `,"content":`...)
+	dst = appendBase64(dst, content)
+	dst = append(dst, '}')
+	return append(dst, m.msgValSuf...)
+}
+
+// AppendTxKey appends the key of a transaction metadata event: {"id": ...}.
+func (m *MetaEncoder) AppendTxKey(dst []byte, id string) []byte {
+	dst = append(dst, m.txKeyPre...)
+	dst = append(dst, `"id":`...)
+	dst = appendJSONStringS(dst, id)
+	return append(dst, m.txKeySuf...)
+}
+
+// CollectionCount is the number of events one transaction wrote for one table.
+type CollectionCount struct {
+	Collection string // "<schema>.<table>"
+	Events     int64
+}
+
+// AppendTxBegin appends a BEGIN transaction metadata value.
+func (m *MetaEncoder) AppendTxBegin(dst []byte, id string, ts time.Time) []byte {
+	dst = append(dst, m.txValPre...)
+	dst = append(dst, `"status":"BEGIN","id":`...)
+	dst = appendJSONStringS(dst, id)
+	dst = append(dst, `,"event_count":null,"data_collections":null,"ts_ms":`...)
+	dst = strconv.AppendInt(dst, ts.UnixMilli(), 10)
+	return append(dst, m.txValSuf...)
+}
+
+// AppendTxEnd appends an END transaction metadata value with the event counts per table.
+func (m *MetaEncoder) AppendTxEnd(dst []byte, id string, ts time.Time, total int64, counts []CollectionCount) []byte {
+	dst = append(dst, m.txValPre...)
+	dst = append(dst, `"status":"END","id":`...)
+	dst = appendJSONStringS(dst, id)
+	dst = append(dst, `,"event_count":`...)
+	dst = strconv.AppendInt(dst, total, 10)
+	dst = append(dst, `,"data_collections":[`...)
+	for i, c := range counts {
+		if i > 0 {
+			dst = append(dst, ',')
+		}
+		dst = append(dst, `{"data_collection":`...)
+		dst = appendJSONStringS(dst, c.Collection)
+		dst = append(dst, `,"event_count":`...)
+		dst = strconv.AppendInt(dst, c.Events, 10)
+		dst = append(dst, '}')
+	}
+	dst = append(dst, `],"ts_ms":`...)
+	dst = strconv.AppendInt(dst, ts.UnixMilli(), 10)
+	return append(dst, m.txValSuf...)
+}
