@@ -31,3 +31,12 @@ clean:
 .PHONY: demo
 demo: ## end-to-end demo: throwaway PostgreSQL + Kafka, pgcdc, an insert/update/delete, a consumer printing the events
 	$(TESTENV) bash scripts/demo.sh
+
+.PHONY: chaos
+chaos: DURATION ?= 20m
+chaos: ## long chaos run against throwaway servers: make chaos DURATION=20m (faults, then verification)
+	$(GO) run ./internal/cmd/chaos -duration $(DURATION)
+
+.PHONY: bench
+bench: build ## benchmark against pg_recvlogical: throughput (with and without value schemas), latency, one large transaction; BENCH_FLAGS=-quick for a short run (docs/performance.md)
+	$(GO) run ./internal/cmd/bench -pgcdc bin/pgcdc $(BENCH_FLAGS)

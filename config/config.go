@@ -9,12 +9,49 @@ import (
 // Config is the whole pgcdc configuration. Obtain one with Load (or Default
 // for tests) and check it with Validate; Load already validates.
 type Config struct {
-	Postgres PostgresConfig `yaml:"postgres"`
-	Tables   TablesConfig   `yaml:"tables"`
-	Kafka    KafkaConfig    `yaml:"kafka"`
-	Events   EventsConfig   `yaml:"events"`
-	Log      LogConfig      `yaml:"log"`
-	Metrics  MetricsConfig  `yaml:"metrics"`
+	Postgres  PostgresConfig  `yaml:"postgres"`
+	Tables    TablesConfig    `yaml:"tables"`
+	Kafka     KafkaConfig     `yaml:"kafka"`
+	Events    EventsConfig    `yaml:"events"`
+	Log       LogConfig       `yaml:"log"`
+	Metrics   MetricsConfig   `yaml:"metrics"`
+	Heartbeat HeartbeatConfig `yaml:"heartbeat"`
+	Snapshot  SnapshotConfig  `yaml:"snapshot"`
+}
+
+// SnapshotConfig configures the initial snapshot: the rows that exist before streaming starts,
+// published as op "r" events (see docs/operations.md, "Snapshots").
+type SnapshotConfig struct {
+	// Mode says when to snapshot, as Debezium's snapshot.mode: initial (default: when no completed
+	// snapshot is recorded for the slot), no_data (never), initial_only (like initial, then exit
+	// without streaming), always (at every start), when_needed (like initial, and also when the
+	// slot is missing or invalidated: it is then recreated).
+	Mode           string `yaml:"mode"`
+	Workers        int    `yaml:"workers"`          // parallel readers (connections), default 2, 1..64
+	ChunkRows      int    `yaml:"chunk_rows"`       // rows per chunk (key or ctid range), default 100000
+	MaxRowsPerSec  int    `yaml:"max_rows_per_sec"` // read rate limit over all workers; 0 (default) = none
+	ProgressSchema string `yaml:"progress_schema"`  // schema of the pgcdc_snapshot_progress table, default "public"
+}
+
+// Snapshot modes.
+const (
+	SnapshotInitial     = "initial"
+	SnapshotNoData      = "no_data"
+	SnapshotInitialOnly = "initial_only"
+	SnapshotAlways      = "always"
+	SnapshotWhenNeeded  = "when_needed"
+)
+
+// SnapshotProgressTable is the table (in snapshot.progress_schema) where pgcdc records snapshot
+// progress. Tables of this name are never captured, whatever tables.include says.
+const SnapshotProgressTable = "pgcdc_snapshot_progress"
+
+// HeartbeatConfig configures heartbeats: a small write at an interval that travels through the
+// replication stream, so that the slot keeps advancing and liveness is visible end to end.
+type HeartbeatConfig struct {
+	Interval    time.Duration `yaml:"interval"`     // default 30s; 0 disables
+	ActionQuery string        `yaml:"action_query"` // SQL run at each heartbeat instead of the default pg_logical_emit_message
+	Topic       bool          `yaml:"topic"`        // publish Debezium heartbeat records to __debezium-heartbeat.<prefix>
 }
 
 // PostgresConfig configures the source database, the replication slot and
@@ -177,6 +214,15 @@ func Default() Config {
 			Level:            "info",
 			Format:           "json",
 			ProgressInterval: 10 * time.Second,
+		},
+		Heartbeat: HeartbeatConfig{
+			Interval: 30 * time.Second,
+		},
+		Snapshot: SnapshotConfig{
+			Mode:           SnapshotInitial,
+			Workers:        2,
+			ChunkRows:      100000,
+			ProgressSchema: "public",
 		},
 		Metrics: MetricsConfig{
 			Listen: DefaultMetricsListen,

@@ -11,8 +11,12 @@ import (
 // matches the schema and t the table, each with path.Match (so "*" never
 // crosses the dot). Matching is case-sensitive, on the names as stored in
 // the catalog (unquoted identifiers are lower case). Malformed patterns
-// match nothing; Validate reports them.
+// match nothing; Validate reports them. pgcdc's own snapshot progress table
+// (SnapshotProgressTable) never matches.
 func (t TablesConfig) Matches(schema, table string) bool {
+	if table == SnapshotProgressTable {
+		return false
+	}
 	return matchAny(t.Include, schema, table) && !matchAny(t.Exclude, schema, table)
 }
 

@@ -94,7 +94,14 @@ func (c Config) Validate() error {
 	c.Kafka.validate(v)
 	c.Events.validate(v)
 	c.Log.validate(v)
+	if c.Heartbeat.Interval < 0 {
+		v.add("heartbeat.interval", "must be a duration >= 0 (0 disables heartbeats), got %s", c.Heartbeat.Interval)
+	}
+	if c.Heartbeat.Topic && c.Heartbeat.Interval == 0 {
+		v.add("heartbeat.topic", "needs heartbeat.interval > 0")
+	}
 	c.Metrics.validate(v)
+	c.Snapshot.validate(v)
 	return errors.Join(v.errs...)
 }
 
@@ -237,5 +244,25 @@ func (m MetricsConfig) validate(v *validator) {
 	}
 	if strings.ContainsAny(host, " /") {
 		v.add("metrics.listen", "invalid address %q: host must be an IP address or a host name", m.Listen)
+	}
+}
+
+func (s SnapshotConfig) validate(v *validator) {
+	switch s.Mode {
+	case SnapshotInitial, SnapshotNoData, SnapshotInitialOnly, SnapshotAlways, SnapshotWhenNeeded:
+	default:
+		v.add("snapshot.mode", "must be initial, no_data, initial_only, always or when_needed, got %q", s.Mode)
+	}
+	if s.Workers < 1 || s.Workers > 64 {
+		v.add("snapshot.workers", "must be between 1 and 64, got %d", s.Workers)
+	}
+	if s.ChunkRows < 1 {
+		v.add("snapshot.chunk_rows", "must be >= 1, got %d", s.ChunkRows)
+	}
+	if s.MaxRowsPerSec < 0 {
+		v.add("snapshot.max_rows_per_sec", "must be >= 0 (0: no limit), got %d", s.MaxRowsPerSec)
+	}
+	if s.ProgressSchema == "" || len(s.ProgressSchema) > 63 {
+		v.add("snapshot.progress_schema", "must be a schema name of 1 to 63 bytes, got %q", s.ProgressSchema)
 	}
 }

@@ -151,6 +151,7 @@ func (h *changes) commit(ctx context.Context, commitLSN, endLSN pglogrepl.LSN) e
 		return err
 	}
 	h.c.tracker.Commit(h.txn, ack.LSN(endLSN))
+	h.c.metrics.Committed(uint64(endLSN), h.commitTime)
 	h.inTxn = false
 	return nil
 }
@@ -158,7 +159,11 @@ func (h *changes) commit(ctx context.Context, commitLSN, endLSN pglogrepl.LSN) e
 func (h *changes) relation(ctx context.Context, m *pglogrepl.RelationMessage) error {
 	rel, err := h.c.rels.Update(ctx, m)
 	if err != nil {
-		return fatal(fmt.Errorf("table %s.%s: %w", m.Namespace, m.RelationName, err))
+		err = fmt.Errorf("table %s.%s: %w", m.Namespace, m.RelationName, err)
+		if h.c.catalogLost(err) {
+			return err // transient: the next session reconnects the catalog connection
+		}
+		return fatal(err)
 	}
 	topic := rel.Encoder.Topic()
 	if raw := h.c.cfg.Kafka.TopicPrefix + "." + m.Namespace + "." + m.RelationName; raw != topic {
@@ -296,6 +301,7 @@ func (h *changes) emit(ctx context.Context, rel *decode.Relation, lsn pglogrepl.
 	if err := h.send(ctx, kafkasink.Record{Topic: rel.Encoder.Topic(), Key: key, Value: value, Headers: headers, Table: table, LSN: uint64(lsn)}); err != nil {
 		return err
 	}
+	h.c.metrics.Event(table, byte(op))
 	if op == event.OpDelete && h.c.cfg.Events.TombstonesOnDelete && key != nil {
 		return h.send(ctx, kafkasink.Record{Topic: rel.Encoder.Topic(), Key: key, Value: nil, Headers: headers, Table: table, LSN: uint64(lsn)})
 	}

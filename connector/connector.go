@@ -20,6 +20,7 @@ import (
 	"github.com/pgcdc/pgcdc/pkg/decode"
 	"github.com/pgcdc/pgcdc/pkg/event"
 	"github.com/pgcdc/pgcdc/pkg/kafkasink"
+	"github.com/pgcdc/pgcdc/pkg/metrics"
 	"github.com/pgcdc/pgcdc/pkg/pgsource"
 	"github.com/pgcdc/pgcdc/pkg/spool"
 	"github.com/pgcdc/pgcdc/pkg/version"
@@ -42,29 +43,37 @@ type Connector struct {
 	meta      *event.MetaEncoder // logical decoding messages and transaction metadata
 	msgFilter messageFilter
 
+	metrics *metrics.Metrics // nil: no metrics
+
+	cancel context.CancelCauseFunc // ends Run's context; see abort
+
+	snap *snapshotRun // the snapshot start-up prepared (snapshot.go); nil: none
+
 	tablesMu sync.Mutex
 	tables   []pgsource.Table // captured tables (for the start-up summary and the refresher)
 }
 
-// New prepares a connector for cfg (which Load has validated).
-func New(cfg config.Config, log zerolog.Logger) (*Connector, error) {
+// New prepares a connector for cfg (which Load has validated). m receives its metrics; nil means none.
+func New(cfg config.Config, log zerolog.Logger, m *metrics.Metrics) (*Connector, error) {
 	connStr, err := cfg.Postgres.ConnString()
 	if err != nil {
 		return nil, err
 	}
-	return &Connector{cfg: cfg, log: log, connStr: connStr}, nil
+	return &Connector{cfg: cfg, log: log, connStr: connStr, metrics: m}, nil
 }
 
 // Run streams until ctx is cancelled (clean stop: returns nil) or a permanent error occurs.
 func (c *Connector) Run(ctx context.Context) (err error) {
+	ctx, c.cancel = context.WithCancelCause(ctx)
+	defer c.cancel(nil)
 	if err := c.start(ctx); err != nil {
 		c.closeAll()
 		return err
 	}
 	defer c.closeAll()
 
-	// The publication refresher adds tables created later; it has its own connection and is
-	// waited for before Run returns.
+	// The publication refresher adds tables created later and the heartbeat writer keeps the slot
+	// moving; each has its own connection and is waited for before Run returns.
 	var wg sync.WaitGroup
 	refreshCtx, stopRefresh := context.WithCancel(ctx)
 	defer func() { stopRefresh(); wg.Wait() }()
@@ -74,6 +83,16 @@ func (c *Connector) Run(ctx context.Context) (err error) {
 			defer wg.Done()
 			c.refreshPublication(refreshCtx)
 		}()
+	}
+	if c.cfg.Heartbeat.Interval > 0 {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			c.heartbeats(refreshCtx)
+		}()
+	}
+	if stop, err := c.runSnapshot(ctx); stop || err != nil { // snapshot.go
+		return err
 	}
 	return c.streamWithReconnect(ctx)
 }
@@ -103,6 +122,11 @@ func (c *Connector) start(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
+	tracker, sink := c.tracker, c.sink
+	c.metrics.SetProbe(func() metrics.Probe {
+		st := tracker.Stats()
+		return metrics.Probe{InFlightEvents: st.Events - st.Acked, InFlightBytes: sink.InFlight(), Acked: st.Acked}
+	})
 	for _, t := range tables {
 		if err := c.sink.EnsureTopic(kctx, c.topicOf(t.Schema, t.Name)); err != nil {
 			return err
@@ -113,9 +137,7 @@ func (c *Connector) start(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
-	c.slot, err = pgsource.EnsureSlot(pgCtx, sql, repl, c.cfg.Postgres.Slot, c.info.Database, c.cfg.Postgres.CreateSlot)
-	repl.Close(context.Background())
-	if err != nil {
+	if err := c.ensureSlot(pgCtx, repl); err != nil { // snapshot.go: also prepares the snapshot
 		return err
 	}
 	c.tracker.ConfirmIdle(ack.LSN(c.slot.ConfirmedFlush)) // nothing is in flight yet
@@ -140,6 +162,7 @@ func (c *Connector) start(ctx context.Context) error {
 		names[i] = t.String()
 		topics[i] = c.topicOf(t.Schema, t.Name)
 	}
+	c.metrics.Tables(names)
 	c.log.Info().
 		Str("version", version.String()).
 		Str("dsn", c.cfg.Postgres.RedactedDSN()).
@@ -155,6 +178,7 @@ func (c *Connector) start(ctx context.Context) error {
 }
 
 func (c *Connector) closeAll() {
+	c.closeSnapshot()
 	if c.sink != nil {
 		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 		if err := c.sink.Close(ctx); err != nil {
@@ -211,6 +235,7 @@ func (c *Connector) sinkOptions() kafkasink.Options {
 		ReplicationFactor: k.ReplicationFactor,
 		TopicConfig:       k.TopicConfig,
 		Logger:            c.log,
+		OnWrite:           c.metrics.KafkaWrite,
 	}
 }
 
@@ -244,6 +269,9 @@ func (c *Connector) syncPublication(ctx context.Context, conn *pgx.Conn, startup
 	pub, err := pgsource.ReadPublication(ctx, conn, c.cfg.Postgres.Publication)
 	if err != nil {
 		return nil, err
+	}
+	if !startup && !pub.Exists {
+		return nil, &errPublicationDropped{c.cfg.Postgres.Publication}
 	}
 	var publishable, missing []pgsource.Table
 	for _, t := range tables {
@@ -324,6 +352,12 @@ func (c *Connector) refreshPublication(ctx context.Context) {
 		qctx, cancel := context.WithTimeout(ctx, 30*time.Second)
 		tables, err := c.syncPublication(qctx, conn, false)
 		cancel()
+		var dropped *errPublicationDropped
+		if errors.As(err, &dropped) {
+			c.log.Error().Err(err).Msg("publication dropped: stopping")
+			c.abort(err)
+			return
+		}
 		if err != nil {
 			if ctx.Err() == nil {
 				c.log.Warn().Err(err).Msg("publication refresh failed; will retry")
@@ -346,21 +380,26 @@ func (c *Connector) streamWithReconnect(ctx context.Context) error {
 		started := time.Now()
 		err := c.stream(ctx)
 		if errors.Is(err, errStopped) {
-			return nil
+			return abortCause(ctx)
 		}
 		if err == nil || c.permanent(err) {
-			return err
+			if err != nil {
+				c.metrics.Error(metrics.ErrFatal)
+			}
+			return c.explain(err)
 		}
 		if ctx.Err() != nil {
-			return nil
+			return abortCause(ctx)
 		}
 		if time.Since(started) > time.Minute {
 			backoff = 500 * time.Millisecond
 		}
 		c.log.Warn().Err(err).Dur("retry_in", backoff).Msg("replication stream broke; reconnecting")
+		c.metrics.Error(metrics.ErrReplicationStream)
+		c.metrics.Reconnect()
 		select {
 		case <-ctx.Done():
-			return nil
+			return abortCause(ctx)
 		case <-time.After(backoff):
 		}
 		if backoff < 30*time.Second {

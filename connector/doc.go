@@ -11,8 +11,8 @@
 // and while it waits for room in the sink (backpressure stops reading, never the status updates, so
 // a stalled broker cannot make the walsender time out).
 //
-// Lifecycle: Run checks the server, syncs the publication, prepares the topics and the slot, then
-// streams. A broken PostgreSQL connection is retried with backoff, resuming from the greater of the
+// Lifecycle: Run checks the server, syncs the publication, prepares the topics and the slot, runs
+// the initial snapshot when one is due (snapshot.go, package snapshot), then streams. A broken PostgreSQL connection is retried with backoff, resuming from the greater of the
 // slot's confirmed_flush_lsn and the last LSN this process knows Kafka acknowledged; permanent errors
 // (authentication, missing slot or publication, a record Kafka can never take) end Run with an error
 // that says what to do. On shutdown (ctx cancelled) Run finishes the transaction it is in, waits for

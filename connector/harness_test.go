@@ -142,6 +142,7 @@ func (e *env) baseEnv() map[string]string {
 		"PGCDC_KAFKA_TOPIC_PREFIX":                    e.prefix,
 		"PGCDC_KAFKA_CONNECT_TIMEOUT":                 "20s",
 		"PGCDC_LOG_PROGRESS_INTERVAL":                 "2s",
+		"PGCDC_METRICS_LISTEN":                        "127.0.0.1:0",
 	}
 }
 

@@ -97,6 +97,9 @@ func (h *changes) truncate(ctx context.Context, lsn pglogrepl.LSN, m *pglogrepl.
 // part of its transaction; a non-transactional one is a transaction of its own for the tracker,
 // confirmable just past its LSN.
 func (h *changes) message(ctx context.Context, lsn pglogrepl.LSN, m *pglogrepl.LogicalDecodingMessage) error {
+	if m.Prefix == HeartbeatPrefix {
+		return h.heartbeat(ctx, lsn)
+	}
 	if !h.c.msgFilter.publish(m.Prefix) {
 		return nil
 	}

@@ -82,6 +82,8 @@ func (c *Connector) stream(ctx context.Context) error {
 		return fmt.Errorf("postgres: START_REPLICATION on slot %q at %s: %w", c.cfg.Postgres.Slot, start, err)
 	}
 	cancel()
+	c.metrics.Streaming(true)
+	defer c.metrics.Streaming(false)
 	c.log.Info().Str("slot", c.cfg.Postgres.Slot).Str("start_lsn", start.String()).
 		Str("slot_confirmed_flush_lsn", slot.ConfirmedFlush.String()).Msg("streaming")
 
@@ -207,6 +209,7 @@ func (s *session) sendStatus() error {
 		return fmt.Errorf("postgres: send status update: %w", err)
 	}
 	s.lastFlush = flush
+	s.c.metrics.Confirmed(uint64(flush), uint64(s.serverEnd))
 	s.nextStatus = time.Now().Add(s.statusEvery)
 	return nil
 }

@@ -1,66 +1,158 @@
 // Command pgcdc streams PostgreSQL changes to Kafka as Debezium-compatible events.
 //
-//	pgcdc run --config pgcdc.yaml    stream until SIGINT/SIGTERM
-//	pgcdc version                    print the version
+//	pgcdc run       --config pgcdc.yaml    stream until SIGINT/SIGTERM (metrics on metrics.listen)
+//	pgcdc check     --config pgcdc.yaml    check the setup; non-zero exit when something is wrong
+//	pgcdc status    --config pgcdc.yaml    the slot's position, lag, holder and wal_status
+//	pgcdc slot drop --confirm              drop the replication slot
+//	pgcdc version                          print the version
+//
+// Every command answers --help.
 package main
 
 import (
-	"context"
 	"errors"
 	"flag"
 	"fmt"
 	"io"
 	"os"
-	"os/signal"
-	"syscall"
+	"strings"
 
 	"github.com/pgcdc/pgcdc/config"
-	"github.com/pgcdc/pgcdc/connector"
 	"github.com/pgcdc/pgcdc/pkg/version"
 )
 
 const usage = `pgcdc streams PostgreSQL changes to Kafka as Debezium-compatible change events.
 
 Usage:
-  pgcdc run --config FILE     stream the slot's changes to Kafka until SIGINT/SIGTERM
-  pgcdc version               print the version
+  pgcdc run [--config FILE]              stream the slot's changes to Kafka until SIGINT/SIGTERM
+  pgcdc check [--config FILE] [--strict] check PostgreSQL, the role, tables, publication, slot and
+                                         Kafka topics; print each problem with its fix
+  pgcdc status [--config FILE] [--json]  show the slot's position, lag, holder and wal_status
+  pgcdc slot drop --confirm [--config FILE]
+                                         drop the replication slot (changes not yet sent are lost)
+  pgcdc replay --target DSN ...          rebuild tables in a target database from the change topics
+  pgcdc version                          print the version
+  pgcdc help [COMMAND]                   this help, or a command's
 
-Every configuration key can also be set from the environment: PGCDC_<SECTION>_<KEY>,
-e.g. PGCDC_POSTGRES_DSN, PGCDC_POSTGRES_PASSWORD, PGCDC_KAFKA_BROKERS (see config/example.yaml).
-The config file may also be named by PGCDC_CONFIG.
+Every command answers --help. Every configuration key can also be set from the environment:
+PGCDC_<SECTION>_<KEY>, e.g. PGCDC_POSTGRES_DSN, PGCDC_POSTGRES_PASSWORD, PGCDC_KAFKA_BROKERS
+(see config/example.yaml). The config file may also be named by PGCDC_CONFIG.
+
+Exit codes: 0 success; 1 failure (or, for check, a problem found); 2 usage or configuration error.
 `
 
 func main() {
 	os.Exit(run(os.Args[1:], os.Stdout, os.Stderr))
 }
 
+// command is one subcommand: its flag set (for --help) and what it does.
+type command struct {
+	name    string
+	summary string // the help text's first lines
+	flags   func(fs *flag.FlagSet) func(stdout, stderr io.Writer) int
+}
+
+func commands() map[string]command {
+	return map[string]command{
+		"run":       {"run", runSummary, runFlags},
+		"check":     {"check", checkSummary, checkFlags},
+		"status":    {"status", statusSummary, statusFlags},
+		"slot drop": {"slot drop", slotDropSummary, slotDropFlags},
+		"version":   {"version", versionSummary, versionFlags},
+	}
+}
+
+const versionSummary = `Usage: pgcdc version
+
+Prints pgcdc's version.
+`
+
+func versionFlags(_ *flag.FlagSet) func(stdout, stderr io.Writer) int {
+	return func(stdout, _ io.Writer) int {
+		fmt.Fprintln(stdout, "pgcdc", version.String())
+		return 0
+	}
+}
+
+const slotSummary = `Usage: pgcdc slot drop --confirm [--config FILE]
+
+Subcommands:
+  drop    drop the replication slot named by postgres.slot
+`
+
 func run(args []string, stdout, stderr io.Writer) int {
 	if len(args) == 0 {
 		fmt.Fprint(stderr, usage)
 		return 2
 	}
-	switch args[0] {
-	case "version":
-		fmt.Fprintln(stdout, "pgcdc", version.String())
-		return 0
-	case "run":
-		return runConnector(args[1:], stdout, stderr)
-	case "help", "-h", "--help":
+	name := args[0]
+	rest := args[1:]
+	switch name {
+	case "help", "-h", "--help", "-help":
+		if len(rest) > 0 {
+			topic := strings.Join(rest, " ")
+			if topic == "slot" {
+				fmt.Fprint(stdout, slotSummary)
+				return 0
+			}
+			if c, ok := commands()[topic]; ok {
+				return runCommand(c, []string{"--help"}, stdout, stderr)
+			}
+			fmt.Fprintf(stderr, "pgcdc: no help for %q\n\n%s", topic, usage)
+			return 2
+		}
 		fmt.Fprint(stdout, usage)
 		return 0
-	default:
-		fmt.Fprintf(stderr, "pgcdc: unknown command %q\n\n%s", args[0], usage)
+	case "replay":
+		return replayCommand(rest, stdout, stderr)
+	case "slot":
+		if len(rest) == 0 {
+			fmt.Fprint(stderr, slotSummary)
+			return 2
+		}
+		switch rest[0] {
+		case "-h", "--help", "-help", "help":
+			fmt.Fprint(stdout, slotSummary)
+			return 0
+		case "drop":
+			name, rest = "slot drop", rest[1:]
+		default:
+			fmt.Fprintf(stderr, "pgcdc: unknown command \"slot %s\"\n\n%s", rest[0], slotSummary)
+			return 2
+		}
+	}
+	c, ok := commands()[name]
+	if !ok {
+		fmt.Fprintf(stderr, "pgcdc: unknown command %q\n\n%s", name, usage)
 		return 2
 	}
+	return runCommand(c, rest, stdout, stderr)
 }
 
-func runConnector(args []string, stdout, stderr io.Writer) int {
-	fs := flag.NewFlagSet("pgcdc run", flag.ContinueOnError)
+// runCommand parses a command's flags (--help prints its usage to stdout and exits 0) and runs it.
+func runCommand(c command, args []string, stdout, stderr io.Writer) int {
+	fs := flag.NewFlagSet("pgcdc "+c.name, flag.ContinueOnError)
 	fs.SetOutput(stderr)
-	configPath := fs.String("config", os.Getenv(config.EnvConfigFile), "configuration file (YAML); env PGCDC_CONFIG")
-	fs.Usage = func() {
-		fmt.Fprintln(stderr, "Usage: pgcdc run --config FILE\n\nStreams the changes of the captured tables to Kafka until SIGINT/SIGTERM.")
+	do := c.flags(fs)
+	printUsage := func(w io.Writer) {
+		fmt.Fprint(w, c.summary)
+		var b strings.Builder
+		fs.SetOutput(&b)
 		fs.PrintDefaults()
+		fs.SetOutput(stderr)
+		if b.Len() > 0 {
+			fmt.Fprint(w, "\nFlags:\n", b.String())
+		}
+	}
+	fs.Usage = func() { printUsage(stderr) }
+	for _, a := range args {
+		if a == "--" {
+			break
+		}
+		if a == "-h" || a == "--help" || a == "-help" {
+			printUsage(stdout)
+			return 0
+		}
 	}
 	if err := fs.Parse(args); err != nil {
 		if errors.Is(err, flag.ErrHelp) {
@@ -68,23 +160,49 @@ func runConnector(args []string, stdout, stderr io.Writer) int {
 		}
 		return 2
 	}
-	cfg, err := config.Load(*configPath, os.Environ())
-	if err != nil {
-		fmt.Fprintf(stderr, "pgcdc: invalid configuration:\n%v\n", err)
+	if fs.NArg() > 0 {
+		fmt.Fprintf(stderr, "pgcdc %s: unexpected argument %q\n\n", c.name, fs.Arg(0))
+		printUsage(stderr)
 		return 2
 	}
-	log := newLogger(cfg.Log, stdout)
+	return do(stdout, stderr)
+}
 
-	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGINT, syscall.SIGTERM)
-	defer stop()
-	c, err := connector.New(cfg, log)
+// configFlag adds --config (default: PGCDC_CONFIG).
+func configFlag(fs *flag.FlagSet) *string {
+	return fs.String("config", os.Getenv(config.EnvConfigFile), "configuration file (YAML); default: env PGCDC_CONFIG; keys may also come from PGCDC_* variables")
+}
+
+// loadConfig loads and validates the configuration, printing the problems on failure.
+func loadConfig(path string, stderr io.Writer) (config.Config, bool) {
+	cfg, err := config.Load(path, os.Environ())
 	if err != nil {
-		log.Error().Err(err).Msg("pgcdc cannot start")
-		return 1
+		fmt.Fprintf(stderr, "pgcdc: invalid configuration:\n%v\n", err)
+		return cfg, false
 	}
-	if err := c.Run(ctx); err != nil {
-		log.Error().Err(err).Msg("pgcdc stopped on an error")
-		return 1
+	return cfg, true
+}
+
+// loadPostgresConfig loads the configuration for commands that only talk to PostgreSQL (status,
+// slot drop): problems with keys of other sections do not stop them.
+func loadPostgresConfig(path string, stderr io.Writer) (config.Config, bool) {
+	cfg, err := config.Load(path, os.Environ())
+	if err == nil {
+		return cfg, true
 	}
-	return 0
+	joined, ok := err.(interface{ Unwrap() []error })
+	relevant := !ok
+	if ok {
+		for _, e := range joined.Unwrap() {
+			var fe *config.FieldError
+			if !errors.As(e, &fe) || strings.HasPrefix(fe.Key, "postgres.") {
+				relevant = true
+			}
+		}
+	}
+	if relevant {
+		fmt.Fprintf(stderr, "pgcdc: invalid configuration:\n%v\n", err)
+		return cfg, false
+	}
+	return cfg, true
 }

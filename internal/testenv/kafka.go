@@ -70,23 +70,15 @@ func javaBin() string {
 func (k *Kafka) propsPath() string { return filepath.Join(k.base, "server.properties") }
 func (k *Kafka) logPath() string   { return filepath.Join(k.base, "kafka.log") }
 
-func (k *Kafka) format(settings map[string]string) error {
-	var err error
-	if k.Port, err = freePort(); err != nil {
-		return err
-	}
-	if k.CtrlPort, err = freePort(); err != nil {
-		return err
-	}
-	props := map[string]string{
+// KafkaSettings returns the server.properties the test brokers use, without the listener addresses
+// and log directory (which StartKafka chooses): a single combined broker+controller in KRaft mode.
+// docker-compose.yml configures its broker the same way (a test checks it).
+func KafkaSettings() map[string]string {
+	return map[string]string{
 		"process.roles":                                    "broker,controller",
 		"node.id":                                          "1",
-		"listeners":                                        fmt.Sprintf("PLAINTEXT://127.0.0.1:%d,CONTROLLER://127.0.0.1:%d", k.Port, k.CtrlPort),
-		"advertised.listeners":                             fmt.Sprintf("PLAINTEXT://127.0.0.1:%d", k.Port),
 		"controller.listener.names":                        "CONTROLLER",
 		"listener.security.protocol.map":                   "PLAINTEXT:PLAINTEXT,CONTROLLER:PLAINTEXT",
-		"controller.quorum.bootstrap.servers":              fmt.Sprintf("127.0.0.1:%d", k.CtrlPort),
-		"log.dirs":                                         filepath.Join(k.base, "data"),
 		"num.partitions":                                   "1",
 		"auto.create.topics.enable":                        "false",
 		"offsets.topic.replication.factor":                 "1",
@@ -98,6 +90,21 @@ func (k *Kafka) format(settings map[string]string) error {
 		"group.initial.rebalance.delay.ms":                 "0",
 		"log.flush.interval.messages":                      "9223372036854775807",
 	}
+}
+
+func (k *Kafka) format(settings map[string]string) error {
+	var err error
+	if k.Port, err = freePort(); err != nil {
+		return err
+	}
+	if k.CtrlPort, err = freePort(); err != nil {
+		return err
+	}
+	props := KafkaSettings()
+	props["listeners"] = fmt.Sprintf("PLAINTEXT://127.0.0.1:%d,CONTROLLER://127.0.0.1:%d", k.Port, k.CtrlPort)
+	props["advertised.listeners"] = fmt.Sprintf("PLAINTEXT://127.0.0.1:%d", k.Port)
+	props["controller.quorum.bootstrap.servers"] = fmt.Sprintf("127.0.0.1:%d", k.CtrlPort)
+	props["log.dirs"] = filepath.Join(k.base, "data")
 	for key, v := range settings {
 		props[key] = v
 	}

@@ -55,6 +55,17 @@ var defaultPostgresSettings = map[string]string{
 	"logical_decoding_work_mem": "64MB",
 }
 
+// PostgresSettings returns the postgresql.conf parameters the test clusters start with (before
+// PostgresOptions.Settings and the port). docker-compose.yml starts its PostgreSQL with the same
+// replication settings (a test checks it).
+func PostgresSettings() map[string]string {
+	out := make(map[string]string, len(defaultPostgresSettings))
+	for k, v := range defaultPostgresSettings {
+		out[k] = v
+	}
+	return out
+}
+
 // findPostgresBin locates a directory that holds both initdb and postgres.
 func findPostgresBin(dir string) (string, error) {
 	if dir != "" {

@@ -183,3 +183,13 @@ func (t *Tracker) Stats() Stats {
 	defer t.mu.Unlock()
 	return Stats{Events: t.events, Acked: t.acked, Open: len(t.queue)}
 }
+
+// Acked reports whether transaction id is committed and every one of its events is acknowledged
+// (a transaction no longer tracked counts as acknowledged: it became confirmable, or it was
+// discarded). The snapshot uses it to record a chunk as done only once Kafka holds all its rows.
+func (t *Tracker) Acked(id TxnID) bool {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	i := t.find(id)
+	return i < 0 || (t.queue[i].committed && t.queue[i].pending == 0)
+}

@@ -129,3 +129,26 @@ func TestTrackerConcurrentAcks(t *testing.T) {
 		t.Fatalf("after all acks: Safe() = %d idle=%v, want %d", tr.Safe(), tr.Idle(), txns*10)
 	}
 }
+
+func TestAckedPerTransaction(t *testing.T) {
+	tr := New(100)
+	a, b := tr.Begin(), tr.Begin()
+	tr.Add(a, 2)
+	tr.Add(b, 1)
+	tr.Commit(b, 100)
+	if tr.Acked(a) || tr.Acked(b) {
+		t.Fatal("nothing acknowledged yet")
+	}
+	tr.Ack(b, 1)
+	if !tr.Acked(b) || tr.Acked(a) {
+		t.Fatalf("b fully acked behind an open a: Acked(a)=%v Acked(b)=%v", tr.Acked(a), tr.Acked(b))
+	}
+	tr.Ack(a, 2)
+	if tr.Acked(a) {
+		t.Fatal("a is acknowledged but not committed: more events may come")
+	}
+	tr.Commit(a, 100)
+	if !tr.Acked(a) || !tr.Idle() || tr.Safe() != 100 {
+		t.Fatalf("after commit: Acked(a)=%v idle=%v safe=%d", tr.Acked(a), tr.Idle(), tr.Safe())
+	}
+}

@@ -9,12 +9,24 @@ import (
 
 // CatalogColumn is what the catalog says about one column of a relation.
 type CatalogColumn struct {
-	Name       string
-	TypeOID    uint32
-	TypeName   string
-	TypeMod    int32
-	NotNull    bool
-	EnumValues []string // labels in sort order when the type (or array element type) is an enum
+	Name    string
+	TypeOID uint32 // pg_attribute.atttypid: the declared type (a domain's own OID), as in Relation messages
+	// TypeName is the name of the type the values have on the wire, domains resolved to their base
+	// type (a column of domain posint over int4 is "int4"; an array of posint is "_int4").
+	TypeName string
+	TypeMod  int32 // atttypmod, or the domain's typmod (varchar(8) domain: 12)
+	NotNull  bool
+	// EnumValues are the labels in sort order when the type (or array element type), after domain
+	// resolution, is an enum.
+	EnumValues []string
+	// Domain is the declared domain's name when the column's type (or its array element type) is a
+	// domain; "" otherwise.
+	Domain string
+	// Composite marks a composite (row) type, or an array of one.
+	Composite bool
+	// DefaultExpr is pg_get_expr of the column default; HasDefault tells whether there is one.
+	HasDefault  bool
+	DefaultExpr string
 }
 
 // CatalogTable is what the catalog says about one relation.
@@ -22,7 +34,9 @@ type CatalogTable struct {
 	Schema, Name string
 	Columns      []CatalogColumn
 	Key          []string // key column names in key order; empty when the table has none
+	PrimaryKey   bool     // Key is the primary key (else a unique index)
 	Identity     byte     // relreplident: 'd' default, 'f' full, 'i' index, 'n' nothing
+	Partitioned  bool     // relkind 'p': a partitioned table (its changes come through its partitions)
 }
 
 // Catalog describes relations by OID.
@@ -40,34 +54,64 @@ type Querier interface {
 type PGCatalog struct{ Conn Querier }
 
 const describeTableSQL = `
-SELECT n.nspname, c.relname, c.relreplident::text
+SELECT n.nspname, c.relname, c.relreplident::text, c.relkind = 'p'
 FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
 WHERE c.oid = $1`
 
+// Columns with their types resolved: t is the declared type; e its array element type (or t);
+// b the base type of e through up to a chain of domains (domains over domains resolve
+// recursively); ba the array type of b (for arrays of domains).
 const describeColumnsSQL = `
-SELECT a.attname, a.atttypid::int8, t.typname, a.atttypmod, a.attnotnull,
-       COALESCE((SELECT array_agg(e.enumlabel::text ORDER BY e.enumsortorder) FROM pg_enum e
-                 WHERE e.enumtypid = CASE WHEN t.typelem <> 0 AND t.typcategory = 'A' THEN t.typelem ELSE t.oid END),
-                '{}')
-FROM pg_attribute a JOIN pg_type t ON t.oid = a.atttypid
-WHERE a.attrelid = $1 AND a.attnum > 0 AND NOT a.attisdropped
-ORDER BY a.attnum`
+WITH RECURSIVE cols AS (
+  SELECT a.attnum, a.attname, a.atttypid, a.atttypmod, a.attnotnull, a.atthasdef,
+         pg_get_expr(d.adbin, d.adrelid) AS defexpr,
+         t.typcategory = 'A' AND t.typelem <> 0 AS isarray,
+         CASE WHEN t.typcategory = 'A' AND t.typelem <> 0 THEN t.typelem ELSE t.oid END AS elem
+  FROM pg_attribute a
+  JOIN pg_type t ON t.oid = a.atttypid
+  LEFT JOIN pg_attrdef d ON d.adrelid = a.attrelid AND d.adnum = a.attnum
+  WHERE a.attrelid = $1 AND a.attnum > 0 AND NOT a.attisdropped
+), chain AS (
+  SELECT c.attnum, c.elem AS oid, -1 AS typmod, 0 AS depth, ''::name AS domain FROM cols c
+  UNION ALL
+  SELECT ch.attnum, t.typbasetype, CASE WHEN ch.typmod = -1 THEN t.typtypmod ELSE ch.typmod END, ch.depth + 1,
+         CASE WHEN ch.domain = '' THEN t.typname ELSE ch.domain END
+  FROM chain ch JOIN pg_type t ON t.oid = ch.oid
+  WHERE t.typtype = 'd' AND ch.depth < 16
+), base AS (
+  SELECT DISTINCT ON (attnum) attnum, oid, typmod, domain FROM chain ORDER BY attnum, depth DESC
+)
+SELECT c.attname, c.atttypid::int8,
+       CASE WHEN c.isarray THEN coalesce(ba.typname, '_' || b.typname) ELSE b.typname END,
+       CASE WHEN c.atttypmod <> -1 THEN c.atttypmod ELSE base.typmod END,
+       c.attnotnull, base.domain::text, b.typtype = 'c',
+       COALESCE((SELECT array_agg(e.enumlabel::text ORDER BY e.enumsortorder) FROM pg_enum e WHERE e.enumtypid = b.oid), '{}'),
+       c.atthasdef, coalesce(c.defexpr, '')
+FROM cols c
+JOIN base ON base.attnum = c.attnum
+JOIN pg_type b ON b.oid = base.oid
+LEFT JOIN pg_type ba ON ba.oid = b.typarray AND b.typarray <> 0
+ORDER BY c.attnum`
 
-// Primary key first; without one, the replica identity index (a unique index the user chose).
+// The key as Debezium 3.6 takes it: the primary key; without one, the first unique index by name
+// (PgOutputMessageDecoder: "Primary keys are not defined ..., defaulting to unique indices", read
+// with JDBC getIndexInfo(unique=true), ordered by index name). Indexes on expressions have no
+// column to take and are skipped, as are invalid ones.
 const describeKeySQL = `
-SELECT a.attname
-FROM (SELECT i.indkey, i.indisprimary FROM pg_index i
-      WHERE i.indrelid = $1 AND (i.indisprimary OR i.indisreplident)
-      ORDER BY i.indisprimary DESC LIMIT 1) k
+SELECT a.attname, k.indisprimary
+FROM (SELECT i.indkey, i.indisprimary FROM pg_index i JOIN pg_class ic ON ic.oid = i.indexrelid
+      WHERE i.indrelid = $1 AND (i.indisprimary OR i.indisunique) AND i.indisvalid AND i.indexprs IS NULL
+      ORDER BY i.indisprimary DESC, ic.relname LIMIT 1) k
 CROSS JOIN LATERAL unnest(k.indkey::int2[]) WITH ORDINALITY AS u(attnum, ord)
 JOIN pg_attribute a ON a.attrelid = $1 AND a.attnum = u.attnum
+WHERE u.ord <= array_length(k.indkey::int2[], 1)
 ORDER BY u.ord`
 
 // Describe reads relation relID's name, columns and key from the catalog.
 func (c PGCatalog) Describe(ctx context.Context, relID uint32) (CatalogTable, error) {
 	var t CatalogTable
 	var ident string
-	if err := c.Conn.QueryRow(ctx, describeTableSQL, relID).Scan(&t.Schema, &t.Name, &ident); err != nil {
+	if err := c.Conn.QueryRow(ctx, describeTableSQL, relID).Scan(&t.Schema, &t.Name, &ident, &t.Partitioned); err != nil {
 		return t, fmt.Errorf("catalog: relation %d: %w", relID, err)
 	}
 	if len(ident) == 1 {
@@ -80,7 +124,8 @@ func (c PGCatalog) Describe(ctx context.Context, relID uint32) (CatalogTable, er
 	for rows.Next() {
 		var col CatalogColumn
 		var oid int64
-		if err := rows.Scan(&col.Name, &oid, &col.TypeName, &col.TypeMod, &col.NotNull, &col.EnumValues); err != nil {
+		if err := rows.Scan(&col.Name, &oid, &col.TypeName, &col.TypeMod, &col.NotNull, &col.Domain, &col.Composite,
+			&col.EnumValues, &col.HasDefault, &col.DefaultExpr); err != nil {
 			rows.Close()
 			return t, fmt.Errorf("catalog: columns of %s.%s: %w", t.Schema, t.Name, err)
 		}
@@ -96,7 +141,7 @@ func (c PGCatalog) Describe(ctx context.Context, relID uint32) (CatalogTable, er
 	}
 	for rows.Next() {
 		var name string
-		if err := rows.Scan(&name); err != nil {
+		if err := rows.Scan(&name, &t.PrimaryKey); err != nil {
 			rows.Close()
 			return t, fmt.Errorf("catalog: key of %s.%s: %w", t.Schema, t.Name, err)
 		}

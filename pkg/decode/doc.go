@@ -3,9 +3,11 @@
 //
 // Relations keeps one entry per relation OID, rebuilt on every Relation message (PostgreSQL sends
 // one before a relation's first change in a session and again after every schema change). Each entry
-// joins the message's columns with the catalog: type names, NOT NULL, enum labels, and the key
-// columns. The key comes from the catalog (primary key, else the replica identity index), never from
-// the Relation message's flags: under REPLICA IDENTITY FULL every column is flagged.
+// joins the message's columns with the catalog: type names (domains resolved to their base type,
+// also as array elements), NOT NULL, enum labels, column defaults (as Debezium puts them into the
+// schema: defaults.go), and the key columns. The key comes from the catalog as Debezium 3.6 takes
+// it (the primary key, else the first unique index by name), never from the Relation message's
+// flags: under REPLICA IDENTITY FULL every column is flagged.
 //
 // Row converts a pgoutput tuple into event.Datums: 'n' null, 'u' unchanged TOAST (value absent,
 // never a fake null), 't' text. Binary tuples are not requested and are rejected.

@@ -76,6 +76,12 @@ func BuildTable(m *pglogrepl.RelationMessage, cat CatalogTable) (event.Table, er
 			col.TypeName = cc.TypeName
 			col.Optional = !cc.NotNull
 			col.EnumValues = cc.EnumValues
+			if cc.TypeMod != -1 {
+				col.TypeMod = cc.TypeMod // a domain's typmod (the message carries the column's, -1)
+			}
+			if cc.HasDefault && cc.Domain == "" {
+				col.Default, col.HasDefault = columnDefault(cc.TypeName, cc.EnumValues != nil && len(cc.EnumValues) > 0, cc.DefaultExpr)
+			}
 		} else {
 			// The catalog moved on (a later ALTER): fall back to the type name of the OID.
 			name, ok := builtinTypeName(c.DataType)
@@ -92,7 +98,11 @@ func BuildTable(m *pglogrepl.RelationMessage, cat CatalogTable) (event.Table, er
 		if !ok {
 			return t, fmt.Errorf("decode: %s.%s: key column %q is not among the published columns (a column list on the publication must include the key)", m.Namespace, m.RelationName, k)
 		}
-		t.Columns[i].Optional = false
+		// A primary key column is NOT NULL; a unique index's column keeps its optionality, as in
+		// Debezium (a key field may be optional).
+		if cat.PrimaryKey {
+			t.Columns[i].Optional = false
+		}
 		t.Key = append(t.Key, i)
 	}
 	return t, nil

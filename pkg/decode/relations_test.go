@@ -42,7 +42,7 @@ func relMsg(cols ...col) *pglogrepl.RelationMessage {
 
 func TestBuildTable(t *testing.T) {
 	catalog := decode.CatalogTable{
-		Schema: "public", Name: "customers", Identity: 'd', Key: []string{"id"},
+		Schema: "public", Name: "customers", Identity: 'd', Key: []string{"id"}, PrimaryKey: true,
 		// Catalog order differs from the message's on purpose: the message's order is the tuple order.
 		Columns: []decode.CatalogColumn{
 			{Name: "email", TypeOID: oidVarchar, TypeName: "varchar", TypeMod: 104},

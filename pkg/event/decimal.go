@@ -254,3 +254,53 @@ func roundHalfUp(d decimalText, s int) decimalText {
 	}
 	return decimalText{neg: d.neg, digits: keep, scale: s}
 }
+
+// parseMoneyDecimal parses PostgreSQL money output ("$1,234.56", "-$1.00",
+// "($1.00)") exactly.
+func parseMoneyDecimal(b []byte, buf []byte) (decimalText, error) {
+	var d decimalText
+	digits := buf[:0]
+	seenDot := false
+	for _, c := range b {
+		switch {
+		case c >= '0' && c <= '9':
+			digits = append(digits, c)
+			if seenDot {
+				d.scale++
+			}
+		case c == '.' && !seenDot:
+			seenDot = true
+		case c == '-' || c == '(':
+			d.neg = true
+		case c == '$' || c == ',' || c == ' ' || c == ')':
+		default:
+			return d, errSyntax
+		}
+	}
+	if len(digits) == 0 {
+		return d, errSyntax
+	}
+	d.digits = digits
+	return d, nil
+}
+
+// appendBigDecimalPlain appends Java BigDecimal.toPlainString() of d (scale >= 0).
+func appendBigDecimalPlain(dst []byte, d decimalText) []byte {
+	coeff := trimLeadingZeros(d.digits)
+	if d.neg && !(len(coeff) == 1 && coeff[0] == '0') {
+		dst = append(dst, '-')
+	}
+	if d.scale <= 0 {
+		return append(dst, coeff...)
+	}
+	if len(coeff) > d.scale {
+		dst = append(dst, coeff[:len(coeff)-d.scale]...)
+		dst = append(dst, '.')
+		return append(dst, coeff[len(coeff)-d.scale:]...)
+	}
+	dst = append(dst, '0', '.')
+	for i := len(coeff); i < d.scale; i++ {
+		dst = append(dst, '0')
+	}
+	return append(dst, coeff...)
+}

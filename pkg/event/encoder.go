@@ -63,9 +63,10 @@ func NewEncoder(opts Options, t Table) (*Encoder, error) {
 			var dv []byte
 			switch {
 			case c.Default != nil:
-				dv, err = cd.appendValue(nil, c.Default, &e.s)
-				if err != nil {
-					return nil, e.valueError(i, c.Default, err)
+				// A default Debezium cannot convert is left out of the schema (it logs
+				// "Cannot parse column default value" and goes on).
+				if dv, err = cd.appendValue(nil, c.Default, &e.s); err != nil {
+					dv = nil
 				}
 			case !c.Optional:
 				dv = cd.appendFallback(nil)
@@ -253,13 +254,16 @@ func (e *Encoder) appendDatum(dst []byte, i int, d Datum) ([]byte, error) {
 		}
 		return out, nil
 	default: // DatumNull, DatumAbsent
-		if e.table.Columns[i].Optional {
-			return append(dst, "null"...), nil
-		}
-		// JdbcValueConverters.convertValue: NOT NULL column => schema default, else fallback
+		// Kafka Connect's JsonConverter (replace.null.with.default=true, its
+		// default) writes a field's schema default in place of a null, so a NULL
+		// in a column with a default reads as the default.
 		if cd.schema.dflt != nil {
 			return append(dst, cd.schema.dflt...), nil
 		}
+		if e.table.Columns[i].Optional {
+			return append(dst, "null"...), nil
+		}
+		// JdbcValueConverters.convertValue: NOT NULL column without default => fallback
 		return cd.appendFallback(dst), nil
 	}
 }

@@ -158,7 +158,12 @@ func TestColumnSchemas(t *testing.T) {
 		{Column{TypeName: "json", TypeMod: -1}, Options{}, `{"type":"string","optional":false,"name":"io.debezium.data.Json","version":1,"field":"c"}`},
 		{Column{TypeName: "bytea", TypeMod: -1}, Options{}, `{"type":"bytes","optional":false,"field":"c"}`},
 		{Column{TypeName: "int2", TypeMod: -1}, Options{}, `{"type":"int16","optional":false,"field":"c"}`},
-		{Column{TypeName: "float4", TypeMod: -1}, Options{}, `{"type":"float32","optional":false,"field":"c"}`},
+		// JsonConverter names FLOAT32/FLOAT64 "float"/"double" (checked against Debezium 3.6.1)
+		{Column{TypeName: "float4", TypeMod: -1}, Options{}, `{"type":"float","optional":false,"field":"c"}`},
+		{Column{TypeName: "float8", TypeMod: -1}, Options{}, `{"type":"double","optional":false,"field":"c"}`},
+		{Column{TypeName: "bit", TypeMod: 8}, Options{}, `{"type":"bytes","optional":false,"name":"io.debezium.data.Bits","version":1,"parameters":{"length":"8"},"field":"c"}`},
+		{Column{TypeName: "hstore", TypeMod: -1}, Options{}, `{"type":"string","optional":false,"name":"io.debezium.data.Json","version":1,"field":"c"}`},
+		{Column{TypeName: "hstore", TypeMod: -1}, Options{HstoreHandling: "map"}, `{"type":"map","keys":{"type":"string","optional":false},"values":{"type":"string","optional":true},"optional":false,"field":"c"}`},
 		{Column{TypeName: "date", TypeMod: -1}, Options{TimePrecision: "connect"}, `{"type":"int32","optional":false,"name":"org.apache.kafka.connect.data.Date","version":1,"field":"c"}`},
 	}
 	for _, tc := range cases {

@@ -153,6 +153,13 @@ func appendJavaFloat(dst []byte, f float64, bits int) []byte {
 	}
 	var buf [32]byte
 	e := strconv.AppendFloat(buf[:0], f, 'e', -1, bits) // [-]d[.ddd]e±XX
+	if abs := math.Abs(f); (abs < 1e-3 || abs >= 1e7) && ((e[0] == '-' && e[2] == 'e') || e[1] == 'e') {
+		// Java (JDK 19+ Double/Float.toString) renders at least two digits: when
+		// the shortest decimal has one, it takes the two-digit decimal closest to
+		// the value (Double.MIN_VALUE is 4.9E-324, not 5.0E-324). In the plain
+		// range this changes nothing (0.1 stays 0.1).
+		e = strconv.AppendFloat(buf[:0], f, 'e', 1, bits)
+	}
 	neg := false
 	if e[0] == '-' {
 		neg = true

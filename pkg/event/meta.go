@@ -23,10 +23,10 @@ type MetaEncoder struct {
 
 var (
 	bytesOpt          = &connectSchema{typ: "bytes", optional: true}
-	messageKeySchema  = &connectSchema{typ: "struct", name: "io.debezium.connector.postgresql.MessageKey", fields: []connectField{{"prefix", strOpt}}}
-	messageBodySchema = &connectSchema{typ: "struct", name: "io.debezium.connector.postgresql.Message", fields: []connectField{{"prefix", strOpt}, {"content", bytesOpt}}}
-	txKeySchema       = &connectSchema{typ: "struct", name: "io.debezium.connector.common.TransactionMetadataKey", fields: []connectField{{"id", strReq}}}
-	txCollection      = &connectSchema{typ: "struct", name: "event.collection", version: 1, fields: []connectField{{"data_collection", strReq}, {"event_count", int64Req}}}
+	messageKeySchema  = &connectSchema{typ: "struct", name: "io.debezium.connector.postgresql.MessageKey", version: 1, fields: []connectField{{"prefix", strOpt}}}
+	messageBodySchema = &connectSchema{typ: "struct", name: "io.debezium.connector.postgresql.Message", version: 1, fields: []connectField{{"prefix", strOpt}, {"content", bytesOpt}}}
+	txKeySchema       = &connectSchema{typ: "struct", name: "io.debezium.connector.common.TransactionMetadataKey", version: 1, fields: []connectField{{"id", strReq}}}
+	txCollection      = &connectSchema{typ: "struct", optional: true, name: "event.collection", version: 1, fields: []connectField{{"data_collection", strReq}, {"event_count", int64Req}}}
 	txValueSchema     = &connectSchema{typ: "struct", name: "io.debezium.connector.common.TransactionMetadataValue", version: 1, fields: []connectField{
 		{"status", strReq}, {"id", strReq}, {"event_count", int64Opt},
 		{"data_collections", &connectSchema{typ: "array", optional: true, items: txCollection}},
@@ -49,9 +49,10 @@ func NewMetaEncoder(opts Options) (*MetaEncoder, error) {
 		return append(pre, `,"payload":{`...), []byte("}}")
 	}
 	m.msgKeyPre, m.msgKeySuf = wrap(opts.KeySchemas, messageKeySchema)
-	msgValue := &connectSchema{typ: "struct", name: "io.debezium.connector.postgresql.MessageValue", fields: []connectField{
-		{"op", strReq}, {"ts_ms", int64Opt}, {"ts_us", int64Opt}, {"ts_ns", int64Opt},
-		{"source", sourceSchema}, {"message", messageBodySchema},
+	// As Debezium 3.6.1 writes it (live comparison): op, ts_ms, source, transaction, message;
+	// no ts_us/ts_ns.
+	msgValue := &connectSchema{typ: "struct", name: "io.debezium.connector.postgresql.MessageValue", version: 1, fields: []connectField{
+		{"op", strReq}, {"ts_ms", int64Opt}, {"source", sourceSchema}, {"transaction", transactionSchema}, {"message", messageBodySchema},
 	}}
 	m.msgValPre, m.msgValSuf = wrap(opts.ValueSchemas, msgValue)
 	m.txKeyPre, m.txKeySuf = wrap(opts.KeySchemas, txKeySchema)
@@ -75,17 +76,33 @@ func (m *MetaEncoder) AppendMessageKey(dst []byte, prefix string) []byte {
 	return append(dst, m.msgKeySuf...)
 }
 
-// AppendMessageValue appends the value of a logical decoding message event (op "m").
+// AppendMessageValue appends the value of a logical decoding message event (op "m") without a
+// transaction block; see AppendMessageValueTx.
 func (m *MetaEncoder) AppendMessageValue(dst []byte, prefix string, content []byte, src Source, now time.Time) []byte {
+	return m.AppendMessageValueTx(dst, prefix, content, src, nil, now)
+}
+
+// AppendMessageValueTx appends the value of a logical decoding message event (op "m") with the
+// envelope's transaction block (nil => null; Debezium fills it for a transactional message when
+// transaction metadata is on).
+func (m *MetaEncoder) AppendMessageValueTx(dst []byte, prefix string, content []byte, src Source, tx *Transaction, now time.Time) []byte {
 	dst = append(dst, m.msgValPre...)
 	dst = append(dst, `"op":"m","ts_ms":`...)
 	dst = strconv.AppendInt(dst, now.UnixMilli(), 10)
-	dst = append(dst, `,"ts_us":`...)
-	dst = strconv.AppendInt(dst, now.UnixMicro(), 10)
-	dst = append(dst, `,"ts_ns":`...)
-	dst = strconv.AppendInt(dst, now.UnixNano(), 10)
 	dst = append(dst, `,"source":`...)
 	dst = m.src.appendSource(dst, src, now)
+	dst = append(dst, `,"transaction":`...)
+	if tx == nil {
+		dst = append(dst, "null"...)
+	} else {
+		dst = append(dst, `{"id":`...)
+		dst = appendJSONStringS(dst, tx.ID)
+		dst = append(dst, `,"total_order":`...)
+		dst = strconv.AppendInt(dst, tx.TotalOrder, 10)
+		dst = append(dst, `,"data_collection_order":`...)
+		dst = strconv.AppendInt(dst, tx.DataCollectionOrder, 10)
+		dst = append(dst, '}')
+	}
 	dst = append(dst, `,"message":{"prefix":`...)
 	dst = appendJSONStringS(dst, prefix)
 	dst = append(dst, `,"content":`...)
@@ -139,4 +156,46 @@ func (m *MetaEncoder) AppendTxEnd(dst []byte, id string, ts time.Time, total int
 	dst = append(dst, `],"ts_ms":`...)
 	dst = strconv.AppendInt(dst, ts.UnixMilli(), 10)
 	return append(dst, m.txValSuf...)
+}
+
+var (
+	heartbeatKeySchema   = &connectSchema{typ: "struct", name: "io.debezium.connector.common.ServerNameKey", fields: []connectField{{"serverName", strReq}}}
+	heartbeatValueSchema = &connectSchema{typ: "struct", name: "io.debezium.connector.common.Heartbeat", fields: []connectField{{"ts_ms", int64Req}}}
+)
+
+// HeartbeatTopic is Debezium's heartbeat topic, __debezium-heartbeat.<prefix>.
+func (m *MetaEncoder) HeartbeatTopic() string {
+	return SanitizeTopic("__debezium-heartbeat." + m.opts.TopicPrefix)
+}
+
+// AppendHeartbeatKey appends a heartbeat record's key: {"serverName": <prefix>}.
+func (m *MetaEncoder) AppendHeartbeatKey(dst []byte) []byte {
+	if m.opts.KeySchemas {
+		dst = append(dst, `{"schema":`...)
+		dst = appendSchemaJSON(dst, heartbeatKeySchema, "")
+		dst = append(dst, `,"payload":`...)
+	}
+	dst = append(dst, `{"serverName":`...)
+	dst = appendJSONStringS(dst, m.opts.TopicPrefix)
+	dst = append(dst, '}')
+	if m.opts.KeySchemas {
+		dst = append(dst, '}')
+	}
+	return dst
+}
+
+// AppendHeartbeatValue appends a heartbeat record's value: {"ts_ms": ...}.
+func (m *MetaEncoder) AppendHeartbeatValue(dst []byte, ts time.Time) []byte {
+	if m.opts.ValueSchemas {
+		dst = append(dst, `{"schema":`...)
+		dst = appendSchemaJSON(dst, heartbeatValueSchema, "")
+		dst = append(dst, `,"payload":`...)
+	}
+	dst = append(dst, `{"ts_ms":`...)
+	dst = strconv.AppendInt(dst, ts.UnixMilli(), 10)
+	dst = append(dst, '}')
+	if m.opts.ValueSchemas {
+		dst = append(dst, '}')
+	}
+	return dst
 }

@@ -319,6 +319,33 @@ func parseTimestamp(b []byte, withTZ bool) (int64, error) {
 	return days*86_400_000_000 + us - off*1_000_000, nil
 }
 
+// parseTimestampSecs is parseTimestamp returning whole seconds since the epoch
+// and the microseconds within the second (0..999999), which does not overflow
+// at PostgreSQL's extremes (294276 AD is beyond int64 microseconds since 1970).
+func parseTimestampSecs(b []byte, withTZ bool) (secs, micros int64, err error) {
+	p := dtParser{b: b}
+	y, m, d, ok := p.date()
+	if !ok || !p.lit(' ') {
+		return 0, 0, errSyntax
+	}
+	us, ok := p.clock()
+	if !ok {
+		return 0, 0, errSyntax
+	}
+	var off int64
+	if withTZ {
+		if off, ok = p.offset(); !ok {
+			return 0, 0, errSyntax
+		}
+	}
+	bc := p.bc()
+	if !p.end() {
+		return 0, 0, errSyntax
+	}
+	days := daysFromCivil(astroYear(y, bc), m, d)
+	return days*86_400 + us/1_000_000 - off, us % 1_000_000, nil
+}
+
 // --- numeric ---
 
 // decimalText is a parsed numeric: unscaled digits (no sign, no dot) and scale.

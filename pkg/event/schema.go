@@ -16,7 +16,9 @@ type connectSchema struct {
 	params   [][2]string // insertion order (SchemaBuilder keeps a LinkedHashMap)
 	fields   []connectField
 	items    *connectSchema
-	dflt     []byte // JSON of the default value; nil => absent
+	keys     *connectSchema // map
+	values   *connectSchema // map
+	dflt     []byte         // JSON of the default value; nil => absent
 }
 
 type connectField struct {
@@ -47,6 +49,11 @@ func appendSchemaJSON(dst []byte, s *connectSchema, field string) []byte {
 	case "array":
 		dst = append(dst, `,"items":`...)
 		dst = appendSchemaJSON(dst, s.items, "")
+	case "map":
+		dst = append(dst, `,"keys":`...)
+		dst = appendSchemaJSON(dst, s.keys, "")
+		dst = append(dst, `,"values":`...)
+		dst = appendSchemaJSON(dst, s.values, "")
 	}
 	if s.optional {
 		dst = append(dst, `,"optional":true`...)

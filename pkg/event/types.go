@@ -78,6 +78,7 @@ type Options struct {
 	TimePrecision    string // "adaptive" (default), "adaptive_time_microseconds", "connect"
 	BinaryHandling   string // "bytes" (default), "base64", "base64-url-safe", "hex"
 	IntervalHandling string // "numeric" (default), "string"
+	HstoreHandling   string // "json" (default): io.debezium.data.Json string; "map": a map of strings
 }
 
 // DefaultUnavailableValue is Debezium's default unavailable.value.placeholder.

@@ -33,6 +33,9 @@ const (
 	kIntervalNum // MicroDuration int64
 	kIntervalStr // Interval ISO string
 	kBitBool     // bit(1)/varbit(1) => boolean
+	kBits        // bit(n>1)/varbit(n>1) => io.debezium.data.Bits bytes
+	kHstoreJSON  // hstore => JSON object text (io.debezium.data.Json)
+	kHstoreMap   // hstore => map of strings
 	kArray
 )
 
@@ -45,6 +48,7 @@ type codec struct {
 	fracWidth int            // kTsTZ: fraction digits (0 => ISO_OFFSET_DATE_TIME variable form)
 	binMode   string         // kBytes: "bytes", "base64", "base64-url-safe", "hex"
 	elem      *codec         // kArray
+	inArray   bool           // an array element (Debezium converts those through pgjdbc's array objects)
 	toast     toastKind      // what an unchanged TOAST value becomes
 }
 
@@ -79,8 +83,9 @@ func (e *Encoder) codecFor(c Column) (*codec, error) {
 	tn := c.TypeName
 	if len(c.EnumValues) > 0 {
 		if strings.HasPrefix(tn, "_") {
+			// Debezium's enum array element schema is required (not optional), unlike other arrays'
 			el := &codec{kind: kString, toast: toastString,
-				schema: &connectSchema{typ: "string", optional: true, name: "io.debezium.data.Enum", version: 1,
+				schema: &connectSchema{typ: "string", name: "io.debezium.data.Enum", version: 1,
 					params: [][2]string{{"allowed", strings.Join(c.EnumValues, ",")}}}}
 			return &codec{kind: kArray, elem: el, schema: &connectSchema{typ: "array", items: el.schema}, toast: toastStringArray}, nil
 		}
@@ -98,6 +103,7 @@ func (e *Encoder) codecFor(c Column) (*codec, error) {
 			return e.unknown(c)
 		}
 		el.schema = el.schema.withOptional(true)
+		el.inArray = true
 		ar := &codec{kind: kArray, elem: el, schema: &connectSchema{typ: "array", items: el.schema}}
 		switch {
 		case el.toast == toastString:
@@ -151,9 +157,9 @@ func (e *Encoder) scalarCodec(tn string, typmod int32) (*codec, error) {
 	case "int8", "oid":
 		return &codec{kind: kInt64, schema: sch("int64")}, nil
 	case "float4":
-		return &codec{kind: kFloat32, schema: sch("float32")}, nil
+		return &codec{kind: kFloat32, schema: sch("float")}, nil // JsonConverter's name for FLOAT32
 	case "float8":
-		return &codec{kind: kFloat64, schema: sch("float64")}, nil
+		return &codec{kind: kFloat64, schema: sch("double")}, nil // JsonConverter's name for FLOAT64
 	case "text", "varchar", "bpchar", "name", "char", "citext", "inet", "cidr", "macaddr", "macaddr8",
 		"int4range", "int8range", "numrange", "tsrange", "tstzrange", "daterange", "ltree", "isbn":
 		return &codec{kind: kString, schema: sch("string"), toast: toastString}, nil
@@ -219,11 +225,24 @@ func (e *Encoder) scalarCodec(tn string, typmod int32) (*codec, error) {
 		}
 		return &codec{kind: kIntervalNum, schema: named("int64", "io.debezium.time.MicroDuration")}, nil
 	case "bit", "varbit":
-		// bit(1) and varbit(1) are booleans; bit(n>1) (io.debezium.data.Bits) is not implemented yet.
+		// PostgresValueConverter: column.length() > 1 ? Bits.builder(length) : SchemaBuilder.bool()
 		if typmod == 1 || (tn == "bit" && typmod < 0) {
 			return &codec{kind: kBitBool, schema: sch("boolean")}, nil
 		}
-		return nil, nil
+		if typmod < 0 {
+			return nil, nil // unbounded varbit: no length for the schema
+		}
+		return &codec{kind: kBits, scale: int(typmod), toast: toastBytes, schema: &connectSchema{
+			typ: "bytes", name: "io.debezium.data.Bits", version: 1,
+			params: [][2]string{{"length", strconv.Itoa(int(typmod))}}}}, nil
+	case "hstore":
+		switch o.HstoreHandling {
+		case "", "json":
+			return &codec{kind: kHstoreJSON, toast: toastString, schema: named("string", "io.debezium.data.Json")}, nil
+		case "map":
+			return &codec{kind: kHstoreMap, schema: &connectSchema{typ: "map", keys: sch("string"), values: strOpt}}, nil
+		}
+		return nil, fmt.Errorf("unknown hstore handling mode %q", o.HstoreHandling)
 	}
 	return nil, nil
 }
@@ -252,7 +271,7 @@ func decimalCodec(mode string, p, s int, money bool) (*codec, error) {
 		return &codec{kind: kDecimal, scale: s, money: money, schema: &connectSchema{
 			typ: "bytes", name: "org.apache.kafka.connect.data.Decimal", version: 1, params: params}}, nil
 	case "double":
-		return &codec{kind: kDecDouble, scale: -1, money: money, schema: sch("float64")}, nil
+		return &codec{kind: kDecDouble, scale: -1, money: money, schema: sch("double")}, nil
 	case "string":
 		sc := -1
 		if !variable {

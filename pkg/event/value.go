@@ -15,8 +15,9 @@ import (
 // scratch buffers reused by one Encoder (an Encoder is not safe for
 // concurrent use).
 type scratch struct {
-	a, b  []byte
-	elems []arrayElem
+	a, b   []byte
+	elems  []arrayElem
+	hpairs []hstorePair
 }
 
 // Sentinels for ±infinity timestamps (PostgresValueConverter: pgjdbc's
@@ -117,6 +118,9 @@ func (c *codec) appendValue(dst, text []byte, s *scratch) ([]byte, error) {
 		}
 		return appendBase64(dst, raw), nil
 	case kDate:
+		if c.inArray {
+			return appendArrayDate(dst, text)
+		}
 		switch string(text) {
 		case "infinity":
 			return strconv.AppendInt(dst, int64(int32(posInfDateDays)), 10), nil
@@ -151,10 +155,16 @@ func (c *codec) appendValue(dst, text []byte, s *scratch) ([]byte, error) {
 		case "-infinity":
 			us = pgNegInfMicros
 		default:
-			var err error
-			if us, err = parseTimestamp(text, false); err != nil {
+			secs, frac, err := parseTimestampSecs(text, false)
+			if err != nil {
 				return dst, err
 			}
+			if c.kind == kTsMillis {
+				return strconv.AppendInt(dst, secs*1000+frac/1000, 10), nil
+			}
+			// MicroTimestamp: TimeUnit.SECONDS.toMicros(epochSecond) (saturating)
+			// + micros of the second (wrapping), as Java computes it.
+			us = saturatingMul(secs, 1_000_000) + frac
 		}
 		if c.kind == kTsMillis {
 			return strconv.AppendInt(dst, floorDiv(us, 1000), 10), nil
@@ -166,12 +176,12 @@ func (c *codec) appendValue(dst, text []byte, s *scratch) ([]byte, error) {
 			// PostgresValueConverter.convertTimestampWithZone returns the PG string as is
 			return appendJSONString(dst, text), nil
 		}
-		us, err := parseTimestamp(text, true)
+		secs, frac, err := parseTimestampSecs(text, true)
 		if err != nil {
 			return dst, err
 		}
 		dst = append(dst, '"')
-		dst = appendZonedTimestamp(dst, us, c.fracWidth)
+		dst = appendZonedTimestampSecs(dst, secs, frac, c.fracWidth)
 		return append(dst, '"'), nil
 	case kTimeTZ:
 		us, off, err := parseTimeTZ(text)
@@ -194,6 +204,12 @@ func (c *codec) appendValue(dst, text []byte, s *scratch) ([]byte, error) {
 			return appendIntervalISO(dst, iv), nil
 		}
 		return strconv.AppendInt(dst, intervalMicros(iv), 10), nil
+	case kBits:
+		return appendBits(dst, text, s)
+	case kHstoreJSON:
+		return appendHstore(dst, text, s, true)
+	case kHstoreMap:
+		return appendHstore(dst, text, s, false)
 	case kArray:
 		return c.appendArray(dst, text, s)
 	}
@@ -225,13 +241,20 @@ func (c *codec) appendDecimal(dst, text []byte, s *scratch) ([]byte, error) {
 		switch c.kind {
 		case kDecDouble:
 			return appendJavaDouble(dst, f), nil
-		case kDecString:
-			// convertMoney STRING: String.valueOf(Double)
+		}
+		// precise and string: the exact amount with money's 2 fraction digits
+		// (checked against Debezium 3.6.1: -92233720368547758.08 stays exact)
+		d, err := parseMoneyDecimal(text, s.b[:0])
+		if err != nil {
+			return dst, err
+		}
+		s.b = d.digits
+		d = roundHalfUp(d, c.scale)
+		if c.kind == kDecString {
 			dst = append(dst, '"')
-			dst = appendJavaFloat(dst, f, 64)
+			dst = appendBigDecimalPlain(dst, d)
 			return append(dst, '"'), nil
 		}
-		d := roundHalfUp(doubleToDecimal(f, s.b[:0]), c.scale)
 		return appendBase64Decimal(dst, d, s), nil
 	}
 	if sp := numericSpecial(text); sp != "" {
@@ -252,8 +275,9 @@ func (c *codec) appendDecimal(dst, text []byte, s *scratch) ([]byte, error) {
 	s.a = d.digits
 	switch c.kind {
 	case kDecDouble:
+		// BigDecimal.doubleValue: out of range => ±Infinity (Go returns ±Inf with ErrRange)
 		f, err := strconv.ParseFloat(string(text), 64)
-		if err != nil {
+		if err != nil && !errors.Is(err, strconv.ErrRange) {
 			return dst, errSyntax
 		}
 		return appendJavaDouble(dst, f), nil
@@ -264,8 +288,9 @@ func (c *codec) appendDecimal(dst, text []byte, s *scratch) ([]byte, error) {
 				return dst, errors.New("value has more fraction digits than the column scale")
 			}
 		}
+		// decimal.handling.mode=string writes BigDecimal.toPlainString()
 		dst = append(dst, '"')
-		dst = appendJavaBigDecimalString(dst, d)
+		dst = appendBigDecimalPlain(dst, d)
 		return append(dst, '"'), nil
 	case kVarDecimal:
 		d = stripTrailingZeros(d)
@@ -293,8 +318,15 @@ func appendBase64Decimal(dst []byte, d decimalText, s *scratch) []byte {
 // fracWidth fraction digits when 1..9, else ISO_OFFSET_DATE_TIME (fraction
 // with trailing zeros removed, omitted when zero); offset "Z".
 func appendZonedTimestamp(dst []byte, us int64, fracWidth int) []byte {
-	days := floorDiv(us, 86_400_000_000)
-	tod := us - days*86_400_000_000
+	secs := floorDiv(us, 1_000_000)
+	return appendZonedTimestampSecs(dst, secs, us-secs*1_000_000, fracWidth)
+}
+
+// appendZonedTimestampSecs is appendZonedTimestamp for seconds since the epoch
+// and micros within the second.
+func appendZonedTimestampSecs(dst []byte, secs, frac int64, fracWidth int) []byte {
+	days := floorDiv(secs, 86_400)
+	tod := (secs-days*86_400)*1_000_000 + frac
 	y, m, d := civilFromDays(days)
 	dst = appendISOYear(dst, y)
 	dst = append(dst, '-')
@@ -465,8 +497,12 @@ func (c *codec) appendFallback(dst []byte) []byte {
 			return append(dst, `"0.00"`...)
 		}
 		return append(dst, `"0"`...)
-	case kBytes:
+	case kBytes, kBits:
 		return append(dst, `""`...)
+	case kHstoreJSON:
+		return append(dst, `"{}"`...)
+	case kHstoreMap:
+		return append(dst, "{}"...)
 	case kTsTZ:
 		return append(dst, `"1970-01-01T00:00:00Z"`...)
 	case kTimeTZ:
@@ -505,4 +541,44 @@ func (c *codec) appendPlaceholder(dst []byte, ph string) ([]byte, error) {
 		return append(dst, ']'), nil
 	}
 	return dst, errNotToastable
+}
+
+// saturatingMul is a*b clamped to the int64 range (Java TimeUnit.toMicros).
+func saturatingMul(a, b int64) int64 {
+	if a > math.MaxInt64/b {
+		return math.MaxInt64
+	}
+	if a < math.MinInt64/b {
+		return math.MinInt64
+	}
+	return a * b
+}
+
+// Date array elements reach Debezium as java.sql.Date objects from pgjdbc's
+// PgArray, converted with Date.toLocalDate(): the era of a BC date is lost
+// (4713-01-01 BC becomes 4713-01-01), and pgjdbc's infinity dates (Long.MAX/MIN
+// based millisecond sentinels) come out as these day counts (observed with
+// Debezium 3.6.1).
+const (
+	arrayDatePosInf = -622191234
+	arrayDateNegInf = -625821272
+)
+
+func appendArrayDate(dst, text []byte) ([]byte, error) {
+	switch string(text) {
+	case "infinity":
+		return strconv.AppendInt(dst, arrayDatePosInf, 10), nil
+	case "-infinity":
+		return strconv.AppendInt(dst, arrayDateNegInf, 10), nil
+	}
+	p := dtParser{b: text}
+	y, m, d, ok := p.date()
+	if !ok {
+		return dst, errSyntax
+	}
+	p.bc() // dropped, as java.sql.Date.getYear() does
+	if !p.end() {
+		return dst, errSyntax
+	}
+	return strconv.AppendInt(dst, int64(int32(daysFromCivil(y, m, d))), 10), nil
 }

@@ -163,8 +163,24 @@ func TestScalarValues(t *testing.T) {
 		{"interval string", mode(func(o *Options) { o.IntervalHandling = "string" }), "interval", -1, "1 year 2 mons 3 days 04:05:06.789", `"P1Y2M3DT4H5M6.789S"`},
 		{"interval string zero", mode(func(o *Options) { o.IntervalHandling = "string" }), "interval", -1, "00:00:00", `"P0Y0M0DT0H0M0S"`},
 		{"interval string neg", mode(func(o *Options) { o.IntervalHandling = "string" }), "interval", -1, "-1 days -00:00:01.5", `"P0Y0M-1DT0H0M-1.5S"`},
-		// bit(1)
+		// bit(1); bit(n): BitSet.toByteArray (little-endian, minimal)
 		{"bit(1)", noSchema, "bit", 1, "1", "true"},
+		{"bit(8)", noSchema, "bit", 8, "10101010", `"qg=="`},
+		{"bit(8) zero", noSchema, "bit", 8, "00000000", `""`},
+		{"varbit(16)", noSchema, "varbit", 16, "1011", `"Cw=="`},
+		{"bit(12)", noSchema, "bit", 12, "100000000001", `"AQg="`},
+		// hstore: json text in Java HashMap order (bucket = spread hash & 15)
+		{"hstore json", noSchema, "hstore", -1, `"a"=>"1", "b c"=>"d e", "n"=>NULL`, `"{\"a\":\"1\",\"b c\":\"d e\",\"n\":null}"`},
+		{"hstore map", mode(func(o *Options) { o.HstoreHandling = "map" }), "hstore", -1, `"k"=>"v"`, `{"k":"v"}`},
+		{"hstore empty", noSchema, "hstore", -1, ``, `"{}"`},
+		// Java prints at least two digits (JDK 19+ Double/Float.toString)
+		{"float8 min", noSchema, "float8", -1, "5e-324", "4.9E-324"},
+		{"float4 min", noSchema, "float4", -1, "1e-45", "1.4E-45"},
+		{"float8 1e20", noSchema, "float8", -1, "1e+20", "1.0E20"},
+		// extremes: microseconds since 1970 overflow as in Java (saturating toMicros, then wrapping)
+		{"timestamp max", noSchema, "timestamp", -1, "294276-12-31 23:59:59.999999", "-9223372036853775810"},
+		{"timestamptz max", noSchema, "timestamptz", -1, "294276-12-31 23:59:59.999999+00", `"+294276-12-31T23:59:59.999999Z"`},
+		{"money min", noSchema, "money", -1, "-$92,233,720,368,547,758.08", `"gAAAAAAAAAA="`},
 		// arrays
 		{"int4[]", noSchema, "_int4", -1, "{1,NULL,3}", "[1,null,3]"},
 		{"int4[] empty", noSchema, "_int4", -1, "{}", "[]"},
@@ -300,11 +316,8 @@ func TestUnknownType(t *testing.T) {
 	if err == nil || !strings.HasPrefix(err.Error(), want) {
 		t.Fatalf("got %v want prefix %s", err, want)
 	}
-	for _, typ := range []string{"_money", "_interval", "_xml", "_name", "bit"} {
-		mod := int32(-1)
-		if typ == "bit" {
-			mod = 8
-		}
+	for _, typ := range []string{"_money", "_interval", "_xml", "_name", "varbit"} {
+		mod := int32(-1) // varbit without a length: no length for the Bits schema
 		if _, err := NewEncoder(Options{}, Table{Schema: "s", Name: "t", Columns: []Column{{Name: "c", TypeName: typ, TypeMod: mod}}}); err == nil {
 			t.Errorf("%s: want unsupported", typ)
 		}

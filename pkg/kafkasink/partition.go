@@ -94,7 +94,11 @@ func (s *Sink) runPartition(q *partitionQueue) {
 func (s *Sink) write(q *partitionQueue, msgs []kafka.Message) bool {
 	backoff := 100 * time.Millisecond
 	for attempt := 1; ; attempt++ {
+		started := time.Now()
 		err := s.writer.WriteMessages(s.ctx, msgs...)
+		if s.opts.OnWrite != nil && s.ctx.Err() == nil {
+			s.opts.OnWrite(len(msgs), messageBytes(msgs), time.Since(started), err)
+		}
 		if err == nil {
 			if attempt > 1 {
 				s.log.Info().Str("topic", q.key.topic).Int("partition", q.key.partition).Int("attempts", attempt).Msg("kafka write succeeded after retries")
@@ -120,6 +124,18 @@ func (s *Sink) write(q *partitionQueue, msgs []kafka.Message) bool {
 			backoff *= 2
 		}
 	}
+}
+
+// messageBytes is the size of a batch's keys, values and headers.
+func messageBytes(msgs []kafka.Message) int64 {
+	var n int64
+	for i := range msgs {
+		n += int64(len(msgs[i].Key) + len(msgs[i].Value))
+		for _, h := range msgs[i].Headers {
+			n += int64(len(h.Key) + len(h.Value))
+		}
+	}
+	return n
 }
 
 // firstError unpacks kafka-go's per-message WriteErrors for a readable log line.

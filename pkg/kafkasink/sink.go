@@ -31,6 +31,10 @@ type Options struct {
 	ReplicationFactor int
 	TopicConfig       map[string]string
 	Logger            zerolog.Logger
+	// OnWrite, when set, is called after every batch write attempt (from the partition goroutines)
+	// with the batch's records and bytes (keys, values, headers), the attempt's duration and its
+	// error (nil once Kafka acknowledged it). For metrics; it must be quick.
+	OnWrite func(records int, bytes int64, took time.Duration, err error)
 }
 
 // Record is one Kafka record of a change event.
@@ -73,7 +77,7 @@ type Sink struct {
 	opts    Options
 	log     zerolog.Logger
 	tracker *ack.Tracker
-	writer  *kafka.Writer
+	writer  messageWriter // a *kafka.Writer; an interface so tests can inject broker answers
 	admin   *kafka.Client
 	budget  *budget
 	bal     kafka.Murmur2Balancer
@@ -145,6 +149,12 @@ func (s *Sink) ping(ctx context.Context) error {
 		case <-time.After(500 * time.Millisecond):
 		}
 	}
+}
+
+// messageWriter is the part of *kafka.Writer the sink uses.
+type messageWriter interface {
+	WriteMessages(ctx context.Context, msgs ...kafka.Message) error
+	Close() error
 }
 
 // presetPartition routes a message to the partition the Sink chose (Message.Partition).

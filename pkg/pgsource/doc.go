@@ -9,5 +9,6 @@
 // of progress and the authority for where streaming resumes. pgcdc keeps nothing else on disk: in a
 // process it holds the last acknowledged LSN (ack.Tracker) and resumes a reconnect from
 // max(confirmed_flush_lsn, that LSN); the streaming spool is scratch space deleted on every
-// (re)connect. Snapshot progress, when it arrives, is kept in PostgreSQL beside the data it describes.
+// (re)connect. Snapshot progress is kept in PostgreSQL beside the data it describes, in the table
+// pgcdc_snapshot_progress (package snapshot).
 package pgsource

@@ -20,6 +20,11 @@ type SlotInfo struct {
 	WALStatus      string // reserved, extended, unreserved, lost
 	ActivePID      int32  // 0 when no walsender holds it
 	Created        bool   // created by EnsureSlot just now
+	// SnapshotName is the snapshot exported when EnsureSlotExport created the slot ("" otherwise):
+	// it shows the database exactly at the slot's consistent point (ConfirmedFlush) and is valid
+	// only while the replication connection that created the slot stays open and runs no other
+	// command. Import it with SET TRANSACTION SNAPSHOT in a REPEATABLE READ transaction.
+	SnapshotName string
 }
 
 // ErrSlotMissing says the slot does not exist.
@@ -82,13 +87,24 @@ func CheckSlot(s SlotInfo, database string) error {
 // EnsureSlot returns the slot's state, creating it (through the replication connection) when it
 // is missing and create is true.
 func EnsureSlot(ctx context.Context, conn *pgx.Conn, repl *pgconn.PgConn, name, database string, create bool) (SlotInfo, error) {
+	return EnsureSlotExport(ctx, conn, repl, name, database, create, false)
+}
+
+// EnsureSlotExport is EnsureSlot that, when it creates the slot and export is true, creates it
+// with EXPORT_SNAPSHOT and returns the snapshot's name in SlotInfo.SnapshotName. The caller must
+// then keep repl open and idle until every reader has imported the snapshot.
+func EnsureSlotExport(ctx context.Context, conn *pgx.Conn, repl *pgconn.PgConn, name, database string, create, export bool) (SlotInfo, error) {
 	s, err := ReadSlot(ctx, conn, name)
 	if errors.Is(err, ErrSlotMissing) {
 		if !create {
 			return s, fmt.Errorf("%w; create it (SELECT pg_create_logical_replication_slot('%s', 'pgoutput')) or set postgres.create_slot: true", err, name)
 		}
-		_, cerr := pglogrepl.CreateReplicationSlot(ctx, repl, name, "pgoutput",
-			pglogrepl.CreateReplicationSlotOptions{Mode: pglogrepl.LogicalReplication, SnapshotAction: "NOEXPORT_SNAPSHOT"})
+		action := "NOEXPORT_SNAPSHOT"
+		if export {
+			action = "EXPORT_SNAPSHOT"
+		}
+		res, cerr := pglogrepl.CreateReplicationSlot(ctx, repl, name, "pgoutput",
+			pglogrepl.CreateReplicationSlotOptions{Mode: pglogrepl.LogicalReplication, SnapshotAction: action})
 		if cerr != nil {
 			var pgErr *pgconn.PgError
 			if !errors.As(cerr, &pgErr) || pgErr.Code != "42710" { // 42710: created concurrently
@@ -96,7 +112,10 @@ func EnsureSlot(ctx context.Context, conn *pgx.Conn, repl *pgconn.PgConn, name, 
 			}
 		}
 		s, err = ReadSlot(ctx, conn, name)
-		s.Created = err == nil
+		s.Created = err == nil && cerr == nil
+		if s.Created && export {
+			s.SnapshotName = res.SnapshotName
+		}
 	}
 	if err != nil {
 		return s, err

@@ -1,0 +1,128 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"os"
+	"os/signal"
+	"strings"
+	"syscall"
+	"time"
+
+	"github.com/mattn/go-isatty"
+
+	"github.com/pgcdc/pgcdc/config"
+	"github.com/pgcdc/pgcdc/pkg/replay"
+)
+
+const replayUsage = `Usage: pgcdc replay --brokers HOST:PORT --topic-prefix PREFIX --target DSN [flags]
+
+Rebuilds tables in the target PostgreSQL from pgcdc's change topics <prefix>.<schema>.<table>.
+The applied offset of every partition is stored in the target (--offsets-table) in the same
+transaction as the rows: a second run resumes where the first stopped. Without --until-end,
+replay follows new events until SIGINT/SIGTERM. See README.md, "Replay".
+
+`
+
+func splitList(s string) []string {
+	var out []string
+	for _, p := range strings.Split(s, ",") {
+		if p = strings.TrimSpace(p); p != "" {
+			out = append(out, p)
+		}
+	}
+	return out
+}
+
+func replayCommand(args []string, stdout, stderr io.Writer) int {
+	fs := flag.NewFlagSet("pgcdc replay", flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	brokers := fs.String("brokers", "", "Kafka bootstrap brokers, comma-separated (required)")
+	prefix := fs.String("topic-prefix", "", "pgcdc's kafka.topic_prefix: replays the topics <prefix>.<schema>.<table>")
+	topics := fs.String("topics", "", "comma-separated topics to replay instead of discovering them by prefix")
+	tables := fs.String("tables", "", "comma-separated schema.table glob patterns to replay (default: all)")
+	exclude := fs.String("exclude", "", "comma-separated schema.table glob patterns to leave out")
+	target := fs.String("target", "", "target PostgreSQL connection string (libpq URL or key=value; PGPASSWORD is honoured) (required)")
+	offsetsTable := fs.String("offsets-table", "public.pgcdc_replay_offsets", "schema.table in the target holding the applied offset per topic partition")
+	createTables := fs.Bool("create-tables", false, "create missing target tables (and columns) from the events' value schemas")
+	untilEnd := fs.Bool("until-end", false, "stop at the topics' end offsets taken at start (default: follow new events)")
+	fromTime := fs.String("from-timestamp", "", "RFC 3339 time: partitions without a stored offset start at their first record at or after it (default: the beginning)")
+	batch := fs.Int("batch-size", 5000, "records per transaction per partition")
+	workers := fs.Int("workers", 4, "target connections applying partitions in parallel")
+	decimal := fs.String("decimal-handling", "precise", "topics without schemas: pgcdc's events.decimal_handling (precise, double, string)")
+	timePrec := fs.String("time-precision", "adaptive", "topics without schemas: pgcdc's events.time_precision (adaptive, adaptive_time_microseconds, connect)")
+	binary := fs.String("binary-handling", "bytes", "pgcdc's events.binary_handling (bytes, base64, base64-url-safe, hex)")
+	placeholder := fs.String("placeholder", config.DefaultUnavailableValue, "pgcdc's events.unavailable_value_placeholder (unchanged TOAST values; never written)")
+	allowCompacted := fs.Bool("allow-compacted-toast", false, "accept compacted topics of tables with TOASTable columns (only safe with REPLICA IDENTITY FULL on the source)")
+	refresh := fs.Duration("refresh-interval", 30*time.Second, "follow mode: how often to look for new topics")
+	logLevel := fs.String("log-level", "info", "trace, debug, info, warn or error")
+	logFormat := fs.String("log-format", "json", "json, console or auto")
+	progress := fs.String("progress", "auto", "auto (a bar on a terminal, log lines otherwise), bar or log")
+	progressInterval := fs.Duration("progress-interval", 0, "interval of progress updates (default 200ms for the bar, 10s for log lines)")
+	fs.Usage = func() {
+		fmt.Fprint(stderr, replayUsage)
+		fs.PrintDefaults()
+	}
+	if err := fs.Parse(args); err != nil {
+		if errors.Is(err, flag.ErrHelp) {
+			return 0
+		}
+		return 2
+	}
+	if fs.NArg() > 0 {
+		fmt.Fprintf(stderr, "pgcdc replay: unexpected argument %q\n", fs.Arg(0))
+		return 2
+	}
+	log := newLogger(config.LogConfig{Level: *logLevel, Format: *logFormat}, stdout)
+	opts := replay.Options{
+		Brokers: splitList(*brokers), TopicPrefix: *prefix, Topics: splitList(*topics),
+		Include: splitList(*tables), Exclude: splitList(*exclude),
+		Target: *target, OffsetsTable: *offsetsTable, CreateTables: *createTables,
+		UntilEnd: *untilEnd, BatchSize: *batch, Workers: *workers, RefreshInterval: *refresh,
+		Modes:       replay.Modes{DecimalHandling: *decimal, TimePrecision: *timePrec, BinaryHandling: *binary},
+		Placeholder: *placeholder, AllowCompactedTOAST: *allowCompacted,
+		Log: log, ProgressInterval: *progressInterval,
+	}
+	if *fromTime != "" {
+		t, err := time.Parse(time.RFC3339, *fromTime)
+		if err != nil {
+			fmt.Fprintf(stderr, "pgcdc replay: --from-timestamp %q: want RFC 3339, e.g. 2024-05-01T12:00:00Z\n", *fromTime)
+			return 2
+		}
+		opts.FromTime = t
+	}
+	switch *progress {
+	case "bar":
+		opts.Progress = stderr
+	case "auto":
+		if f, ok := stderr.(*os.File); ok && isatty.IsTerminal(f.Fd()) {
+			opts.Progress = stderr
+		}
+	case "log":
+	default:
+		fmt.Fprintf(stderr, "pgcdc replay: --progress %q: want auto, bar or log\n", *progress)
+		return 2
+	}
+	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGINT, syscall.SIGTERM)
+	defer stop()
+	st, err := replay.Run(ctx, opts)
+	ev := log.Info()
+	if err != nil {
+		ev = log.Error().Err(err)
+	}
+	rate := 0.0
+	if st.Elapsed > 0 {
+		rate = float64(st.Records) / st.Elapsed.Seconds()
+	}
+	ev.Int64("records", st.Records).Int64("rows", st.Rows).Int("topics", st.Topics).
+		Str("elapsed", st.Elapsed.Round(time.Millisecond).String()).Int64("records_per_s", int64(rate))
+	if err != nil {
+		ev.Msg("replay stopped on an error")
+		return 1
+	}
+	ev.Msg("replay finished")
+	return 0
+}
