@@ -112,6 +112,7 @@ type EventsConfig struct {
 	TimePrecision      string `yaml:"time_precision"`                // adaptive (default) | adaptive_time_microseconds | connect
 	BinaryHandling     string `yaml:"binary_handling"`               // bytes (default) | base64 | base64-url-safe | hex
 	IntervalHandling   string `yaml:"interval_handling"`             // numeric (default) | string
+	HstoreHandling     string `yaml:"hstore_handling"`               // json (default) | map
 
 	Truncate             bool     `yaml:"truncate"`               // publish TRUNCATE as op "t" events (null key); default false, as Debezium (skipped.operations=t)
 	Messages             bool     `yaml:"messages"`               // publish logical decoding messages to <prefix>.message; default true, as Debezium
@@ -206,6 +207,7 @@ func Default() Config {
 			TimePrecision:        "adaptive",
 			BinaryHandling:       "bytes",
 			IntervalHandling:     "numeric",
+			HstoreHandling:       "json",
 			Messages:             true,
 			MessagePrefixInclude: []string{},
 			MessagePrefixExclude: []string{},

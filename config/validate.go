@@ -206,6 +206,7 @@ func checkBroker(b string) string {
 
 func (e EventsConfig) validate(v *validator) {
 	v.oneOf("events.unknown_types", e.UnknownTypes, "error", "text")
+	v.oneOf("events.hstore_handling", e.HstoreHandling, "json", "map")
 	for i, p := range e.MessagePrefixInclude {
 		if _, err := regexp.Compile("^(?:" + p + ")$"); err != nil {
 			v.add(fmt.Sprintf("events.message_prefix_include[%d]", i), "invalid regular expression %q: %v", p, err)

@@ -38,7 +38,8 @@ type changes struct {
 	xid        uint32
 	commitTime time.Time
 	position   int64         // events so far (records, tombstones included): the pgcdc.position header
-	beginLSN   pglogrepl.LSN // the transaction's first LSN: source.sequence[0] and the transaction id
+	beginLSN   pglogrepl.LSN // the transaction's first LSN (its BEGIN message's position)
+	lastCommit pglogrepl.LSN // end LSN of the previous transaction's COMMIT: source.sequence[0] as Debezium writes it (0 = null, before the first commit of a session)
 	meta       txMeta        // transaction metadata (events.transaction_metadata)
 
 	// Streaming (protocol v2): inside a StreamStart..StreamStop block of transaction streamXid.
@@ -147,12 +148,13 @@ func (h *changes) begin(lsn pglogrepl.LSN, xid uint32, commitTime time.Time) {
 }
 
 func (h *changes) commit(ctx context.Context, commitLSN, endLSN pglogrepl.LSN) error {
-	if err := h.endTransactionMetadata(ctx); err != nil {
+	if err := h.endTransactionMetadata(ctx, endLSN); err != nil {
 		return err
 	}
 	h.c.tracker.Commit(h.txn, ack.LSN(endLSN))
 	h.c.metrics.Committed(uint64(endLSN), h.commitTime)
 	h.inTxn = false
+	h.lastCommit = endLSN // Debezium's lastCommitLsn: the COMMIT message's position, the commit record's end
 	return nil
 }
 
@@ -242,11 +244,12 @@ func keyChanged(key []int, before, after []event.Datum) bool {
 // keyChange publishes a primary-key change as Debezium does: a delete of the old key (with a
 // tombstone) carrying the new key in a header, then a create of the new key carrying the old one.
 func (h *changes) keyChange(ctx context.Context, rel *decode.Relation, lsn pglogrepl.LSN, before, after []event.Datum) error {
-	newKey, _, err := rel.Encoder.AppendKey(nil, after)
+	// Header values are the key payload only, as Kafka Connect writes headers.
+	newKey, _, err := rel.Encoder.AppendKeyHeader(nil, after)
 	if err != nil {
 		return fatal(err)
 	}
-	oldKey, _, err := rel.Encoder.AppendKey(nil, before)
+	oldKey, _, err := rel.Encoder.AppendKeyHeader(nil, before)
 	if err != nil {
 		return fatal(err)
 	}
@@ -290,7 +293,7 @@ func (h *changes) emit(ctx context.Context, rel *decode.Relation, lsn pglogrepl.
 		key = k
 	}
 	table := rel.Table.Schema + "." + rel.Table.Name
-	tx, err := h.transactionBlock(ctx, table)
+	tx, err := h.transactionBlock(ctx, table, lsn)
 	if err != nil {
 		return err
 	}
@@ -310,7 +313,7 @@ func (h *changes) emit(ctx context.Context, rel *decode.Relation, lsn pglogrepl.
 
 // source is the envelope's source block for a change at lsn of the current transaction.
 func (h *changes) source(lsn pglogrepl.LSN) event.Source {
-	return event.Source{CommitTime: h.commitTime, Snapshot: "false", TxID: h.xid, LSN: uint64(lsn), LastCommitLSN: uint64(h.beginLSN)}
+	return event.Source{CommitTime: h.commitTime, Snapshot: "false", TxID: h.xid, LSN: uint64(lsn), LastCommitLSN: uint64(h.lastCommit)}
 }
 
 // send waits for room in the sink (keeping the replication connection alive) and enqueues rec.

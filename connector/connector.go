@@ -213,6 +213,7 @@ func (c *Connector) eventOptions() event.Options {
 		TimePrecision:      e.TimePrecision,
 		BinaryHandling:     e.BinaryHandling,
 		IntervalHandling:   e.IntervalHandling,
+		HstoreHandling:     e.HstoreHandling,
 	}
 }
 

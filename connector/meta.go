@@ -78,7 +78,7 @@ func (h *changes) truncate(ctx context.Context, lsn pglogrepl.LSN, m *pglogrepl.
 			return fatal(err)
 		}
 		table := rel.Table.Schema + "." + rel.Table.Name
-		tx, err := h.transactionBlock(ctx, table)
+		tx, err := h.transactionBlock(ctx, table, lsn)
 		if err != nil {
 			return err
 		}
@@ -111,12 +111,17 @@ func (h *changes) message(ctx context.Context, lsn pglogrepl.LSN, m *pglogrepl.L
 	if own {
 		h.begin(lsn, 0, time.Now())
 	}
-	src := event.Source{CommitTime: h.commitTime, Snapshot: "false", LSN: uint64(lsn)}
+	src := event.Source{CommitTime: h.commitTime, Snapshot: "false", LSN: uint64(lsn), LastCommitLSN: uint64(h.lastCommit)}
+	var tx *event.Transaction
 	if m.Transactional {
-		src.TxID, src.LastCommitLSN = h.xid, uint64(h.beginLSN)
+		src.TxID = h.xid
+		var err error
+		if tx, err = h.transactionBlock(ctx, m.Prefix, lsn); err != nil {
+			return err
+		}
 	}
 	key := h.c.meta.AppendMessageKey(make([]byte, 0, 64), m.Prefix)
-	value := h.c.meta.AppendMessageValue(make([]byte, 0, 256+len(m.Content)), m.Prefix, m.Content, src, time.Now())
+	value := h.c.meta.AppendMessageValueTx(make([]byte, 0, 256+len(m.Content)), m.Prefix, m.Content, src, tx, time.Now())
 	if err := h.send(ctx, kafkasink.Record{Topic: topic, Key: key, Value: value, Table: "message " + strconv.Quote(m.Prefix), LSN: uint64(lsn)}); err != nil {
 		return err
 	}
@@ -127,10 +132,13 @@ func (h *changes) message(ctx context.Context, lsn pglogrepl.LSN, m *pglogrepl.L
 	return nil
 }
 
-// txMeta is the transaction metadata of the transaction being decoded.
+// txMeta is the transaction metadata of the transaction being decoded. Debezium's PostgreSQL
+// connector forms every transaction id as "<txId>:<LSN of the message at hand>": the BEGIN event
+// carries the BEGIN's LSN, each data event its own LSN, the END event the COMMIT's position. pgcdc
+// writes the same, so that consumers written for Debezium pair them the same way.
 type txMeta struct {
 	started bool             // BEGIN published
-	id      string           // "<txId>:<first LSN>"
+	id      string           // id of the BEGIN event
 	total   int64            // data events so far
 	counts  map[string]int64 // per "<schema>.<table>"
 	order   []string         // tables in first-event order
@@ -144,18 +152,18 @@ func (m *txMeta) reset() {
 // transactionBlock returns the envelope's transaction block for the next data event of table,
 // publishing the transaction's BEGIN event first when this is its first event; nil when
 // transaction metadata is off.
-func (h *changes) transactionBlock(ctx context.Context, table string) (*event.Transaction, error) {
+func (h *changes) transactionBlock(ctx context.Context, table string, lsn pglogrepl.LSN) (*event.Transaction, error) {
 	if !h.c.cfg.Events.TransactionMetadata {
 		return nil, nil
 	}
 	m := &h.meta
 	if !m.started {
 		m.started = true
-		m.id = strconv.FormatUint(uint64(h.xid), 10) + ":" + strconv.FormatUint(uint64(h.beginLSN), 10)
+		m.id = txID(h.xid, h.beginLSN)
 		if m.counts == nil {
 			m.counts = map[string]int64{}
 		}
-		if err := h.sendTxEvent(ctx, h.c.meta.AppendTxBegin(nil, m.id, h.commitTime)); err != nil {
+		if err := h.sendTxEvent(ctx, m.id, h.c.meta.AppendTxBegin(nil, m.id, h.commitTime)); err != nil {
 			return nil, err
 		}
 	}
@@ -164,11 +172,16 @@ func (h *changes) transactionBlock(ctx context.Context, table string) (*event.Tr
 		m.order = append(m.order, table)
 	}
 	m.counts[table]++
-	return &event.Transaction{ID: m.id, TotalOrder: m.total, DataCollectionOrder: m.counts[table]}, nil
+	return &event.Transaction{ID: txID(h.xid, lsn), TotalOrder: m.total, DataCollectionOrder: m.counts[table]}, nil
 }
 
-// endTransactionMetadata publishes the END event of a transaction that had events.
-func (h *changes) endTransactionMetadata(ctx context.Context) error {
+func txID(xid uint32, lsn pglogrepl.LSN) string {
+	return strconv.FormatUint(uint64(xid), 10) + ":" + strconv.FormatUint(uint64(lsn), 10)
+}
+
+// endTransactionMetadata publishes the END event of a transaction that had events; commitEnd is
+// the COMMIT message's position.
+func (h *changes) endTransactionMetadata(ctx context.Context, commitEnd pglogrepl.LSN) error {
 	m := &h.meta
 	if !h.c.cfg.Events.TransactionMetadata || !m.started {
 		return nil
@@ -177,14 +190,15 @@ func (h *changes) endTransactionMetadata(ctx context.Context) error {
 	for i, t := range m.order {
 		counts[i] = event.CollectionCount{Collection: t, Events: m.counts[t]}
 	}
-	return h.sendTxEvent(ctx, h.c.meta.AppendTxEnd(nil, m.id, h.commitTime, m.total, counts))
+	id := txID(h.xid, commitEnd)
+	return h.sendTxEvent(ctx, id, h.c.meta.AppendTxEnd(nil, id, h.commitTime, m.total, counts))
 }
 
-func (h *changes) sendTxEvent(ctx context.Context, value []byte) error {
+func (h *changes) sendTxEvent(ctx context.Context, id string, value []byte) error {
 	topic := h.c.meta.TransactionTopic()
 	if err := h.c.sink.EnsureTopic(ctx, topic); err != nil {
 		return err
 	}
-	key := h.c.meta.AppendTxKey(nil, h.meta.id)
-	return h.send(ctx, kafkasink.Record{Topic: topic, Key: key, Value: value, Table: "transaction " + h.meta.id, LSN: uint64(h.beginLSN)})
+	key := h.c.meta.AppendTxKey(nil, id)
+	return h.send(ctx, kafkasink.Record{Topic: topic, Key: key, Value: value, Table: "transaction " + id, LSN: uint64(h.beginLSN)})
 }

@@ -104,7 +104,11 @@ func ReadPublication(ctx context.Context, conn *pgx.Conn, name string) (Publicat
 		return p, fmt.Errorf("postgres: read publication %q: %w", name, err)
 	}
 	p.Exists = true
-	rows, err := conn.Query(ctx, `SELECT schemaname, tablename FROM pg_publication_tables WHERE pubname = $1`, name)
+	// pg_publication_tables lists partitions instead of their root when publish_via_partition_root
+	// is off; pg_publication_rel lists the tables as they were added.
+	rows, err := conn.Query(ctx, `SELECT schemaname, tablename FROM pg_publication_tables WHERE pubname = $1
+		UNION SELECT n.nspname, c.relname FROM pg_publication_rel pr JOIN pg_publication p ON p.oid = pr.prpubid
+		JOIN pg_class c ON c.oid = pr.prrelid JOIN pg_namespace n ON n.oid = c.relnamespace WHERE p.pubname = $1`, name)
 	if err != nil {
 		return p, fmt.Errorf("postgres: tables of publication %q: %w", name, err)
 	}
