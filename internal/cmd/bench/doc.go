@@ -1,0 +1,48 @@
+// Command bench measures pgcdc against the limit PostgreSQL itself sets: how fast a walsender can
+// decode the same WAL into pgoutput for a client that does nothing with it (pg_recvlogical writing
+// to /dev/null), and how close pgcdc comes to that end to end (decoded, encoded, acknowledged by
+// Kafka, confirmed to the slot). `make bench` runs the default suite; docs/performance.md explains
+// the method and keeps the latest figures.
+//
+//	go run ./internal/cmd/bench [-rows 1000000] [-txn-rows 100] [-modes throughput,latency,large] [-json FILE]
+//
+// Servers: by default a throwaway PostgreSQL and Kafka are started through internal/testenv (their
+// pids are known, so the CPU of the broker's JVM and of the walsender are measured too). Existing
+// servers are used instead with -pg-dsn (a superuser URL; the benchmark creates and drops its own
+// database) and -kafka-brokers, or the variables PGCDC_TEST_PG_DSN and PGCDC_TEST_KAFKA_BROKERS.
+//
+// Modes, one after the other:
+//
+//   - throughput: the table bench (bigint key, text, numeric, timestamptz, jsonb; about 120 bytes per
+//     row) gets -rows rows in transactions of -txn-rows, written into the WAL before any consumer
+//     runs. Every consumer reads that same WAL from its own slot, created before the workload:
+//     first pg_recvlogical (pgoutput, proto_version 1, the same publication; finished when the
+//     walsender's sent_lsn reaches the last commit), then pgcdc with events.value_schemas=false and
+//     =true (finished when the slot's confirmed_flush_lsn reaches the end LSN of the last commit,
+//     which pgcdc confirms only once Kafka acknowledged everything). Per consumer: rows/s, CPU
+//     seconds of the client, the walsender and the broker JVM (utime+stime deltas from /proc), CPU-µs
+//     per event, peak RSS (VmHWM). -repeat N repeats the three runs N times on fresh slots over the
+//     same WAL; the summary takes medians of the per-round ratios.
+//   - latency: a writer inserts -latency-rate rows/s in transactions of -latency-batch rows for
+//     -latency-warmup plus -latency-duration, on a schedule fixed in advance (start + k*interval,
+//     so a late batch does not shift the rest); a Kafka consumer reads the topic as records arrive
+//     and takes receive time minus source.ts_us (the commit time PostgreSQL recorded) for each row
+//     written after the warm-up: p50, p95, p99, max.
+//   - large: one transaction of -large-rows rows, committed before pgcdc starts; time from pgcdc's
+//     start to the slot confirmed past that commit, and peak RSS. With -large-ref, pg_recvlogical
+//     reads the same transaction first as the reference.
+//
+// Profiling: with -profile DIR (default .cache/bench), one more pgcdc run over the throughput WAL
+// has PGCDC_PPROF_ADDR set (cmd/pgcdc/pprof.go) and the benchmark saves a CPU profile taken over
+// most of that run and the allocation profile at its end, then prints the top entries. That run is
+// not part of the timed figures.
+//
+// Output: a table on stdout, and the full results as JSON (-json; default
+// .cache/bench/results.json, git-ignored). Every wait is bounded (-run-timeout per consumer run).
+//
+// Fairness notes: pgcdc runs with postgres.status_interval=-status-interval (default 200ms) so that
+// its confirmation is not held back by the 10s default; that delay, at most one interval, is
+// inside its figure. pg_recvlogical's figure ends when the walsender has sent the last commit. On
+// a small machine the broker, the walsender and pgcdc share the same cores; the CPU columns show
+// who used them.
+package main

@@ -1,0 +1,425 @@
+package main
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"flag"
+	"fmt"
+	"os"
+	"os/exec"
+	"os/signal"
+	"path/filepath"
+	"strings"
+	"syscall"
+	"time"
+
+	"github.com/jackc/pgx/v5"
+
+	"github.com/pgcdc/pgcdc/internal/testenv"
+)
+
+type options struct {
+	pgDSN, brokers, pgBinDir string
+	pgLocal                  bool
+	kafkaPID, kafkaHeapMB    int
+	pgcdcBin                 string
+
+	modes   map[string]bool
+	schemas []bool
+	rows    int64
+	txnRows int
+	repeat  int
+
+	latencyRate, latencyBatch      int
+	latencyDuration, latencyWarmup time.Duration
+
+	largeRows int64
+	largeRef  bool
+
+	statusInterval time.Duration
+	partitions     int
+	pgcdcEnv       map[string]string
+	optional       map[string]string // optionalSettings the binary knows
+	variants       []variant
+
+	outDir, jsonPath, profileDir string
+	profileSchemas               bool
+	runTimeout, timeout          time.Duration
+	keepTopics                   bool
+}
+
+func logf(format string, args ...any) {
+	fmt.Fprintf(os.Stderr, "bench %s: %s\n", time.Now().Format("15:04:05"), fmt.Sprintf(format, args...))
+}
+
+func parseFlags(args []string) (*options, error) {
+	o := &options{pgcdcEnv: map[string]string{}}
+	fs := flag.NewFlagSet("bench", flag.ContinueOnError)
+	fs.StringVar(&o.pgDSN, "pg-dsn", os.Getenv(testenv.EnvPostgresDSN), "superuser postgres:// URL of an existing server with wal_level=logical (default: start one; env "+testenv.EnvPostgresDSN+")")
+	fs.BoolVar(&o.pgLocal, "pg-local", false, "with -pg-dsn: the server runs on this machine, so measure its walsenders' CPU from /proc")
+	fs.StringVar(&o.brokers, "kafka-brokers", os.Getenv(testenv.EnvKafkaBrokers), "comma-separated brokers of an existing Kafka (default: start one; env "+testenv.EnvKafkaBrokers+")")
+	fs.IntVar(&o.kafkaPID, "kafka-pid", 0, "with -kafka-brokers: pid of the (local, single) broker, to measure its CPU")
+	fs.IntVar(&o.kafkaHeapMB, "kafka-heap-mb", 512, "heap of the broker the benchmark starts")
+	fs.StringVar(&o.pgBinDir, "pg-bin", "", "directory of the PostgreSQL binaries (initdb, postgres, pg_recvlogical); default PATH or the newest /usr/lib/postgresql/*/bin")
+	fs.StringVar(&o.pgcdcBin, "pgcdc", "", "pgcdc binary to measure (default: build ./cmd/pgcdc without -race into -out)")
+	modes := fs.String("modes", "throughput,latency,large", "modes to run, comma-separated: throughput, latency, large")
+	schemas := fs.String("schemas", "false,true", "events.value_schemas settings for the throughput runs, comma-separated")
+	fs.Int64Var(&o.rows, "rows", 1_000_000, "throughput: rows in the workload")
+	fs.IntVar(&o.txnRows, "txn-rows", 100, "throughput: rows per transaction")
+	fs.IntVar(&o.repeat, "repeat", 3, "throughput: rounds (pg_recvlogical + pgcdc per schema setting), each on fresh slots over the same WAL")
+	fs.IntVar(&o.latencyRate, "latency-rate", 2000, "latency: rows per second")
+	fs.IntVar(&o.latencyBatch, "latency-batch", 10, "latency: rows per transaction")
+	fs.DurationVar(&o.latencyDuration, "latency-duration", 60*time.Second, "latency: measured period")
+	fs.DurationVar(&o.latencyWarmup, "latency-warmup", 5*time.Second, "latency: writes before the measured period, not counted")
+	fs.Int64Var(&o.largeRows, "large-rows", 2_000_000, "large: rows in the one transaction")
+	fs.BoolVar(&o.largeRef, "large-ref", true, "large: measure pg_recvlogical on the same transaction first")
+	fs.DurationVar(&o.statusInterval, "status-interval", 200*time.Millisecond, "pgcdc postgres.status_interval (how soon the slot shows a confirmation)")
+	fs.IntVar(&o.partitions, "partitions", 1, "pgcdc kafka.partitions")
+	env := fs.String("pgcdc-env", "", "extra environment of every pgcdc run, comma-separated NAME=VALUE (e.g. PGCDC_KAFKA_MAX_IN_FLIGHT_BYTES=16MiB,GOMEMLIMIT=100MiB)")
+	var variants variantFlags
+	fs.Var(&variants, "variant", "throughput: an extra pgcdc configuration measured in every round next to the default one, NAME:ENV=V[,ENV=V...] (repeatable), e.g. -variant inflight16:PGCDC_KAFKA_MAX_IN_FLIGHT_BYTES=16MiB")
+	fs.StringVar(&o.outDir, "out", ".cache/bench", "directory for logs, spool, the pgcdc build and the results (git-ignored)")
+	fs.StringVar(&o.jsonPath, "json", "", "results file (default OUT/results.json; - for stdout)")
+	fs.StringVar(&o.profileDir, "profile", "", "directory for the CPU and allocation profiles of an extra pgcdc run (default OUT/profile; 'off' to skip)")
+	fs.BoolVar(&o.profileSchemas, "profile-schemas", true, "events.value_schemas of the profiled run")
+	fs.DurationVar(&o.runTimeout, "run-timeout", 10*time.Minute, "bound on each consumer run")
+	fs.DurationVar(&o.timeout, "timeout", 45*time.Minute, "bound on the whole benchmark")
+	fs.BoolVar(&o.keepTopics, "keep-topics", false, "keep the topics pgcdc wrote (default: delete them after counting)")
+	quick := fs.Bool("quick", false, "short run: 100,000 rows, one round, 15s latency, 300,000-row transaction (flags given explicitly still win)")
+	if err := fs.Parse(args); err != nil {
+		return nil, err
+	}
+	if *quick {
+		set := map[string]bool{}
+		fs.Visit(func(f *flag.Flag) { set[f.Name] = true })
+		if !set["rows"] {
+			o.rows = 100_000
+		}
+		if !set["repeat"] {
+			o.repeat = 1
+		}
+		if !set["latency-duration"] {
+			o.latencyDuration = 15 * time.Second
+		}
+		if !set["large-rows"] {
+			o.largeRows = 300_000
+		}
+	}
+	o.modes = map[string]bool{}
+	for _, m := range strings.Split(*modes, ",") {
+		m = strings.TrimSpace(m)
+		switch m {
+		case "throughput", "latency", "large":
+			o.modes[m] = true
+		case "":
+		default:
+			return nil, fmt.Errorf("-modes: unknown mode %q", m)
+		}
+	}
+	for _, v := range strings.Split(*schemas, ",") {
+		switch strings.TrimSpace(v) {
+		case "false":
+			o.schemas = append(o.schemas, false)
+		case "true":
+			o.schemas = append(o.schemas, true)
+		default:
+			return nil, fmt.Errorf("-schemas: want true/false, got %q", v)
+		}
+	}
+	for _, kv := range strings.Split(*env, ",") {
+		if kv = strings.TrimSpace(kv); kv == "" {
+			continue
+		}
+		k, v, ok := strings.Cut(kv, "=")
+		if !ok || k == "" {
+			return nil, fmt.Errorf("-pgcdc-env: want NAME=VALUE, got %q", kv)
+		}
+		o.pgcdcEnv[k] = v
+	}
+	o.variants = append([]variant{{Name: "default"}}, variants...)
+	if o.rows < 1 || o.txnRows < 1 || o.repeat < 1 || o.latencyRate < 1 || o.latencyBatch < 1 || o.largeRows < 1 || o.partitions < 1 {
+		return nil, errors.New("-rows, -txn-rows, -repeat, -latency-rate, -latency-batch, -large-rows and -partitions must be >= 1")
+	}
+	if o.repeat > 10 {
+		return nil, errors.New("-repeat: at most 10 (every round holds its slots)")
+	}
+	var err error
+	if o.outDir, err = filepath.Abs(o.outDir); err != nil {
+		return nil, err
+	}
+	if o.jsonPath == "" {
+		o.jsonPath = filepath.Join(o.outDir, "results.json")
+	}
+	switch o.profileDir {
+	case "":
+		o.profileDir = filepath.Join(o.outDir, "profile")
+	case "off":
+		o.profileDir = ""
+	}
+	return o, nil
+}
+
+// variant is a pgcdc configuration of the throughput mode: extra environment over the defaults.
+type variant struct {
+	Name string            `json:"name"`
+	Env  map[string]string `json:"env,omitempty"`
+}
+
+type variantFlags []variant
+
+func (v *variantFlags) String() string { return fmt.Sprint(*v) }
+
+func (v *variantFlags) Set(s string) error {
+	name, rest, ok := strings.Cut(s, ":")
+	if !ok || name == "" || name == "default" || strings.ContainsAny(name, " /") {
+		return fmt.Errorf("want NAME:ENV=V[,ENV=V...] with a NAME other than default, got %q", s)
+	}
+	x := variant{Name: name, Env: map[string]string{}}
+	for _, kv := range strings.Split(rest, ",") {
+		k, val, ok := strings.Cut(strings.TrimSpace(kv), "=")
+		if !ok || k == "" {
+			return fmt.Errorf("variant %s: want ENV=VALUE, got %q", name, kv)
+		}
+		x.Env[k] = val
+	}
+	*v = append(*v, x)
+	return nil
+}
+
+// Results is everything one benchmark run measured (written as JSON).
+type Results struct {
+	Started    time.Time         `json:"started"`
+	Seconds    float64           `json:"wall_seconds"`
+	Machine    Machine           `json:"machine"`
+	Settings   map[string]any    `json:"settings"`
+	Throughput *ThroughputResult `json:"throughput,omitempty"`
+	Latency    *LatencyResult    `json:"latency,omitempty"`
+	Large      *LargeResult      `json:"large_transaction,omitempty"`
+	Profile    *ProfileResult    `json:"profile,omitempty"`
+	Errors     []string          `json:"errors,omitempty"`
+}
+
+func main() {
+	o, err := parseFlags(os.Args[1:])
+	if err != nil {
+		if errors.Is(err, flag.ErrHelp) {
+			os.Exit(0)
+		}
+		fmt.Fprintln(os.Stderr, "bench:", err)
+		os.Exit(2)
+	}
+	os.Exit(run(o))
+}
+
+func run(o *options) int {
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	defer stop()
+	ctx, cancel := context.WithTimeout(ctx, o.timeout)
+	defer cancel()
+	res := &Results{Started: time.Now(), Machine: describeMachine(), Settings: settingsOf(o)}
+	if err := os.MkdirAll(o.outDir, 0o755); err != nil {
+		fmt.Fprintln(os.Stderr, "bench:", err)
+		return 1
+	}
+	err := runAll(ctx, o, res)
+	if err != nil {
+		res.Errors = append(res.Errors, err.Error())
+		logf("error: %v", err)
+	}
+	res.Seconds = time.Since(res.Started).Seconds()
+	if werr := writeJSON(o.jsonPath, res); werr != nil {
+		logf("write results: %v", werr)
+	} else if o.jsonPath != "-" {
+		logf("results in %s", o.jsonPath)
+	}
+	printReport(os.Stdout, res)
+	if err != nil {
+		return 1
+	}
+	return 0
+}
+
+func runAll(ctx context.Context, o *options, res *Results) error {
+	if o.pgcdcBin == "" {
+		bin, err := buildPgcdc(ctx, o.outDir)
+		if err != nil {
+			return err
+		}
+		o.pgcdcBin = bin
+	}
+	opt, err := probeSettings(ctx, o.pgcdcBin)
+	if err != nil {
+		return err
+	}
+	o.optional = opt
+	res.Settings["pgcdc_settings_added"] = opt
+	if out, err := exec.CommandContext(ctx, o.pgcdcBin, "version").Output(); err == nil {
+		res.Machine.Pgcdc = strings.TrimSpace(string(out))
+	}
+	logf("starting servers")
+	s, err := startServers(ctx, o)
+	if err != nil {
+		return err
+	}
+	defer s.close()
+	admin, err := connect(ctx, s.adminDSN)
+	if err != nil {
+		return fmt.Errorf("connect: %w", err)
+	}
+	defer admin.Close(context.Background())
+	var version string
+	if err := admin.QueryRow(ctx, `SELECT current_setting('server_version')`).Scan(&version); err != nil {
+		return err
+	}
+	res.Machine.Postgres = version
+	if libs, err := testenv.KafkaLibs(); err == nil && o.brokers == "" {
+		res.Machine.Kafka = filepath.Base(filepath.Dir(libs))
+	}
+	dbName := fmt.Sprintf("pgcdc_bench_%d", os.Getpid())
+	if _, err := admin.Exec(ctx, "CREATE DATABASE "+dbName); err != nil {
+		return fmt.Errorf("create database: %w", err)
+	}
+	dsn, err := dsnFor(s.adminDSN, dbName)
+	if err != nil {
+		return err
+	}
+	db, err := connect(ctx, dsn)
+	if err != nil {
+		return err
+	}
+	var slots []string // dropped before the database
+	defer func() {
+		bg, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+		defer cancel()
+		db.Close(bg)
+		for _, sl := range slots {
+			dropSlot(bg, admin, sl)
+		}
+		if _, err := admin.Exec(bg, "DROP DATABASE IF EXISTS "+dbName+" WITH (FORCE)"); err != nil {
+			logf("warning: drop database %s: %v", dbName, err)
+		}
+	}()
+	b := &bench{o: o, s: s, db: db, dsn: dsn, res: res, slots: &slots}
+
+	// A mode that fails is reported and the next one still runs.
+	var errs []error
+	if o.modes["throughput"] {
+		if err := b.throughput(ctx); err != nil {
+			errs = append(errs, fmt.Errorf("throughput: %w", err))
+			logf("throughput: %v", err)
+		}
+	}
+	if o.modes["latency"] && ctx.Err() == nil {
+		if err := b.latency(ctx); err != nil {
+			errs = append(errs, fmt.Errorf("latency: %w", err))
+			logf("latency: %v", err)
+		}
+	}
+	if o.modes["large"] && ctx.Err() == nil {
+		if err := b.large(ctx); err != nil {
+			errs = append(errs, fmt.Errorf("large transaction: %w", err))
+			logf("large transaction: %v", err)
+		}
+	}
+	return errors.Join(errs...)
+}
+
+// bench carries what every mode needs.
+type bench struct {
+	o     *options
+	s     *servers
+	db    *pgx.Conn // the benchmark database, for setup and slot polling
+	dsn   string
+	res   *Results
+	slots *[]string
+}
+
+func (b *bench) createSlots(ctx context.Context, names ...string) error {
+	for _, n := range names {
+		if err := createSlot(ctx, b.db, n); err != nil {
+			return err
+		}
+		*b.slots = append(*b.slots, n)
+	}
+	return nil
+}
+
+func (b *bench) dropSlots(ctx context.Context, names ...string) {
+	for _, n := range names {
+		dropSlot(ctx, b.db, n)
+	}
+	kept := (*b.slots)[:0]
+	for _, n := range *b.slots {
+		drop := false
+		for _, d := range names {
+			drop = drop || d == n
+		}
+		if !drop {
+			kept = append(kept, n)
+		}
+	}
+	*b.slots = kept
+}
+
+// buildPgcdc builds cmd/pgcdc without -race, as `make build` does.
+func buildPgcdc(ctx context.Context, outDir string) (string, error) {
+	root, err := moduleRoot()
+	if err != nil {
+		return "", err
+	}
+	bin := filepath.Join(outDir, "pgcdc")
+	logf("building %s", bin)
+	cmd := exec.CommandContext(ctx, "go", "build", "-trimpath", "-o", bin, "./cmd/pgcdc")
+	cmd.Dir = root
+	cmd.Env = append(os.Environ(), "CGO_ENABLED=0")
+	if out, err := cmd.CombinedOutput(); err != nil {
+		return "", fmt.Errorf("go build ./cmd/pgcdc: %v\n%s", err, out)
+	}
+	return bin, nil
+}
+
+func moduleRoot() (string, error) {
+	dir, err := os.Getwd()
+	if err != nil {
+		return "", err
+	}
+	for i := 0; i < 64; i++ {
+		if fileExists(filepath.Join(dir, "go.mod")) {
+			return dir, nil
+		}
+		parent := filepath.Dir(dir)
+		if parent == dir {
+			break
+		}
+		dir = parent
+	}
+	return "", errors.New("run the benchmark inside the pgcdc module (no go.mod found above the working directory)")
+}
+
+func settingsOf(o *options) map[string]any {
+	return map[string]any{
+		"rows": o.rows, "txn_rows": o.txnRows, "repeat": o.repeat, "schemas": o.schemas,
+		"latency_rate": o.latencyRate, "latency_batch": o.latencyBatch,
+		"latency_duration_s": o.latencyDuration.Seconds(), "latency_warmup_s": o.latencyWarmup.Seconds(),
+		"large_rows": o.largeRows, "large_ref": o.largeRef, "status_interval": o.statusInterval.String(),
+		"partitions": o.partitions, "pgcdc_env": o.pgcdcEnv, "variants": o.variants, "own_servers": o.pgDSN == "" && o.brokers == "",
+		"kafka_heap_mb": o.kafkaHeapMB,
+	}
+}
+
+func writeJSON(path string, res *Results) error {
+	b, err := json.MarshalIndent(res, "", "  ")
+	if err != nil {
+		return err
+	}
+	b = append(b, '\n')
+	if path == "-" {
+		_, err = os.Stdout.Write(b)
+		return err
+	}
+	if err := os.MkdirAll(filepath.Dir(path), 0o755); err != nil {
+		return err
+	}
+	return os.WriteFile(path, b, 0o644)
+}
