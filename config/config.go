@@ -93,9 +93,9 @@ type KafkaConfig struct {
 	Compression       string            `yaml:"compression"`         // none (default) | gzip | snappy | lz4 | zstd
 	BatchMaxMessages  int               `yaml:"batch_max_messages"`  // default 10000
 	BatchMaxBytes     ByteSize          `yaml:"batch_max_bytes"`     // default 1MiB
-	BatchTimeout      time.Duration     `yaml:"batch_timeout"`       // default 5ms
+	BatchTimeout      time.Duration     `yaml:"batch_timeout"`       // default 0: an idle partition's first record is sent at once
 	WriteTimeout      time.Duration     `yaml:"write_timeout"`       // default 30s
-	MaxInFlightBytes  ByteSize          `yaml:"max_in_flight_bytes"` // default 64MiB; memory bound of unacknowledged records
+	MaxInFlightBytes  ByteSize          `yaml:"max_in_flight_bytes"` // default 16MiB; memory bound of unacknowledged records
 	ConnectTimeout    time.Duration     `yaml:"connect_timeout"`     // start-up bound, default 30s
 	ClientID          string            `yaml:"client_id"`           // default "pgcdc"
 	ShutdownTimeout   time.Duration     `yaml:"shutdown_timeout"`    // default 30s: how long a stop waits for Kafka to acknowledge what is in flight
@@ -190,9 +190,9 @@ func Default() Config {
 			Compression:       "none",
 			BatchMaxMessages:  10000,
 			BatchMaxBytes:     1 * MiB,
-			BatchTimeout:      5 * time.Millisecond,
+			BatchTimeout:      0,
 			WriteTimeout:      30 * time.Second,
-			MaxInFlightBytes:  64 * MiB,
+			MaxInFlightBytes:  16 * MiB,
 			ConnectTimeout:    30 * time.Second,
 			ClientID:          DefaultClientID,
 			ShutdownTimeout:   30 * time.Second,

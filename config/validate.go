@@ -180,7 +180,9 @@ func (k KafkaConfig) validate(v *validator) {
 	if k.BatchMaxBytes <= 0 {
 		v.add("kafka.batch_max_bytes", "must be a size > 0, e.g. 1MiB (got %s)", k.BatchMaxBytes)
 	}
-	v.positive("kafka.batch_timeout", k.BatchTimeout)
+	if k.BatchTimeout < 0 {
+		v.add("kafka.batch_timeout", "must be a duration >= 0, got %s", k.BatchTimeout)
+	}
 	v.positive("kafka.write_timeout", k.WriteTimeout)
 	if k.MaxInFlightBytes <= 0 {
 		v.add("kafka.max_in_flight_bytes", "must be a size > 0, e.g. 64MiB (got %s)", k.MaxInFlightBytes)

@@ -47,7 +47,7 @@ func TestValidateMessages(t *testing.T) {
 		{"compression", func(c *Config) { c.Kafka.Compression = "brotli" }, `kafka.compression: invalid value "brotli" (allowed: none, gzip, snappy, lz4, zstd)`},
 		{"batch max messages", func(c *Config) { c.Kafka.BatchMaxMessages = 0 }, "kafka.batch_max_messages: must be >= 1 (got 0)"},
 		{"batch max bytes", func(c *Config) { c.Kafka.BatchMaxBytes = 0 }, "kafka.batch_max_bytes: must be a size > 0, e.g. 1MiB (got 0)"},
-		{"batch timeout", func(c *Config) { c.Kafka.BatchTimeout = 0 }, "kafka.batch_timeout: must be a duration > 0"},
+		{"batch timeout", func(c *Config) { c.Kafka.BatchTimeout = -time.Millisecond }, "kafka.batch_timeout: must be a duration >= 0"},
 		{"write timeout", func(c *Config) { c.Kafka.WriteTimeout = 0 }, "kafka.write_timeout: must be a duration > 0"},
 		{"max in flight", func(c *Config) { c.Kafka.MaxInFlightBytes = 0 }, "kafka.max_in_flight_bytes: must be a size > 0, e.g. 64MiB (got 0)"},
 		{"max in flight below batch", func(c *Config) { c.Kafka.MaxInFlightBytes = 512 * KiB }, "kafka.max_in_flight_bytes: must be >= kafka.batch_max_bytes (1MiB), or a full batch could never be sent (got 512KiB)"},

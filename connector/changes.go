@@ -282,25 +282,27 @@ func (h *changes) emit(ctx context.Context, rel *decode.Relation, lsn pglogrepl.
 		keyRow = before
 	}
 	var key []byte
+	keyBuf, valueBuf := rel.Buffers()
 	if rel.Encoder.HasKey() {
 		if keyRow == nil {
 			return fatal(fmt.Errorf("%s.%s at LSN %s: no row image to take the key from", rel.Table.Schema, rel.Table.Name, lsn))
 		}
-		k, _, err := rel.Encoder.AppendKey(make([]byte, 0, 64), keyRow)
+		k, _, err := rel.Encoder.AppendKey(keyBuf, keyRow)
 		if err != nil {
 			return fatal(fmt.Errorf("at LSN %s: %w", lsn, err))
 		}
 		key = k
 	}
-	table := rel.Table.Schema + "." + rel.Table.Name
+	table := rel.Name
 	tx, err := h.transactionBlock(ctx, table, lsn)
 	if err != nil {
 		return err
 	}
-	value, err := rel.Encoder.AppendValue(make([]byte, 0, 512), op, before, after, h.source(lsn), tx, time.Now())
+	value, err := rel.Encoder.AppendValue(valueBuf, op, before, after, h.source(lsn), tx, time.Now())
 	if err != nil {
 		return fatal(fmt.Errorf("at LSN %s: %w", lsn, err))
 	}
+	rel.Observe(len(key), len(value))
 	if err := h.send(ctx, kafkasink.Record{Topic: rel.Encoder.Topic(), Key: key, Value: value, Headers: headers, Table: table, LSN: uint64(lsn)}); err != nil {
 		return err
 	}

@@ -4,7 +4,9 @@ import (
 	"context"
 	"flag"
 	"io"
+	"os"
 	"os/signal"
+	"runtime/debug"
 	"sync"
 	"syscall"
 	"time"
@@ -42,6 +44,7 @@ func runFlags(fs *flag.FlagSet) func(stdout, stderr io.Writer) int {
 func runConnector(cfg config.Config, log zerolog.Logger) int {
 	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGINT, syscall.SIGTERM)
 	defer stop()
+	setMemoryLimit(cfg, log)
 
 	m := metrics.New(version.String())
 	// Readiness: no acknowledgement for this long while events are in flight means not ready.
@@ -135,4 +138,16 @@ func pollSlot(ctx context.Context, cfg config.Config, m *metrics.Metrics, log ze
 		case <-time.After(every):
 		}
 	}
+}
+
+// setMemoryLimit gives the Go runtime a soft memory limit derived from kafka.max_in_flight_bytes
+// (twice the in-flight bound plus 64 MiB for everything else), so the heap is collected before it
+// doubles; GOMEMLIMIT, when set, wins.
+func setMemoryLimit(cfg config.Config, log zerolog.Logger) {
+	if os.Getenv("GOMEMLIMIT") != "" {
+		return
+	}
+	limit := 2*int64(cfg.Kafka.MaxInFlightBytes) + 64<<20
+	debug.SetMemoryLimit(limit)
+	log.Debug().Int64("bytes", limit).Msg("Go soft memory limit")
 }

@@ -12,7 +12,8 @@ import (
 
 type queued struct {
 	rec  Record
-	size int64
+	size int64 // bytes in a record batch (against batch and topic limits)
+	mem  int64 // bytes held in the in-flight budget
 }
 
 // partitionQueue holds the records of one topic partition waiting for its writer goroutine.
@@ -34,6 +35,22 @@ func (q *partitionQueue) push(r queued) {
 	case q.notify <- struct{}{}:
 	default:
 	}
+}
+
+// full reports whether a whole batch is waiting.
+func (q *partitionQueue) full() bool {
+	q.mu.Lock()
+	defer q.mu.Unlock()
+	if len(q.pending) >= q.maxMessages {
+		return true
+	}
+	var bytes int64
+	for i := range q.pending {
+		if bytes += q.pending[i].size; bytes >= q.maxBytes {
+			return true
+		}
+	}
+	return false
 }
 
 // take removes the next batch: at most maxMessages records and maxBytes bytes (at least one record).
@@ -73,6 +90,9 @@ func (s *Sink) runPartition(q *partitionQueue) {
 			return
 		case <-q.notify:
 		}
+		if s.opts.BatchTimeout > 0 && !s.linger(q) {
+			return
+		}
 		batch = q.take(batch)
 		if len(batch) == 0 {
 			continue
@@ -87,6 +107,24 @@ func (s *Sink) runPartition(q *partitionQueue) {
 		}
 		s.acknowledge(batch)
 	}
+}
+
+// linger waits up to batch_timeout for a batch to fill before it is sent; it returns false when the
+// sink is closing. Records that arrive while a batch is in flight form the next batch anyway, so
+// batch_timeout only matters for an idle partition's first record.
+func (s *Sink) linger(q *partitionQueue) bool {
+	timer := time.NewTimer(s.opts.BatchTimeout)
+	defer timer.Stop()
+	for !q.full() {
+		select {
+		case <-s.ctx.Done():
+			return false
+		case <-timer.C:
+			return true
+		case <-time.After(time.Millisecond):
+		}
+	}
+	return true
 }
 
 // write sends one batch until Kafka acknowledges it. It returns false when the sink is closing or
@@ -158,7 +196,7 @@ func (s *Sink) acknowledge(batch []queued) {
 	var txn ack.TxnID
 	n := 0
 	for i := range batch {
-		bytes += batch[i].size
+		bytes += batch[i].mem
 		if batch[i].rec.Txn != txn && n > 0 {
 			s.tracker.Ack(txn, n)
 			n = 0

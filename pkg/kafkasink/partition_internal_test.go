@@ -191,8 +191,8 @@ func TestEnqueueErrorsReleaseBudget(t *testing.T) {
 	if err := s.Enqueue(unknown); err == nil || !strings.Contains(err.Error(), "before EnsureTopic") {
 		t.Fatalf("unknown topic: %v", err)
 	}
-	if got := s.InFlight(); got != small.size() {
-		t.Errorf("in flight %d, want %d (only the queued record)", got, small.size())
+	if got := s.InFlight(); got != small.memSize() {
+		t.Errorf("in flight %d, want %d (only the queued record)", got, small.memSize())
 	}
 }
 

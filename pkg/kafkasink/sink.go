@@ -58,6 +58,13 @@ func (r *Record) size() int64 {
 	return n
 }
 
+// recordOverhead is the memory of a record in flight beyond its bytes (Record, kafka.Message and
+// queue entry): the in-flight budget counts it so that max_in_flight_bytes bounds memory.
+const recordOverhead = 300
+
+// memSize is what a record in flight costs in memory.
+func (r *Record) memSize() int64 { return r.size() + recordOverhead }
+
 // batchOverhead is a record batch's header, counted against max.message.bytes.
 const batchOverhead = 80
 
@@ -113,12 +120,15 @@ func New(ctx context.Context, opts Options, tracker *ack.Tracker) (*Sink, error)
 		fatal:   make(chan struct{}),
 	}
 	s.writer = &kafka.Writer{
-		Addr:         kafka.TCP(opts.Brokers...),
-		Balancer:     presetPartition{},
-		MaxAttempts:  1, // retries are ours: without end for retriable errors, none for permanent ones
-		BatchSize:    opts.BatchMaxMessages + 1,
-		BatchBytes:   1 << 30, // batches are cut by us, below the topic's max.message.bytes
-		BatchTimeout: opts.BatchTimeout,
+		Addr:        kafka.TCP(opts.Brokers...),
+		Balancer:    presetPartition{},
+		MaxAttempts: 1, // retries are ours: without end for retriable errors, none for permanent ones
+		BatchSize:   opts.BatchMaxMessages + 1,
+		BatchBytes:  1 << 30, // batches are cut by us, below the topic's max.message.bytes
+		// The Writer must not hold our batches back: a batch handed to WriteMessages is complete
+		// (kafka-go would otherwise wait BatchTimeout, default 1 s, for a batch that never fills).
+		// kafka.batch_timeout is applied by the partition loop (linger).
+		BatchTimeout: time.Microsecond,
 		WriteTimeout: opts.WriteTimeout,
 		ReadTimeout:  opts.WriteTimeout,
 		RequiredAcks: opts.RequiredAcks,
@@ -273,7 +283,7 @@ func (s *Sink) Reserve(ctx context.Context, rec *Record, wait time.Duration) (bo
 		return false, s.fatalErr
 	default:
 	}
-	return s.budget.acquire(ctx, rec.size(), wait)
+	return s.budget.acquire(ctx, rec.memSize(), wait)
 }
 
 // TooLargeError is a record that exceeds its topic's max.message.bytes.
@@ -301,11 +311,11 @@ func (s *Sink) Enqueue(rec Record) error {
 	info, ok := s.topics[rec.Topic]
 	s.mu.Unlock()
 	if !ok {
-		s.budget.release(size)
+		s.budget.release(rec.memSize())
 		return fmt.Errorf("kafkasink: topic %s used before EnsureTopic", rec.Topic)
 	}
 	if size+batchOverhead > info.maxMessageBytes {
-		s.budget.release(size)
+		s.budget.release(rec.memSize())
 		return &TooLargeError{Topic: rec.Topic, Table: rec.Table, Key: rec.Key, LSN: rec.LSN, Size: size, Max: info.maxMessageBytes}
 	}
 	partition := 0
@@ -313,7 +323,7 @@ func (s *Sink) Enqueue(rec Record) error {
 		partition = s.bal.Balance(kafka.Message{Key: rec.Key}, info.partitions...)
 	}
 	q := s.queue(partitionKey{rec.Topic, partition}, info.maxMessageBytes)
-	q.push(queued{rec: rec, size: size})
+	q.push(queued{rec: rec, size: size, mem: rec.memSize()})
 	return nil
 }
 
