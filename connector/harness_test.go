@@ -391,7 +391,7 @@ func keyID(t testing.TB, key string) int64 {
 func (e *env) commitEnds(from uint64) map[int64]uint64 {
 	e.t.Helper()
 	e.exec(`CREATE EXTENSION IF NOT EXISTS pg_walinspect`)
-	rows, err := e.db.Query(context.Background(), `SELECT xid::text::int8, end_lsn::text FROM pg_get_wal_records_info($1::pg_lsn, pg_current_wal_insert_lsn())
+	rows, err := e.db.Query(context.Background(), `SELECT xid::text::int8, end_lsn::text FROM pg_get_wal_records_info($1::pg_lsn, pg_current_wal_flush_lsn())
 		WHERE resource_manager = 'Transaction' AND record_type LIKE 'COMMIT%'`, fmtLSN(from))
 	if err != nil {
 		e.t.Fatalf("read commit records: %v", err)
@@ -417,7 +417,7 @@ func (e *env) commitRecord(xid int64, from uint64) (start, end uint64) {
 	e.t.Helper()
 	e.exec(`CREATE EXTENSION IF NOT EXISTS pg_walinspect`)
 	var s, en string
-	err := e.db.QueryRow(context.Background(), `SELECT start_lsn::text, end_lsn::text FROM pg_get_wal_records_info($1::pg_lsn, pg_current_wal_insert_lsn())
+	err := e.db.QueryRow(context.Background(), `SELECT start_lsn::text, end_lsn::text FROM pg_get_wal_records_info($1::pg_lsn, pg_current_wal_flush_lsn())
 		WHERE resource_manager = 'Transaction' AND record_type LIKE 'COMMIT%' AND xid::text::int8 = $2`, fmtLSN(from), xid).Scan(&s, &en)
 	if err != nil {
 		e.t.Fatalf("commit record of xid %d: %v", xid, err)
