@@ -20,9 +20,9 @@ import (
 	"github.com/pgcdc/pgcdc/pkg/decode"
 	"github.com/pgcdc/pgcdc/pkg/event"
 	"github.com/pgcdc/pgcdc/pkg/kafkasink"
-	"github.com/pgcdc/pgcdc/pkg/metrics"
+	"github.com/pgcdc/pgcdc/internal/metrics"
 	"github.com/pgcdc/pgcdc/pkg/pgsource"
-	"github.com/pgcdc/pgcdc/pkg/spool"
+	"github.com/pgcdc/pgcdc/internal/spool"
 	"github.com/pgcdc/pgcdc/pkg/version"
 )
 

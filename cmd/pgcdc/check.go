@@ -9,7 +9,7 @@ import (
 	"time"
 
 	"github.com/pgcdc/pgcdc/config"
-	"github.com/pgcdc/pgcdc/pkg/check"
+	"github.com/pgcdc/pgcdc/internal/check"
 )
 
 const checkSummary = `Usage: pgcdc check [--config FILE] [--strict] [--timeout DURATION]

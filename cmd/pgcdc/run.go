@@ -16,9 +16,9 @@ import (
 
 	"github.com/pgcdc/pgcdc/config"
 	"github.com/pgcdc/pgcdc/connector"
-	"github.com/pgcdc/pgcdc/pkg/check"
-	"github.com/pgcdc/pgcdc/pkg/metrics"
-	"github.com/pgcdc/pgcdc/pkg/opshttp"
+	"github.com/pgcdc/pgcdc/internal/check"
+	"github.com/pgcdc/pgcdc/internal/metrics"
+	"github.com/pgcdc/pgcdc/internal/opshttp"
 	"github.com/pgcdc/pgcdc/pkg/pgsource"
 	"github.com/pgcdc/pgcdc/pkg/version"
 )

@@ -14,7 +14,7 @@ import (
 	"github.com/jackc/pgx/v5/pgconn"
 
 	"github.com/pgcdc/pgcdc/config"
-	"github.com/pgcdc/pgcdc/pkg/check"
+	"github.com/pgcdc/pgcdc/internal/check"
 	"github.com/pgcdc/pgcdc/pkg/pgsource"
 )
 

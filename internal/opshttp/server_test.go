@@ -11,7 +11,7 @@ import (
 
 	"github.com/rs/zerolog"
 
-	"github.com/pgcdc/pgcdc/pkg/metrics"
+	"github.com/pgcdc/pgcdc/internal/metrics"
 )
 
 func get(t *testing.T, url string) (int, string) {

@@ -10,7 +10,7 @@ import (
 
 	"github.com/rs/zerolog"
 
-	"github.com/pgcdc/pgcdc/pkg/metrics"
+	"github.com/pgcdc/pgcdc/internal/metrics"
 )
 
 // Server is a running operations endpoint.
