@@ -16,13 +16,13 @@ import (
 	"github.com/segmentio/kafka-go/compress"
 
 	"github.com/pgcdc/pgcdc/config"
+	"github.com/pgcdc/pgcdc/internal/metrics"
+	"github.com/pgcdc/pgcdc/internal/spool"
 	"github.com/pgcdc/pgcdc/pkg/ack"
 	"github.com/pgcdc/pgcdc/pkg/decode"
 	"github.com/pgcdc/pgcdc/pkg/event"
 	"github.com/pgcdc/pgcdc/pkg/kafkasink"
-	"github.com/pgcdc/pgcdc/internal/metrics"
 	"github.com/pgcdc/pgcdc/pkg/pgsource"
-	"github.com/pgcdc/pgcdc/internal/spool"
 	"github.com/pgcdc/pgcdc/pkg/version"
 )
 
