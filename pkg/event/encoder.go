@@ -75,7 +75,7 @@ func NewEncoder(opts Options, t Table) (*Encoder, error) {
 		}
 		cd.schema = sc
 		e.cols = append(e.cols, cd)
-		e.colNames = append(e.colNames, append(appendJSONStringS(nil, c.Name), ':'))
+		e.colNames = append(e.colNames, append(appendJSONString(nil, c.Name), ':'))
 		valueFields[i] = connectField{c.Name, sc}
 	}
 	for _, k := range t.Key {
@@ -122,19 +122,19 @@ func NewEncoder(opts Options, t Table) (*Encoder, error) {
 		e.valSuffix = []byte("}")
 	}
 	b := []byte(`{"version":`)
-	b = appendJSONStringS(b, opts.Version)
+	b = appendJSONString(b, opts.Version)
 	b = append(b, `,"connector":"postgresql","name":`...)
-	b = appendJSONStringS(b, opts.TopicPrefix)
+	b = appendJSONString(b, opts.TopicPrefix)
 	b = append(b, `,"ts_ms":`...)
 	e.srcHead = b
 	b = []byte(`,"db":`)
-	b = appendJSONStringS(b, opts.Database)
+	b = appendJSONString(b, opts.Database)
 	b = append(b, `,"sequence":`...)
 	e.dbSeq = b
 	b = []byte(`,"schema":`)
-	b = appendJSONStringS(b, t.Schema)
+	b = appendJSONString(b, t.Schema)
 	b = append(b, `,"table":`...)
-	b = appendJSONStringS(b, t.Name)
+	b = appendJSONString(b, t.Name)
 	b = append(b, `,"txId":`...)
 	e.srcTable = b
 	return e, nil
@@ -195,7 +195,7 @@ func (e *Encoder) AppendValue(dst []byte, op Op, before, after []Datum, src Sour
 		dst = append(dst, "null"...)
 	} else {
 		dst = append(dst, `{"id":`...)
-		dst = appendJSONStringS(dst, tx.ID)
+		dst = appendJSONString(dst, tx.ID)
 		dst = append(dst, `,"total_order":`...)
 		dst = strconv.AppendInt(dst, tx.TotalOrder, 10)
 		dst = append(dst, `,"data_collection_order":`...)

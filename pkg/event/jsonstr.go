@@ -33,19 +33,14 @@ var jsonSafe = func() (t [256]bool) {
 	return
 }()
 
-func appendJSONString(dst []byte, s []byte) []byte {
+// appendJSONString appends s as a JSON string, escaped as Jackson escapes it.
+func appendJSONString[T string | []byte](dst []byte, s T) []byte {
 	dst = append(dst, '"')
 	dst = appendJSONStringBody(dst, s)
 	return append(dst, '"')
 }
 
-func appendJSONStringS(dst []byte, s string) []byte {
-	dst = append(dst, '"')
-	dst = appendJSONStringBodyS(dst, s)
-	return append(dst, '"')
-}
-
-func appendJSONStringBody(dst []byte, s []byte) []byte {
+func appendJSONStringBody[T string | []byte](dst []byte, s T) []byte {
 	start := 0
 	for i := 0; i < len(s); {
 		b := s[i]
@@ -60,35 +55,8 @@ func appendJSONStringBody(dst []byte, s []byte) []byte {
 			start = i
 			continue
 		}
-		r, size := utf8.DecodeRune(s[i:])
-		if r == utf8.RuneError && size == 1 {
-			dst = append(dst, s[start:i]...)
-			dst = append(dst, "\ufffd"...)
-			i++
-			start = i
-			continue
-		}
-		i += size
-	}
-	return append(dst, s[start:]...)
-}
-
-func appendJSONStringBodyS(dst []byte, s string) []byte {
-	start := 0
-	for i := 0; i < len(s); {
-		b := s[i]
-		if b < utf8.RuneSelf {
-			if jsonSafe[b] {
-				i++
-				continue
-			}
-			dst = append(dst, s[start:i]...)
-			dst = appendEscape(dst, b)
-			i++
-			start = i
-			continue
-		}
-		r, size := utf8.DecodeRuneInString(s[i:])
+		// At most utf8.UTFMax bytes: the conversion uses a stack buffer, not the heap.
+		r, size := utf8.DecodeRuneInString(string(s[i:min(i+utf8.UTFMax, len(s))]))
 		if r == utf8.RuneError && size == 1 {
 			dst = append(dst, s[start:i]...)
 			dst = append(dst, "\ufffd"...)

@@ -72,7 +72,7 @@ func (m *MetaEncoder) TransactionTopic() string {
 func (m *MetaEncoder) AppendMessageKey(dst []byte, prefix string) []byte {
 	dst = append(dst, m.msgKeyPre...)
 	dst = append(dst, `"prefix":`...)
-	dst = appendJSONStringS(dst, prefix)
+	dst = appendJSONString(dst, prefix)
 	return append(dst, m.msgKeySuf...)
 }
 
@@ -96,7 +96,7 @@ func (m *MetaEncoder) AppendMessageValueTx(dst []byte, prefix string, content []
 		dst = append(dst, "null"...)
 	} else {
 		dst = append(dst, `{"id":`...)
-		dst = appendJSONStringS(dst, tx.ID)
+		dst = appendJSONString(dst, tx.ID)
 		dst = append(dst, `,"total_order":`...)
 		dst = strconv.AppendInt(dst, tx.TotalOrder, 10)
 		dst = append(dst, `,"data_collection_order":`...)
@@ -104,7 +104,7 @@ func (m *MetaEncoder) AppendMessageValueTx(dst []byte, prefix string, content []
 		dst = append(dst, '}')
 	}
 	dst = append(dst, `,"message":{"prefix":`...)
-	dst = appendJSONStringS(dst, prefix)
+	dst = appendJSONString(dst, prefix)
 	dst = append(dst, `,"content":`...)
 	dst = appendBase64(dst, content)
 	dst = append(dst, '}')
@@ -115,7 +115,7 @@ func (m *MetaEncoder) AppendMessageValueTx(dst []byte, prefix string, content []
 func (m *MetaEncoder) AppendTxKey(dst []byte, id string) []byte {
 	dst = append(dst, m.txKeyPre...)
 	dst = append(dst, `"id":`...)
-	dst = appendJSONStringS(dst, id)
+	dst = appendJSONString(dst, id)
 	return append(dst, m.txKeySuf...)
 }
 
@@ -129,7 +129,7 @@ type CollectionCount struct {
 func (m *MetaEncoder) AppendTxBegin(dst []byte, id string, ts time.Time) []byte {
 	dst = append(dst, m.txValPre...)
 	dst = append(dst, `"status":"BEGIN","id":`...)
-	dst = appendJSONStringS(dst, id)
+	dst = appendJSONString(dst, id)
 	dst = append(dst, `,"event_count":null,"data_collections":null,"ts_ms":`...)
 	dst = strconv.AppendInt(dst, ts.UnixMilli(), 10)
 	return append(dst, m.txValSuf...)
@@ -139,7 +139,7 @@ func (m *MetaEncoder) AppendTxBegin(dst []byte, id string, ts time.Time) []byte 
 func (m *MetaEncoder) AppendTxEnd(dst []byte, id string, ts time.Time, total int64, counts []CollectionCount) []byte {
 	dst = append(dst, m.txValPre...)
 	dst = append(dst, `"status":"END","id":`...)
-	dst = appendJSONStringS(dst, id)
+	dst = appendJSONString(dst, id)
 	dst = append(dst, `,"event_count":`...)
 	dst = strconv.AppendInt(dst, total, 10)
 	dst = append(dst, `,"data_collections":[`...)
@@ -148,7 +148,7 @@ func (m *MetaEncoder) AppendTxEnd(dst []byte, id string, ts time.Time, total int
 			dst = append(dst, ',')
 		}
 		dst = append(dst, `{"data_collection":`...)
-		dst = appendJSONStringS(dst, c.Collection)
+		dst = appendJSONString(dst, c.Collection)
 		dst = append(dst, `,"event_count":`...)
 		dst = strconv.AppendInt(dst, c.Events, 10)
 		dst = append(dst, '}')
@@ -176,7 +176,7 @@ func (m *MetaEncoder) AppendHeartbeatKey(dst []byte) []byte {
 		dst = append(dst, `,"payload":`...)
 	}
 	dst = append(dst, `{"serverName":`...)
-	dst = appendJSONStringS(dst, m.opts.TopicPrefix)
+	dst = appendJSONString(dst, m.opts.TopicPrefix)
 	dst = append(dst, '}')
 	if m.opts.KeySchemas {
 		dst = append(dst, '}')

@@ -4,6 +4,8 @@ import (
 	"errors"
 	"math"
 	"strconv"
+
+	"github.com/pgcdc/pgcdc/internal/civil"
 )
 
 // Parsers for PostgreSQL text output (DateStyle ISO, IntervalStyle postgres).
@@ -72,59 +74,6 @@ func parseUintN(b []byte) (int64, bool) {
 		v = v*10 + int64(c)
 	}
 	return v, true
-}
-
-// --- calendar arithmetic (proleptic Gregorian, astronomical year numbering) ---
-
-// daysFromCivil returns days since 1970-01-01 (H. Hinnant's algorithm).
-func daysFromCivil(y, m, d int64) int64 {
-	if m <= 2 {
-		y--
-	}
-	var era int64
-	if y >= 0 {
-		era = y / 400
-	} else {
-		era = (y - 399) / 400
-	}
-	yoe := y - era*400
-	mp := (m + 9) % 12
-	doy := (153*mp+2)/5 + d - 1
-	doe := yoe*365 + yoe/4 - yoe/100 + doy
-	return era*146097 + doe - 719468
-}
-
-func civilFromDays(z int64) (y, m, d int64) {
-	z += 719468
-	var era int64
-	if z >= 0 {
-		era = z / 146097
-	} else {
-		era = (z - 146096) / 146097
-	}
-	doe := z - era*146097
-	yoe := (doe - doe/1460 + doe/36524 - doe/146096) / 365
-	y = yoe + era*400
-	doy := doe - (365*yoe + yoe/4 - yoe/100)
-	mp := (5*doy + 2) / 153
-	d = doy - (153*mp+2)/5 + 1
-	if mp < 10 {
-		m = mp + 3
-	} else {
-		m = mp - 9
-	}
-	if m <= 2 {
-		y++
-	}
-	return
-}
-
-func floorDiv(a, b int64) int64 {
-	q := a / b
-	if (a%b != 0) && ((a < 0) != (b < 0)) {
-		q--
-	}
-	return q
 }
 
 // --- dates, times, timestamps ---
@@ -266,7 +215,7 @@ func parseDate(b []byte) (int64, error) {
 	if !p.end() {
 		return 0, errSyntax
 	}
-	return daysFromCivil(astroYear(y, bc), m, d), nil
+	return civil.DaysFromCivil(astroYear(y, bc), m, d), nil
 }
 
 // parseTime returns micros of day ("24:00:00" => 86400000000).
@@ -315,7 +264,7 @@ func parseTimestamp(b []byte, withTZ bool) (int64, error) {
 	if !p.end() {
 		return 0, errSyntax
 	}
-	days := daysFromCivil(astroYear(y, bc), m, d)
+	days := civil.DaysFromCivil(astroYear(y, bc), m, d)
 	return days*86_400_000_000 + us - off*1_000_000, nil
 }
 
@@ -342,7 +291,7 @@ func parseTimestampSecs(b []byte, withTZ bool) (secs, micros int64, err error) {
 	if !p.end() {
 		return 0, 0, errSyntax
 	}
-	days := daysFromCivil(astroYear(y, bc), m, d)
+	days := civil.DaysFromCivil(astroYear(y, bc), m, d)
 	return days*86_400 + us/1_000_000 - off, us % 1_000_000, nil
 }
 

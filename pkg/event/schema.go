@@ -35,7 +35,7 @@ func (s *connectSchema) withOptional(opt bool) *connectSchema {
 // appendSchemaJSON writes s; when field != "" it appends "field":"<field>" last.
 func appendSchemaJSON(dst []byte, s *connectSchema, field string) []byte {
 	dst = append(dst, `{"type":`...)
-	dst = appendJSONStringS(dst, s.typ)
+	dst = appendJSONString(dst, s.typ)
 	switch s.typ {
 	case "struct":
 		dst = append(dst, `,"fields":[`...)
@@ -62,7 +62,7 @@ func appendSchemaJSON(dst []byte, s *connectSchema, field string) []byte {
 	}
 	if s.name != "" {
 		dst = append(dst, `,"name":`...)
-		dst = appendJSONStringS(dst, s.name)
+		dst = appendJSONString(dst, s.name)
 	}
 	if s.version != 0 {
 		dst = append(dst, `,"version":`...)
@@ -70,7 +70,7 @@ func appendSchemaJSON(dst []byte, s *connectSchema, field string) []byte {
 	}
 	if s.doc != "" {
 		dst = append(dst, `,"doc":`...)
-		dst = appendJSONStringS(dst, s.doc)
+		dst = appendJSONString(dst, s.doc)
 	}
 	if len(s.params) > 0 {
 		dst = append(dst, `,"parameters":{`...)
@@ -78,9 +78,9 @@ func appendSchemaJSON(dst []byte, s *connectSchema, field string) []byte {
 			if i > 0 {
 				dst = append(dst, ',')
 			}
-			dst = appendJSONStringS(dst, p[0])
+			dst = appendJSONString(dst, p[0])
 			dst = append(dst, ':')
-			dst = appendJSONStringS(dst, p[1])
+			dst = appendJSONString(dst, p[1])
 		}
 		dst = append(dst, '}')
 	}
@@ -90,7 +90,7 @@ func appendSchemaJSON(dst []byte, s *connectSchema, field string) []byte {
 	}
 	if field != "" {
 		dst = append(dst, `,"field":`...)
-		dst = appendJSONStringS(dst, field)
+		dst = appendJSONString(dst, field)
 	}
 	return append(dst, '}')
 }

@@ -19,7 +19,7 @@ func (e *Encoder) appendSource(dst []byte, src Source, now time.Time) []byte {
 	if src.Snapshot == "" {
 		dst = append(dst, `"false"`...)
 	} else {
-		dst = appendJSONStringS(dst, src.Snapshot)
+		dst = appendJSONString(dst, src.Snapshot)
 	}
 	dst = append(dst, e.dbSeq...)
 	// sequence: Jackson writes ["<lastCommitLsn>","<lsn>"] (nulls as null),

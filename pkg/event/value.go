@@ -6,6 +6,8 @@ import (
 	"errors"
 	"math"
 	"strconv"
+
+	"github.com/pgcdc/pgcdc/internal/civil"
 )
 
 // Value conversion: PostgreSQL text output => JsonConverter payload JSON.
@@ -32,8 +34,8 @@ const (
 // Dates: POSITIVE_INFINITY_LOCAL_DATE = LocalDate.parse("-5877611-06-21"),
 // NEGATIVE_INFINITY_LOCAL_DATE = "-5877611-06-22" (sic), converted to epoch days.
 var (
-	posInfDateDays = daysFromCivil(-5877611, 6, 21)
-	negInfDateDays = daysFromCivil(-5877611, 6, 22)
+	posInfDateDays = civil.DaysFromCivil(-5877611, 6, 21)
+	negInfDateDays = civil.DaysFromCivil(-5877611, 6, 22)
 )
 
 var errNotToastable = errors.New("unchanged TOAST value for a type that cannot be TOASTed")
@@ -167,7 +169,7 @@ func (c *codec) appendValue(dst, text []byte, s *scratch) ([]byte, error) {
 			us = saturatingMul(secs, 1_000_000) + frac
 		}
 		if c.kind == kTsMillis {
-			return strconv.AppendInt(dst, floorDiv(us, 1000), 10), nil
+			return strconv.AppendInt(dst, civil.FloorDiv(us, 1000), 10), nil
 		}
 		return strconv.AppendInt(dst, us, 10), nil
 	case kTsTZ:
@@ -263,7 +265,7 @@ func (c *codec) appendDecimal(dst, text []byte, s *scratch) ([]byte, error) {
 			f, _ := parseFloat(text, 64)
 			return appendJavaDouble(dst, f), nil
 		case kDecString:
-			return appendJSONStringS(dst, sp), nil
+			return appendJSONString(dst, sp), nil
 		}
 		// precise mode cannot represent NaN/Infinity: Debezium emits null
 		return append(dst, "null"...), nil
@@ -318,16 +320,16 @@ func appendBase64Decimal(dst []byte, d decimalText, s *scratch) []byte {
 // fracWidth fraction digits when 1..9, else ISO_OFFSET_DATE_TIME (fraction
 // with trailing zeros removed, omitted when zero); offset "Z".
 func appendZonedTimestamp(dst []byte, us int64, fracWidth int) []byte {
-	secs := floorDiv(us, 1_000_000)
+	secs := civil.FloorDiv(us, 1_000_000)
 	return appendZonedTimestampSecs(dst, secs, us-secs*1_000_000, fracWidth)
 }
 
 // appendZonedTimestampSecs is appendZonedTimestamp for seconds since the epoch
 // and micros within the second.
 func appendZonedTimestampSecs(dst []byte, secs, frac int64, fracWidth int) []byte {
-	days := floorDiv(secs, 86_400)
+	days := civil.FloorDiv(secs, 86_400)
 	tod := (secs-days*86_400)*1_000_000 + frac
-	y, m, d := civilFromDays(days)
+	y, m, d := civil.FromDays(days)
 	dst = appendISOYear(dst, y)
 	dst = append(dst, '-')
 	dst = append2(dst, m)
@@ -521,14 +523,14 @@ func (c *codec) appendFallback(dst []byte) []byte {
 func (c *codec) appendPlaceholder(dst []byte, ph string) ([]byte, error) {
 	switch c.toast {
 	case toastString:
-		return appendJSONStringS(dst, ph), nil
+		return appendJSONString(dst, ph), nil
 	case toastBytes:
 		dst = append(dst, '"')
 		dst = base64.StdEncoding.AppendEncode(dst, []byte(ph))
 		return append(dst, '"'), nil
 	case toastStringArray:
 		dst = append(dst, '[')
-		dst = appendJSONStringS(dst, ph)
+		dst = appendJSONString(dst, ph)
 		return append(dst, ']'), nil
 	case toastIntArray:
 		dst = append(dst, '[')
@@ -580,5 +582,5 @@ func appendArrayDate(dst, text []byte) ([]byte, error) {
 	if !p.end() {
 		return dst, errSyntax
 	}
-	return strconv.AppendInt(dst, int64(int32(daysFromCivil(y, m, d))), 10), nil
+	return strconv.AppendInt(dst, int64(int32(civil.DaysFromCivil(y, m, d))), 10), nil
 }

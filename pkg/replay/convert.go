@@ -8,6 +8,8 @@ import (
 	"math/big"
 	"strconv"
 	"strings"
+
+	"github.com/pgcdc/pgcdc/internal/civil"
 )
 
 // kind is how a JSON field value turns back into PostgreSQL input text.
@@ -56,8 +58,8 @@ const (
 )
 
 var (
-	posInfDays = daysFromCivil(-5877611, 6, 21)
-	negInfDays = daysFromCivil(-5877611, 6, 22)
+	posInfDays = civil.DaysFromCivil(-5877611, 6, 21)
+	negInfDays = civil.DaysFromCivil(-5877611, 6, 22)
 )
 
 // toText converts a non-null raw JSON value into PostgreSQL input text.
@@ -153,7 +155,7 @@ func (c *codec) toText(raw []byte) (string, error) {
 		case negInfDays:
 			return "-infinity", nil
 		}
-		y, m, dd := civilFromDays(d)
+		y, m, dd := civil.FromDays(d)
 		return dateText(y, m, dd), nil
 	case kTimeMillis, kTimeMicros, kTimeNanos:
 		v, err := strconv.ParseInt(string(raw), 10, 64)
@@ -175,9 +177,9 @@ func (c *codec) toText(raw []byte) (string, error) {
 		var us int64
 		switch c.kind {
 		case kTsMillis:
-			if v == floorDiv(posInfMicros, 1000) {
+			if v == civil.FloorDiv(posInfMicros, 1000) {
 				return "infinity", nil
-			} else if v == floorDiv(negInfMicros, 1000) {
+			} else if v == civil.FloorDiv(negInfMicros, 1000) {
 				return "-infinity", nil
 			}
 			us = v * 1000
@@ -189,10 +191,10 @@ func (c *codec) toText(raw []byte) (string, error) {
 			}
 			us = v
 		default:
-			us = floorDiv(v, 1000)
+			us = civil.FloorDiv(v, 1000)
 		}
-		days := floorDiv(us, 86_400_000_000)
-		y, m, d := civilFromDays(days)
+		days := civil.FloorDiv(us, 86_400_000_000)
+		y, m, d := civil.FromDays(days)
 		tod := (us - days*86_400_000_000) * 1000
 		if c.kind == kTsNanos {
 			tod += v - us*1000
@@ -325,51 +327,6 @@ func varDecimalText(raw []byte) (string, error) {
 		return "", fmt.Errorf("malformed VariableScaleDecimal %.60s", raw)
 	}
 	return decimalText(value, scale)
-}
-
-func floorDiv(a, b int64) int64 {
-	q := a / b
-	if (a%b != 0) && ((a < 0) != (b < 0)) {
-		q--
-	}
-	return q
-}
-
-// civilFromDays / daysFromCivil: proleptic Gregorian calendar (H. Hinnant's algorithms), year 0 =
-// 1 BC.
-func civilFromDays(z int64) (y, m, d int64) {
-	z += 719468
-	era := floorDiv(z, 146097)
-	doe := z - era*146097
-	yoe := (doe - doe/1460 + doe/36524 - doe/146096) / 365
-	y = yoe + era*400
-	doy := doe - (365*yoe + yoe/4 - yoe/100)
-	mp := (5*doy + 2) / 153
-	d = doy - (153*mp+2)/5 + 1
-	if mp < 10 {
-		m = mp + 3
-	} else {
-		m = mp - 9
-	}
-	if m <= 2 {
-		y++
-	}
-	return
-}
-
-func daysFromCivil(y, m, d int64) int64 {
-	if m <= 2 {
-		y--
-	}
-	era := floorDiv(y, 400)
-	yoe := y - era*400
-	mm := m + 9
-	if m > 2 {
-		mm = m - 3
-	}
-	doy := (153*mm+2)/5 + d - 1
-	doe := yoe*365 + yoe/4 - yoe/100 + doy
-	return era*146097 + doe - 719468
 }
 
 // dateText writes a date as PostgreSQL reads it (ISO, " BC" for years <= 0).

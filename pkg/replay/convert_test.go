@@ -5,6 +5,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/pgcdc/pgcdc/internal/civil"
 	"github.com/pgcdc/pgcdc/pkg/event"
 )
 
@@ -180,8 +181,8 @@ func TestMismatchNamed(t *testing.T) {
 
 func TestCivil(t *testing.T) {
 	for _, d := range []int64{-800000, -719528, -1, 0, 1, 11016, 19782, 2932896} {
-		y, m, dd := civilFromDays(d)
-		if back := daysFromCivil(y, m, dd); back != d {
+		y, m, dd := civil.FromDays(d)
+		if back := civil.DaysFromCivil(y, m, dd); back != d {
 			t.Fatalf("%d => %d-%d-%d => %d", d, y, m, dd, back)
 		}
 		want := time.Unix(d*86400, 0).UTC()
