@@ -57,3 +57,26 @@ func checkTablePattern(p string) string {
 	}
 	return ""
 }
+
+// UnmatchedIncludes returns the Include entries that name a single table (no wildcard) that is not
+// among tables ("schema.table" names of the tables Matches accepts): a table that does not exist,
+// is excluded, or is a partition rather than its partitioned root.
+func (t TablesConfig) UnmatchedIncludes(tables []string) []string {
+	var out []string
+	for _, p := range t.Include {
+		if strings.ContainsAny(p, "*?[\\") {
+			continue
+		}
+		found := false
+		for _, name := range tables {
+			if ok, _ := path.Match(p, name); ok {
+				found = true
+				break
+			}
+		}
+		if !found {
+			out = append(out, p)
+		}
+	}
+	return out
+}

@@ -42,7 +42,7 @@ func statusFlags(fs *flag.FlagSet) func(stdout, stderr io.Writer) int {
 		defer conn.Close(context.Background())
 		ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 		defer cancel()
-		st, err := check.ReadSlot(ctx, conn, cfg.Postgres.Slot)
+		st, err := pgsource.ReadSlotState(ctx, conn, cfg.Postgres.Slot)
 		if err != nil {
 			fmt.Fprintf(stderr, "pgcdc status: %v\n", err)
 			return 1
@@ -66,7 +66,7 @@ func statusFlags(fs *flag.FlagSet) func(stdout, stderr io.Writer) int {
 	}
 }
 
-func writeStatus(w io.Writer, st check.SlotStatus) {
+func writeStatus(w io.Writer, st pgsource.SlotInfo) {
 	var b strings.Builder
 	row := func(k, format string, args ...any) { fmt.Fprintf(&b, "%-16s %s\n", k, fmt.Sprintf(format, args...)) }
 	row("slot", "%s", st.Name)
@@ -91,27 +91,14 @@ func writeStatus(w io.Writer, st check.SlotStatus) {
 	row("wal_status", "%s (%s)", st.WALStatus, advice)
 	row("confirmed_flush", "%s", st.ConfirmedFlush)
 	row("server WAL end", "%s", st.ServerWALEnd)
-	row("lag", "%d bytes (%s) not yet confirmed", st.LagBytes(), humanBytes(st.LagBytes()))
-	row("restart_lsn", "%s (%s of WAL retained for the slot)", st.RestartLSN, humanBytes(st.RetainedBytes()))
+	row("lag", "%d bytes (%s) not yet confirmed", st.LagBytes(), check.HumanBytes(st.LagBytes()))
+	row("restart_lsn", "%s (%s of WAL retained for the slot)", st.RestartLSN, check.HumanBytes(st.RetainedBytes()))
 	if st.SafeWALSize < 0 {
 		row("safe_wal_size", "unbounded (max_slot_wal_keep_size = -1)")
 	} else {
-		row("safe_wal_size", "%s more WAL before the slot is invalidated", humanBytes(st.SafeWALSize))
+		row("safe_wal_size", "%s more WAL before the slot is invalidated", check.HumanBytes(st.SafeWALSize))
 	}
 	_, _ = io.WriteString(w, b.String())
-}
-
-func humanBytes(n int64) string {
-	const unit = 1024
-	if n < unit {
-		return fmt.Sprintf("%d B", n)
-	}
-	div, exp := int64(unit), 0
-	for m := n / unit; m >= unit && exp < 4; m /= unit {
-		div *= unit
-		exp++
-	}
-	return fmt.Sprintf("%.1f %ciB", float64(n)/float64(div), "KMGTP"[exp])
 }
 
 // connect opens a regular PostgreSQL connection, bounded by postgres.connect_timeout (at most 30s).
@@ -158,7 +145,7 @@ func slotDropFlags(fs *flag.FlagSet) func(stdout, stderr io.Writer) int {
 		defer conn.Close(context.Background())
 		ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 		defer cancel()
-		st, err := check.ReadSlot(ctx, conn, cfg.Postgres.Slot)
+		st, err := pgsource.ReadSlotState(ctx, conn, cfg.Postgres.Slot)
 		if err != nil {
 			fmt.Fprintf(stderr, "pgcdc slot drop: %v\n", err)
 			return 1
@@ -181,7 +168,7 @@ func slotDropFlags(fs *flag.FlagSet) func(stdout, stderr io.Writer) int {
 			return 1
 		}
 		fmt.Fprintf(stdout, "dropped replication slot %s (it was at confirmed_flush_lsn %s, %s behind the server's WAL end)\n",
-			cfg.Postgres.Slot, st.ConfirmedFlush, humanBytes(st.LagBytes()))
+			cfg.Postgres.Slot, st.ConfirmedFlush, check.HumanBytes(st.LagBytes()))
 		return 0
 	}
 }

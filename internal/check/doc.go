@@ -16,6 +16,6 @@
 //	rep.Write(os.Stdout)
 //	if rep.Failed() { os.Exit(1) }
 //
-// ReadSlot reads a slot's position, lag, holder and wal_status for `pgcdc status` and for the
-// slot metrics polled while pgcdc runs.
+// The slot reader is pgsource.ReadSlotState: one reader for pgcdc run, check, status and the slot
+// metrics.
 package check

@@ -100,7 +100,7 @@ func TestReportWrite(t *testing.T) {
 	if !r.Failed() || !strings.Contains(b.String(), "1 problem, 1 warning: pgcdc cannot run correctly") {
 		t.Errorf("report:\n%s", b.String())
 	}
-	if bytesString(1536) != "1.5 KiB" || bytesString(10) != "10 B" || bytesString(3<<30) != "3.0 GiB" {
-		t.Errorf("bytesString: %s %s %s", bytesString(1536), bytesString(10), bytesString(3<<30))
+	if HumanBytes(1536) != "1.5 KiB" || HumanBytes(10) != "10 B" || HumanBytes(3<<30) != "3.0 GiB" {
+		t.Errorf("HumanBytes: %s %s %s", HumanBytes(1536), HumanBytes(10), HumanBytes(3<<30))
 	}
 }

@@ -10,16 +10,20 @@ import (
 	"github.com/jackc/pgx/v5/pgconn"
 )
 
-// SlotInfo is the state of a replication slot.
+// SlotInfo is the state of a replication slot, as PostgreSQL reports it.
 type SlotInfo struct {
 	Name           string
+	Exists         bool
 	Plugin         string
 	Database       string
+	Active         bool
+	ActivePID      int32  // 0 when no walsender holds it
+	WALStatus      string // reserved, extended, unreserved, lost
+	SafeWALSize    int64  // bytes; -1 when unbounded (max_slot_wal_keep_size = -1)
 	ConfirmedFlush pglogrepl.LSN
 	RestartLSN     pglogrepl.LSN
-	WALStatus      string // reserved, extended, unreserved, lost
-	ActivePID      int32  // 0 when no walsender holds it
-	Created        bool   // created by EnsureSlot just now
+	ServerWALEnd   pglogrepl.LSN // pg_current_wal_lsn() (the replay position on a standby)
+	Created        bool          // created by EnsureSlot just now
 	// SnapshotName is the snapshot exported when EnsureSlotExport created the slot ("" otherwise):
 	// it shows the database exactly at the slot's consistent point (ConfirmedFlush) and is valid
 	// only while the replication connection that created the slot stays open and runs no other
@@ -27,42 +31,65 @@ type SlotInfo struct {
 	SnapshotName string
 }
 
+// LagBytes is the server's WAL end minus the slot's confirmed_flush_lsn: WAL not yet confirmed.
+func (s SlotInfo) LagBytes() int64 { return lsnDiff(s.ServerWALEnd, s.ConfirmedFlush) }
+
+// RetainedBytes is the server's WAL end minus restart_lsn: WAL kept on disk for the slot.
+func (s SlotInfo) RetainedBytes() int64 { return lsnDiff(s.ServerWALEnd, s.RestartLSN) }
+
+func lsnDiff(a, b pglogrepl.LSN) int64 {
+	if a > b && b != 0 {
+		return int64(a - b)
+	}
+	return 0
+}
+
 // ErrSlotMissing says the slot does not exist.
 var ErrSlotMissing = errors.New("replication slot does not exist")
 
-// ReadSlot reads slot name's state.
-func ReadSlot(ctx context.Context, conn *pgx.Conn, name string) (SlotInfo, error) {
+const slotStateSQL = `
+SELECT (CASE WHEN pg_is_in_recovery() THEN pg_last_wal_replay_lsn() ELSE pg_current_wal_lsn() END)::text,
+       s.slot_name IS NOT NULL, coalesce(s.slot_type = 'logical', false), coalesce(s.plugin, ''), coalesce(s.database, ''),
+       coalesce(s.active, false), coalesce(s.active_pid, 0), coalesce(s.wal_status, ''), coalesce(s.safe_wal_size, -1),
+       coalesce(s.confirmed_flush_lsn::text, ''), coalesce(s.restart_lsn::text, '')
+FROM (SELECT 1) one LEFT JOIN pg_replication_slots s ON s.slot_name = $1`
+
+// ReadSlotState reads slot name's state and the server's WAL end. A missing slot is not an error:
+// Exists is false. A position PostgreSQL reports in a form pgcdc cannot parse is an error, never 0.
+func ReadSlotState(ctx context.Context, conn *pgx.Conn, name string) (SlotInfo, error) {
 	s := SlotInfo{Name: name}
-	var confirmed, restart, plugin, db, walStatus *string
-	var pid *int32
-	err := conn.QueryRow(ctx, `SELECT plugin, database, confirmed_flush_lsn::text, restart_lsn::text, wal_status, active_pid
-		FROM pg_replication_slots WHERE slot_name = $1 AND slot_type = 'logical'`, name).
-		Scan(&plugin, &db, &confirmed, &restart, &walStatus, &pid)
-	if errors.Is(err, pgx.ErrNoRows) {
-		return s, fmt.Errorf("postgres: logical replication slot %q: %w", name, ErrSlotMissing)
-	}
+	var end, confirmed, restart string
+	var logical bool
+	err := conn.QueryRow(ctx, slotStateSQL, name).Scan(&end, &s.Exists, &logical, &s.Plugin, &s.Database,
+		&s.Active, &s.ActivePID, &s.WALStatus, &s.SafeWALSize, &confirmed, &restart)
 	if err != nil {
 		return s, fmt.Errorf("postgres: read replication slot %q: %w", name, err)
 	}
-	s.Plugin, s.Database = deref(plugin), deref(db)
-	s.WALStatus = deref(walStatus)
-	if pid != nil {
-		s.ActivePID = *pid
+	if s.Exists && !logical {
+		return s, fmt.Errorf("postgres: replication slot %q is a physical slot: choose another postgres.slot", name)
 	}
-	if confirmed != nil {
-		s.ConfirmedFlush, _ = pglogrepl.ParseLSN(*confirmed)
-	}
-	if restart != nil {
-		s.RestartLSN, _ = pglogrepl.ParseLSN(*restart)
+	for _, f := range []struct {
+		text string
+		dst  *pglogrepl.LSN
+		what string
+	}{{end, &s.ServerWALEnd, "WAL end"}, {confirmed, &s.ConfirmedFlush, "confirmed_flush_lsn"}, {restart, &s.RestartLSN, "restart_lsn"}} {
+		if f.text == "" {
+			continue // NULL: a slot still being created has no position yet
+		}
+		if *f.dst, err = pglogrepl.ParseLSN(f.text); err != nil {
+			return s, fmt.Errorf("postgres: replication slot %q: %s %q: %w", name, f.what, f.text, err)
+		}
 	}
 	return s, nil
 }
 
-func deref(s *string) string {
-	if s == nil {
-		return ""
+// ReadSlot reads slot name's state; a missing slot is ErrSlotMissing.
+func ReadSlot(ctx context.Context, conn *pgx.Conn, name string) (SlotInfo, error) {
+	s, err := ReadSlotState(ctx, conn, name)
+	if err == nil && !s.Exists {
+		err = fmt.Errorf("postgres: logical replication slot %q: %w", name, ErrSlotMissing)
 	}
-	return *s
+	return s, err
 }
 
 // CheckSlot refuses a slot that cannot serve pgcdc: another plugin or database, or invalidated.
