@@ -4,16 +4,13 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"path"
-	"strings"
 	"sync"
 	"time"
 
 	"github.com/jackc/pglogrepl"
 	"github.com/jackc/pgx/v5"
 	"github.com/rs/zerolog"
-	"github.com/segmentio/kafka-go"
-	"github.com/segmentio/kafka-go/compress"
+	"golang.org/x/sync/errgroup"
 
 	"github.com/pgcdc/pgcdc/config"
 	"github.com/pgcdc/pgcdc/internal/metrics"
@@ -23,6 +20,7 @@ import (
 	"github.com/pgcdc/pgcdc/pkg/event"
 	"github.com/pgcdc/pgcdc/pkg/kafkasink"
 	"github.com/pgcdc/pgcdc/pkg/pgsource"
+	"github.com/pgcdc/pgcdc/pkg/route"
 	"github.com/pgcdc/pgcdc/pkg/version"
 )
 
@@ -32,25 +30,17 @@ type Connector struct {
 	log     zerolog.Logger
 	connStr string // with the password: never log it
 
-	sql     *pgx.Conn // catalog queries, slot and publication management (stream goroutine only)
+	sql     *pgx.Conn // start-up: checks, publication, slot, snapshot decision; then the decoder's catalog
 	info    pgsource.ServerInfo
 	sink    *kafkasink.Sink
 	tracker *ack.Tracker
-	spool   *spool.Spool
-	rels    *decode.Relations
 	slot    pgsource.SlotInfo
-
-	meta      *event.MetaEncoder // logical decoding messages and transaction metadata
-	msgFilter messageFilter
-
 	metrics *metrics.Metrics // nil: no metrics
-
-	cancel context.CancelCauseFunc // ends Run's context; see abort
 
 	snap *snapshotRun // the snapshot start-up prepared (snapshot.go); nil: none
 
 	tablesMu sync.Mutex
-	tables   []pgsource.Table // captured tables (for the start-up summary and the refresher)
+	tables   []pgsource.Table // captured tables (for the snapshot and the refresher)
 }
 
 // New prepares a connector for cfg (which Load has validated). m receives its metrics; nil means none.
@@ -62,39 +52,185 @@ func New(cfg config.Config, log zerolog.Logger, m *metrics.Metrics) (*Connector,
 	return &Connector{cfg: cfg, log: log, connStr: connStr, metrics: m}, nil
 }
 
-// Run streams until ctx is cancelled (clean stop: returns nil) or a permanent error occurs.
-func (c *Connector) Run(ctx context.Context) (err error) {
-	ctx, c.cancel = context.WithCancelCause(ctx)
-	defer c.cancel(nil)
-	if err := c.start(ctx); err != nil {
-		c.closeAll()
-		return err
-	}
-	defer c.closeAll()
+// ErrShutdownTimeout ends a stop that could not finish within kafka.shutdown_timeout: events were
+// still unacknowledged (a stalled broker, a transaction too large to finish in time). Nothing
+// unacknowledged was confirmed; the next start sends it again.
+var ErrShutdownTimeout = errors.New("shutdown timeout")
 
-	// The publication refresher adds tables created later and the heartbeat writer keeps the slot
-	// moving; each has its own connection and is waited for before Run returns.
-	var wg sync.WaitGroup
-	refreshCtx, stopRefresh := context.WithCancel(ctx)
-	defer func() { stopRefresh(); wg.Wait() }()
-	if c.cfg.Postgres.PublicationRefreshInterval > 0 {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			c.refreshPublication(refreshCtx)
-		}()
-	}
-	if c.cfg.Heartbeat.Interval > 0 {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			c.heartbeats(refreshCtx)
-		}()
+// Run streams until ctx ends or a failure no reconnect cures.
+//
+// When ctx ends, Run stops softly: it finishes the transaction being published, waits for Kafka
+// to acknowledge everything in flight, confirms it and returns nil. The whole stop is bounded by
+// kafka.shutdown_timeout; past it Run stops hard and returns an error wrapping ErrShutdownTimeout,
+// having confirmed only what Kafka acknowledged. Any other error ends every stage at once and is
+// returned.
+func (c *Connector) Run(ctx context.Context) error {
+	err := c.start(ctx)
+	defer c.closeAll()
+	if err != nil {
+		if ctx.Err() != nil {
+			c.log.Info().Err(err).Msg("stopped during start-up")
+			return nil
+		}
+		return err
 	}
 	if stop, err := c.runSnapshot(ctx); stop || err != nil { // snapshot.go
 		return err
 	}
-	return c.streamWithReconnect(ctx)
+	return c.stream(ctx)
+}
+
+// stream runs the stages until a stop or an error: the stream (replication connection), the
+// pipeline (decode → route → sink → tracker), and the periodic jobs, each on its goroutine, all
+// ended by one context.
+func (c *Connector) stream(soft context.Context) error {
+	hard, stopAll := context.WithCancelCause(context.Background())
+	defer stopAll(nil)
+	g, gctx := errgroup.WithContext(hard)
+
+	cat := &catalog{connStr: c.connStr, conn: c.sql, log: c.log}
+	c.sql = nil // the catalog owns it now
+	defer cat.close()
+	var sp *spool.Spool
+	if c.cfg.Postgres.Streaming {
+		var err error
+		if sp, err = spool.Open(c.cfg.Postgres.SpoolDir, int64(c.cfg.Postgres.SpoolMaxBytes)); err != nil {
+			return fmt.Errorf("postgres.spool_dir: %w", err)
+		}
+		defer sp.Close()
+	}
+	router, err := route.New(c.routeOptions())
+	if err != nil {
+		return err
+	}
+	src := pgsource.NewStream(c.streamOptions(), c.tracker)
+	p := &pipeline{dec: decode.NewDecoder(decode.NewRelations(cat), sp), router: router, sink: c.sink, tracker: c.tracker}
+	if c.metrics != nil {
+		p.onCommit = func(end pglogrepl.LSN, txn *decode.Txn) { c.metrics.Committed(uint64(end), txn.CommitTime) }
+	}
+
+	msgs := make(chan pgsource.Message, 256)
+	g.Go(func() error { return src.Run(gctx, msgs) })
+	g.Go(func() error {
+		err := p.run(soft, gctx, msgs)
+		if !errors.Is(err, errStopped) {
+			return err
+		}
+		// A clean stop: nothing more is read; what is in flight is acknowledged, confirmed (the
+		// stream sends the position as it moves), and then every stage ends.
+		src.StopReading()
+		if err := c.tracker.WaitIdle(gctx); err != nil {
+			return err
+		}
+		stopAll(nil)
+		return nil
+	})
+	g.Go(func() error { return c.stopDeadline(soft, gctx) })
+	g.Go(func() error { return c.sinkFailure(gctx) })
+	c.periodicJobs(g, gctx, src)
+
+	err = g.Wait()
+	flush, _ := src.Confirmed()
+	switch {
+	case err == nil && soft.Err() != nil:
+		c.log.Info().Str("confirmed_lsn", flush.String()).Msg("stopped cleanly")
+	case errors.Is(err, ErrShutdownTimeout):
+		st := c.tracker.Stats()
+		err = fmt.Errorf("%w: kafka.shutdown_timeout (%s) passed with %d events (%d bytes) not yet acknowledged by Kafka: stopped without them; "+
+			"the slot is confirmed at %s (what Kafka acknowledged), so the next start sends them again", err, c.cfg.Kafka.ShutdownTimeout, st.Events-st.Acked, c.sink.InFlight(), flush)
+		c.metrics.Error(metrics.ErrFatal)
+	case err != nil:
+		c.metrics.Error(metrics.ErrFatal)
+	}
+	return err
+}
+
+// stopDeadline bounds a soft stop: kafka.shutdown_timeout after it began, it ends every stage.
+func (c *Connector) stopDeadline(soft, run context.Context) error {
+	select {
+	case <-run.Done():
+		return nil
+	case <-soft.Done():
+	}
+	c.log.Info().Dur("shutdown_timeout", c.cfg.Kafka.ShutdownTimeout).
+		Msg("stopping: finishing the current transaction and waiting for Kafka to acknowledge what is in flight")
+	t := time.NewTimer(c.cfg.Kafka.ShutdownTimeout)
+	defer t.Stop()
+	select {
+	case <-run.Done():
+		return nil
+	case <-t.C:
+		return ErrShutdownTimeout
+	}
+}
+
+// sinkFailure ends the run when the sink fails permanently (a record Kafka never takes).
+func (c *Connector) sinkFailure(run context.Context) error {
+	select {
+	case <-run.Done():
+		return nil
+	case <-c.sink.Err():
+		return c.sink.FatalErr()
+	}
+}
+
+// periodicJobs starts the jobs that run beside the stream, each on a connection of its own: the
+// publication refresh (tables created later), the heartbeat (keeps the slot moving), the slot
+// metrics and the progress log.
+func (c *Connector) periodicJobs(g *errgroup.Group, ctx context.Context, src *pgsource.Stream) {
+	job := func(name string, every time.Duration) pgsource.Periodic {
+		return pgsource.Periodic{Name: name, ConnString: c.connStr, Interval: every, Log: c.log}
+	}
+	if every := c.cfg.Postgres.PublicationRefreshInterval; every > 0 {
+		g.Go(func() error { return job("publication refresh", every).Run(ctx, c.refreshPublication) })
+	}
+	if every := c.cfg.Heartbeat.Interval; every > 0 {
+		hb := job("heartbeat", every)
+		hb.Timeout = 10 * time.Second
+		g.Go(func() error { return hb.Run(ctx, c.heartbeat) })
+	}
+	if c.metrics != nil && c.cfg.Metrics.Enabled() {
+		poll := job("slot metrics", c.cfg.Postgres.StatusInterval)
+		poll.Immediate = true
+		poll.OnError = func(error) { c.metrics.Error(metrics.ErrSlotPoll) }
+		g.Go(func() error { return poll.Run(ctx, c.pollSlot) })
+	}
+	if every := c.cfg.Log.ProgressInterval; every > 0 {
+		g.Go(func() error { c.logProgress(ctx, every, src); return nil })
+	}
+}
+
+// pollSlot reads the slot's server-side state (WAL end, confirmed flush, wal_status) for the metrics.
+func (c *Connector) pollSlot(ctx context.Context, conn *pgx.Conn) error {
+	st, err := pgsource.ReadSlotState(ctx, conn, c.cfg.Postgres.Slot)
+	if err == nil && st.Exists {
+		c.metrics.SetSlot(metrics.Slot{ServerWALEnd: uint64(st.ServerWALEnd), ConfirmedFlush: uint64(st.ConfirmedFlush), RestartLSN: uint64(st.RestartLSN),
+			WALStatus: st.WALStatus, SafeWALSize: st.SafeWALSize, Active: st.Active})
+	}
+	return err
+}
+
+// logProgress logs a progress line every interval until ctx ends.
+func (c *Connector) logProgress(ctx context.Context, every time.Duration, src *pgsource.Stream) {
+	t := time.NewTicker(every)
+	defer t.Stop()
+	last, lastAt := c.tracker.Stats().Acked, time.Now()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case now := <-t.C:
+			st := c.tracker.Stats()
+			flush, end := src.Confirmed()
+			lag := int64(0)
+			if end > flush {
+				lag = int64(end - flush)
+			}
+			c.log.Info().Float64("events_per_sec", float64(st.Acked-last)/now.Sub(lastAt).Seconds()).Int64("events_acked", st.Acked).
+				Str("confirmed_lsn", flush.String()).Int64("lag_bytes", lag).Int64("bytes_in_flight", c.sink.InFlight()).Msg("progress")
+			last, lastAt = st.Acked, now
+		}
+	}
 }
 
 // start checks the setup and prepares publication, topics and slot, bounded by the connect timeouts.
@@ -128,7 +264,7 @@ func (c *Connector) start(ctx context.Context) error {
 		return metrics.Probe{InFlightEvents: st.Events - st.Acked, InFlightBytes: sink.InFlight(), Acked: st.Acked}
 	})
 	for _, t := range tables {
-		if err := c.sink.EnsureTopic(kctx, c.topicOf(t.Schema, t.Name)); err != nil {
+		if err := c.sink.EnsureTopic(kctx, c.topicOf(t)); err != nil {
 			return err
 		}
 	}
@@ -140,27 +276,12 @@ func (c *Connector) start(ctx context.Context) error {
 	if err := c.ensureSlot(pgCtx, repl); err != nil { // snapshot.go: also prepares the snapshot
 		return err
 	}
-	c.tracker.ConfirmIdle(ack.LSN(c.slot.ConfirmedFlush)) // nothing is in flight yet
-
-	if c.cfg.Postgres.Streaming {
-		if c.spool, err = spool.Open(c.cfg.Postgres.SpoolDir, int64(c.cfg.Postgres.SpoolMaxBytes)); err != nil {
-			return fmt.Errorf("postgres.spool_dir: %w", err)
-		}
-	}
-	c.rels = decode.NewRelations(decode.PGCatalog{Conn: sql}, c.eventOptions())
-	if c.meta, err = event.NewMetaEncoder(c.eventOptions()); err != nil {
-		return err
-	}
-	ev := c.cfg.Events
-	if c.msgFilter, err = newMessageFilter(ev.Messages, ev.MessagePrefixInclude, ev.MessagePrefixExclude); err != nil {
-		return err
-	}
+	c.tracker.Position(c.slot.ConfirmedFlush) // nothing is in flight yet
 
 	names := make([]string, len(tables))
 	topics := make([]string, len(tables))
 	for i, t := range tables {
-		names[i] = t.String()
-		topics[i] = c.topicOf(t.Schema, t.Name)
+		names[i], topics[i] = t.String(), c.topicOf(t)
 	}
 	c.metrics.Tables(names)
 	c.log.Info().
@@ -182,21 +303,18 @@ func (c *Connector) closeAll() {
 	if c.sink != nil {
 		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 		if err := c.sink.Close(ctx); err != nil {
-			c.log.Warn().Err(err).Msg("closing the Kafka writer")
+			c.log.Warn().Err(err).Msg("closing the Kafka producer")
 		}
 		cancel()
-	}
-	if c.spool != nil {
-		_ = c.spool.Close()
 	}
 	if c.sql != nil {
 		c.sql.Close(context.Background())
 	}
 }
 
-// topicOf is the data topic of a table: <prefix>.<schema>.<table>, sanitized as Debezium does.
-func (c *Connector) topicOf(schema, table string) string {
-	return event.SanitizeTopic(c.cfg.Kafka.TopicPrefix + "." + schema + "." + table)
+// topicOf is the data topic of a table.
+func (c *Connector) topicOf(t pgsource.Table) string {
+	return route.Topic(c.cfg.Kafka.TopicPrefix, t.Schema, t.Name)
 }
 
 func (c *Connector) eventOptions() event.Options {
@@ -217,15 +335,32 @@ func (c *Connector) eventOptions() event.Options {
 	}
 }
 
+func (c *Connector) routeOptions() route.Options {
+	e := c.cfg.Events
+	o := route.Options{
+		Event:                c.eventOptions(),
+		TombstonesOnDelete:   e.TombstonesOnDelete,
+		Truncate:             e.Truncate,
+		Messages:             e.Messages,
+		MessagePrefixInclude: e.MessagePrefixInclude,
+		MessagePrefixExclude: e.MessagePrefixExclude,
+		TransactionMetadata:  e.TransactionMetadata,
+		HeartbeatTopic:       c.cfg.Heartbeat.Topic,
+		Log:                  c.log,
+	}
+	if c.metrics != nil {
+		o.OnEvent = func(table string, op event.Op) { c.metrics.Event(table, byte(op)) }
+	}
+	return o
+}
+
 func (c *Connector) sinkOptions() kafkasink.Options {
 	k := c.cfg.Kafka
-	acks := map[string]kafka.RequiredAcks{"all": kafka.RequireAll, "one": kafka.RequireOne, "none": kafka.RequireNone}[k.Acks]
-	codec := map[string]compress.Compression{"gzip": compress.Gzip, "snappy": compress.Snappy, "lz4": compress.Lz4, "zstd": compress.Zstd}[k.Compression]
 	return kafkasink.Options{
 		Brokers:           k.Brokers,
 		ClientID:          k.ClientID,
-		RequiredAcks:      acks,
-		Compression:       codec,
+		Acks:              k.Acks,
+		Compression:       k.Compression,
 		BatchMaxMessages:  k.BatchMaxMessages,
 		BatchMaxBytes:     int64(k.BatchMaxBytes),
 		BatchTimeout:      k.BatchTimeout,
@@ -240,199 +375,26 @@ func (c *Connector) sinkOptions() kafkasink.Options {
 	}
 }
 
-// hasGlob reports whether an include pattern is a pattern rather than one table's name.
-func hasGlob(p string) bool { return strings.ContainsAny(p, "*?[\\") }
-
-// syncPublication makes the publication hold the captured tables (when pgcdc manages it) and
-// returns them. At start-up, a table that cannot be published, or an include entry naming a table
-// that does not exist, is an error; later (refresh) it is logged and retried at the next refresh.
-func (c *Connector) syncPublication(ctx context.Context, conn *pgx.Conn, startup bool) ([]pgsource.Table, error) {
-	tables, err := pgsource.ListTables(ctx, conn, c.cfg.Tables.Matches)
-	if err != nil {
-		return nil, err
+func (c *Connector) streamOptions() pgsource.StreamOptions {
+	pg := c.cfg.Postgres
+	o := pgsource.StreamOptions{
+		ConnString:       c.connStr,
+		Slot:             pg.Slot,
+		Publication:      pg.Publication,
+		Database:         c.info.Database,
+		Protocol2:        pg.Streaming,
+		StatusInterval:   pg.StatusInterval,
+		WALSenderTimeout: c.info.WALSenderTimeout,
+		ConnectTimeout:   pg.ConnectTimeout,
+		Log:              c.log,
 	}
-	if startup {
-		for _, p := range c.cfg.Tables.Include {
-			if hasGlob(p) {
-				continue
-			}
-			found := false
-			for _, t := range tables {
-				if ok, _ := path.Match(p, t.String()); ok {
-					found = true
-				}
-			}
-			if !found {
-				return nil, fmt.Errorf("tables.include: table %s does not exist (or is excluded, or is a partition: name its partitioned root)", p)
-			}
+	if m := c.metrics; m != nil {
+		o.OnStreaming = m.Streaming
+		o.OnStatus = func(flush, serverEnd pglogrepl.LSN) { m.Confirmed(uint64(flush), uint64(serverEnd)) }
+		o.OnReconnect = func(error) {
+			m.Error(metrics.ErrReplicationStream)
+			m.Reconnect()
 		}
 	}
-	pub, err := pgsource.ReadPublication(ctx, conn, c.cfg.Postgres.Publication)
-	if err != nil {
-		return nil, err
-	}
-	if !startup && !pub.Exists {
-		return nil, &errPublicationDropped{c.cfg.Postgres.Publication}
-	}
-	var publishable, missing []pgsource.Table
-	for _, t := range tables {
-		if pub.Tables[t.String()] || pub.AllTables {
-			publishable = append(publishable, t)
-			continue
-		}
-		if problem := t.IdentityProblem(); problem != "" {
-			if startup && c.cfg.Postgres.CreatePublication {
-				return nil, fmt.Errorf("postgres: refusing to capture %s: %s", t, problem)
-			}
-			c.log.Error().Str("table", t.String()).Msg("not captured: " + problem)
-			continue
-		}
-		missing = append(missing, t)
-	}
-	if !c.cfg.Postgres.CreatePublication {
-		if !pub.Exists {
-			return nil, fmt.Errorf("postgres: publication %q does not exist and postgres.create_publication is false: create it (CREATE PUBLICATION %s FOR TABLE ... WITH (publish_via_partition_root = true)) or set create_publication: true",
-				c.cfg.Postgres.Publication, pgx.Identifier{c.cfg.Postgres.Publication}.Sanitize())
-		}
-		for _, t := range missing {
-			c.log.Warn().Str("table", t.String()).Str("publication", c.cfg.Postgres.Publication).
-				Msg("table matches tables.include but is not in the publication, which pgcdc does not manage (postgres.create_publication: false): its changes are not captured; add it with ALTER PUBLICATION ... ADD TABLE")
-		}
-		return publishable, nil
-	}
-	if !pub.Exists {
-		if err := pgsource.CreatePublication(ctx, conn, c.cfg.Postgres.Publication, missing, c.cfg.Tables.PublishViaPartitionRoot); err != nil {
-			return nil, err
-		}
-		c.log.Info().Str("publication", c.cfg.Postgres.Publication).Int("tables", len(missing)).Msg("created publication")
-	} else if pub.ViaRoot != c.cfg.Tables.PublishViaPartitionRoot {
-		if err := pgsource.SetViaRoot(ctx, conn, c.cfg.Postgres.Publication, c.cfg.Tables.PublishViaPartitionRoot); err != nil {
-			return nil, err
-		}
-		c.log.Info().Str("publication", c.cfg.Postgres.Publication).Bool("publish_via_partition_root", c.cfg.Tables.PublishViaPartitionRoot).Msg("changed publication setting")
-	}
-	if pub.Exists && len(missing) > 0 {
-		if err := pgsource.AddTables(ctx, conn, c.cfg.Postgres.Publication, missing); err != nil {
-			return nil, err
-		}
-		for _, t := range missing {
-			c.log.Info().Str("table", t.String()).Str("publication", c.cfg.Postgres.Publication).Msg("added table to publication")
-		}
-	}
-	return append(publishable, missing...), nil
-}
-
-// refreshPublication re-syncs the publication at the configured interval so that tables created
-// later that match tables.include are captured.
-func (c *Connector) refreshPublication(ctx context.Context) {
-	ticker := time.NewTicker(c.cfg.Postgres.PublicationRefreshInterval)
-	defer ticker.Stop()
-	var conn *pgx.Conn
-	defer func() {
-		if conn != nil {
-			conn.Close(context.Background())
-		}
-	}()
-	for {
-		select {
-		case <-ctx.Done():
-			return
-		case <-ticker.C:
-		}
-		if conn == nil || conn.IsClosed() {
-			cctx, cancel := context.WithTimeout(ctx, 10*time.Second)
-			var err error
-			conn, err = pgsource.ConnectSQL(cctx, c.connStr)
-			cancel()
-			if err != nil {
-				c.log.Warn().Err(err).Msg("publication refresh: cannot connect; will retry")
-				conn = nil
-				continue
-			}
-		}
-		qctx, cancel := context.WithTimeout(ctx, 30*time.Second)
-		tables, err := c.syncPublication(qctx, conn, false)
-		cancel()
-		var dropped *errPublicationDropped
-		if errors.As(err, &dropped) {
-			c.log.Error().Err(err).Msg("publication dropped: stopping")
-			c.abort(err)
-			return
-		}
-		if err != nil {
-			if ctx.Err() == nil {
-				c.log.Warn().Err(err).Msg("publication refresh failed; will retry")
-			}
-			continue
-		}
-		c.tablesMu.Lock()
-		c.tables = tables
-		c.tablesMu.Unlock()
-	}
-}
-
-// errStopped ends a stream session on a clean shutdown.
-var errStopped = errors.New("stopped")
-
-// streamWithReconnect runs stream sessions, reconnecting after transient failures.
-func (c *Connector) streamWithReconnect(ctx context.Context) error {
-	backoff := 500 * time.Millisecond
-	for attempt := 0; ; attempt++ {
-		started := time.Now()
-		err := c.stream(ctx)
-		if errors.Is(err, errStopped) {
-			return abortCause(ctx)
-		}
-		if err == nil || c.permanent(err) {
-			if err != nil {
-				c.metrics.Error(metrics.ErrFatal)
-			}
-			return c.explain(err)
-		}
-		if ctx.Err() != nil {
-			return abortCause(ctx)
-		}
-		if time.Since(started) > time.Minute {
-			backoff = 500 * time.Millisecond
-		}
-		c.log.Warn().Err(err).Dur("retry_in", backoff).Msg("replication stream broke; reconnecting")
-		c.metrics.Error(metrics.ErrReplicationStream)
-		c.metrics.Reconnect()
-		select {
-		case <-ctx.Done():
-			return abortCause(ctx)
-		case <-time.After(backoff):
-		}
-		if backoff < 30*time.Second {
-			backoff *= 2
-		}
-	}
-}
-
-// permanent reports whether err must end the process rather than cause a reconnect.
-func (c *Connector) permanent(err error) bool {
-	var perm *kafkasink.PermanentError
-	var tooLarge *kafkasink.TooLargeError
-	var fatal *fatalError
-	return pgsource.IsPermanent(err) || errors.As(err, &perm) || errors.As(err, &tooLarge) || errors.As(err, &fatal)
-}
-
-// fatalError wraps failures no reconnect can cure (bad data, a protocol violation).
-type fatalError struct{ err error }
-
-func (e *fatalError) Error() string { return e.err.Error() }
-func (e *fatalError) Unwrap() error { return e.err }
-
-func fatal(err error) error { return &fatalError{err} }
-
-// resumeLSN is where a (re)connect starts: the slot's confirmed position, or the newer position this
-// process knows Kafka acknowledged.
-func ackLSN(l pglogrepl.LSN) ack.LSN { return ack.LSN(l) }
-
-func (c *Connector) resumeLSN(slot pgsource.SlotInfo) pglogrepl.LSN {
-	lsn := slot.ConfirmedFlush
-	if safe := pglogrepl.LSN(c.tracker.Safe()); safe > lsn {
-		lsn = safe
-	}
-	return lsn
+	return o
 }

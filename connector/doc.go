@@ -1,23 +1,23 @@
-// Package connector is pgcdc's run loop: it wires the WAL stream (pgsource) through decoding
-// (decode) and event encoding (event) into the Kafka sink (kafkasink), and confirms to PostgreSQL
-// only what the acknowledgement tracker (ack) says Kafka holds.
+// Package connector wires pgcdc's stages together and owns the lifetime of every goroutine:
 //
-//	PostgreSQL ──pgoutput──▶ stream loop ──records──▶ kafkasink ──acks──▶ ack.Tracker
-//	     ▲                        │                                            │
-//	     └── status update ◀──────┴──────────── safe LSN ◀─────────────────────┘
+//	pgsource.Stream ──messages──▶ pipeline: decode.Decoder → route.Router → kafkasink.Sink
+//	      ▲                                                          │ acknowledgements
+//	      └──────── safe position (ack.Tracker.Safe) ◀── ack.Tracker ◀┘
 //
-// One goroutine (the stream loop) owns the replication connection: it receives, decodes, encodes
-// and enqueues, and it alone sends status updates, at the configured interval, when the server asks,
-// and while it waits for room in the sink (backpressure stops reading, never the status updates, so
-// a stalled broker cannot make the walsender time out).
+// The stream (package pgsource) owns the replication connection and sends status updates with the
+// position the tracker says is safe. The pipeline (pipeline.go) decodes each message, routes the
+// changes to records, appends them to the sink and registers every transaction with the tracker.
+// The sink's partition writers tell the tracker what Kafka acknowledged.
 //
-// Lifecycle: Run checks the server, syncs the publication, prepares the topics and the slot, runs
-// the initial snapshot when one is due (snapshot.go, package snapshot), then streams. A broken PostgreSQL connection is retried with backoff, resuming from the greater of the
-// slot's confirmed_flush_lsn and the last LSN this process knows Kafka acknowledged; permanent errors
-// (authentication, missing slot or publication, a record Kafka can never take) end Run with an error
-// that says what to do. On shutdown (ctx cancelled) Run finishes the transaction it is in, waits for
-// Kafka to acknowledge everything in flight (bounded by shutdown_timeout), confirms, and returns nil:
-// a clean stop leaves nothing to re-send.
+// Lifecycle (connector.go): Run checks the server, syncs the publication, prepares the topics and
+// the slot, runs the initial snapshot when one is due (snapshot.go), then runs the stages in one
+// errgroup beside the periodic jobs (publication refresh, heartbeat, slot metrics, progress log).
 //
-// State: see package pgsource. The slot is the only durable progress record.
+// Stopping: when Run's context ends, the pipeline finishes the transaction at hand, the stream
+// stops reading, the tracker waits for Kafka to acknowledge everything in flight, the stream
+// confirms it and Run returns nil ("stopped cleanly"). kafka.shutdown_timeout bounds the whole
+// stop; past it every stage ends at once and Run returns ErrShutdownTimeout, having confirmed only
+// what Kafka acknowledged. Any failure no reconnect cures (a record Kafka never takes, a dropped
+// slot or publication, bad data) ends every stage and is returned; transient ones (a PostgreSQL
+// restart, a broker outage) are retried inside the stage that met them.
 package connector

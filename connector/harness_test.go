@@ -183,11 +183,19 @@ func (e *env) start(overrides map[string]string) *proc {
 			vars[k] = v
 		}
 	}
-	cmd := exec.Command(pgcdcBinary(e.t), "run")
-	cmd.Env = os.Environ()
+	env := os.Environ()
 	for k, v := range vars {
-		cmd.Env = append(cmd.Env, k+"="+v)
+		env = append(env, k+"="+v)
 	}
+	return e.startProcess(env, "run")
+}
+
+// startProcess runs the pgcdc binary with args and environment env; the process is killed when
+// the test ends, and its output logged when the test failed.
+func (e *env) startProcess(env []string, args ...string) *proc {
+	e.t.Helper()
+	cmd := exec.Command(pgcdcBinary(e.t), args...)
+	cmd.Env = env
 	p := &proc{t: e.t, cmd: cmd, out: &syncBuffer{}, done: make(chan struct{})}
 	cmd.Stdout, cmd.Stderr = p.out, p.out
 	cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}
@@ -206,7 +214,7 @@ func (e *env) start(overrides map[string]string) *proc {
 			<-p.done
 		}
 		if e.t.Failed() {
-			e.t.Logf("pgcdc (pid %d) output:\n%s", cmd.Process.Pid, tail(p.out.String(), 8000))
+			e.t.Logf("pgcdc %s (pid %d) output:\n%s", args[0], cmd.Process.Pid, tail(p.out.String(), 8000))
 		}
 	})
 	return p
@@ -231,6 +239,18 @@ func (p *proc) waitLog(substr string, timeout time.Duration) {
 		}
 		if time.Now().After(deadline) {
 			p.t.Fatalf("pgcdc did not log %q within %s:\n%s", substr, timeout, tail(p.out.String(), 6000))
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+}
+
+// waitLogCount waits until the output contains substr at least n times.
+func (p *proc) waitLogCount(substr string, n int, timeout time.Duration) {
+	p.t.Helper()
+	deadline := time.Now().Add(timeout)
+	for strings.Count(p.out.String(), substr) < n {
+		if time.Now().After(deadline) {
+			p.t.Fatalf("pgcdc did not log %q %d times within %s:\n%s", substr, n, timeout, tail(p.out.String(), 6000))
 		}
 		time.Sleep(50 * time.Millisecond)
 	}

@@ -4,9 +4,7 @@ import (
 	"context"
 	"fmt"
 	"os"
-	"os/exec"
 	"strings"
-	"syscall"
 	"testing"
 	"time"
 
@@ -92,30 +90,7 @@ func (e *env) waitDelivered(timeout time.Duration) {
 // startReplay runs `pgcdc replay` with args.
 func (e *env) startReplay(args ...string) *proc {
 	e.t.Helper()
-	cmd := exec.Command(pgcdcBinary(e.t), append([]string{"replay"}, args...)...)
-	cmd.Env = os.Environ()
-	p := &proc{t: e.t, cmd: cmd, out: &syncBuffer{}, done: make(chan struct{})}
-	cmd.Stdout, cmd.Stderr = p.out, p.out
-	cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}
-	if err := cmd.Start(); err != nil {
-		e.t.Fatal(err)
-	}
-	go func() {
-		p.err = cmd.Wait()
-		close(p.done)
-	}()
-	e.t.Cleanup(func() {
-		select {
-		case <-p.done:
-		default:
-			_ = cmd.Process.Kill()
-			<-p.done
-		}
-		if e.t.Failed() {
-			e.t.Logf("pgcdc replay (pid %d) output:\n%s", cmd.Process.Pid, tail(p.out.String(), 6000))
-		}
-	})
-	return p
+	return e.startProcess(os.Environ(), append([]string{"replay"}, args...)...)
 }
 
 func (e *env) replayArgs(target string, extra ...string) []string {

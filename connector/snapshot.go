@@ -4,13 +4,11 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"strconv"
 	"time"
 
 	"github.com/jackc/pglogrepl"
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgconn"
-	"github.com/segmentio/kafka-go"
 
 	"github.com/pgcdc/pgcdc/config"
 	"github.com/pgcdc/pgcdc/pkg/ack"
@@ -18,6 +16,7 @@ import (
 	"github.com/pgcdc/pgcdc/pkg/event"
 	"github.com/pgcdc/pgcdc/pkg/kafkasink"
 	"github.com/pgcdc/pgcdc/pkg/pgsource"
+	"github.com/pgcdc/pgcdc/pkg/route"
 	"github.com/pgcdc/pgcdc/pkg/snapshot"
 )
 
@@ -73,7 +72,7 @@ func (c *Connector) ensureSlot(ctx context.Context, repl *pgconn.PgConn) error {
 		}
 	}
 	var resume []*snapshot.Chunk
-	if need && !missing && st.Status == snapshot.StateRunning && st.StartLSN == uint64(slot.ConfirmedFlush) && len(st.Chunks) > 0 {
+	if need && !missing && st.Status == snapshot.StateRunning && st.StartLSN == slot.ConfirmedFlush && len(st.Chunks) > 0 {
 		resume = st.Chunks
 	} else if need {
 		if st.Status == snapshot.StateRunning {
@@ -88,7 +87,7 @@ func (c *Connector) ensureSlot(ctx context.Context, repl *pgconn.PgConn) error {
 		return err
 	}
 	connect := func(ctx context.Context) (*pgx.Conn, error) { return pgsource.ConnectSQL(ctx, c.connStr) }
-	sess, err := snapshot.Open(ctx, connect, c.slot.SnapshotName, sc.Workers, uint64(c.slot.ConfirmedFlush))
+	sess, err := snapshot.Open(ctx, connect, c.slot.SnapshotName, sc.Workers, c.slot.ConfirmedFlush)
 	if err != nil {
 		return err
 	}
@@ -138,17 +137,17 @@ func (c *Connector) runSnapshot(ctx context.Context) (stop bool, err error) {
 	captured := append([]pgsource.Table(nil), c.tables...)
 	c.tablesMu.Unlock()
 	tables := map[string]*snapshot.Table{}
-	eventTables := map[string]event.Table{}
+	relations := map[string]*decode.Relation{}
 	for _, t := range captured {
 		st, err := snapshot.Describe(ctx, coord, t.Schema, t.Name, c.cfg.Postgres.Publication, c.info.Version)
 		if err != nil {
 			return true, err
 		}
-		et, err := eventTable(ctx, coord, st)
+		rel, err := snapshotRelation(ctx, coord, st)
 		if err != nil {
-			return true, fatal(err)
+			return true, err
 		}
-		tables[st.String()], eventTables[st.String()] = st, et
+		tables[st.String()], relations[st.String()] = st, rel
 	}
 
 	store, err := snapshot.OpenStore(ctx, c.sql, sc.ProgressSchema)
@@ -167,7 +166,7 @@ func (c *Connector) runSnapshot(ctx context.Context) (stop bool, err error) {
 			perTable, empty = append(perTable, ch), append(empty, e)
 		}
 		chunks = snapshot.MarkPlan(perTable, empty)
-		if err := store.SavePlan(ctx, slotName, chunks, uint64(c.slot.ConfirmedFlush)); err != nil {
+		if err := store.SavePlan(ctx, slotName, chunks, c.slot.ConfirmedFlush); err != nil {
 			return true, err
 		}
 	} else {
@@ -203,7 +202,12 @@ func (c *Connector) runSnapshot(ctx context.Context) (stop bool, err error) {
 	recorded := make(chan error, 1)
 	go func() { recorded <- c.recordChunks(recStore, slotName, reads, quit, progress) }()
 
-	h := &snapshotHandler{c: c, sess: sess, tables: eventTables, reads: reads, workers: make([]snapshotWorker, sc.Workers)}
+	h := &snapshotHandler{c: c, sess: sess, relations: relations, reads: reads, workers: make([]snapshotWorker, sc.Workers)}
+	for i := range h.workers {
+		if h.workers[i].router, err = route.New(c.routeOptions()); err != nil {
+			return true, err
+		}
+	}
 	runErr := sess.Run(ctx, tables, chunks, h, snapshot.RunOptions{MaxRowsPerSec: sc.MaxRowsPerSec, Progress: progress})
 	close(reads)
 	drainErr := c.drainSnapshot(ctx, runErr)
@@ -256,28 +260,21 @@ func (c *Connector) drainSnapshot(ctx context.Context, runErr error) error {
 }
 
 // recordChunks writes each chunk as done to the progress table once Kafka acknowledged all its
-// records, and logs progress. It returns when reads is closed and every chunk is recorded, or
-// after a last pass once quit is closed.
+// records (woken by the tracker), and logs progress. It returns when reads is closed and every
+// chunk is recorded, or after a last pass once quit is closed.
 func (c *Connector) recordChunks(store *snapshot.Store, slot string, reads <-chan chunkRead, quit <-chan struct{}, p *snapshot.Progress) error {
-	tick := time.NewTicker(50 * time.Millisecond)
-	defer tick.Stop()
 	every := c.cfg.Log.ProgressInterval
-	nextLog := time.Now().Add(every)
+	var logTick <-chan time.Time
+	if every > 0 {
+		t := time.NewTicker(every)
+		defer t.Stop()
+		logTick = t.C
+	}
 	var pending []chunkRead
 	var firstErr error
 	quitting := false
 	for {
-		select {
-		case r, ok := <-reads:
-			if !ok {
-				reads = nil
-			} else {
-				pending = append(pending, r)
-			}
-		case <-tick.C:
-		case <-quit:
-			quit, quitting = nil, true
-		}
+		acked := c.tracker.Changed()
 		kept := pending[:0]
 		for _, r := range pending {
 			if !c.tracker.Acked(r.txn) {
@@ -297,8 +294,17 @@ func (c *Connector) recordChunks(store *snapshot.Store, slot string, reads <-cha
 		if (reads == nil && len(pending) == 0) || quitting {
 			return firstErr
 		}
-		if now := time.Now(); every > 0 && now.After(nextLog) {
-			nextLog = now.Add(every)
+		select {
+		case r, ok := <-reads:
+			if !ok {
+				reads = nil
+			} else {
+				pending = append(pending, r)
+			}
+		case <-acked:
+		case <-quit:
+			quit, quitting = nil, true
+		case now := <-logTick:
 			r := p.Report(now)
 			ev := c.log.Info().Int64("rows", r.Rows).Int64("rows_estimate", r.Estimate).Float64("rows_per_sec", r.RowsPerSec).
 				Int("chunks_done", r.ChunksDone).Int("chunks", r.ChunksTotal).Int64("bytes_in_flight", c.sink.InFlight())
@@ -310,39 +316,39 @@ func (c *Connector) recordChunks(store *snapshot.Store, slot string, reads <-cha
 	}
 }
 
-// eventTable builds the encoder's table description for a snapshot table, as a Relation message
-// with the same columns would (decode.BuildTable joined with the catalog).
-func eventTable(ctx context.Context, q decode.Querier, t *snapshot.Table) (event.Table, error) {
+// snapshotRelation describes a snapshot table as the decoder describes a relation from its Relation
+// message (decode.BuildTable joined with the catalog), so that its rows encode as streamed ones do.
+func snapshotRelation(ctx context.Context, q decode.Querier, t *snapshot.Table) (*decode.Relation, error) {
 	msg := &pglogrepl.RelationMessage{RelationID: t.OID, Namespace: t.Schema, RelationName: t.Name}
 	for _, col := range t.Columns {
 		msg.Columns = append(msg.Columns, &pglogrepl.RelationMessageColumn{Name: col.Name, DataType: col.TypeOID, TypeModifier: col.TypeMod})
 	}
 	cat, err := decode.PGCatalog{Conn: q}.Describe(ctx, t.OID)
 	if err != nil {
-		return event.Table{}, err
+		return nil, err
 	}
 	et, err := decode.BuildTable(msg, cat)
 	if err != nil {
-		return event.Table{}, fmt.Errorf("table %s: %w", t, err)
+		return nil, fmt.Errorf("table %s: %w", t, err)
 	}
-	return et, nil
+	return &decode.Relation{ID: t.OID, Table: et, Key: et.Key, Name: t.String()}, nil
 }
 
-// snapshotHandler turns snapshot rows into op "r" records through the same encoder, sink and
-// tracker as streamed changes.
+// snapshotHandler turns snapshot rows into op "r" records through the route stage, the sink and
+// the tracker, as streamed changes go.
 type snapshotHandler struct {
-	c       *Connector
-	sess    *snapshot.Session
-	tables  map[string]event.Table
-	reads   chan<- chunkRead
-	workers []snapshotWorker
+	c         *Connector
+	sess      *snapshot.Session
+	relations map[string]*decode.Relation
+	reads     chan<- chunkRead
+	workers   []snapshotWorker
 }
 
 // snapshotWorker is one worker's state (used by that worker's goroutine only).
 type snapshotWorker struct {
-	encs map[string]*event.Encoder
-	row  []event.Datum
-	txn  ack.TxnID
+	router *route.Router
+	row    []event.Datum
+	txn    ack.TxnID
 }
 
 // ChunkStart registers the chunk as a transaction with the tracker: it commits at the slot's
@@ -353,36 +359,13 @@ func (h *snapshotHandler) ChunkStart(w int, _ *snapshot.Chunk) error {
 }
 
 func (h *snapshotHandler) ChunkEnd(w int, ch *snapshot.Chunk, rows int64) error {
-	h.c.tracker.Commit(h.workers[w].txn, ack.LSN(h.c.slot.ConfirmedFlush))
+	h.c.tracker.Commit(h.workers[w].txn, h.c.slot.ConfirmedFlush)
 	h.reads <- chunkRead{chunk: ch, txn: h.workers[w].txn, rows: rows}
 	return nil
 }
 
-func (h *snapshotHandler) encoder(ctx context.Context, w *snapshotWorker, table string) (*event.Encoder, error) {
-	if enc := w.encs[table]; enc != nil {
-		return enc, nil
-	}
-	enc, err := event.NewEncoder(h.c.eventOptions(), h.tables[table])
-	if err != nil {
-		return nil, fatal(err)
-	}
-	if err := h.c.sink.EnsureTopic(ctx, enc.Topic()); err != nil {
-		return nil, err
-	}
-	if w.encs == nil {
-		w.encs = map[string]*event.Encoder{}
-	}
-	w.encs[table] = enc
-	return enc, nil
-}
-
 func (h *snapshotHandler) Row(ctx context.Context, wi int, t *snapshot.Table, ch *snapshot.Chunk, n int64, values [][]byte, marker string) error {
 	w := &h.workers[wi]
-	table := t.String()
-	enc, err := h.encoder(ctx, w, table)
-	if err != nil {
-		return err
-	}
 	w.row = w.row[:0]
 	for _, v := range values {
 		if v == nil {
@@ -391,37 +374,12 @@ func (h *snapshotHandler) Row(ctx context.Context, wi int, t *snapshot.Table, ch
 			w.row = append(w.row, event.Datum{Kind: event.DatumText, Text: v})
 		}
 	}
-	var key []byte
-	if enc.HasKey() {
-		if key, _, err = enc.AppendKey(make([]byte, 0, 64), w.row); err != nil {
-			return fatal(fmt.Errorf("snapshot of %s: %w", table, err))
-		}
-	}
-	src := event.Source{CommitTime: h.sess.Time, Snapshot: marker, TxID: h.sess.TxID, LSN: h.sess.LSN}
-	value, err := enc.AppendValue(make([]byte, 0, 512), event.OpRead, nil, w.row, src, nil, time.Now())
-	if err != nil {
-		return fatal(fmt.Errorf("snapshot of %s: %w", table, err))
-	}
+	src := event.Source{CommitTime: h.sess.Time, Snapshot: marker, TxID: h.sess.TxID, LSN: uint64(h.sess.LSN)}
 	// The position header makes (source.lsn, pgcdc.position) unique within the snapshot.
 	pos := int64(ch.Ordinal)<<32 | n
-	rec := kafkasink.Record{Topic: enc.Topic(), Key: key, Value: value, Txn: w.txn, Table: table, LSN: h.sess.LSN,
-		Headers: []kafka.Header{{Key: HeaderPosition, Value: strconv.AppendInt(nil, pos, 10)}}}
-	for {
-		ok, err := h.c.sink.Reserve(ctx, &rec, time.Second)
-		if err != nil {
-			return err
-		}
-		if ok {
-			break
-		}
-		if err := h.c.sink.FatalErr(); err != nil {
-			return err
-		}
-	}
-	h.c.tracker.Add(w.txn, 1)
-	if err := h.c.sink.Enqueue(rec); err != nil {
-		return err
-	}
-	h.c.metrics.Event(table, byte(event.OpRead))
-	return nil
+	return w.router.Snapshot(h.relations[t.String()], w.row, src, pos, func(rec kafkasink.Record) error {
+		rec.Txn = w.txn
+		h.c.tracker.Add(w.txn, 1)
+		return h.c.sink.Append(ctx, rec)
+	})
 }

@@ -209,7 +209,8 @@ func TestReplicaIdentityAtStartupAndRefresh(t *testing.T) {
 	e.exec(`INSERT INTO later_nokey VALUES (1, 'x')`)
 	p.waitLog(`"table":"public.later_nokey"`, 20*time.Second)
 	p.waitLog(`ALTER TABLE \"public\".\"later_nokey\" REPLICA IDENTITY FULL`, 5*time.Second)
-	time.Sleep(1500 * time.Millisecond) // at least one more refresh
+	// A second refresh has looked at it (and logged it again) and still left it out.
+	p.waitLogCount(`"table":"public.later_nokey"`, 2, 20*time.Second)
 	if n := e.publishedCount("later_nokey"); n != 0 {
 		t.Fatalf("later_nokey was added to the publication (%d rows in pg_publication_tables)", n)
 	}

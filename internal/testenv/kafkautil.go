@@ -97,3 +97,29 @@ func readPartition(ctx context.Context, brokers []string, topic string, partitio
 	}
 	return out, nil
 }
+
+// TopicRecords returns the number of records topic holds (the sum of its partitions' end
+// offsets), or -1 when it cannot be read (e.g. the topic does not exist yet).
+func TopicRecords(ctx context.Context, brokers []string, topic string) int64 {
+	client := &kafka.Client{Addr: kafka.TCP(brokers...)}
+	md, err := client.Metadata(ctx, &kafka.MetadataRequest{Topics: []string{topic}})
+	if err != nil || len(md.Topics) != 1 || md.Topics[0].Error != nil {
+		return -1
+	}
+	req := &kafka.ListOffsetsRequest{Topics: map[string][]kafka.OffsetRequest{}}
+	for _, p := range md.Topics[0].Partitions {
+		req.Topics[topic] = append(req.Topics[topic], kafka.LastOffsetOf(p.ID))
+	}
+	res, err := client.ListOffsets(ctx, req)
+	if err != nil {
+		return -1
+	}
+	var n int64
+	for _, p := range res.Topics[topic] {
+		if p.Error != nil {
+			return -1
+		}
+		n += p.LastOffset
+	}
+	return n
+}

@@ -1,38 +1,52 @@
 package ack
 
 import (
+	"context"
 	"fmt"
 	"sync"
+
+	"github.com/jackc/pglogrepl"
 )
-
-// LSN is a PostgreSQL write-ahead log position.
-type LSN uint64
-
-func (l LSN) String() string { return fmt.Sprintf("%X/%X", uint32(l>>32), uint32(l)) }
 
 // TxnID identifies a transaction registered with a Tracker. IDs increase in registration order.
 type TxnID uint64
 
 type txn struct {
 	id        TxnID
-	pending   int64 // events handed to the sink and not yet acknowledged
-	committed bool  // Commit seen: no more events will be added
-	end       LSN   // end LSN of the commit record (valid once committed)
+	pending   int64         // events handed to the sink and not yet acknowledged
+	committed bool          // Commit seen: no more events will be added
+	end       pglogrepl.LSN // end LSN of the commit record (valid once committed)
 }
 
 // Tracker holds the transactions between the first unacknowledged one and the newest one.
 type Tracker struct {
-	mu     sync.Mutex
-	queue  []txn // registration order; queue[0] is the oldest not yet confirmable
-	nextID TxnID
-	safe   LSN   // newest confirmable LSN
-	acked  int64 // events acknowledged in total (for progress)
-	events int64 // events added in total
+	mu      sync.Mutex
+	queue   []txn // registration order; queue[0] is the oldest not yet confirmable
+	nextID  TxnID
+	safe    pglogrepl.LSN // newest confirmable LSN
+	acked   int64         // events acknowledged in total (for progress)
+	events  int64         // events added in total
+	changed chan struct{} // closed and replaced when a transaction completes or safe moves
 }
 
 // New returns a Tracker whose confirmable LSN starts at start (the slot's confirmed position).
-func New(start LSN) *Tracker {
-	return &Tracker{safe: start, nextID: 1}
+func New(start pglogrepl.LSN) *Tracker {
+	return &Tracker{safe: start, nextID: 1, changed: make(chan struct{})}
+}
+
+// notify wakes every waiter on Changed. Called with mu held.
+func (t *Tracker) notify() {
+	close(t.changed)
+	t.changed = make(chan struct{})
+}
+
+// Changed returns a channel that is closed at the next change worth waking for: a transaction
+// became fully acknowledged, the confirmable LSN moved, or transactions were discarded. Read the
+// state after it fires (Safe, Idle, Acked) and call Changed again for the next one.
+func (t *Tracker) Changed() <-chan struct{} {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	return t.changed
 }
 
 // Begin registers a new transaction after every earlier one.
@@ -50,7 +64,7 @@ func (t *Tracker) find(id TxnID) int {
 	if len(t.queue) == 0 || id < t.queue[0].id {
 		return -1
 	}
-	// IDs are increasing but not dense after Discard: binary search.
+	// IDs are increasing but not dense after DiscardOpen: binary search.
 	lo, hi := 0, len(t.queue)-1
 	for lo <= hi {
 		mid := (lo + hi) / 2
@@ -66,7 +80,8 @@ func (t *Tracker) find(id TxnID) int {
 	return -1
 }
 
-// Add counts n more events of transaction id in flight.
+// Add counts n more events of transaction id in flight. Call it before the events are handed to
+// the sink, so that an acknowledgement can never precede it.
 func (t *Tracker) Add(id TxnID, n int) {
 	t.mu.Lock()
 	defer t.mu.Unlock()
@@ -82,7 +97,7 @@ func (t *Tracker) Add(id TxnID, n int) {
 }
 
 // Commit closes transaction id: it will get no more events and ends at end.
-func (t *Tracker) Commit(id TxnID, end LSN) {
+func (t *Tracker) Commit(id TxnID, end pglogrepl.LSN) {
 	t.mu.Lock()
 	defer t.mu.Unlock()
 	i := t.find(id)
@@ -90,7 +105,17 @@ func (t *Tracker) Commit(id TxnID, end LSN) {
 		panic(fmt.Sprintf("ack: Commit of unknown transaction %d", id))
 	}
 	t.queue[i].committed, t.queue[i].end = true, end
+	if t.queue[i].pending == 0 {
+		t.notify()
+	}
 	t.advance()
+}
+
+// Position registers a position with no events of its own (a keepalive's WAL end, the end of a
+// transaction nothing was published for): it becomes confirmable once every transaction
+// registered before it is.
+func (t *Tracker) Position(end pglogrepl.LSN) {
+	t.Commit(t.Begin(), end)
 }
 
 // Ack counts n events of transaction id as acknowledged by Kafka. Acknowledgements of a transaction
@@ -103,26 +128,36 @@ func (t *Tracker) Ack(id TxnID, n int) {
 	if i < 0 {
 		return
 	}
-	t.queue[i].pending -= int64(n)
-	if t.queue[i].pending < 0 {
+	q := &t.queue[i]
+	q.pending -= int64(n)
+	if q.pending < 0 {
 		panic(fmt.Sprintf("ack: transaction %d acknowledged more events than it had", id))
+	}
+	if q.pending == 0 && q.committed {
+		t.notify()
 	}
 	if i == 0 {
 		t.advance()
 	}
 }
 
-// advance pops every leading transaction that is committed and fully acknowledged.
+// advance pops every leading transaction that is committed and fully acknowledged. Called with mu
+// held.
 func (t *Tracker) advance() {
 	n := 0
+	moved := false
 	for n < len(t.queue) && t.queue[n].committed && t.queue[n].pending == 0 {
 		if t.queue[n].end > t.safe {
 			t.safe = t.queue[n].end
+			moved = true
 		}
 		n++
 	}
 	if n > 0 {
 		t.queue = append(t.queue[:0], t.queue[n:]...)
+	}
+	if moved {
+		t.notify()
 	}
 }
 
@@ -138,12 +173,15 @@ func (t *Tracker) DiscardOpen() {
 			kept = append(kept, q)
 		}
 	}
+	if len(kept) != len(t.queue) {
+		t.notify()
+	}
 	t.queue = kept
 	t.advance()
 }
 
 // Safe returns the LSN that may be confirmed to PostgreSQL as flushed.
-func (t *Tracker) Safe() LSN {
+func (t *Tracker) Safe() pglogrepl.LSN {
 	t.mu.Lock()
 	defer t.mu.Unlock()
 	return t.safe
@@ -156,19 +194,22 @@ func (t *Tracker) Idle() bool {
 	return len(t.queue) == 0
 }
 
-// ConfirmIdle raises the confirmable LSN to lsn (a keepalive's server WAL end) when nothing is in
-// flight, and reports whether it did. Doing so while anything is in flight would lose it on a
-// restart (invariant 2).
-func (t *Tracker) ConfirmIdle(lsn LSN) bool {
-	t.mu.Lock()
-	defer t.mu.Unlock()
-	if len(t.queue) != 0 {
-		return false
+// WaitIdle waits until nothing is in flight (every registered transaction committed and
+// acknowledged) or ctx ends.
+func (t *Tracker) WaitIdle(ctx context.Context) error {
+	for {
+		t.mu.Lock()
+		idle, ch := len(t.queue) == 0, t.changed
+		t.mu.Unlock()
+		if idle {
+			return nil
+		}
+		select {
+		case <-ch:
+		case <-ctx.Done():
+			return context.Cause(ctx)
+		}
 	}
-	if lsn > t.safe {
-		t.safe = lsn
-	}
-	return true
 }
 
 // Stats are counters for progress reports.
@@ -186,7 +227,8 @@ func (t *Tracker) Stats() Stats {
 
 // Acked reports whether transaction id is committed and every one of its events is acknowledged
 // (a transaction no longer tracked counts as acknowledged: it became confirmable, or it was
-// discarded). The snapshot uses it to record a chunk as done only once Kafka holds all its rows.
+// discarded). The snapshot uses it, woken by Changed, to record a chunk as done only once Kafka
+// holds all its rows.
 func (t *Tracker) Acked(id TxnID) bool {
 	t.mu.Lock()
 	defer t.mu.Unlock()

@@ -1,9 +1,15 @@
 package ack
 
 import (
+	"context"
+	"fmt"
 	"math/rand"
 	"sync"
+	"sync/atomic"
 	"testing"
+	"time"
+
+	"github.com/jackc/pglogrepl"
 )
 
 func TestTrackerScenarios(t *testing.T) {
@@ -11,8 +17,8 @@ func TestTrackerScenarios(t *testing.T) {
 		op   string // begin, add, commit, ack, discard, idle
 		txn  int    // index into the begun transactions
 		n    int
-		end  LSN
-		safe LSN // expected Safe() after the step
+		end  pglogrepl.LSN
+		safe pglogrepl.LSN // expected Safe() after the step
 	}
 	tests := []struct {
 		name  string
@@ -70,63 +76,146 @@ func TestTrackerScenarios(t *testing.T) {
 	}
 }
 
-func TestConfirmIdleOnlyWhenNothingInFlight(t *testing.T) {
+func TestPositionWaitsForEarlierTransactions(t *testing.T) {
 	tr := New(10)
-	if !tr.ConfirmIdle(20) || tr.Safe() != 20 {
+	tr.Position(20)
+	if tr.Safe() != 20 || !tr.Idle() {
 		t.Fatalf("idle tracker: Safe() = %d, want 20", tr.Safe())
 	}
 	id := tr.Begin()
-	if tr.ConfirmIdle(30) || tr.Safe() != 20 {
+	tr.Add(id, 1)
+	tr.Position(30) // a keepalive while a transaction is open: behind it
+	if tr.Safe() != 20 {
 		t.Fatalf("open transaction: keepalive confirmed, Safe() = %d", tr.Safe())
 	}
-	tr.Add(id, 1)
 	tr.Commit(id, 25)
-	if tr.ConfirmIdle(30) || tr.Safe() != 20 {
-		t.Fatalf("unacknowledged event: keepalive confirmed, Safe() = %d", tr.Safe())
+	if tr.Safe() != 20 {
+		t.Fatalf("unacknowledged event: Safe() = %d", tr.Safe())
 	}
 	tr.Ack(id, 1)
-	if tr.Safe() != 25 || !tr.ConfirmIdle(30) || tr.Safe() != 30 {
+	if tr.Safe() != 30 || !tr.Idle() {
 		t.Fatalf("after ack: Safe() = %d, want 30", tr.Safe())
 	}
 }
 
-// Random out-of-order acknowledgements from concurrent writers never confirm a transaction before
-// it and all earlier ones are acknowledged.
+// Acknowledgements arrive from one goroutine per partition, each in its partition's order (as the
+// sink's partition writers send them), with the transactions' events spread over the partitions;
+// no lock serialises the Ack calls. A watcher checks while they run that the confirmable LSN never
+// passes a transaction with an unacknowledged event.
 func TestTrackerConcurrentAcks(t *testing.T) {
-	const txns = 2000
+	const txns, partitions = 3000, 4
 	tr := New(0)
-	type ev struct{ id TxnID }
-	var all []ev
-	ends := map[TxnID]LSN{}
+	ends := make([]pglogrepl.LSN, txns)
+	ids := make([]TxnID, txns)
+	total := make([]int64, txns)
+	queues := make([][]int, partitions) // per partition: transaction indexes, one per event, in order
 	for i := 0; i < txns; i++ {
-		id := tr.Begin()
-		n := rand.Intn(4)
-		tr.Add(id, n)
+		ids[i] = tr.Begin()
+		n := rand.Intn(5)
+		tr.Add(ids[i], n)
+		total[i] = int64(n)
 		for j := 0; j < n; j++ {
-			all = append(all, ev{id})
+			p := rand.Intn(partitions)
+			queues[p] = append(queues[p], i)
 		}
-		ends[id] = LSN(i+1) * 10
-		tr.Commit(id, ends[id])
+		ends[i] = pglogrepl.LSN(i+1) * 10
+		tr.Commit(ids[i], ends[i])
 	}
-	rand.Shuffle(len(all), func(i, j int) { all[i], all[j] = all[j], all[i] })
-	ackedPer := map[TxnID]int{}
-	var mu sync.Mutex
-	var wg sync.WaitGroup
-	for w := 0; w < 4; w++ {
-		wg.Add(1)
-		go func(w int) {
-			defer wg.Done()
-			for i := w; i < len(all); i += 4 {
-				mu.Lock()
-				ackedPer[all[i].id]++
-				tr.Ack(all[i].id, 1)
-				mu.Unlock()
+	acked := make([]atomic.Int64, txns) // counted before each Ack: never behind the tracker
+	stop := make(chan struct{})
+	violations := make(chan string, 1)
+	var watch sync.WaitGroup
+	watch.Add(1)
+	go func() {
+		defer watch.Done()
+		for {
+			safe := tr.Safe()
+			for i := 0; i < txns; i++ {
+				if acked[i].Load() < total[i] {
+					if safe >= ends[i] {
+						select {
+						case violations <- fmt.Sprintf("Safe() = %d while transaction %d (end %d) has unacknowledged events", safe, i, ends[i]):
+						default:
+						}
+					}
+					break
+				}
 			}
-		}(w)
+			select {
+			case <-stop:
+				return
+			default:
+			}
+		}
+	}()
+	var wg sync.WaitGroup
+	for p := range queues {
+		wg.Add(1)
+		go func(q []int) {
+			defer wg.Done()
+			for _, i := range q {
+				acked[i].Add(1)
+				tr.Ack(ids[i], 1)
+			}
+		}(queues[p])
 	}
 	wg.Wait()
-	if tr.Safe() != LSN(txns)*10 || !tr.Idle() {
-		t.Fatalf("after all acks: Safe() = %d idle=%v, want %d", tr.Safe(), tr.Idle(), txns*10)
+	close(stop)
+	watch.Wait()
+	select {
+	case v := <-violations:
+		t.Fatal(v)
+	default:
+	}
+	var events int64
+	for _, n := range total {
+		events += n
+	}
+	if st := tr.Stats(); tr.Safe() != ends[txns-1] || !tr.Idle() || st.Acked != events || st.Events != events {
+		t.Fatalf("after all acks: Safe() = %d idle=%v stats=%+v, want %d with %d events", tr.Safe(), tr.Idle(), st, ends[txns-1], events)
+	}
+}
+
+func TestChangedAndWaitIdle(t *testing.T) {
+	tr := New(0)
+	id := tr.Begin()
+	tr.Add(id, 2)
+	ch := tr.Changed()
+	tr.Commit(id, 50)
+	select {
+	case <-ch:
+		t.Fatal("Changed fired before anything completed")
+	default:
+	}
+	done := make(chan error, 1)
+	go func() { done <- tr.WaitIdle(context.Background()) }()
+	tr.Ack(id, 1)
+	select {
+	case <-ch:
+		t.Fatal("Changed fired with an event still unacknowledged")
+	case err := <-done:
+		t.Fatalf("WaitIdle returned %v with an event in flight", err)
+	default:
+	}
+	tr.Ack(id, 1)
+	select {
+	case <-ch:
+	case <-time.After(5 * time.Second):
+		t.Fatal("Changed did not fire when the transaction became confirmable")
+	}
+	select {
+	case err := <-done:
+		if err != nil {
+			t.Fatal(err)
+		}
+	case <-time.After(5 * time.Second):
+		t.Fatal("WaitIdle did not return once idle")
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	tr.Begin()
+	cancel()
+	if err := tr.WaitIdle(ctx); err == nil {
+		t.Fatal("WaitIdle with an open transaction and a cancelled context returned nil")
 	}
 }
 

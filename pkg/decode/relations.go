@@ -9,42 +9,23 @@ import (
 	"github.com/pgcdc/pgcdc/pkg/event"
 )
 
-// Relation is one captured relation at one schema version, ready to encode events.
+// Relation is one captured relation at one schema version.
 type Relation struct {
-	ID      uint32
-	Table   event.Table
-	Encoder *event.Encoder
-	Key     []int  // indexes of the key columns in Table.Columns (as in Table.Key)
-	Name    string // "<schema>.<table>"
-
-	keyCap, valueCap int // sizes of the last event, to allocate its successor's buffers once
+	ID    uint32
+	Table event.Table
+	Key   []int  // indexes of the key columns in Table.Columns (as in Table.Key)
+	Name  string // "<schema>.<table>"
 }
 
-// Buffers returns new key and value buffers sized for this relation's events. Every record owns
-// its bytes until Kafka acknowledges it, so buffers are not reused; sizing them from the previous
-// event avoids growing them byte by byte (a measured 10-15% of the CPU with schemas).
-func (r *Relation) Buffers() (key, value []byte) {
-	if r.keyCap == 0 {
-		r.keyCap, r.valueCap = 64, 512
-	}
-	return make([]byte, 0, r.keyCap), make([]byte, 0, r.valueCap)
-}
-
-// Observe records the sizes of an event just encoded.
-func (r *Relation) Observe(keyLen, valueLen int) {
-	r.keyCap, r.valueCap = keyLen+keyLen/8+8, valueLen+valueLen/8+64
-}
-
-// Relations caches Relation entries by OID. It is used by one goroutine (the stream).
+// Relations caches Relation entries by OID. It is used by one goroutine (the pipeline).
 type Relations struct {
 	catalog Catalog
-	opts    event.Options
 	byID    map[uint32]*Relation
 }
 
-// NewRelations returns an empty cache that builds encoders with opts.
-func NewRelations(catalog Catalog, opts event.Options) *Relations {
-	return &Relations{catalog: catalog, opts: opts, byID: map[uint32]*Relation{}}
+// NewRelations returns an empty cache that describes relations with catalog.
+func NewRelations(catalog Catalog) *Relations {
+	return &Relations{catalog: catalog, byID: map[uint32]*Relation{}}
 }
 
 // Update rebuilds the entry of the relation a Relation message describes.
@@ -57,11 +38,7 @@ func (r *Relations) Update(ctx context.Context, m *pglogrepl.RelationMessage) (*
 	if err != nil {
 		return nil, err
 	}
-	enc, err := event.NewEncoder(r.opts, t)
-	if err != nil {
-		return nil, err
-	}
-	rel := &Relation{ID: m.RelationID, Table: t, Encoder: enc, Key: t.Key, Name: t.Schema + "." + t.Name}
+	rel := &Relation{ID: m.RelationID, Table: t, Key: t.Key, Name: t.Schema + "." + t.Name}
 	r.byID[m.RelationID] = rel
 	return rel, nil
 }
@@ -146,6 +123,3 @@ func Row(dst []event.Datum, tuple *pglogrepl.TupleData) ([]event.Datum, error) {
 	}
 	return dst, nil
 }
-
-// SetCatalog replaces the catalog (after the catalog connection was re-established).
-func (r *Relations) SetCatalog(c Catalog) { r.catalog = c }

@@ -257,7 +257,7 @@ func TestRelationsCache(t *testing.T) {
 		Schema: "public", Name: "customers", Key: []string{"id"},
 		Columns: []decode.CatalogColumn{{Name: "id", TypeOID: oidInt4, TypeName: "int4", NotNull: true}, {Name: "name", TypeOID: oidText, TypeName: "text"}},
 	}}}
-	rels := decode.NewRelations(cat, event.DefaultOptions("demo", "app", "test"))
+	rels := decode.NewRelations(cat)
 	if _, err := rels.Get(16400); err == nil || !strings.Contains(err.Error(), "before its Relation message") {
 		t.Fatalf("Get before Update: %v", err)
 	}
@@ -265,8 +265,8 @@ func TestRelationsCache(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if rel.Encoder.Topic() != "demo.public.customers" || !rel.Encoder.HasKey() || !reflect.DeepEqual(rel.Key, []int{0}) {
-		t.Fatalf("relation: topic %s key %v", rel.Encoder.Topic(), rel.Key)
+	if rel.Name != "public.customers" || rel.ID != 16400 || !reflect.DeepEqual(rel.Key, []int{0}) {
+		t.Fatalf("relation: %s (%d) key %v", rel.Name, rel.ID, rel.Key)
 	}
 	if got, err := rels.Get(16400); err != nil || got != rel {
 		t.Fatalf("Get after Update: %v %v", got, err)

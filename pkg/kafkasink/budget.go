@@ -3,7 +3,6 @@ package kafkasink
 import (
 	"context"
 	"sync"
-	"time"
 )
 
 // budget bounds the bytes of records handed to the sink and not yet acknowledged.
@@ -18,32 +17,24 @@ func newBudget(max int64) *budget {
 	return &budget{max: max, changed: make(chan struct{})}
 }
 
-// acquire takes n bytes, waiting at most wait for room. A record larger than the whole budget is
-// admitted alone when nothing else is in flight, so it cannot wait forever.
-func (b *budget) acquire(ctx context.Context, n int64, wait time.Duration) (bool, error) {
-	var timer *time.Timer
+// acquire takes n bytes, waiting until there is room, stop is closed, or ctx ends. A record larger
+// than the whole budget is admitted alone when nothing else is in flight, so it cannot wait forever.
+func (b *budget) acquire(ctx context.Context, n int64, stop <-chan struct{}) error {
 	for {
 		b.mu.Lock()
 		if b.used+n <= b.max || b.used == 0 {
 			b.used += n
 			b.mu.Unlock()
-			if timer != nil {
-				timer.Stop()
-			}
-			return true, nil
+			return nil
 		}
 		ch := b.changed
 		b.mu.Unlock()
-		if timer == nil {
-			timer = time.NewTimer(wait)
-		}
 		select {
 		case <-ch:
-		case <-timer.C:
-			return false, nil
+		case <-stop:
+			return errSinkFailed
 		case <-ctx.Done():
-			timer.Stop()
-			return false, ctx.Err()
+			return context.Cause(ctx)
 		}
 	}
 }

@@ -4,6 +4,7 @@ import (
 	"errors"
 	"fmt"
 
+	"github.com/jackc/pglogrepl"
 	"github.com/segmentio/kafka-go"
 )
 
@@ -61,4 +62,24 @@ func classify(topic string, partition int, err error) *PermanentError {
 		}
 	}
 	return nil
+}
+
+// errSinkFailed ends a wait for room when the sink failed; Append returns the failure itself.
+var errSinkFailed = errors.New("kafka: the sink failed")
+
+// TooLargeError is a record that exceeds its topic's max.message.bytes.
+type TooLargeError struct {
+	Topic, Table string
+	Key          []byte
+	LSN          pglogrepl.LSN
+	Size, Max    int64
+}
+
+func (e *TooLargeError) Error() string {
+	key := string(e.Key)
+	if len(key) > 200 {
+		key = key[:200] + "..."
+	}
+	return fmt.Sprintf("kafka: the event of table %s at LSN %s with key %s is %d bytes, more than topic %s accepts (max.message.bytes=%d); raise the topic's max.message.bytes (and the broker's message.max.bytes)",
+		e.Table, e.LSN, key, e.Size, e.Topic, e.Max)
 }

@@ -17,50 +17,44 @@ import (
 	"github.com/pgcdc/pgcdc/pkg/ack"
 )
 
-// scriptedWriter answers WriteMessages with the scripted errors in turn, then with success, and
+// scriptedProducer answers Produce with the scripted errors in turn, then with success, and
 // records every batch it was given.
-type scriptedWriter struct {
+type scriptedProducer struct {
 	mu      sync.Mutex
 	answers []error
-	batches [][]kafka.Message
+	batches [][]Record
 }
 
-func (w *scriptedWriter) WriteMessages(_ context.Context, msgs ...kafka.Message) error {
-	w.mu.Lock()
-	defer w.mu.Unlock()
-	w.batches = append(w.batches, append([]kafka.Message(nil), msgs...))
-	if len(w.answers) == 0 {
+func (p *scriptedProducer) Produce(_ context.Context, _ string, _ int, batch []queued) error {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	recs := make([]Record, len(batch))
+	for i := range batch {
+		recs[i] = batch[i].rec
+	}
+	p.batches = append(p.batches, recs)
+	if len(p.answers) == 0 {
 		return nil
 	}
-	err := w.answers[0]
-	w.answers = w.answers[1:]
+	err := p.answers[0]
+	p.answers = p.answers[1:]
 	return err
 }
 
-func (w *scriptedWriter) Close() error { return nil }
+func (p *scriptedProducer) Close() error { return nil }
 
-func (w *scriptedWriter) calls() [][]kafka.Message {
-	w.mu.Lock()
-	defer w.mu.Unlock()
-	return append([][]kafka.Message(nil), w.batches...)
+func (p *scriptedProducer) calls() [][]Record {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	return append([][]Record(nil), p.batches...)
 }
 
-// scriptedSink is a Sink over a scripted writer with one known topic of one partition; Enqueue starts
-// the real partition goroutine.
-func scriptedSink(t *testing.T, w *scriptedWriter, tracker *ack.Tracker) *Sink {
+// scriptedSink is a Sink over a scripted producer with one known topic of one partition; Append
+// starts the real partition goroutine.
+func scriptedSink(t *testing.T, p *scriptedProducer, tracker *ack.Tracker) *Sink {
 	t.Helper()
-	s := &Sink{
-		opts:    Options{BatchMaxMessages: 100, BatchMaxBytes: 1 << 20},
-		log:     zerolog.Nop(),
-		tracker: tracker,
-		writer:  w,
-		budget:  newBudget(1 << 20),
-		bal:     kafka.Murmur2Balancer{Consistent: true},
-		topics:  map[string]topicInfo{"t": {partitions: []int{0}, maxMessageBytes: 1 << 20}},
-		parts:   map[partitionKey]*partitionQueue{},
-		fatal:   make(chan struct{}),
-	}
-	s.ctx, s.cancel = context.WithCancel(context.Background())
+	s := newSink(Options{BatchMaxMessages: 100, BatchMaxBytes: 1 << 20, MaxInFlightBytes: 1 << 20, Logger: zerolog.Nop()}, tracker, p, missingTopics{})
+	s.topics.set("t", topicInfo{partitions: []int{0}, maxMessageBytes: 1 << 20})
 	t.Cleanup(func() {
 		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 		defer cancel()
@@ -71,23 +65,15 @@ func scriptedSink(t *testing.T, w *scriptedWriter, tracker *ack.Tracker) *Sink {
 
 func send(t *testing.T, s *Sink, tracker *ack.Tracker, txn ack.TxnID, value string) error {
 	t.Helper()
-	rec := Record{Topic: "t", Key: []byte(`{"id":1}`), Value: []byte(value), Txn: txn, Table: "public.t", LSN: 0x100}
-	ok, err := s.Reserve(context.Background(), &rec, time.Second)
-	if err != nil {
-		return err
-	}
-	if !ok {
-		t.Fatal("no room in an empty budget")
-	}
 	tracker.Add(txn, 1)
-	return s.Enqueue(rec)
+	return s.Append(context.Background(), Record{Topic: "t", Key: []byte(`{"id":1}`), Value: []byte(value), Txn: txn, Table: "public.t", LSN: 0x100})
 }
 
 // A topic authorization failure (what an ACL denying WRITE produces) is permanent: the sink fails
 // with an error that names the topic and the fix, the batch is not retried, nothing behind it is
 // sent, and the tracker never gets an acknowledgement, so the slot is not confirmed past it.
 func TestAuthorizationFailureStopsTheSink(t *testing.T) {
-	w := &scriptedWriter{answers: []error{kafka.WriteErrors{kafka.TopicAuthorizationFailed}}}
+	w := &scriptedProducer{answers: []error{kafka.WriteErrors{kafka.TopicAuthorizationFailed}}}
 	tracker := ack.New(0x10)
 	s := scriptedSink(t, w, tracker)
 	txn := tracker.Begin()
@@ -110,12 +96,13 @@ func TestAuthorizationFailureStopsTheSink(t *testing.T) {
 			t.Errorf("error %q lacks %q", err, want)
 		}
 	}
-	// Later records are refused, and nothing is written after the failure.
+	// Later records are refused, and nothing is written after the failure: the partition's writer
+	// has ended (the wait below returns only then), having made exactly one attempt.
 	txn2 := tracker.Begin()
 	if err := send(t, s, tracker, txn2, "second"); !errors.As(err, &perm) {
-		t.Fatalf("Reserve after the failure: %v, want the permanent error", err)
+		t.Fatalf("Append after the failure: %v, want the permanent error", err)
 	}
-	time.Sleep(300 * time.Millisecond)
+	s.wg.Wait()
 	if n := len(w.calls()); n != 1 {
 		t.Fatalf("%d write attempts, want 1 (a permanent failure is not retried)", n)
 	}
@@ -129,7 +116,7 @@ func TestAuthorizationFailureStopsTheSink(t *testing.T) {
 func TestTransientWriteErrorsAreRetried(t *testing.T) {
 	refused := &net.OpError{Op: "dial", Net: "tcp", Err: syscall.ECONNREFUSED}
 	answers := []error{io.EOF, refused, context.DeadlineExceeded, kafka.WriteErrors{kafka.NotLeaderForPartition}, kafka.RequestTimedOut}
-	w := &scriptedWriter{answers: answers}
+	w := &scriptedProducer{answers: answers}
 	tracker := ack.New(0x10)
 	s := scriptedSink(t, w, tracker)
 	txn := tracker.Begin()
@@ -137,15 +124,13 @@ func TestTransientWriteErrorsAreRetried(t *testing.T) {
 		t.Fatal(err)
 	}
 	tracker.Commit(txn, 0x200)
-	deadline := time.Now().Add(60 * time.Second)
-	for tracker.Safe() != 0x200 {
-		if err := s.FatalErr(); err != nil {
-			t.Fatalf("transient errors failed the sink: %v", err)
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("not acknowledged after %d attempts", len(w.calls()))
-		}
-		time.Sleep(20 * time.Millisecond)
+	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+	defer cancel()
+	if err := tracker.WaitIdle(ctx); err != nil {
+		t.Fatalf("not acknowledged after %d attempts (sink error %v): %v", len(w.calls()), s.FatalErr(), err)
+	}
+	if tracker.Safe() != 0x200 {
+		t.Fatalf("safe %s, want 0/200", tracker.Safe())
 	}
 	calls := w.calls()
 	if len(calls) != len(answers)+1 {

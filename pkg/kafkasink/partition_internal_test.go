@@ -10,10 +10,9 @@ import (
 	"testing"
 	"time"
 
+	"github.com/jackc/pglogrepl"
 	"github.com/rs/zerolog"
 	"github.com/segmentio/kafka-go"
-
-	"github.com/pgcdc/pgcdc/pkg/ack"
 )
 
 // javaMurmur2 follows org.apache.kafka.common.utils.Utils.murmur2 line by line, with Java's signed
@@ -81,26 +80,39 @@ func TestJavaMurmur2Vectors(t *testing.T) {
 	}
 }
 
-// testSink is a Sink with one known topic whose partition queues exist already, so Enqueue routes
-// into them without starting writer goroutines or touching the network.
+// testSink is a Sink with one known topic whose partition queues exist already, so Append routes
+// into them without starting writer goroutines or touching the network. Other topics do not exist
+// and may not be created.
 func testSink(t *testing.T, topic string, partitions int, maxMessageBytes int64) *Sink {
 	t.Helper()
-	s := &Sink{
-		log:    zerolog.Nop(),
-		budget: newBudget(1 << 30),
-		bal:    kafka.Murmur2Balancer{Consistent: true},
-		topics: map[string]topicInfo{},
-		parts:  map[partitionKey]*partitionQueue{},
-		fatal:  make(chan struct{}),
-	}
+	s := newSink(Options{Logger: zerolog.Nop(), MaxInFlightBytes: 1 << 30}, nil, nil, missingTopics{})
 	info := topicInfo{partitions: make([]int, partitions), maxMessageBytes: maxMessageBytes}
 	for i := range info.partitions {
 		info.partitions[i] = i
 		k := partitionKey{topic, i}
-		s.parts[k] = &partitionQueue{key: k, notify: make(chan struct{}, 1), maxMessages: 1000, maxBytes: 1 << 20}
+		s.parts[k] = newPartitionQueue(k, 1000, 1<<20)
 	}
-	s.topics[topic] = info
+	s.topics.set(topic, info)
 	return s
+}
+
+// missingTopics is a cluster where no topic exists.
+type missingTopics struct{}
+
+func (missingTopics) Metadata(_ context.Context, req *kafka.MetadataRequest) (*kafka.MetadataResponse, error) {
+	res := &kafka.MetadataResponse{}
+	for _, name := range req.Topics {
+		res.Topics = append(res.Topics, kafka.Topic{Name: name, Error: kafka.UnknownTopicOrPartition})
+	}
+	return res, nil
+}
+
+func (missingTopics) CreateTopics(context.Context, *kafka.CreateTopicsRequest) (*kafka.CreateTopicsResponse, error) {
+	return nil, errors.New("not allowed")
+}
+
+func (missingTopics) DescribeConfigs(context.Context, *kafka.DescribeConfigsRequest) (*kafka.DescribeConfigsResponse, error) {
+	return nil, errors.New("not allowed")
 }
 
 // routed returns the partition whose queue holds the record with value v.
@@ -126,7 +138,8 @@ func routed(t *testing.T, s *Sink, topic string, v []byte) int {
 	return found
 }
 
-func TestEnqueueRoutesLikeJavaClient(t *testing.T) {
+func TestAppendRoutesLikeJavaClient(t *testing.T) {
+	ctx := context.Background()
 	keys := []string{
 		// Kafka UtilsTest vectors.
 		"21", "foobar", "a-little-bit-long-string", "a-little-bit-longer-string",
@@ -140,7 +153,7 @@ func TestEnqueueRoutesLikeJavaClient(t *testing.T) {
 		s := testSink(t, "t", n, 1<<20)
 		for i, k := range keys {
 			v := []byte(fmt.Sprintf("v%d", i))
-			if err := s.Enqueue(Record{Topic: "t", Key: []byte(k), Value: v}); err != nil {
+			if err := s.Append(ctx, Record{Topic: "t", Key: []byte(k), Value: v}); err != nil {
 				t.Fatal(err)
 			}
 			if got, want := routed(t, s, "t", v), javaPartition([]byte(k), n); got != want {
@@ -150,11 +163,12 @@ func TestEnqueueRoutesLikeJavaClient(t *testing.T) {
 	}
 }
 
-func TestEnqueueNullKeyGoesToPartitionZero(t *testing.T) {
+func TestAppendNullKeyGoesToPartitionZero(t *testing.T) {
+	ctx := context.Background()
 	s := testSink(t, "t", 8, 1<<20)
 	for i := 0; i < 20; i++ {
 		v := []byte(fmt.Sprintf("v%d", i))
-		if err := s.Enqueue(Record{Topic: "t", Key: nil, Value: v}); err != nil {
+		if err := s.Append(ctx, Record{Topic: "t", Key: nil, Value: v}); err != nil {
 			t.Fatal(err)
 		}
 		if p := routed(t, s, "t", v); p != 0 {
@@ -162,7 +176,7 @@ func TestEnqueueNullKeyGoesToPartitionZero(t *testing.T) {
 		}
 	}
 	// An empty, non-null key is a key: hashed, not the null-key rule.
-	if err := s.Enqueue(Record{Topic: "t", Key: []byte{}, Value: []byte("empty")}); err != nil {
+	if err := s.Append(ctx, Record{Topic: "t", Key: []byte{}, Value: []byte("empty")}); err != nil {
 		t.Fatal(err)
 	}
 	if got, want := routed(t, s, "t", []byte("empty")), javaPartition(nil, 8); got != want {
@@ -170,25 +184,21 @@ func TestEnqueueNullKeyGoesToPartitionZero(t *testing.T) {
 	}
 }
 
-func TestEnqueueErrorsReleaseBudget(t *testing.T) {
+func TestAppendErrorsTakeNoBudget(t *testing.T) {
+	ctx := context.Background()
 	s := testSink(t, "t", 1, 200)
 	small := Record{Topic: "t", Key: []byte("k"), Value: []byte("v")}
 	big := Record{Topic: "t", Table: "public.big", Key: []byte(`{"id":1}`), Value: bytes.Repeat([]byte("x"), 500), LSN: 0x1_0000_00A0}
 	unknown := Record{Topic: "nope", Value: []byte("v")}
-	for _, r := range []Record{small, big, unknown} {
-		if ok, err := s.Reserve(context.Background(), &r, time.Second); !ok || err != nil {
-			t.Fatalf("reserve: %v %v", ok, err)
-		}
-	}
-	if err := s.Enqueue(small); err != nil {
+	if err := s.Append(ctx, small); err != nil {
 		t.Fatal(err)
 	}
-	err := s.Enqueue(big)
+	err := s.Append(ctx, big)
 	var tl *TooLargeError
 	if !errors.As(err, &tl) || tl.Max != 200 || tl.Size != big.size() {
 		t.Fatalf("oversize record: %v", err)
 	}
-	if err := s.Enqueue(unknown); err == nil || !strings.Contains(err.Error(), "before EnsureTopic") {
+	if err := s.Append(ctx, unknown); err == nil || !strings.Contains(err.Error(), "kafka.create_topics is false") {
 		t.Fatalf("unknown topic: %v", err)
 	}
 	if got := s.InFlight(); got != small.memSize() {
@@ -196,10 +206,39 @@ func TestEnqueueErrorsReleaseBudget(t *testing.T) {
 	}
 }
 
+// Append waits while the budget is full, and a context that ends unblocks it with its cause.
+func TestAppendWaitsForRoomUntilTheContextEnds(t *testing.T) {
+	s := testSink(t, "t", 1, 1<<20)
+	s.budget = newBudget(1000)
+	rec := Record{Topic: "t", Key: []byte("k"), Value: bytes.Repeat([]byte("v"), 600)}
+	if err := s.Append(context.Background(), rec); err != nil {
+		t.Fatal(err)
+	}
+	cause := errors.New("hard stop")
+	ctx, cancel := context.WithCancelCause(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- s.Append(ctx, rec) }()
+	select {
+	case err := <-done:
+		t.Fatalf("Append over the budget returned %v without waiting", err)
+	case <-time.After(50 * time.Millisecond):
+	}
+	cancel(cause)
+	select {
+	case err := <-done:
+		if !errors.Is(err, cause) {
+			t.Fatalf("Append = %v, want the context's cause", err)
+		}
+	case <-time.After(5 * time.Second):
+		t.Fatal("Append still blocked after its context ended")
+	}
+}
+
 func q(maxMessages int, maxBytes int64, sizes ...int64) *partitionQueue {
-	p := &partitionQueue{notify: make(chan struct{}, 1), maxMessages: maxMessages, maxBytes: maxBytes}
+	p := newPartitionQueue(partitionKey{}, maxMessages, maxBytes)
 	for i, n := range sizes {
-		p.pending = append(p.pending, queued{rec: Record{LSN: uint64(i)}, size: n})
+		p.pending = append(p.pending, queued{rec: Record{LSN: pglogrepl.LSN(i)}, size: n})
+		p.pendingBytes += n
 	}
 	return p
 }
@@ -233,7 +272,7 @@ func TestPartitionQueueTake(t *testing.T) {
 				}
 				var bytes int64
 				for _, r := range buf {
-					if r.rec.LSN != next {
+					if uint64(r.rec.LSN) != next {
 						t.Fatalf("batch %d: record %d out of order (want %d)", i, r.rec.LSN, next)
 					}
 					next++
@@ -264,46 +303,53 @@ func TestPartitionQueueTake(t *testing.T) {
 
 func TestBudget(t *testing.T) {
 	ctx := context.Background()
+	never := make(chan struct{})
+	within := func(d time.Duration) context.Context {
+		c, cancel := context.WithTimeout(ctx, d)
+		t.Cleanup(cancel)
+		return c
+	}
 	t.Run("within bound", func(t *testing.T) {
 		b := newBudget(100)
 		for _, n := range []int64{40, 60} {
-			if ok, err := b.acquire(ctx, n, 0); !ok || err != nil {
-				t.Fatalf("acquire %d: %v %v", n, ok, err)
+			if err := b.acquire(ctx, n, never); err != nil {
+				t.Fatalf("acquire %d: %v", n, err)
 			}
 		}
 		if used, _ := b.inUse(); used != 100 {
 			t.Fatalf("used %d", used)
 		}
 	})
-	t.Run("full budget times out", func(t *testing.T) {
+	t.Run("full budget waits until the context ends", func(t *testing.T) {
 		b := newBudget(100)
-		b.acquire(ctx, 90, 0)
-		start := time.Now()
-		ok, err := b.acquire(ctx, 20, 50*time.Millisecond)
-		if ok || err != nil {
-			t.Fatalf("acquire over the bound: %v %v, want false, nil", ok, err)
-		}
-		if d := time.Since(start); d < 40*time.Millisecond || d > 2*time.Second {
-			t.Fatalf("waited %s, want about 50ms", d)
+		b.acquire(ctx, 90, never)
+		if err := b.acquire(within(50*time.Millisecond), 20, never); !errors.Is(err, context.DeadlineExceeded) {
+			t.Fatalf("acquire over the bound: %v, want the deadline", err)
 		}
 		if used, _ := b.inUse(); used != 90 {
-			t.Fatalf("a timed-out acquire took bytes: used %d", used)
+			t.Fatalf("a failed acquire took bytes: used %d", used)
+		}
+	})
+	t.Run("a failed sink ends the wait", func(t *testing.T) {
+		b := newBudget(100)
+		b.acquire(ctx, 90, never)
+		failed := make(chan struct{})
+		close(failed)
+		if err := b.acquire(ctx, 20, failed); !errors.Is(err, errSinkFailed) {
+			t.Fatalf("acquire on a failed sink: %v", err)
 		}
 	})
 	t.Run("release wakes a waiter", func(t *testing.T) {
 		b := newBudget(100)
-		b.acquire(ctx, 90, 0)
-		done := make(chan bool)
-		go func() {
-			ok, _ := b.acquire(ctx, 50, 10*time.Second)
-			done <- ok
-		}()
+		b.acquire(ctx, 90, never)
+		done := make(chan error)
+		go func() { done <- b.acquire(within(10*time.Second), 50, never) }()
 		time.Sleep(20 * time.Millisecond)
 		b.release(60)
 		select {
-		case ok := <-done:
-			if !ok {
-				t.Fatal("waiter not admitted after release")
+		case err := <-done:
+			if err != nil {
+				t.Fatalf("waiter not admitted after release: %v", err)
 			}
 		case <-time.After(5 * time.Second):
 			t.Fatal("waiter not woken by release")
@@ -314,18 +360,18 @@ func TestBudget(t *testing.T) {
 	})
 	t.Run("partial release is not enough", func(t *testing.T) {
 		b := newBudget(100)
-		b.acquire(ctx, 90, 0)
+		b.acquire(ctx, 90, never)
 		b.release(5)
-		if ok, _ := b.acquire(ctx, 50, 20*time.Millisecond); ok {
+		if err := b.acquire(within(20*time.Millisecond), 50, never); err == nil {
 			t.Fatal("admitted over the bound")
 		}
 	})
 	t.Run("oversize alone", func(t *testing.T) {
 		b := newBudget(100)
-		if ok, err := b.acquire(ctx, 500, 0); !ok || err != nil {
-			t.Fatalf("oversize record with nothing in flight: %v %v", ok, err)
+		if err := b.acquire(ctx, 500, never); err != nil {
+			t.Fatalf("oversize record with nothing in flight: %v", err)
 		}
-		if ok, _ := b.acquire(ctx, 1, 20*time.Millisecond); ok {
+		if err := b.acquire(within(20*time.Millisecond), 1, never); err == nil {
 			t.Fatal("admitted a record next to an oversize one")
 		}
 		b.release(500)
@@ -335,34 +381,21 @@ func TestBudget(t *testing.T) {
 	})
 	t.Run("oversize waits for an empty budget", func(t *testing.T) {
 		b := newBudget(100)
-		b.acquire(ctx, 10, 0)
-		if ok, _ := b.acquire(ctx, 500, 20*time.Millisecond); ok {
+		b.acquire(ctx, 10, never)
+		if err := b.acquire(within(20*time.Millisecond), 500, never); err == nil {
 			t.Fatal("oversize record admitted while something is in flight")
 		}
-		done := make(chan bool)
-		go func() {
-			ok, _ := b.acquire(ctx, 500, 10*time.Second)
-			done <- ok
-		}()
+		done := make(chan error)
+		go func() { done <- b.acquire(within(10*time.Second), 500, never) }()
 		time.Sleep(20 * time.Millisecond)
 		b.release(10)
-		if ok := <-done; !ok {
-			t.Fatal("oversize record not admitted once the budget emptied")
-		}
-	})
-	t.Run("context cancelled", func(t *testing.T) {
-		b := newBudget(100)
-		b.acquire(ctx, 100, 0)
-		cctx, cancel := context.WithCancel(ctx)
-		go func() { time.Sleep(20 * time.Millisecond); cancel() }()
-		ok, err := b.acquire(cctx, 1, 10*time.Second)
-		if ok || !errors.Is(err, context.Canceled) {
-			t.Fatalf("acquire after cancel: %v %v", ok, err)
+		if err := <-done; err != nil {
+			t.Fatalf("oversize record not admitted once the budget emptied: %v", err)
 		}
 	})
 	t.Run("inUse channel closes on release", func(t *testing.T) {
 		b := newBudget(100)
-		b.acquire(ctx, 10, 0)
+		b.acquire(ctx, 10, never)
 		_, ch := b.inUse()
 		b.release(10)
 		select {
@@ -429,11 +462,11 @@ func TestRecordSizeMonotonic(t *testing.T) {
 		func(r Record) Record { r.Key = append(bytes.Clone(r.Key), 'x'); return r },
 		func(r Record) Record { r.Value = append(bytes.Clone(r.Value), 'x'); return r },
 		func(r Record) Record {
-			r.Headers = append(append([]kafka.Header(nil), r.Headers...), kafka.Header{Key: "h"})
+			r.Headers = append(append([]Header(nil), r.Headers...), Header{Key: "h"})
 			return r
 		},
 		func(r Record) Record {
-			r.Headers = append(append([]kafka.Header(nil), r.Headers...), kafka.Header{Key: "h", Value: []byte("12345")})
+			r.Headers = append(append([]Header(nil), r.Headers...), Header{Key: "h", Value: []byte("12345")})
 			return r
 		},
 	}
@@ -458,7 +491,7 @@ func TestRecordSizeMonotonic(t *testing.T) {
 func TestTooLargeErrorMessage(t *testing.T) {
 	e := &TooLargeError{Topic: "demo.public.docs", Table: "public.docs", Key: []byte(`{"id":42}`), LSN: 0x1_0000_00A0, Size: 2_000_123, Max: 1_048_588}
 	msg := e.Error()
-	for _, want := range []string{"public.docs", `{"id":42}`, ack.LSN(e.LSN).String(), "1/A0", "2000123", "1048588", "demo.public.docs", "max.message.bytes"} {
+	for _, want := range []string{"public.docs", `{"id":42}`, pglogrepl.LSN(e.LSN).String(), "1/A0", "2000123", "1048588", "demo.public.docs", "max.message.bytes"} {
 		if !strings.Contains(msg, want) {
 			t.Errorf("message %q lacks %q", msg, want)
 		}

@@ -4,26 +4,26 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"strconv"
 	"sync"
 	"time"
 
+	"github.com/jackc/pglogrepl"
 	"github.com/rs/zerolog"
 	"github.com/segmentio/kafka-go"
-	"github.com/segmentio/kafka-go/compress"
 
+	"github.com/pgcdc/pgcdc/internal/retry"
 	"github.com/pgcdc/pgcdc/pkg/ack"
 )
 
-// Options configure a Sink.
+// Options configure a Sink. Every field is plain configuration: the sink maps it onto its producer.
 type Options struct {
 	Brokers           []string
 	ClientID          string
-	RequiredAcks      kafka.RequiredAcks
-	Compression       compress.Compression // 0 = none
+	Acks              string // all (default) | one | none
+	Compression       string // none (default) | gzip | snappy | lz4 | zstd
 	BatchMaxMessages  int
 	BatchMaxBytes     int64
-	BatchTimeout      time.Duration
+	BatchTimeout      time.Duration // linger of an idle partition's first record; 0: none
 	WriteTimeout      time.Duration
 	MaxInFlightBytes  int64
 	CreateTopics      bool
@@ -37,16 +37,27 @@ type Options struct {
 	OnWrite func(records int, bytes int64, took time.Duration, err error)
 }
 
+// Header is a Kafka record header.
+type Header struct {
+	Key   string
+	Value []byte
+}
+
 // Record is one Kafka record of a change event.
 type Record struct {
 	Topic   string
 	Key     []byte // nil: null key (partition 0)
 	Value   []byte // nil: tombstone
-	Headers []kafka.Header
-	Txn     ack.TxnID // transaction the record belongs to, acknowledged to the tracker
+	Headers []Header
+	Txn     ack.TxnID // transaction the record belongs to, acknowledged to the Acker
 	// For error messages only.
 	Table string
-	LSN   uint64
+	LSN   pglogrepl.LSN
+}
+
+// Acker is told when Kafka acknowledged records: n records of transaction txn (an *ack.Tracker).
+type Acker interface {
+	Ack(txn ack.TxnID, n int)
 }
 
 // size estimates the record's bytes inside a Kafka record batch (payload plus per-record overhead).
@@ -58,8 +69,8 @@ func (r *Record) size() int64 {
 	return n
 }
 
-// recordOverhead is the memory of a record in flight beyond its bytes (Record, kafka.Message and
-// queue entry): the in-flight budget counts it so that max_in_flight_bytes bounds memory.
+// recordOverhead is the memory of a record in flight beyond its bytes (Record and queue entry): the
+// in-flight budget counts it so that max_in_flight_bytes bounds memory.
 const recordOverhead = 300
 
 // memSize is what a record in flight costs in memory.
@@ -68,34 +79,27 @@ func (r *Record) memSize() int64 { return r.size() + recordOverhead }
 // batchOverhead is a record batch's header, counted against max.message.bytes.
 const batchOverhead = 80
 
-type topicInfo struct {
-	partitions      []int // 0..n-1, for the balancer
-	maxMessageBytes int64
-}
-
 type partitionKey struct {
 	topic     string
 	partition int
 }
 
-// Sink publishes Records to Kafka. Reserve and Enqueue are called by one goroutine (the stream);
-// acknowledgements flow to the tracker from the partition goroutines the Sink owns.
+// Sink publishes Records to Kafka. Append is called by one goroutine at a time (the pipeline, or a
+// snapshot worker); acknowledgements flow to the Acker from the partition goroutines the Sink owns.
 type Sink struct {
-	opts    Options
-	log     zerolog.Logger
-	tracker *ack.Tracker
-	writer  messageWriter // a *kafka.Writer; an interface so tests can inject broker answers
-	admin   *kafka.Client
-	budget  *budget
-	bal     kafka.Murmur2Balancer
+	opts   Options
+	log    zerolog.Logger
+	acker  Acker
+	prod   producer // writes one batch to one partition (kafka-go's Writer; tests inject answers)
+	topics *topics
+	budget *budget
 
 	ctx    context.Context // cancelled by Close: stops the partition goroutines
 	cancel context.CancelFunc
 	wg     sync.WaitGroup
 
-	mu     sync.Mutex // guards topics and parts
-	topics map[string]topicInfo
-	parts  map[partitionKey]*partitionQueue
+	mu    sync.Mutex // guards parts
+	parts map[partitionKey]*partitionQueue
 
 	fatalOnce sync.Once
 	fatal     chan struct{}
@@ -103,227 +107,69 @@ type Sink struct {
 }
 
 // New connects to the cluster, failing after ctx's deadline when no broker answers.
-func New(ctx context.Context, opts Options, tracker *ack.Tracker) (*Sink, error) {
+func New(ctx context.Context, opts Options, acker Acker) (*Sink, error) {
 	if len(opts.Brokers) == 0 {
 		return nil, errors.New("kafka: no brokers configured")
 	}
-	transport := &kafka.Transport{ClientID: opts.ClientID, DialTimeout: 10 * time.Second, MetadataTTL: 30 * time.Second}
-	s := &Sink{
-		opts:    opts,
-		log:     opts.Logger,
-		tracker: tracker,
-		admin:   &kafka.Client{Addr: kafka.TCP(opts.Brokers...), Transport: transport, Timeout: 30 * time.Second},
-		budget:  newBudget(opts.MaxInFlightBytes),
-		bal:     kafka.Murmur2Balancer{Consistent: true},
-		topics:  map[string]topicInfo{},
-		parts:   map[partitionKey]*partitionQueue{},
-		fatal:   make(chan struct{}),
-	}
-	s.writer = &kafka.Writer{
-		Addr:        kafka.TCP(opts.Brokers...),
-		Balancer:    presetPartition{},
-		MaxAttempts: 1, // retries are ours: without end for retriable errors, none for permanent ones
-		BatchSize:   opts.BatchMaxMessages + 1,
-		BatchBytes:  1 << 30, // batches are cut by us, below the topic's max.message.bytes
-		// The Writer must not hold our batches back: a batch handed to WriteMessages is complete
-		// (kafka-go would otherwise wait BatchTimeout, default 1 s, for a batch that never fills).
-		// kafka.batch_timeout is applied by the partition loop (linger).
-		BatchTimeout: time.Microsecond,
-		WriteTimeout: opts.WriteTimeout,
-		ReadTimeout:  opts.WriteTimeout,
-		RequiredAcks: opts.RequiredAcks,
-		Compression:  opts.Compression,
-		Transport:    transport,
-	}
-	if err := s.ping(ctx); err != nil {
+	prod, admin, err := newKafkaGo(opts)
+	if err != nil {
 		return nil, err
 	}
-	s.ctx, s.cancel = context.WithCancel(context.Background())
+	s := newSink(opts, acker, prod, admin)
+	if err := s.topics.ping(ctx); err != nil {
+		s.Close(context.Background())
+		return nil, err
+	}
 	return s, nil
 }
 
-// ping proves a broker answers, retrying until ctx ends.
-func (s *Sink) ping(ctx context.Context) error {
-	var last error
-	for {
-		mctx, cancel := context.WithTimeout(ctx, 5*time.Second)
-		_, err := s.admin.Metadata(mctx, &kafka.MetadataRequest{Topics: []string{}})
-		cancel()
-		if err == nil {
-			return nil
-		}
-		last = err
-		select {
-		case <-ctx.Done():
-			return fmt.Errorf("kafka: no broker of %v answered before the start-up timeout: %w", s.opts.Brokers, last)
-		case <-time.After(500 * time.Millisecond):
-		}
+func newSink(opts Options, acker Acker, prod producer, admin topicAdmin) *Sink {
+	s := &Sink{
+		opts:   opts,
+		log:    opts.Logger,
+		acker:  acker,
+		prod:   prod,
+		topics: newTopics(admin, opts),
+		budget: newBudget(opts.MaxInFlightBytes),
+		parts:  map[partitionKey]*partitionQueue{},
+		fatal:  make(chan struct{}),
 	}
+	s.ctx, s.cancel = context.WithCancel(context.Background())
+	return s
 }
-
-// messageWriter is the part of *kafka.Writer the sink uses.
-type messageWriter interface {
-	WriteMessages(ctx context.Context, msgs ...kafka.Message) error
-	Close() error
-}
-
-// presetPartition routes a message to the partition the Sink chose (Message.Partition).
-type presetPartition struct{}
-
-func (presetPartition) Balance(msg kafka.Message, _ ...int) int { return msg.Partition }
 
 // EnsureTopic makes topic ready for writing: it creates it when missing (if allowed) and reads its
-// partition count and max.message.bytes. It is called before the first record of each topic.
+// partition count and max.message.bytes. Append does it on a topic's first record; calling it
+// earlier (at start-up) surfaces a configuration problem before anything is read.
 func (s *Sink) EnsureTopic(ctx context.Context, topic string) error {
-	s.mu.Lock()
-	_, ok := s.topics[topic]
-	s.mu.Unlock()
-	if ok {
-		return nil
+	_, err := s.topics.ensure(ctx, topic)
+	return err
+}
+
+// Append hands rec to its partition's writer: the partition is the Java client's (murmur2 over the
+// key bytes; partition 0 for a null key). It waits while the bytes in flight are at
+// kafka.max_in_flight_bytes, until Kafka acknowledges enough, the sink fails, or ctx ends.
+func (s *Sink) Append(ctx context.Context, rec Record) error {
+	if err := s.FatalErr(); err != nil {
+		return err
 	}
-	info, err := s.describe(ctx, topic)
-	if errors.Is(err, kafka.UnknownTopicOrPartition) {
-		if !s.opts.CreateTopics {
-			return fmt.Errorf("kafka: topic %s does not exist and kafka.create_topics is false: create it, or set create_topics: true", topic)
-		}
-		if err := s.create(ctx, topic); err != nil {
-			return err
-		}
-		info, err = s.describe(ctx, topic)
-	}
+	info, err := s.topics.ensure(ctx, rec.Topic)
 	if err != nil {
 		return err
 	}
-	s.mu.Lock()
-	s.topics[topic] = info
-	s.mu.Unlock()
-	return nil
-}
-
-func (s *Sink) create(ctx context.Context, topic string) error {
-	var entries []kafka.ConfigEntry
-	for k, v := range s.opts.TopicConfig {
-		entries = append(entries, kafka.ConfigEntry{ConfigName: k, ConfigValue: v})
-	}
-	res, err := s.admin.CreateTopics(ctx, &kafka.CreateTopicsRequest{Topics: []kafka.TopicConfig{{
-		Topic: topic, NumPartitions: s.opts.Partitions, ReplicationFactor: s.opts.ReplicationFactor, ConfigEntries: entries,
-	}}})
-	if err == nil {
-		err = res.Errors[topic]
-	}
-	if err != nil && !errors.Is(err, kafka.TopicAlreadyExists) {
-		return fmt.Errorf("kafka: create topic %s (partitions %d, replication factor %d): %w", topic, s.opts.Partitions, s.opts.ReplicationFactor, err)
-	}
-	s.log.Info().Str("topic", topic).Int("partitions", s.opts.Partitions).Int("replication_factor", s.opts.ReplicationFactor).Msg("created topic")
-	return nil
-}
-
-// describe reads a topic's partitions (waiting for leaders after a creation) and max.message.bytes.
-func (s *Sink) describe(ctx context.Context, topic string) (topicInfo, error) {
-	var info topicInfo
-	for attempt := 0; ; attempt++ {
-		md, err := s.admin.Metadata(ctx, &kafka.MetadataRequest{Topics: []string{topic}})
-		if err != nil {
-			return info, fmt.Errorf("kafka: metadata of topic %s: %w", topic, err)
-		}
-		if len(md.Topics) != 1 {
-			return info, fmt.Errorf("kafka: metadata of topic %s: %d topics in the answer", topic, len(md.Topics))
-		}
-		t := md.Topics[0]
-		if t.Error != nil {
-			if errors.Is(t.Error, kafka.UnknownTopicOrPartition) && attempt > 0 && attempt < 50 {
-				time.Sleep(100 * time.Millisecond) // just created: metadata catches up
-				continue
-			}
-			return info, t.Error
-		}
-		ready := len(t.Partitions) > 0
-		for _, p := range t.Partitions {
-			if p.Error != nil || p.Leader.Host == "" {
-				ready = false
-			}
-		}
-		if !ready && attempt < 50 {
-			time.Sleep(100 * time.Millisecond)
-			continue
-		}
-		info.partitions = make([]int, len(t.Partitions))
-		for i := range info.partitions {
-			info.partitions[i] = i
-		}
-		break
-	}
-	res, err := s.admin.DescribeConfigs(ctx, &kafka.DescribeConfigsRequest{Resources: []kafka.DescribeConfigRequestResource{{
-		ResourceType: kafka.ResourceTypeTopic, ResourceName: topic, ConfigNames: []string{"max.message.bytes"},
-	}}})
-	if err != nil {
-		return info, fmt.Errorf("kafka: read max.message.bytes of topic %s: %w", topic, err)
-	}
-	info.maxMessageBytes = 1048588 // Kafka's default
-	for _, r := range res.Resources {
-		if r.Error != nil {
-			return info, fmt.Errorf("kafka: read config of topic %s: %w", topic, r.Error)
-		}
-		for _, e := range r.ConfigEntries {
-			if e.ConfigName == "max.message.bytes" {
-				if v, err := strconv.ParseInt(e.ConfigValue, 10, 64); err == nil {
-					info.maxMessageBytes = v
-				}
-			}
-		}
-	}
-	return info, nil
-}
-
-// Reserve waits up to wait for room for a record of n bytes in the in-flight budget. It returns
-// false when the wait ended without room; the caller should keep its source alive and call again.
-func (s *Sink) Reserve(ctx context.Context, rec *Record, wait time.Duration) (bool, error) {
-	select {
-	case <-s.fatal:
-		return false, s.fatalErr
-	default:
-	}
-	return s.budget.acquire(ctx, rec.memSize(), wait)
-}
-
-// TooLargeError is a record that exceeds its topic's max.message.bytes.
-type TooLargeError struct {
-	Topic, Table string
-	Key          []byte
-	LSN          uint64
-	Size, Max    int64
-}
-
-func (e *TooLargeError) Error() string {
-	key := string(e.Key)
-	if len(key) > 200 {
-		key = key[:200] + "..."
-	}
-	return fmt.Sprintf("kafka: the event of table %s at LSN %s with key %s is %d bytes, more than topic %s accepts (max.message.bytes=%d); raise the topic's max.message.bytes (and the broker's message.max.bytes)",
-		e.Table, ack.LSN(e.LSN), key, e.Size, e.Topic, e.Max)
-}
-
-// Enqueue hands a reserved record to its partition's writer. EnsureTopic must have been called
-// for rec.Topic and Reserve must have admitted rec.
-func (s *Sink) Enqueue(rec Record) error {
 	size := rec.size()
-	s.mu.Lock()
-	info, ok := s.topics[rec.Topic]
-	s.mu.Unlock()
-	if !ok {
-		s.budget.release(rec.memSize())
-		return fmt.Errorf("kafkasink: topic %s used before EnsureTopic", rec.Topic)
-	}
 	if size+batchOverhead > info.maxMessageBytes {
-		s.budget.release(rec.memSize())
 		return &TooLargeError{Topic: rec.Topic, Table: rec.Table, Key: rec.Key, LSN: rec.LSN, Size: size, Max: info.maxMessageBytes}
 	}
-	partition := 0
-	if rec.Key != nil {
-		partition = s.bal.Balance(kafka.Message{Key: rec.Key}, info.partitions...)
+	mem := rec.memSize()
+	if err := s.budget.acquire(ctx, mem, s.fatal); err != nil {
+		if ferr := s.FatalErr(); ferr != nil {
+			return ferr
+		}
+		return err
 	}
-	q := s.queue(partitionKey{rec.Topic, partition}, info.maxMessageBytes)
-	q.push(queued{rec: rec, size: size, mem: rec.memSize()})
+	q := s.queue(partitionKey{rec.Topic, Partition(rec.Key, info.partitions)}, info.maxMessageBytes)
+	q.push(queued{rec: rec, size: size, mem: mem})
 	return nil
 }
 
@@ -337,7 +183,7 @@ func (s *Sink) queue(k partitionKey, maxMessageBytes int64) *partitionQueue {
 		if limit := maxMessageBytes - batchOverhead; limit < maxBytes {
 			maxBytes = limit
 		}
-		q = &partitionQueue{key: k, notify: make(chan struct{}, 1), maxMessages: s.opts.BatchMaxMessages, maxBytes: maxBytes}
+		q = newPartitionQueue(k, s.opts.BatchMaxMessages, maxBytes)
 		s.parts[k] = q
 		s.wg.Add(1)
 		go func() {
@@ -374,7 +220,7 @@ func (s *Sink) InFlight() int64 {
 	return n
 }
 
-// Drain waits until every enqueued record is acknowledged, the sink fails, or ctx ends.
+// Drain waits until every appended record is acknowledged, the sink fails, or ctx ends.
 func (s *Sink) Drain(ctx context.Context) error {
 	for {
 		n, changed := s.budget.inUse()
@@ -386,23 +232,214 @@ func (s *Sink) Drain(ctx context.Context) error {
 		case <-s.fatal:
 			return s.fatalErr
 		case <-ctx.Done():
-			return fmt.Errorf("kafka: %d bytes still unacknowledged: %w", n, ctx.Err())
+			return fmt.Errorf("kafka: %d bytes still unacknowledged: %w", n, context.Cause(ctx))
 		}
 	}
 }
 
 // Close stops the partition goroutines (abandoning unacknowledged records, which PostgreSQL sends
-// again since the slot was not confirmed past them) and closes the writer, waiting at most until
+// again since the slot was not confirmed past them) and closes the producer, waiting at most until
 // ctx ends: kafka-go's Close can hang while the cluster is down.
 func (s *Sink) Close(ctx context.Context) error {
 	s.cancel()
 	s.wg.Wait()
 	done := make(chan error, 1)
-	go func() { done <- s.writer.Close() }()
+	go func() { done <- s.prod.Close() }()
 	select {
 	case err := <-done:
 		return err
 	case <-ctx.Done():
-		return fmt.Errorf("kafka: writer close did not finish: %w", ctx.Err())
+		return fmt.Errorf("kafka: producer close did not finish: %w", ctx.Err())
 	}
+}
+
+type queued struct {
+	rec  Record
+	size int64 // bytes in a record batch (against batch and topic limits)
+	mem  int64 // bytes held in the in-flight budget
+}
+
+// partitionQueue holds the records of one topic partition waiting for its writer goroutine.
+type partitionQueue struct {
+	key         partitionKey
+	maxMessages int
+	maxBytes    int64
+
+	mu           sync.Mutex
+	pending      []queued
+	pendingBytes int64
+	notify       chan struct{} // capacity 1: "pending changed"
+}
+
+func newPartitionQueue(k partitionKey, maxMessages int, maxBytes int64) *partitionQueue {
+	return &partitionQueue{key: k, maxMessages: maxMessages, maxBytes: maxBytes, notify: make(chan struct{}, 1)}
+}
+
+func (q *partitionQueue) signal() {
+	select {
+	case q.notify <- struct{}{}:
+	default:
+	}
+}
+
+func (q *partitionQueue) push(r queued) {
+	q.mu.Lock()
+	q.pending = append(q.pending, r)
+	q.pendingBytes += r.size
+	q.mu.Unlock()
+	q.signal()
+}
+
+// full reports whether a whole batch is waiting.
+func (q *partitionQueue) full() bool {
+	q.mu.Lock()
+	defer q.mu.Unlock()
+	return len(q.pending) >= q.maxMessages || q.pendingBytes >= q.maxBytes
+}
+
+// take removes the next batch: at most maxMessages records and maxBytes bytes (at least one record).
+func (q *partitionQueue) take(buf []queued) []queued {
+	q.mu.Lock()
+	defer q.mu.Unlock()
+	var bytes int64
+	n := 0
+	for n < len(q.pending) && n < q.maxMessages {
+		if n > 0 && bytes+q.pending[n].size > q.maxBytes {
+			break
+		}
+		bytes += q.pending[n].size
+		n++
+	}
+	buf = append(buf[:0], q.pending[:n]...)
+	rest := copy(q.pending, q.pending[n:])
+	clear(q.pending[rest:])
+	q.pending = q.pending[:rest]
+	q.pendingBytes -= bytes
+	if rest > 0 {
+		q.signal()
+	}
+	return buf
+}
+
+// runPartition is the partition's writer loop: one batch outstanding at a time, each retried until
+// it is acknowledged or fails permanently.
+func (s *Sink) runPartition(q *partitionQueue) {
+	var batch []queued
+	for {
+		select {
+		case <-s.ctx.Done():
+			return
+		case <-q.notify:
+		}
+		if s.opts.BatchTimeout > 0 && !s.linger(q) {
+			return
+		}
+		batch = q.take(batch)
+		if len(batch) == 0 {
+			continue
+		}
+		if !s.write(q, batch) {
+			return
+		}
+		s.acknowledge(batch)
+	}
+}
+
+// linger waits up to batch_timeout for a batch to fill before it is sent; it returns false when the
+// sink is closing. Records that arrive while a batch is in flight form the next batch anyway, so
+// batch_timeout only matters for an idle partition's first record.
+func (s *Sink) linger(q *partitionQueue) bool {
+	timer := time.NewTimer(s.opts.BatchTimeout)
+	defer timer.Stop()
+	for !q.full() {
+		select {
+		case <-s.ctx.Done():
+			return false
+		case <-timer.C:
+			return true
+		case <-q.notify: // a push: look again
+		}
+	}
+	return true
+}
+
+// write sends one batch until Kafka acknowledges it. It returns false when the sink is closing or
+// the failure is permanent (then the sink fails and nothing after this batch is ever sent).
+func (s *Sink) write(q *partitionQueue, batch []queued) bool {
+	b := retry.New(100*time.Millisecond, 5*time.Second)
+	for attempt := 1; ; attempt++ {
+		started := time.Now()
+		err := s.prod.Produce(s.ctx, q.key.topic, q.key.partition, batch)
+		if s.opts.OnWrite != nil && s.ctx.Err() == nil {
+			s.opts.OnWrite(len(batch), batchBytes(batch), time.Since(started), err)
+		}
+		if err == nil {
+			if attempt > 1 {
+				s.log.Info().Str("topic", q.key.topic).Int("partition", q.key.partition).Int("attempts", attempt).Msg("kafka write succeeded after retries")
+			}
+			return true
+		}
+		if s.ctx.Err() != nil {
+			return false
+		}
+		if perm := classify(q.key.topic, q.key.partition, err); perm != nil {
+			s.log.Error().Err(perm).Msg("kafka write failed permanently")
+			s.fail(perm)
+			return false
+		}
+		wait := b.Next()
+		s.log.Warn().Err(firstError(err)).Str("topic", q.key.topic).Int("partition", q.key.partition).
+			Int("records", len(batch)).Int("attempt", attempt).Dur("backoff", wait).Msg("kafka write failed; retrying")
+		if retry.Sleep(s.ctx, wait) != nil {
+			return false
+		}
+	}
+}
+
+// batchBytes is the size of a batch's keys, values and headers.
+func batchBytes(batch []queued) int64 {
+	var n int64
+	for i := range batch {
+		r := &batch[i].rec
+		n += int64(len(r.Key) + len(r.Value))
+		for _, h := range r.Headers {
+			n += int64(len(h.Key) + len(h.Value))
+		}
+	}
+	return n
+}
+
+// firstError unpacks kafka-go's per-message WriteErrors for a readable log line.
+func firstError(err error) error {
+	var werr kafka.WriteErrors
+	if errors.As(err, &werr) {
+		for _, e := range werr {
+			if e != nil {
+				return e
+			}
+		}
+	}
+	return err
+}
+
+// acknowledge reports an acknowledged batch to the Acker (grouped by transaction) and frees its
+// bytes in the budget.
+func (s *Sink) acknowledge(batch []queued) {
+	var bytes int64
+	var txn ack.TxnID
+	n := 0
+	for i := range batch {
+		bytes += batch[i].mem
+		if batch[i].rec.Txn != txn && n > 0 {
+			s.acker.Ack(txn, n)
+			n = 0
+		}
+		txn = batch[i].rec.Txn
+		n++
+		batch[i] = queued{} // drop references to the record bytes
+	}
+	if n > 0 {
+		s.acker.Ack(txn, n)
+	}
+	s.budget.release(bytes)
 }

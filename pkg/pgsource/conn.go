@@ -6,10 +6,13 @@ import (
 	"fmt"
 	"net"
 	"strconv"
+	"strings"
 	"time"
 
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgconn"
+
+	"github.com/pgcdc/pgcdc/internal/retry"
 )
 
 // sessionParams fix the text output of values: pgoutput formats values with the walsender's
@@ -76,7 +79,7 @@ func ConnectReplication(ctx context.Context, connString string) (*pgconn.PgConn,
 }
 
 func retryConnect(ctx context.Context, connect func(context.Context) error) error {
-	backoff := 200 * time.Millisecond
+	b := retry.New(200*time.Millisecond, 5*time.Second)
 	for {
 		actx, cancel := context.WithTimeout(ctx, 10*time.Second)
 		err := connect(actx)
@@ -87,13 +90,8 @@ func retryConnect(ctx context.Context, connect func(context.Context) error) erro
 		if IsPermanent(err) {
 			return describe(err)
 		}
-		select {
-		case <-ctx.Done():
+		if b.Wait(ctx) != nil {
 			return fmt.Errorf("postgres: could not connect before the timeout (postgres.connect_timeout): %w", err)
-		case <-time.After(backoff):
-		}
-		if backoff < 5*time.Second {
-			backoff *= 2
 		}
 	}
 }
@@ -167,4 +165,13 @@ func CheckServer(ctx context.Context, conn *pgx.Conn) (ServerInfo, error) {
 		return info, fmt.Errorf("postgres: server version %s is too old: pgcdc needs PostgreSQL 14 or newer", versionNum)
 	}
 	return info, nil
+}
+
+func containsAny(s string, subs ...string) bool {
+	for _, sub := range subs {
+		if strings.Contains(s, sub) {
+			return true
+		}
+	}
+	return false
 }

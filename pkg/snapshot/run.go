@@ -2,13 +2,12 @@ package snapshot
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"sync"
-	"sync/atomic"
-	"time"
 
 	"github.com/jackc/pgx/v5"
+	"golang.org/x/sync/errgroup"
+	"golang.org/x/time/rate"
 )
 
 // Values of source.snapshot, as Debezium writes them (io.debezium.connector.SnapshotRecord).
@@ -60,30 +59,26 @@ type RunOptions struct {
 // others finished (see the package doc). It returns when every chunk was read, the first error,
 // or ctx's error.
 func (s *Session) Run(ctx context.Context, tables map[string]*Table, chunks []*Chunk, h Handler, opts RunOptions) error {
-	ctx, cancel := context.WithCancelCause(ctx)
-	defer cancel(nil)
-	lim := &limiter{rate: opts.MaxRowsPerSec, start: time.Now()}
+	g, ctx := errgroup.WithContext(ctx)
+	lim := newLimiter(opts.MaxRowsPerSec)
 	var (
 		jobs      = make(chan *Chunk)
 		inflight  sync.WaitGroup
-		workers   sync.WaitGroup
 		firstDone = make(chan struct{})
 		firstOnce sync.Once
 	)
 	signalFirst := func() { firstOnce.Do(func() { close(firstDone) }) }
 	for w, conn := range s.workers {
-		workers.Add(1)
-		go func() {
-			defer workers.Done()
+		g.Go(func() error {
 			for c := range jobs {
 				err := s.readChunk(ctx, w, conn, tables[c.Table], c, h, lim, opts.Progress, signalFirst)
 				inflight.Done()
 				if err != nil {
-					cancel(err)
-					return
+					return err
 				}
 			}
-		}()
+			return nil
+		})
 	}
 	send := func(c *Chunk) bool {
 		inflight.Add(1)
@@ -126,8 +121,7 @@ dispatch:
 		}
 	}
 	close(jobs)
-	workers.Wait()
-	if err := context.Cause(ctx); err != nil && !errors.Is(err, context.Canceled) {
+	if err := g.Wait(); err != nil {
 		return err
 	}
 	return ctx.Err()
@@ -157,7 +151,7 @@ func (r *rowBuf) set(vals [][]byte) {
 	}
 }
 
-func (s *Session) readChunk(ctx context.Context, w int, conn *pgx.Conn, t *Table, c *Chunk, h Handler, lim *limiter, p *Progress, signalFirst func()) error {
+func (s *Session) readChunk(ctx context.Context, w int, conn *pgx.Conn, t *Table, c *Chunk, h Handler, lim *rate.Limiter, p *Progress, signalFirst func()) (err error) {
 	if c.FirstInSnapshot {
 		defer signalFirst()
 	}
@@ -169,6 +163,12 @@ func (s *Session) readChunk(ctx context.Context, w int, conn *pgx.Conn, t *Table
 	}
 	sql, args := query(t, c)
 	rr := conn.PgConn().ExecParams(ctx, sql, args, nil, nil, nil)
+	closed := false
+	defer func() {
+		if !closed {
+			_, _ = rr.Close() // an error left the result unread: free the connection for the next chunk
+		}
+	}()
 	var prev rowBuf
 	var n int64
 	emit := func(last bool) error {
@@ -189,10 +189,13 @@ func (s *Session) readChunk(ctx context.Context, w int, conn *pgx.Conn, t *Table
 		if p != nil {
 			p.rows.Add(1)
 		}
-		if err := lim.wait(ctx); err != nil {
-			return err
+		if lim != nil {
+			if err := lim.Wait(ctx); err != nil {
+				return err
+			}
 		}
 	}
+	closed = true
 	if _, err := rr.Close(); err != nil {
 		if ctx.Err() != nil {
 			return ctx.Err()
@@ -207,27 +210,11 @@ func (s *Session) readChunk(ctx context.Context, w int, conn *pgx.Conn, t *Table
 	return h.ChunkEnd(w, c, n)
 }
 
-// limiter spreads reads to at most rate rows per second over all workers.
-type limiter struct {
-	rate  int
-	start time.Time
-	n     atomic.Int64
-}
-
-func (l *limiter) wait(ctx context.Context) error {
-	if l.rate <= 0 {
+// newLimiter returns a token bucket of perSec rows per second over all workers (bursts of a tenth
+// of a second), or nil for no limit.
+func newLimiter(perSec int) *rate.Limiter {
+	if perSec <= 0 {
 		return nil
 	}
-	n := l.n.Add(1)
-	due := l.start.Add(time.Duration(float64(n) / float64(l.rate) * float64(time.Second)))
-	if d := time.Until(due); d > 2*time.Millisecond {
-		t := time.NewTimer(d)
-		defer t.Stop()
-		select {
-		case <-t.C:
-		case <-ctx.Done():
-			return ctx.Err()
-		}
-	}
-	return nil
+	return rate.NewLimiter(rate.Limit(perSec), max(1, perSec/10))
 }

@@ -3,9 +3,9 @@ package snapshot
 import (
 	"context"
 	"fmt"
-	"strconv"
 	"time"
 
+	"github.com/jackc/pglogrepl"
 	"github.com/jackc/pgx/v5"
 )
 
@@ -19,7 +19,7 @@ type Session struct {
 	Exported bool
 	// LSN is source.lsn of the snapshot's records: the slot's consistent point for an exported
 	// snapshot, pg_current_wal_lsn() when the snapshot was taken otherwise (as Debezium does).
-	LSN uint64
+	LSN pglogrepl.LSN
 	// TxID is source.txId: the coordinator transaction's id (txid_current(), as Debezium does).
 	TxID uint32
 	// Time is source.ts_ms of every record: when the snapshot was taken.
@@ -30,7 +30,7 @@ type Session struct {
 // session settings) and puts all of them in one REPEATABLE READ snapshot: exported when not ""
 // (the caller closes the exporting replication connection once Open returned), else a fresh one
 // the coordinator exports. consistentLSN is the slot's consistent point, used with exported.
-func Open(ctx context.Context, connect func(context.Context) (*pgx.Conn, error), exported string, n int, consistentLSN uint64) (_ *Session, err error) {
+func Open(ctx context.Context, connect func(context.Context) (*pgx.Conn, error), exported string, n int, consistentLSN pglogrepl.LSN) (_ *Session, err error) {
 	s := &Session{Exported: exported != "", Time: time.Now()}
 	defer func() {
 		if err != nil {
@@ -54,8 +54,8 @@ func Open(ctx context.Context, connect func(context.Context) (*pgx.Conn, error),
 		if err := s.coord.QueryRow(ctx, "SELECT pg_export_snapshot(), pg_current_wal_lsn()::text").Scan(&name, &lsn); err != nil {
 			return nil, fmt.Errorf("snapshot: export a snapshot: %w", err)
 		}
-		if s.LSN, err = parseLSN(lsn); err != nil {
-			return nil, err
+		if s.LSN, err = pglogrepl.ParseLSN(lsn); err != nil {
+			return nil, fmt.Errorf("snapshot: pg_current_wal_lsn() %q: %w", lsn, err)
 		}
 	}
 	var xid int64
@@ -103,17 +103,4 @@ func quoteLiteral(s string) string {
 		out = append(out, s[i])
 	}
 	return string(append(out, '\''))
-}
-
-func parseLSN(s string) (uint64, error) {
-	for i := 0; i < len(s); i++ {
-		if s[i] == '/' {
-			hi, err1 := strconv.ParseUint(s[:i], 16, 32)
-			lo, err2 := strconv.ParseUint(s[i+1:], 16, 32)
-			if err1 == nil && err2 == nil {
-				return hi<<32 | lo, nil
-			}
-		}
-	}
-	return 0, fmt.Errorf("snapshot: bad LSN %q", s)
 }

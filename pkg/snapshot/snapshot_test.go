@@ -150,33 +150,40 @@ func TestRowBufKeepsNulls(t *testing.T) {
 }
 
 func TestLimiter(t *testing.T) {
-	l := &limiter{rate: 1000, start: time.Now()}
+	if newLimiter(0) != nil {
+		t.Fatal("no limit configured, yet a limiter")
+	}
+	l := newLimiter(1000)
 	begin := time.Now()
-	for i := 0; i < 100; i++ {
-		if err := l.wait(context.Background()); err != nil {
+	for i := 0; i < 300; i++ {
+		if err := l.Wait(context.Background()); err != nil {
 			t.Fatal(err)
 		}
 	}
-	if took := time.Since(begin); took < 80*time.Millisecond || took > 2*time.Second {
-		t.Fatalf("100 rows at 1000/s took %s", took)
+	if took := time.Since(begin); took < 150*time.Millisecond || took > 5*time.Second {
+		t.Fatalf("300 rows at 1000/s (burst 100) took %s", took)
+	}
+	// A token bucket, not an average since the start: time spent idle does not buy a burst.
+	slow := newLimiter(100)
+	time.Sleep(500 * time.Millisecond)
+	begin = time.Now()
+	for i := 0; i < 40; i++ {
+		if err := slow.Wait(context.Background()); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if took := time.Since(begin); took < 250*time.Millisecond {
+		t.Fatalf("40 rows at 100/s after an idle half second took %s: the idle time was spent as a burst", took)
 	}
 	ctx, cancel := context.WithCancel(context.Background())
 	cancel()
-	slow := &limiter{rate: 1, start: time.Now()}
-	_ = slow.wait(ctx)
-	if err := slow.wait(ctx); err == nil {
-		t.Fatal("a cancelled wait must return the context's error")
+	if err := newLimiter(1).Wait(ctx); err == nil {
+		t.Fatal("a cancelled wait must return an error")
 	}
 }
 
 func TestLiteralsAndLSN(t *testing.T) {
 	if got := quoteLiteral("00000003-0000001B-1'"); got != `'00000003-0000001B-1'''` {
 		t.Errorf("quoteLiteral = %s", got)
-	}
-	if l, err := parseLSN("1/1931A68"); err != nil || l != 1<<32|0x1931A68 {
-		t.Errorf("parseLSN = %x, %v", l, err)
-	}
-	if _, err := parseLSN("junk"); err == nil {
-		t.Error("parseLSN accepted junk")
 	}
 }

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 
+	"github.com/jackc/pglogrepl"
 	"github.com/jackc/pgx/v5"
 )
 
@@ -68,8 +69,8 @@ func OpenStore(ctx context.Context, conn *pgx.Conn, schema string) (*Store, erro
 // State is what the store holds for one slot.
 type State struct {
 	Status   string
-	StartLSN uint64   // the slot's confirmed position when the plan was recorded
-	Chunks   []*Chunk // the plan, in plan order (empty unless running or done)
+	StartLSN pglogrepl.LSN // the slot's confirmed position when the plan was recorded
+	Chunks   []*Chunk      // the plan, in plan order (empty unless running or done)
 }
 
 // Load reads slot's snapshot state.
@@ -83,8 +84,8 @@ func (s *Store) Load(ctx context.Context, slot string) (State, error) {
 	if err != nil {
 		return st, fmt.Errorf("snapshot: read progress of slot %s: %w", slot, err)
 	}
-	if st.StartLSN, err = parseLSN(start); err != nil {
-		return st, err
+	if st.StartLSN, err = pglogrepl.ParseLSN(start); err != nil {
+		return st, fmt.Errorf("snapshot: progress of slot %s: start_lsn %q: %w", slot, start, err)
 	}
 	rows, err := s.conn.Query(ctx, `SELECT table_name, chunk, ordinal, table_order, kind, lower_bound, upper_bound,
 			last_in_table, first_in_snapshot, last_in_snapshot, rows_estimate, state = 'done', coalesce(rows_done, 0)
@@ -120,7 +121,7 @@ func (s *Store) Begin(ctx context.Context, slot string) error {
 
 // SavePlan records the plan of slot's snapshot and marks it running. startLSN is the slot's
 // confirmed position: a resume is valid only while the slot has not moved (nor been recreated).
-func (s *Store) SavePlan(ctx context.Context, slot string, chunks []*Chunk, startLSN uint64) error {
+func (s *Store) SavePlan(ctx context.Context, slot string, chunks []*Chunk, startLSN pglogrepl.LSN) error {
 	err := pgx.BeginFunc(ctx, s.conn, func(tx pgx.Tx) error {
 		if _, err := tx.Exec(ctx, `DELETE FROM `+s.table+` WHERE slot_name = $1 AND chunk >= 0`, slot); err != nil {
 			return err
@@ -137,7 +138,7 @@ func (s *Store) SavePlan(ctx context.Context, slot string, chunks []*Chunk, star
 			}
 		}
 		_, err := tx.Exec(ctx, `UPDATE `+s.table+` SET state = 'running', start_lsn = $2::text::pg_lsn, updated_at = now() WHERE slot_name = $1 AND chunk = -1`,
-			slot, fmt.Sprintf("%X/%X", uint32(startLSN>>32), uint32(startLSN)))
+			slot, startLSN.String())
 		return err
 	})
 	if err != nil {

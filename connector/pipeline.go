@@ -1,0 +1,114 @@
+package connector
+
+import (
+	"context"
+	"errors"
+	"fmt"
+
+	"github.com/jackc/pglogrepl"
+
+	"github.com/pgcdc/pgcdc/pkg/ack"
+	"github.com/pgcdc/pgcdc/pkg/decode"
+	"github.com/pgcdc/pgcdc/pkg/kafkasink"
+	"github.com/pgcdc/pgcdc/pkg/pgsource"
+	"github.com/pgcdc/pgcdc/pkg/route"
+)
+
+// sink is what the pipeline needs of the Kafka sink (a *kafkasink.Sink; tests use one in memory).
+type sink interface {
+	Append(ctx context.Context, rec kafkasink.Record) error
+}
+
+// pipeline is the change path: it takes the stream's messages in WAL order, decodes them, routes
+// the changes to records, appends them to the sink and registers every transaction with the
+// tracker, whose safe position the stream confirms. It runs on one goroutine.
+type pipeline struct {
+	dec     *decode.Decoder
+	router  *route.Router
+	sink    sink
+	tracker *ack.Tracker
+	// onCommit is told of every transaction's end (metrics: replication lag); may be nil.
+	onCommit func(end pglogrepl.LSN, txn *decode.Txn)
+
+	ctx context.Context // the hard context of the current run (Append and catalog reads wait on it)
+	txn ack.TxnID       // the tracker's id of the transaction being decoded
+}
+
+// errStopped ends a pipeline run at a transaction boundary after a stop was requested.
+var errStopped = errors.New("stopped at a transaction boundary")
+
+// run handles messages until soft ends and the decoder is at a transaction boundary (it then
+// returns errStopped), hard ends, or a change cannot be handled.
+func (p *pipeline) run(soft, hard context.Context, in <-chan pgsource.Message) error {
+	p.ctx = hard
+	stop := soft.Done()
+	stopping := false
+	for {
+		if stopping && p.dec.AtBoundary() {
+			return errStopped
+		}
+		select {
+		case m := <-in:
+			if err := p.handle(m); err != nil {
+				return err
+			}
+		case <-stop:
+			stop, stopping = nil, true // finish the transaction at hand, then stop
+		case <-hard.Done():
+			return context.Cause(hard)
+		}
+	}
+}
+
+// handle processes one message of the stream.
+func (p *pipeline) handle(m pgsource.Message) error {
+	switch m.Kind {
+	case pgsource.MessageSession:
+		// A new session: transactions the last one cut off come again, whole.
+		p.tracker.DiscardOpen()
+		p.router.Reset()
+		return p.dec.Reset()
+	case pgsource.MessageKeepalive:
+		// Everything decodable before the server's WAL end has been received and handled: once
+		// it is acknowledged, that end is confirmable (but not while a transaction is open: it
+		// may already lie past that transaction's commit).
+		if p.dec.Idle() {
+			p.tracker.Position(m.LSN)
+		}
+		return nil
+	case pgsource.MessageData:
+		return p.dec.Decode(p.ctx, m.LSN, m.Data, p.change)
+	}
+	return fmt.Errorf("pipeline: unknown stream message kind %d", m.Kind)
+}
+
+// change routes one decoded change and keeps the tracker in step with the transaction.
+func (p *pipeline) change(ch *decode.Change) error {
+	switch {
+	case ch.Kind == decode.KindBegin:
+		p.txn = p.tracker.Begin()
+	case ch.Kind == decode.KindMessage && ch.Txn == nil:
+		// A message outside any transaction is a transaction of its own, confirmable just past it.
+		txn := p.tracker.Begin()
+		err := p.router.Route(ch, func(rec kafkasink.Record) error { return p.append(txn, rec) })
+		p.tracker.Commit(txn, ch.LSN+1)
+		return err
+	}
+	if err := p.router.Route(ch, func(rec kafkasink.Record) error { return p.append(p.txn, rec) }); err != nil {
+		return err
+	}
+	if ch.Kind == decode.KindCommit {
+		p.tracker.Commit(p.txn, ch.LSN)
+		if p.onCommit != nil {
+			p.onCommit(ch.LSN, ch.Txn)
+		}
+	}
+	return nil
+}
+
+// append registers rec with the tracker, then hands it to the sink (waiting for room).
+func (p *pipeline) append(txn ack.TxnID, rec kafkasink.Record) error {
+	rec.Txn = txn
+	p.tracker.Add(txn, 1)
+	return p.sink.Append(p.ctx, rec)
+}
