@@ -58,8 +58,8 @@ type RunOptions struct {
 // snapshot's first chunk is started before any other and its last chunk runs alone after all
 // others finished (see the package doc). It returns when every chunk was read, the first error,
 // or ctx's error.
-func (s *Session) Run(ctx context.Context, tables map[string]*Table, chunks []*Chunk, h Handler, opts RunOptions) error {
-	g, ctx := errgroup.WithContext(ctx)
+func (s *Session) Run(parent context.Context, tables map[string]*Table, chunks []*Chunk, h Handler, opts RunOptions) error {
+	g, ctx := errgroup.WithContext(parent)
 	lim := newLimiter(opts.MaxRowsPerSec)
 	var (
 		jobs      = make(chan *Chunk)
@@ -124,7 +124,7 @@ dispatch:
 	if err := g.Wait(); err != nil {
 		return err
 	}
-	return ctx.Err()
+	return parent.Err() // a stop: chunks may be left unread (Wait cancels ctx itself)
 }
 
 // rowBuf holds a copy of one row (the look-ahead row).
