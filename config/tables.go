@@ -57,3 +57,31 @@ func checkTablePattern(p string) string {
 	}
 	return ""
 }
+
+// hasWildcard reports whether an include pattern is a pattern rather than one table's name.
+func hasWildcard(p string) bool { return strings.ContainsAny(p, "*?[\\") }
+
+// UnmatchedIncludes returns the Include entries that name a single table (no wildcard) that is
+// not among captured, the schema.table names of the tables Matches selected: a misspelt or
+// missing table, one that Exclude removes, or a partition (only partitioned roots are listed).
+// Entries with wildcards may match nothing without being a mistake. `pgcdc run` refuses to start
+// on such entries and `pgcdc check` reports them: one rule for both.
+func (t TablesConfig) UnmatchedIncludes(captured []string) []string {
+	var out []string
+	for _, p := range t.Include {
+		if hasWildcard(p) {
+			continue
+		}
+		found := false
+		for _, name := range captured {
+			if name == p {
+				found = true
+				break
+			}
+		}
+		if !found {
+			out = append(out, p)
+		}
+	}
+	return out
+}

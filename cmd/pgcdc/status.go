@@ -34,19 +34,11 @@ func statusFlags(fs *flag.FlagSet) func(stdout, stderr io.Writer) int {
 		if !ok {
 			return 2
 		}
-		conn, err := connect(cfg)
-		if err != nil {
-			fmt.Fprintf(stderr, "pgcdc status: %v\n", err)
+		conn, st, ok := readSlot(cfg, "pgcdc status", stderr)
+		if !ok {
 			return 1
 		}
 		defer conn.Close(context.Background())
-		ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
-		defer cancel()
-		st, err := check.ReadSlot(ctx, conn, cfg.Postgres.Slot)
-		if err != nil {
-			fmt.Fprintf(stderr, "pgcdc status: %v\n", err)
-			return 1
-		}
 		if *asJSON {
 			out := map[string]any{
 				"slot": st.Name, "exists": st.Exists, "plugin": st.Plugin, "database": st.Database,
@@ -91,27 +83,33 @@ func writeStatus(w io.Writer, st check.SlotStatus) {
 	row("wal_status", "%s (%s)", st.WALStatus, advice)
 	row("confirmed_flush", "%s", st.ConfirmedFlush)
 	row("server WAL end", "%s", st.ServerWALEnd)
-	row("lag", "%d bytes (%s) not yet confirmed", st.LagBytes(), humanBytes(st.LagBytes()))
-	row("restart_lsn", "%s (%s of WAL retained for the slot)", st.RestartLSN, humanBytes(st.RetainedBytes()))
+	row("lag", "%d bytes (%s) not yet confirmed", st.LagBytes(), check.BytesString(st.LagBytes()))
+	row("restart_lsn", "%s (%s of WAL retained for the slot)", st.RestartLSN, check.BytesString(st.RetainedBytes()))
 	if st.SafeWALSize < 0 {
 		row("safe_wal_size", "unbounded (max_slot_wal_keep_size = -1)")
 	} else {
-		row("safe_wal_size", "%s more WAL before the slot is invalidated", humanBytes(st.SafeWALSize))
+		row("safe_wal_size", "%s more WAL before the slot is invalidated", check.BytesString(st.SafeWALSize))
 	}
 	_, _ = io.WriteString(w, b.String())
 }
 
-func humanBytes(n int64) string {
-	const unit = 1024
-	if n < unit {
-		return fmt.Sprintf("%d B", n)
+// readSlot connects with cfg's postgres section and reads the slot's state; on failure it prints
+// the reason prefixed by cmd and returns ok false.
+func readSlot(cfg config.Config, cmd string, stderr io.Writer) (*pgx.Conn, check.SlotStatus, bool) {
+	conn, err := connect(cfg)
+	if err != nil {
+		fmt.Fprintf(stderr, "%s: %v\n", cmd, err)
+		return nil, check.SlotStatus{}, false
 	}
-	div, exp := int64(unit), 0
-	for m := n / unit; m >= unit && exp < 4; m /= unit {
-		div *= unit
-		exp++
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	st, err := check.ReadSlot(ctx, conn, cfg.Postgres.Slot)
+	if err != nil {
+		conn.Close(context.Background())
+		fmt.Fprintf(stderr, "%s: %v\n", cmd, err)
+		return nil, check.SlotStatus{}, false
 	}
-	return fmt.Sprintf("%.1f %ciB", float64(n)/float64(div), "KMGTP"[exp])
+	return conn, st, true
 }
 
 // connect opens a regular PostgreSQL connection, bounded by postgres.connect_timeout (at most 30s).
@@ -150,19 +148,13 @@ func slotDropFlags(fs *flag.FlagSet) func(stdout, stderr io.Writer) int {
 			fmt.Fprintf(stderr, "pgcdc slot drop: refusing to drop replication slot %q without --confirm: dropping it loses every change not yet sent to Kafka, and the next start captures from that moment on\n", cfg.Postgres.Slot)
 			return 2
 		}
-		conn, err := connect(cfg)
-		if err != nil {
-			fmt.Fprintf(stderr, "pgcdc slot drop: %v\n", err)
+		conn, st, ok := readSlot(cfg, "pgcdc slot drop", stderr)
+		if !ok {
 			return 1
 		}
 		defer conn.Close(context.Background())
 		ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 		defer cancel()
-		st, err := check.ReadSlot(ctx, conn, cfg.Postgres.Slot)
-		if err != nil {
-			fmt.Fprintf(stderr, "pgcdc slot drop: %v\n", err)
-			return 1
-		}
 		if !st.Exists {
 			fmt.Fprintf(stderr, "pgcdc slot drop: replication slot %q does not exist (check postgres.slot and the database in postgres.dsn)\n", cfg.Postgres.Slot)
 			return 1
@@ -181,7 +173,7 @@ func slotDropFlags(fs *flag.FlagSet) func(stdout, stderr io.Writer) int {
 			return 1
 		}
 		fmt.Fprintf(stdout, "dropped replication slot %s (it was at confirmed_flush_lsn %s, %s behind the server's WAL end)\n",
-			cfg.Postgres.Slot, st.ConfirmedFlush, humanBytes(st.LagBytes()))
+			cfg.Postgres.Slot, st.ConfirmedFlush, check.BytesString(st.LagBytes()))
 		return 0
 	}
 }

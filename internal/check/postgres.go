@@ -3,7 +3,6 @@ package check
 import (
 	"context"
 	"fmt"
-	"path"
 	"strings"
 
 	"github.com/jackc/pgx/v5"
@@ -161,23 +160,14 @@ func readAccess(ctx context.Context, conn *pgx.Conn) (map[string]tableAccess, er
 	return out, rows.Err()
 }
 
-func hasGlob(p string) bool { return strings.ContainsAny(p, "*?[\\") }
-
 func checkTables(cfg config.Config, f serverFacts, tables []pgsource.Table, access map[string]tableAccess, pub pgsource.Publication, r *Report) {
-	for _, p := range cfg.Tables.Include {
-		if hasGlob(p) {
-			continue
-		}
-		found := false
-		for _, t := range tables {
-			if ok, _ := path.Match(p, t.String()); ok {
-				found = true
-			}
-		}
-		if !found {
-			r.add(Fail, "table", "create the table, fix the name in tables.include (schema.table, as stored: unquoted names are lower case), or name the partitioned root rather than a partition",
-				"tables.include names %s, which does not exist (or is excluded, or is a partition)", p)
-		}
+	names := make([]string, len(tables))
+	for i, t := range tables {
+		names[i] = t.String()
+	}
+	for _, p := range cfg.Tables.UnmatchedIncludes(names) {
+		r.add(Fail, "table", "create the table, fix the name in tables.include (schema.table, as stored: unquoted names are lower case), or name the partitioned root rather than a partition",
+			"tables.include names %s, which does not exist (or is excluded, or is a partition)", p)
 	}
 	if len(tables) == 0 {
 		r.add(Warn, "table", "check tables.include and tables.exclude (schema.table globs, e.g. public.*)",
@@ -316,17 +306,17 @@ func checkSlot(ctx context.Context, conn *pgx.Conn, cfg config.Config, f serverF
 		return
 	case st.WALStatus == "unreserved":
 		r.add(Warn, "slot", "get pgcdc streaming and caught up now, or raise max_slot_wal_keep_size",
-			"replication slot %s is about to be invalidated (wal_status = unreserved, %s behind)", name, bytesString(st.LagBytes()))
+			"replication slot %s is about to be invalidated (wal_status = unreserved, %s behind)", name, BytesString(st.LagBytes()))
 	default:
-		r.add(OK, "slot", "", "replication slot %s: confirmed_flush_lsn %s, %s behind the server's WAL end, wal_status %s", name, st.ConfirmedFlush, bytesString(st.LagBytes()), st.WALStatus)
+		r.add(OK, "slot", "", "replication slot %s: confirmed_flush_lsn %s, %s behind the server's WAL end, wal_status %s", name, st.ConfirmedFlush, BytesString(st.LagBytes()), st.WALStatus)
 	}
 	if st.Active {
 		r.add(Info, "slot", "", "replication slot %s is held by walsender pid %d (a running pgcdc?); a second pgcdc on it would be refused", name, st.ActivePID)
 	}
 }
 
-// bytesString renders a byte count for humans (binary units).
-func bytesString(n int64) string {
+// BytesString renders a byte count for humans (binary units).
+func BytesString(n int64) string {
 	const unit = 1024
 	if n < unit {
 		return fmt.Sprintf("%d B", n)

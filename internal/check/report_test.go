@@ -100,7 +100,7 @@ func TestReportWrite(t *testing.T) {
 	if !r.Failed() || !strings.Contains(b.String(), "1 problem, 1 warning: pgcdc cannot run correctly") {
 		t.Errorf("report:\n%s", b.String())
 	}
-	if bytesString(1536) != "1.5 KiB" || bytesString(10) != "10 B" || bytesString(3<<30) != "3.0 GiB" {
-		t.Errorf("bytesString: %s %s %s", bytesString(1536), bytesString(10), bytesString(3<<30))
+	if BytesString(1536) != "1.5 KiB" || BytesString(10) != "10 B" || BytesString(3<<30) != "3.0 GiB" {
+		t.Errorf("bytesString: %s %s %s", BytesString(1536), BytesString(10), BytesString(3<<30))
 	}
 }
