@@ -21,7 +21,8 @@ import (
 const statusSummary = `Usage: pgcdc status [--config FILE] [--json]
 
 Shows the replication slot named by postgres.slot: its confirmed position, the lag behind the
-server's WAL end, the WAL it retains, which walsender holds it, and its wal_status.
+server's WAL end, the WAL it retains, who holds it (walsender pid, user, application_name, client
+address), and its wal_status.
 Exit status: 0 when the slot exists and is usable, 1 when it is missing or invalidated (lost).
 Only the postgres section of the configuration is needed.
 `
@@ -39,6 +40,14 @@ func statusFlags(fs *flag.FlagSet) func(stdout, stderr io.Writer) int {
 			return 1
 		}
 		defer conn.Close(context.Background())
+		var holder *pgsource.SlotHolder
+		if st.Active {
+			ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+			if h, err := pgsource.ReadSlotHolder(ctx, conn, cfg.Postgres.Slot); err == nil {
+				holder = &h
+			}
+			cancel()
+		}
 		if *asJSON {
 			out := map[string]any{
 				"slot": st.Name, "exists": st.Exists, "plugin": st.Plugin, "database": st.Database,
@@ -46,10 +55,14 @@ func statusFlags(fs *flag.FlagSet) func(stdout, stderr io.Writer) int {
 				"confirmed_flush_lsn": st.ConfirmedFlush.String(), "restart_lsn": st.RestartLSN.String(),
 				"server_wal_end": st.ServerWALEnd.String(), "lag_bytes": st.LagBytes(), "retained_bytes": st.RetainedBytes(),
 			}
+			if holder != nil {
+				out["holder"] = map[string]any{"pid": holder.PID, "user": holder.User, "application_name": holder.ApplicationName,
+					"client_addr": holder.ClientAddr, "client_port": holder.ClientPort, "backend_start": holder.BackendStart}
+			}
 			b, _ := json.Marshal(out)
 			fmt.Fprintln(stdout, string(b))
 		} else {
-			writeStatus(stdout, st)
+			writeStatus(stdout, st, holder)
 		}
 		if !st.Exists || st.WALStatus == "lost" {
 			return 1
@@ -58,7 +71,7 @@ func statusFlags(fs *flag.FlagSet) func(stdout, stderr io.Writer) int {
 	}
 }
 
-func writeStatus(w io.Writer, st check.SlotStatus) {
+func writeStatus(w io.Writer, st check.SlotStatus, holder *pgsource.SlotHolder) {
 	var b strings.Builder
 	row := func(k, format string, args ...any) { fmt.Fprintf(&b, "%-16s %s\n", k, fmt.Sprintf(format, args...)) }
 	row("slot", "%s", st.Name)
@@ -69,7 +82,9 @@ func writeStatus(w io.Writer, st check.SlotStatus) {
 		return
 	}
 	row("plugin", "%s (database %s)", st.Plugin, st.Database)
-	if st.Active {
+	if holder != nil {
+		row("active", "yes, held by %s", holder)
+	} else if st.Active {
 		row("active", "yes, walsender pid %d", st.ActivePID)
 	} else {
 		row("active", "no (pgcdc is not streaming from it)")
