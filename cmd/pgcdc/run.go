@@ -115,9 +115,12 @@ func pollSlot(ctx context.Context, cfg config.Config, m *metrics.Metrics, log ze
 			var st check.SlotStatus
 			st, err = check.ReadSlot(qctx, conn, cfg.Postgres.Slot)
 			cancel()
-			if err == nil && st.Exists {
+			switch {
+			case err == nil && st.Exists:
 				m.SetSlot(metrics.Slot{ServerWALEnd: uint64(st.ServerWALEnd), ConfirmedFlush: uint64(st.ConfirmedFlush), RestartLSN: uint64(st.RestartLSN),
 					WALStatus: st.WALStatus, SafeWALSize: st.SafeWALSize, Active: st.Active})
+			case err == nil:
+				m.SlotMissing()
 			}
 			if err != nil {
 				conn.Close(context.Background())
@@ -125,7 +128,7 @@ func pollSlot(ctx context.Context, cfg config.Config, m *metrics.Metrics, log ze
 			}
 		}
 		if err != nil && ctx.Err() == nil {
-			m.Error(metrics.ErrSlotPoll)
+			m.SlotUnknown()
 			if failures++; failures == 1 || failures%60 == 0 {
 				log.Warn().Err(err).Msg("slot metrics: cannot read the slot's state; retrying")
 			}
