@@ -150,6 +150,7 @@ func addColumns(ctx context.Context, db *pgx.Conn, t *targetTable, fields []*fie
 // transaction as the rows.
 type offsetStore struct {
 	ident string // quoted schema.table
+	carry string // quoted schema.<table>_carry: old rows of primary-key changes (carry.go)
 	lock  int64  // advisory lock key: one replay per offsets table
 }
 
@@ -162,14 +163,19 @@ func newOffsetStore(table string) (*offsetStore, error) {
 	for _, c := range []byte(table) {
 		h = (h ^ int64(c)) * 1099511628211
 	}
-	return &offsetStore{ident: quote(schema) + "." + quote(name), lock: h}, nil
+	if len(name)+len("_carry") > 63 {
+		return nil, fmt.Errorf("offsets table %q: the table name must leave room for the suffix _carry (63 bytes)", table)
+	}
+	return &offsetStore{ident: quote(schema) + "." + quote(name), carry: quote(schema) + "." + quote(name+"_carry"), lock: h}, nil
 }
 
 func (o *offsetStore) ensure(ctx context.Context, db *pgx.Conn) error {
 	schema, _, _ := strings.Cut(o.ident, ".")
 	_, err := db.Exec(ctx, fmt.Sprintf(`CREATE SCHEMA IF NOT EXISTS %s; CREATE TABLE IF NOT EXISTS %s (
 		topic text NOT NULL, partition int NOT NULL, next_offset bigint NOT NULL,
-		updated_at timestamptz NOT NULL DEFAULT now(), PRIMARY KEY (topic, partition))`, schema, o.ident))
+		updated_at timestamptz NOT NULL DEFAULT now(), PRIMARY KEY (topic, partition));
+		CREATE TABLE IF NOT EXISTS %s (topic text NOT NULL, lsn bigint NOT NULL, old_row jsonb NOT NULL,
+		saved_at timestamptz NOT NULL DEFAULT now(), PRIMARY KEY (topic, lsn))`, schema, o.ident, o.carry))
 	if err != nil {
 		return fmt.Errorf("target: create the offsets table %s (needs CREATE on the schema): %w", o.ident, err)
 	}
