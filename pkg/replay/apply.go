@@ -62,8 +62,8 @@ type prepared struct {
 	key    rowImage
 
 	// Primary-key changes (see carry.go).
-	savesRow bool // the delete half: save the old row for the create half
-	carry    bool // the create half with unchanged TOAST values: fill them from the saved old row
+	savesRow bool   // the delete half: save the old row for the create half
+	carry    bool   // the create half with unchanged TOAST values: fill them from the saved old row
 	park     string // why this record cannot be applied ("" when it can): parked instead
 }
 

@@ -27,8 +27,8 @@ type Options struct {
 
 	Target         string // target PostgreSQL connection string (required)
 	TargetPassword string // the target's password when Target has none (from a file or the environment, never argv)
-	OffsetsTable string // schema.table keeping the applied offsets; default public.pgcdc_replay_offsets
-	CreateTables bool   // create missing tables (and columns) from the events' value schemas
+	OffsetsTable   string // schema.table keeping the applied offsets; default public.pgcdc_replay_offsets
+	CreateTables   bool   // create missing tables (and columns) from the events' value schemas
 
 	UntilEnd        bool          // stop at the topics' end offsets taken at start; otherwise follow
 	FromTime        time.Time     // where partitions without a stored offset start; zero: the beginning
@@ -73,10 +73,10 @@ type engine struct {
 	ddl     sync.Mutex // serializes CREATE SCHEMA/TABLE and ALTER TABLE across topics
 
 	records, rows, parked atomic.Int64
-	total         atomic.Int64 // until-end: records to apply in all
-	started       map[string]bool
-	tables        []*tableState
-	mu            sync.Mutex
+	total                 atomic.Int64 // until-end: records to apply in all
+	started               map[string]bool
+	tables                []*tableState
+	mu                    sync.Mutex
 }
 
 // UsageError is a mistake in the Options themselves (a missing or invalid setting): nothing was
