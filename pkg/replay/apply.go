@@ -583,7 +583,11 @@ func (e *engine) applyTx(ctx context.Context, ts *tableState, partition int, seg
 					return fmt.Errorf("target: topic %s partition %d offset %d: table %s refuses the record: %w (pass --park-file or --park-topic to set such records aside and go on)",
 						ts.topic, p.partition, p.offset, ts.tgt, err)
 				default:
-					p.park = err.Error()
+					p.park = fmt.Sprintf("topic %s partition %d offset %d: table %s: %v", ts.topic, p.partition, p.offset, ts.tgt, err)
+					var re *recordError
+					if errors.As(err, &re) {
+						p.park = err.Error() // names them already
+					}
 				}
 			}
 		}
