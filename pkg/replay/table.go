@@ -215,6 +215,10 @@ func (e *engine) image(ctx context.Context, ts *tableState, c *change, fields []
 			return img, fmt.Errorf("topic %s: column %q of the events is not in target table %s (its columns: %s): add it, or replay with --create-tables",
 				ts.topic, f.name, ts.tgt, strings.Join(ts.tgt.order, ", "))
 		}
+		if col.generated {
+			img.cols[i] = nil // dropped below
+			continue
+		}
 		img.cols[i] = col
 		k := codecKey{rs, f.name}
 		cd := ts.codecs[k]
@@ -234,6 +238,17 @@ func (e *engine) image(ctx context.Context, ts *tableState, c *change, fields []
 			ts.codecs[k] = cd
 		}
 		img.codecs[i] = cd
+	}
+	for i := range img.cols {
+		if img.cols[i] == nil { // a generated column: keep the others only
+			kept := rowImage{}
+			for j, c := range img.cols {
+				if c != nil {
+					kept.fields, kept.cols, kept.codecs = append(kept.fields, img.fields[j]), append(kept.cols, c), append(kept.codecs, img.codecs[j])
+				}
+			}
+			return kept, nil
+		}
 	}
 	return img, nil
 }

@@ -19,6 +19,9 @@ type targetCol struct {
 	typmod   int32
 	array    bool
 	notNull  bool
+	// generated: a GENERATED ALWAYS column, which PostgreSQL computes and refuses values for
+	// (snapshot events carry it, streamed events do not, as in Debezium): never written.
+	generated bool
 }
 
 // targetTable is a table of the target database.
@@ -47,7 +50,7 @@ func loadTable(ctx context.Context, db *pgx.Conn, schema, name string) (*targetT
 	}
 	t := &targetTable{schema: schema, name: name, ident: quote(schema) + "." + quote(name), cols: map[string]*targetCol{}}
 	rows, err := db.Query(ctx, `SELECT a.attname, format_type(a.atttypid, a.atttypmod), a.atttypmod, a.attnotnull,
-			bt.typcategory = 'A', coalesce(et.typname, bt.typname), coalesce(et.typcategory, bt.typcategory)::text
+			bt.typcategory = 'A', coalesce(et.typname, bt.typname), coalesce(et.typcategory, bt.typcategory)::text, a.attgenerated <> ''
 		FROM pg_attribute a
 		JOIN pg_type t ON t.oid = a.atttypid
 		JOIN pg_type bt ON bt.oid = CASE WHEN t.typtype = 'd' THEN t.typbasetype ELSE t.oid END
@@ -59,7 +62,7 @@ func loadTable(ctx context.Context, db *pgx.Conn, schema, name string) (*targetT
 	for rows.Next() {
 		c := &targetCol{}
 		var cat string
-		if err := rows.Scan(&c.name, &c.typ, &c.typmod, &c.notNull, &c.array, &c.base, &cat); err != nil {
+		if err := rows.Scan(&c.name, &c.typ, &c.typmod, &c.notNull, &c.array, &c.base, &cat, &c.generated); err != nil {
 			rows.Close()
 			return nil, err
 		}
