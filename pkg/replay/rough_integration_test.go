@@ -67,14 +67,14 @@ func TestReplayKeyChangeCarriesTOAST(t *testing.T) {
 	f := newFeed(t, brokers, prefix, true, 3, itemsTable)
 	f.emit("items", 1, event.OpCreate, nil, text("1", "one", "first body", "1.00"))
 	f.emit("items", 1, event.OpUpdate, nil, text("1", "one", "newer body", "1.50")) // the state the carry must take
-	for i := 0; i < 30; i++ { // traffic on the other partitions
+	for i := 0; i < 30; i++ {                                                       // traffic on the other partitions
 		id := strconv.Itoa(100 + i)
 		f.emit("items", i%3, event.OpCreate, nil, text(id, "x", "b"+id, "0.00"))
 	}
 	f.emitKeyChange("items", 1, 2, text("1", "<null>", "<null>", "<null>"), text("5", "five", "<toast>", "1.50"))
 	f.emit("items", 0, event.OpCreate, nil, text("3", "three", "body three", "3.00"))
 	f.emitKeyChange("items", 0, 0, text("3", "<null>", "<null>", "<null>"), text("6", "six", "<toast>", "3.00")) // same partition
-	f.emit("items", 2, event.OpUpdate, nil, text("5", "FIVE", "<toast>", "5.50"))                               // after the carry
+	f.emit("items", 2, event.OpUpdate, nil, text("5", "FIVE", "<toast>", "5.50"))                                // after the carry
 	f.flush()
 	opts := Options{Brokers: brokers, TopicPrefix: prefix, Target: dsn, CreateTables: true, BatchSize: 4, Workers: 3}
 	if _, err := runReplay(t, opts); err != nil {
