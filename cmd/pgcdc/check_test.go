@@ -3,14 +3,12 @@ package main
 import (
 	"context"
 	"encoding/json"
-	"errors"
 	"net/url"
 	"strings"
 	"testing"
 	"time"
 
 	"github.com/jackc/pgx/v5"
-	"github.com/segmentio/kafka-go"
 
 	"github.com/pgcdc/pgcdc/internal/testenv"
 	"github.com/pgcdc/pgcdc/pkg/pgsource"
@@ -38,19 +36,7 @@ func TestCheckRowSizesSlotLagAndHolder(t *testing.T) {
 		// about 3 MB of WAL after the slot's position
 		`INSERT INTO public.scratch SELECT g, repeat('p', 200) FROM generate_series(1, 12000) g`)
 	docsTopic := prefix + ".public.docs"
-	client := &kafka.Client{Addr: kafka.TCP(brokers...)}
-	cctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
-	res, err := client.CreateTopics(cctx, &kafka.CreateTopicsRequest{Topics: []kafka.TopicConfig{{
-		Topic: docsTopic, NumPartitions: 1, ReplicationFactor: 1,
-		ConfigEntries: []kafka.ConfigEntry{{ConfigName: "max.message.bytes", ConfigValue: "100000"}},
-	}}})
-	cancel()
-	if err == nil {
-		err = res.Errors[docsTopic]
-	}
-	if err != nil && !errors.Is(err, kafka.TopicAlreadyExists) {
-		t.Fatal(err)
-	}
+	createTopicWithConfig(t, brokers, docsTopic, "max.message.bytes", "100000")
 	env := map[string]string{
 		"PGCDC_POSTGRES_DSN":         dsn,
 		"PGCDC_POSTGRES_SLOT":        slot,

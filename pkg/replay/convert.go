@@ -262,14 +262,7 @@ func (c *codec) arrayText(raw []byte) (string, error) {
 		if s, err = c.elem.toText(el); err != nil {
 			return err
 		}
-		sb.WriteByte('"')
-		for i := 0; i < len(s); i++ {
-			if s[i] == '"' || s[i] == '\\' {
-				sb.WriteByte('\\')
-			}
-			sb.WriteByte(s[i])
-		}
-		sb.WriteByte('"')
+		writeQuoted(&sb, s)
 		return nil
 	})
 	if err != nil {
@@ -458,16 +451,7 @@ func hstoreText(raw []byte) (string, error) {
 		return "", fmt.Errorf("expected an hstore as a JSON object, got %s", jsonKind(raw))
 	}
 	var sb strings.Builder
-	quoted := func(v string) {
-		sb.WriteByte('"')
-		for i := 0; i < len(v); i++ {
-			if v[i] == '"' || v[i] == '\\' {
-				sb.WriteByte('\\')
-			}
-			sb.WriteByte(v[i])
-		}
-		sb.WriteByte('"')
-	}
+	quoted := func(v string) { writeQuoted(&sb, v) }
 	n := 0
 	err := eachField(obj, func(name, v []byte) error {
 		k, err := unquote(name)
@@ -498,4 +482,17 @@ func hstoreText(raw []byte) (string, error) {
 		return "", fmt.Errorf("hstore: %w", err)
 	}
 	return sb.String(), nil
+}
+
+// writeQuoted writes s double-quoted with '"' and '\\' backslash-escaped, as array and hstore
+// literals read it.
+func writeQuoted(sb *strings.Builder, s string) {
+	sb.WriteByte('"')
+	for i := 0; i < len(s); i++ {
+		if s[i] == '"' || s[i] == '\\' {
+			sb.WriteByte('\\')
+		}
+		sb.WriteByte(s[i])
+	}
+	sb.WriteByte('"')
 }

@@ -58,12 +58,7 @@ func (f *feed) emitKeyChange(table string, oldPart, newPart int, oldRow, newRow 
 func TestReplayKeyChangeCarriesTOAST(t *testing.T) {
 	brokers := testenv.SharedKafka(t)
 	prefix := testenv.UniqueName(t, "r")
-	dsn := testenv.NewDatabase(t)
-	db, err := pgx.Connect(context.Background(), dsn)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer db.Close(context.Background())
+	dsn, db := newTarget(t)
 	f := newFeed(t, brokers, prefix, true, 3, itemsTable)
 	f.emit("items", 1, event.OpCreate, nil, text("1", "one", "first body", "1.00"))
 	f.emit("items", 1, event.OpUpdate, nil, text("1", "one", "newer body", "1.50")) // the state the carry must take
@@ -93,7 +88,7 @@ func TestReplayKeyChangeCarriesTOAST(t *testing.T) {
 	f.emitKeyChange("items", 1, 1, text("7", "<null>", "<null>", "<null>"), text("8", "eight", "<toast>", "8.00"))
 	f.emit("items", 1, event.OpCreate, nil, text("9", "nine", "b9", "9.00"))
 	f.flush()
-	_, err = runReplay(t, opts)
+	_, err := runReplay(t, opts)
 	if err == nil || !strings.Contains(err.Error(), "partition 1 offset") || !strings.Contains(err.Error(), "columns body were unchanged TOAST values") ||
 		strings.Contains(err.Error(), "context canceled") {
 		t.Fatalf("unknown TOAST value: %v", err)
@@ -142,12 +137,7 @@ func readParkFile(t *testing.T, path string) []parkedRecord {
 func TestReplayParkTopic(t *testing.T) {
 	brokers := testenv.SharedKafka(t)
 	prefix := testenv.UniqueName(t, "r")
-	dsn := testenv.NewDatabase(t)
-	db, err := pgx.Connect(context.Background(), dsn)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer db.Close(context.Background())
+	dsn, db := newTarget(t)
 	if _, err := db.Exec(context.Background(), targetDDL+`; ALTER TABLE items ADD CHECK (n < 1000)`); err != nil {
 		t.Fatal(err)
 	}
@@ -159,7 +149,7 @@ func TestReplayParkTopic(t *testing.T) {
 	f.emit("logs", 0, event.OpCreate, nil, text("x", "1"))
 	f.flush()
 	opts := Options{Brokers: brokers, TopicPrefix: prefix, Target: dsn, BatchSize: 100, Workers: 2}
-	_, err = runReplay(t, opts)
+	_, err := runReplay(t, opts)
 	if err == nil || !strings.Contains(err.Error(), ".public.items partition 0 offset 1") || strings.Contains(err.Error(), "context canceled") {
 		t.Fatalf("malformed record: %v", err)
 	}
@@ -222,12 +212,7 @@ func TestReplayCreatesOneSchemaForManyTopics(t *testing.T) {
 func TestReplayGeneratedColumn(t *testing.T) {
 	brokers := testenv.SharedKafka(t)
 	prefix := testenv.UniqueName(t, "r")
-	dsn := testenv.NewDatabase(t)
-	db, err := pgx.Connect(context.Background(), dsn)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer db.Close(context.Background())
+	dsn, db := newTarget(t)
 	if _, err := db.Exec(context.Background(), `CREATE TABLE items (id int4 PRIMARY KEY, name text, body text, n numeric(10,2) GENERATED ALWAYS AS (id * 2) STORED)`); err != nil {
 		t.Fatal(err)
 	}
@@ -241,4 +226,16 @@ func TestReplayGeneratedColumn(t *testing.T) {
 	if got := queryStrings(t, db, `SELECT format('%s|%s|%s', id, name, n) FROM items`); strings.Join(got, ";") != "1|A|2.00" {
 		t.Fatalf("items: %v", got)
 	}
+}
+
+// newTarget creates a target database for t and connects to it (closed at cleanup).
+func newTarget(t *testing.T) (string, *pgx.Conn) {
+	t.Helper()
+	dsn := testenv.NewDatabase(t)
+	db, err := pgx.Connect(context.Background(), dsn)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { db.Close(context.Background()) })
+	return dsn, db
 }
