@@ -36,9 +36,9 @@
 // source.lsn against the events of every partition of their table, and so is the new key of a
 // primary-key change that needs the old row's values. DDL (--create-tables) is serialized across
 // topics. The first error of any topic stops the others and is the one Run returns. Tables
-// without a key are on
-// one partition (pgcdc writes them so) and are applied one change at a time in order; their
-// updates and deletes match a row equal to the before image, which needs REPLICA IDENTITY FULL.
+// without a key are on one partition (pgcdc writes them so) and are applied one change at a time
+// in order; their updates and deletes match a row equal to the before image, which needs REPLICA
+// IDENTITY FULL.
 //
 // Compacted topics (cleanup.policy=compact) hold no keyless tables and no truncates (null keys),
 // and may keep an update whose TOAST column holds only the placeholder: such topics are refused
