@@ -40,3 +40,7 @@ chaos: ## long chaos run against throwaway servers: make chaos DURATION=20m (fau
 .PHONY: bench
 bench: build ## benchmark against pg_recvlogical: throughput (with and without value schemas), latency, one large transaction; BENCH_FLAGS=-quick for a short run (docs/performance.md)
 	$(GO) run ./internal/cmd/bench -pgcdc bin/pgcdc $(BENCH_FLAGS)
+
+.PHONY: test-long
+test-long: ## long-form tests (about 10 min): pgcdc's peak memory over kafka.max_in_flight_bytes 4-64 MiB on 1 and 12 partitions
+	$(TESTENV) env PGCDC_TEST_LONG=1 $(GO) test -count=1 -timeout 60m -run 'TestMemoryPeak' -v ./connector

@@ -131,6 +131,10 @@ type LogConfig struct {
 // MetricsConfig configures the operations HTTP endpoint: Prometheus /metrics, /healthz and /readyz.
 type MetricsConfig struct {
 	Listen string `yaml:"listen"` // host:port, default ":9187"; "" (in the file) or "off" disables the endpoint
+	// WebConfigFile is a Prometheus exporter web configuration file (exporter-toolkit's
+	// web.config.file): TLS certificates and basic-auth users for the endpoint. "" serves plain HTTP
+	// without authentication.
+	WebConfigFile string `yaml:"web_config_file"`
 }
 
 // Enabled reports whether the operations endpoint is served.

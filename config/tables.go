@@ -58,18 +58,23 @@ func checkTablePattern(p string) string {
 	return ""
 }
 
-// UnmatchedIncludes returns the Include entries that name a single table (no wildcard) that is not
-// among tables ("schema.table" names of the tables Matches accepts): a table that does not exist,
-// is excluded, or is a partition rather than its partitioned root.
-func (t TablesConfig) UnmatchedIncludes(tables []string) []string {
+// hasWildcard reports whether an include pattern is a pattern rather than one table's name.
+func hasWildcard(p string) bool { return strings.ContainsAny(p, "*?[\\") }
+
+// UnmatchedIncludes returns the Include entries that name a single table (no wildcard) that is
+// not among captured, the schema.table names of the tables Matches selected: a misspelt or
+// missing table, one that Exclude removes, or a partition (only partitioned roots are listed).
+// Entries with wildcards may match nothing without being a mistake. `pgcdc run` refuses to start
+// on such entries and `pgcdc check` reports them: one rule for both.
+func (t TablesConfig) UnmatchedIncludes(captured []string) []string {
 	var out []string
 	for _, p := range t.Include {
-		if strings.ContainsAny(p, "*?[\\") {
+		if hasWildcard(p) {
 			continue
 		}
 		found := false
-		for _, name := range tables {
-			if ok, _ := path.Match(p, name); ok {
+		for _, name := range captured {
+			if name == p {
 				found = true
 				break
 			}

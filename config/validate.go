@@ -4,6 +4,7 @@ import (
 	"errors"
 	"fmt"
 	"net"
+	"os"
 	"regexp"
 	"strconv"
 	"strings"
@@ -247,6 +248,11 @@ func (m MetricsConfig) validate(v *validator) {
 	}
 	if strings.ContainsAny(host, " /") {
 		v.add("metrics.listen", "invalid address %q: host must be an IP address or a host name", m.Listen)
+	}
+	if m.WebConfigFile != "" {
+		if _, err := os.Stat(m.WebConfigFile); err != nil {
+			v.add("metrics.web_config_file", "cannot read %q: %v", m.WebConfigFile, err)
+		}
 	}
 }
 

@@ -192,3 +192,26 @@ func TestByteSize(t *testing.T) {
 		}
 	}
 }
+
+func TestUnmatchedIncludes(t *testing.T) {
+	tests := []struct {
+		name     string
+		include  []string
+		captured []string
+		want     []string
+	}{
+		{"all found", []string{"public.a", "sales.*"}, []string{"public.a", "sales.b"}, nil},
+		{"missing name", []string{"public.a", "public.b"}, []string{"public.a"}, []string{"public.b"}},
+		{"wildcards may match nothing", []string{"public.*", "s?.t", "x.[ab]", `x.a\*`}, nil, nil},
+		{"case matters", []string{"public.Orders"}, []string{"public.orders"}, []string{"public.Orders"}},
+		{"nothing captured", []string{"public.a"}, nil, []string{"public.a"}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			got := TablesConfig{Include: tt.include}.UnmatchedIncludes(tt.captured)
+			if strings.Join(got, ",") != strings.Join(tt.want, ",") {
+				t.Errorf("UnmatchedIncludes = %q, want %q", got, tt.want)
+			}
+		})
+	}
+}

@@ -152,7 +152,7 @@ func (c *Connector) stopDeadline(soft, run context.Context) error {
 		return nil
 	case <-soft.Done():
 	}
-	c.log.Info().Dur("shutdown_timeout", c.cfg.Kafka.ShutdownTimeout).
+	c.log.Info().Str("shutdown_timeout", c.cfg.Kafka.ShutdownTimeout.String()).
 		Msg("stopping: finishing the current transaction and waiting for Kafka to acknowledge what is in flight")
 	t := time.NewTimer(c.cfg.Kafka.ShutdownTimeout)
 	defer t.Stop()
@@ -192,7 +192,10 @@ func (c *Connector) periodicJobs(g *errgroup.Group, ctx context.Context, src *pg
 	if c.metrics != nil && c.cfg.Metrics.Enabled() {
 		poll := job("slot metrics", c.cfg.Postgres.StatusInterval)
 		poll.Immediate = true
-		poll.OnError = func(error) { c.metrics.Error(metrics.ErrSlotPoll) }
+		poll.OnError = func(error) {
+			c.metrics.Error(metrics.ErrSlotPoll)
+			c.metrics.SlotUnknown() // the slot series vanish rather than repeat stale values
+		}
 		g.Go(func() error { return poll.Run(ctx, c.pollSlot) })
 	}
 	if every := c.cfg.Log.ProgressInterval; every > 0 {
@@ -203,9 +206,12 @@ func (c *Connector) periodicJobs(g *errgroup.Group, ctx context.Context, src *pg
 // pollSlot reads the slot's server-side state (WAL end, confirmed flush, wal_status) for the metrics.
 func (c *Connector) pollSlot(ctx context.Context, conn *pgx.Conn) error {
 	st, err := pgsource.ReadSlotState(ctx, conn, c.cfg.Postgres.Slot)
-	if err == nil && st.Exists {
+	switch {
+	case err == nil && st.Exists:
 		c.metrics.SetSlot(metrics.Slot{ServerWALEnd: uint64(st.ServerWALEnd), ConfirmedFlush: uint64(st.ConfirmedFlush), RestartLSN: uint64(st.RestartLSN),
 			WALStatus: st.WALStatus, SafeWALSize: st.SafeWALSize, Active: st.Active})
+	case err == nil:
+		c.metrics.SlotMissing()
 	}
 	return err
 }

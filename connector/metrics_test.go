@@ -188,8 +188,8 @@ func TestMetricsFollowTheData(t *testing.T) {
 	if confirmed := e.confirmedFlush(); idle["pgcdc_confirmed_lsn"] < float64(confirmed) || idle["pgcdc_confirmed_lsn"] == 0 {
 		t.Errorf("pgcdc_confirmed_lsn %v, slot confirmed_flush_lsn %d", idle["pgcdc_confirmed_lsn"], confirmed)
 	}
-	if idle["pgcdc_events_acknowledged"] != float64(wantRecords) {
-		t.Errorf("pgcdc_events_acknowledged = %v, want %d", idle["pgcdc_events_acknowledged"], wantRecords)
+	if idle["pgcdc_events_acknowledged_total"] != float64(wantRecords) {
+		t.Errorf("pgcdc_events_acknowledged_total = %v, want %d", idle["pgcdc_events_acknowledged_total"], wantRecords)
 	}
 	if idle[`pgcdc_slot_wal_status{status="reserved"}`] != 1 || idle["pgcdc_slot_active"] != 1 || idle["pgcdc_streaming"] != 1 || idle["pgcdc_ready"] != 1 {
 		t.Errorf("slot/stream state: reserved %v active %v streaming %v ready %v", idle[`pgcdc_slot_wal_status{status="reserved"}`],

@@ -41,6 +41,7 @@ UPDATE t_types SET id = id + 10000 WHERE id % 7 = 0;
 INSERT INTO t_toast SELECT g, g, (SELECT string_agg(md5(g::text || i::text), '') FROM generate_series(1, 300) i) FROM generate_series(1, 20) g;
 UPDATE t_toast SET small = small + 100 WHERE id % 2 = 0;
 DELETE FROM t_toast WHERE id = 5;
+UPDATE t_toast SET id = id + 1000 WHERE id IN (3, 4, 7, 8); -- new keys; body unchanged (TOAST placeholder), carried from the old rows
 INSERT INTO t_keyless SELECT 'k' || (g % 4), g % 3 FROM generate_series(1, 30) g;
 UPDATE t_keyless SET v = v + 10 WHERE tag = 'k1';
 DELETE FROM t_keyless WHERE tag = 'k2' AND v = 0;

@@ -11,6 +11,7 @@ import (
 	"github.com/jackc/pgx/v5/pgconn"
 
 	"github.com/pgcdc/pgcdc/config"
+	"github.com/pgcdc/pgcdc/internal/metrics"
 	"github.com/pgcdc/pgcdc/pkg/ack"
 	"github.com/pgcdc/pgcdc/pkg/decode"
 	"github.com/pgcdc/pgcdc/pkg/event"
@@ -200,7 +201,8 @@ func (c *Connector) runSnapshot(ctx context.Context) (stop bool, err error) {
 	reads := make(chan chunkRead, len(chunks)+1)
 	quit := make(chan struct{})
 	recorded := make(chan error, 1)
-	go func() { recorded <- c.recordChunks(recStore, slotName, reads, quit, progress) }()
+	perTable := newTableProgress(chunks, c.metrics)
+	go func() { recorded <- c.recordChunks(recStore, slotName, reads, quit, progress, perTable) }()
 
 	h := &snapshotHandler{c: c, sess: sess, relations: relations, reads: reads, workers: make([]snapshotWorker, sc.Workers)}
 	for i := range h.workers {
@@ -233,7 +235,7 @@ func (c *Connector) runSnapshot(ctx context.Context) (stop bool, err error) {
 	if err := store.Finish(ctx, slotName, total); err != nil {
 		return true, err
 	}
-	c.log.Info().Int64("rows", rep.Rows).Int("chunks", rep.ChunksTotal).Dur("took", rep.Elapsed).
+	c.log.Info().Int64("rows", rep.Rows).Int("chunks", rep.ChunksTotal).Float64("took_s", rep.Elapsed.Seconds()).
 		Float64("rows_per_sec", rep.RowsPerSec).Msg("snapshot completed")
 	if initialOnly {
 		c.log.Info().Msg("snapshot.mode initial_only: exiting without streaming (the slot stays at the snapshot's start)")
@@ -262,7 +264,7 @@ func (c *Connector) drainSnapshot(ctx context.Context, runErr error) error {
 // recordChunks writes each chunk as done to the progress table once Kafka acknowledged all its
 // records (woken by the tracker), and logs progress. It returns when reads is closed and every
 // chunk is recorded, or after a last pass once quit is closed.
-func (c *Connector) recordChunks(store *snapshot.Store, slot string, reads <-chan chunkRead, quit <-chan struct{}, p *snapshot.Progress) error {
+func (c *Connector) recordChunks(store *snapshot.Store, slot string, reads <-chan chunkRead, quit <-chan struct{}, p *snapshot.Progress, perTable *tableProgress) error {
 	every := c.cfg.Log.ProgressInterval
 	var logTick <-chan time.Time
 	if every > 0 {
@@ -289,6 +291,7 @@ func (c *Connector) recordChunks(store *snapshot.Store, slot string, reads <-cha
 			}
 			r.chunk.Done, r.chunk.Rows = true, r.rows
 			p.ChunkDone()
+			perTable.done(r.chunk)
 		}
 		pending = kept
 		if (reads == nil && len(pending) == 0) || quitting {
@@ -309,11 +312,40 @@ func (c *Connector) recordChunks(store *snapshot.Store, slot string, reads <-cha
 			ev := c.log.Info().Int64("rows", r.Rows).Int64("rows_estimate", r.Estimate).Float64("rows_per_sec", r.RowsPerSec).
 				Int("chunks_done", r.ChunksDone).Int("chunks", r.ChunksTotal).Int64("bytes_in_flight", c.sink.InFlight())
 			if r.ETA >= 0 {
-				ev = ev.Dur("eta", r.ETA.Round(time.Second))
+				ev = ev.Float64("eta_s", r.ETA.Round(time.Second).Seconds())
 			}
 			ev.Msg("snapshot progress")
 		}
 	}
+}
+
+// tableProgress feeds the per-table snapshot metrics: rows acknowledged against the rows expected
+// (the estimate of each chunk until it is done, then its real count).
+type tableProgress struct {
+	m           *metrics.Metrics
+	rows, total map[string]int64
+}
+
+func newTableProgress(chunks []*snapshot.Chunk, m *metrics.Metrics) *tableProgress {
+	tp := &tableProgress{m: m, rows: map[string]int64{}, total: map[string]int64{}}
+	for _, ch := range chunks {
+		if ch.Done {
+			tp.rows[ch.Table] += ch.Rows
+			tp.total[ch.Table] += ch.Rows
+		} else {
+			tp.total[ch.Table] += ch.Estimate
+		}
+	}
+	for t := range tp.total {
+		m.SnapshotProgress(t, tp.rows[t], tp.total[t])
+	}
+	return tp
+}
+
+func (tp *tableProgress) done(ch *snapshot.Chunk) {
+	tp.rows[ch.Table] += ch.Rows
+	tp.total[ch.Table] += ch.Rows - ch.Estimate
+	tp.m.SnapshotProgress(ch.Table, tp.rows[ch.Table], max(tp.total[ch.Table], tp.rows[ch.Table]))
 }
 
 // snapshotRelation describes a snapshot table as the decoder describes a relation from its Relation

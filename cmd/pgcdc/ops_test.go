@@ -75,6 +75,24 @@ func newRole(t *testing.T, adminDSN, attrs string) (string, string) {
 	return name, password
 }
 
+// createTopicWithConfig creates a one-partition topic with one topic setting.
+func createTopicWithConfig(t *testing.T, brokers []string, topic, key, value string) {
+	t.Helper()
+	client := &kafka.Client{Addr: kafka.TCP(brokers...)}
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	res, err := client.CreateTopics(ctx, &kafka.CreateTopicsRequest{Topics: []kafka.TopicConfig{{
+		Topic: topic, NumPartitions: 1, ReplicationFactor: 1,
+		ConfigEntries: []kafka.ConfigEntry{{ConfigName: key, ConfigValue: value}},
+	}}})
+	if err == nil {
+		err = res.Errors[topic]
+	}
+	if err != nil && !errors.Is(err, kafka.TopicAlreadyExists) {
+		t.Fatal(err)
+	}
+}
+
 // findings returns the report lines of a severity (with the fix line that follows each).
 func findings(out, severity string) []string {
 	var got []string
@@ -171,19 +189,7 @@ func TestCheckHealthyStatusAndSlotDrop(t *testing.T) {
 	brokers := testenv.SharedKafka(t)
 	// The topic of "kept" exists already with a 1-day retention.
 	kept := prefix + ".public.kept"
-	client := &kafka.Client{Addr: kafka.TCP(brokers...)}
-	cctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
-	res, err := client.CreateTopics(cctx, &kafka.CreateTopicsRequest{Topics: []kafka.TopicConfig{{
-		Topic: kept, NumPartitions: 1, ReplicationFactor: 1,
-		ConfigEntries: []kafka.ConfigEntry{{ConfigName: "retention.ms", ConfigValue: "86400000"}},
-	}}})
-	cancel()
-	if err == nil {
-		err = res.Errors[kept]
-	}
-	if err != nil && !errors.Is(err, kafka.TopicAlreadyExists) {
-		t.Fatal(err)
-	}
+	createTopicWithConfig(t, brokers, kept, "retention.ms", "86400000")
 	env := map[string]string{
 		"PGCDC_POSTGRES_DSN":                withUser(t, dsn, role, pw),
 		"PGCDC_POSTGRES_SLOT":               slot,

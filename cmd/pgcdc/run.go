@@ -48,7 +48,7 @@ func runConnector(cfg config.Config, log zerolog.Logger) int {
 	// Readiness: no acknowledgement for this long while events are in flight means not ready.
 	m.StallAfter = max(2*cfg.Kafka.WriteTimeout, 10*time.Second)
 	if cfg.Metrics.Enabled() {
-		srv, err := opshttp.Start(cfg.Metrics.Listen, m, log)
+		srv, err := opshttp.Start(cfg.Metrics, m, log)
 		if err != nil {
 			log.Error().Err(err).Msg("pgcdc cannot start")
 			return 1
@@ -58,7 +58,7 @@ func runConnector(cfg config.Config, log zerolog.Logger) int {
 			_ = srv.Close(sctx)
 			cancel()
 		}()
-		log.Info().Str("addr", srv.Addr()).Msg("operations endpoint: /metrics /healthz /readyz")
+		log.Info().Str("addr", srv.Addr()).Bool("web_config", cfg.Metrics.WebConfigFile != "").Msg("operations endpoint: /metrics /healthz /readyz")
 	}
 
 	c, err := connector.New(cfg, log, m)

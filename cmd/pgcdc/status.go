@@ -21,7 +21,8 @@ import (
 const statusSummary = `Usage: pgcdc status [--config FILE] [--json]
 
 Shows the replication slot named by postgres.slot: its confirmed position, the lag behind the
-server's WAL end, the WAL it retains, which walsender holds it, and its wal_status.
+server's WAL end, the WAL it retains, who holds it (walsender pid, user, application_name, client
+address), and its wal_status.
 Exit status: 0 when the slot exists and is usable, 1 when it is missing or invalidated (lost).
 Only the postgres section of the configuration is needed.
 `
@@ -34,18 +35,18 @@ func statusFlags(fs *flag.FlagSet) func(stdout, stderr io.Writer) int {
 		if !ok {
 			return 2
 		}
-		conn, err := connect(cfg)
-		if err != nil {
-			fmt.Fprintf(stderr, "pgcdc status: %v\n", err)
+		conn, st, ok := readSlot(cfg, "pgcdc status", stderr)
+		if !ok {
 			return 1
 		}
 		defer conn.Close(context.Background())
-		ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
-		defer cancel()
-		st, err := pgsource.ReadSlotState(ctx, conn, cfg.Postgres.Slot)
-		if err != nil {
-			fmt.Fprintf(stderr, "pgcdc status: %v\n", err)
-			return 1
+		var holder *pgsource.SlotHolder
+		if st.Active {
+			ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+			if h, err := pgsource.ReadSlotHolder(ctx, conn, cfg.Postgres.Slot); err == nil {
+				holder = &h
+			}
+			cancel()
 		}
 		if *asJSON {
 			out := map[string]any{
@@ -54,10 +55,14 @@ func statusFlags(fs *flag.FlagSet) func(stdout, stderr io.Writer) int {
 				"confirmed_flush_lsn": st.ConfirmedFlush.String(), "restart_lsn": st.RestartLSN.String(),
 				"server_wal_end": st.ServerWALEnd.String(), "lag_bytes": st.LagBytes(), "retained_bytes": st.RetainedBytes(),
 			}
+			if holder != nil {
+				out["holder"] = map[string]any{"pid": holder.PID, "user": holder.User, "application_name": holder.ApplicationName,
+					"client_addr": holder.ClientAddr, "client_port": holder.ClientPort, "backend_start": holder.BackendStart}
+			}
 			b, _ := json.Marshal(out)
 			fmt.Fprintln(stdout, string(b))
 		} else {
-			writeStatus(stdout, st)
+			writeStatus(stdout, st, holder)
 		}
 		if !st.Exists || st.WALStatus == "lost" {
 			return 1
@@ -66,7 +71,7 @@ func statusFlags(fs *flag.FlagSet) func(stdout, stderr io.Writer) int {
 	}
 }
 
-func writeStatus(w io.Writer, st pgsource.SlotInfo) {
+func writeStatus(w io.Writer, st pgsource.SlotInfo, holder *pgsource.SlotHolder) {
 	var b strings.Builder
 	row := func(k, format string, args ...any) { fmt.Fprintf(&b, "%-16s %s\n", k, fmt.Sprintf(format, args...)) }
 	row("slot", "%s", st.Name)
@@ -77,7 +82,9 @@ func writeStatus(w io.Writer, st pgsource.SlotInfo) {
 		return
 	}
 	row("plugin", "%s (database %s)", st.Plugin, st.Database)
-	if st.Active {
+	if holder != nil {
+		row("active", "yes, held by %s", holder)
+	} else if st.Active {
 		row("active", "yes, walsender pid %d", st.ActivePID)
 	} else {
 		row("active", "no (pgcdc is not streaming from it)")
@@ -91,14 +98,33 @@ func writeStatus(w io.Writer, st pgsource.SlotInfo) {
 	row("wal_status", "%s (%s)", st.WALStatus, advice)
 	row("confirmed_flush", "%s", st.ConfirmedFlush)
 	row("server WAL end", "%s", st.ServerWALEnd)
-	row("lag", "%d bytes (%s) not yet confirmed", st.LagBytes(), check.HumanBytes(st.LagBytes()))
-	row("restart_lsn", "%s (%s of WAL retained for the slot)", st.RestartLSN, check.HumanBytes(st.RetainedBytes()))
+	row("lag", "%d bytes (%s) not yet confirmed", st.LagBytes(), check.BytesString(st.LagBytes()))
+	row("restart_lsn", "%s (%s of WAL retained for the slot)", st.RestartLSN, check.BytesString(st.RetainedBytes()))
 	if st.SafeWALSize < 0 {
 		row("safe_wal_size", "unbounded (max_slot_wal_keep_size = -1)")
 	} else {
-		row("safe_wal_size", "%s more WAL before the slot is invalidated", check.HumanBytes(st.SafeWALSize))
+		row("safe_wal_size", "%s more WAL before the slot is invalidated", check.BytesString(st.SafeWALSize))
 	}
 	_, _ = io.WriteString(w, b.String())
+}
+
+// readSlot connects with cfg's postgres section and reads the slot's state; on failure it prints
+// the reason prefixed by cmd and returns ok false.
+func readSlot(cfg config.Config, cmd string, stderr io.Writer) (*pgx.Conn, pgsource.SlotInfo, bool) {
+	conn, err := connect(cfg)
+	if err != nil {
+		fmt.Fprintf(stderr, "%s: %v\n", cmd, err)
+		return nil, pgsource.SlotInfo{}, false
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	st, err := pgsource.ReadSlotState(ctx, conn, cfg.Postgres.Slot)
+	if err != nil {
+		conn.Close(context.Background())
+		fmt.Fprintf(stderr, "%s: %v\n", cmd, err)
+		return nil, pgsource.SlotInfo{}, false
+	}
+	return conn, st, true
 }
 
 // connect opens a regular PostgreSQL connection, bounded by postgres.connect_timeout (at most 30s).
@@ -137,19 +163,13 @@ func slotDropFlags(fs *flag.FlagSet) func(stdout, stderr io.Writer) int {
 			fmt.Fprintf(stderr, "pgcdc slot drop: refusing to drop replication slot %q without --confirm: dropping it loses every change not yet sent to Kafka, and the next start captures from that moment on\n", cfg.Postgres.Slot)
 			return 2
 		}
-		conn, err := connect(cfg)
-		if err != nil {
-			fmt.Fprintf(stderr, "pgcdc slot drop: %v\n", err)
+		conn, st, ok := readSlot(cfg, "pgcdc slot drop", stderr)
+		if !ok {
 			return 1
 		}
 		defer conn.Close(context.Background())
 		ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 		defer cancel()
-		st, err := pgsource.ReadSlotState(ctx, conn, cfg.Postgres.Slot)
-		if err != nil {
-			fmt.Fprintf(stderr, "pgcdc slot drop: %v\n", err)
-			return 1
-		}
 		if !st.Exists {
 			fmt.Fprintf(stderr, "pgcdc slot drop: replication slot %q does not exist (check postgres.slot and the database in postgres.dsn)\n", cfg.Postgres.Slot)
 			return 1
@@ -168,7 +188,7 @@ func slotDropFlags(fs *flag.FlagSet) func(stdout, stderr io.Writer) int {
 			return 1
 		}
 		fmt.Fprintf(stdout, "dropped replication slot %s (it was at confirmed_flush_lsn %s, %s behind the server's WAL end)\n",
-			cfg.Postgres.Slot, st.ConfirmedFlush, check.HumanBytes(st.LagBytes()))
+			cfg.Postgres.Slot, st.ConfirmedFlush, check.BytesString(st.LagBytes()))
 		return 0
 	}
 }

@@ -23,12 +23,14 @@ type topicSettings struct {
 	CleanupPolicy  string
 	RetentionMs    int64 // -1: forever
 	RetentionBytes int64 // -1: unbounded
+	MaxMessage     int64 // max.message.bytes: the largest record batch the topic accepts
 }
 
 // topicConfigNames are read from every existing topic.
-var topicConfigNames = []string{"min.insync.replicas", "cleanup.policy", "retention.ms", "retention.bytes"}
+var topicConfigNames = []string{"min.insync.replicas", "cleanup.policy", "retention.ms", "retention.bytes", "max.message.bytes"}
 
-func checkKafka(ctx context.Context, cfg config.Config, tables []pgsource.Table, r *Report) {
+func checkKafka(ctx context.Context, cfg config.Config, src source, r *Report) {
+	tables := src.tables
 	k := cfg.Kafka
 	client := &kafka.Client{Addr: kafka.TCP(k.Brokers...), Timeout: 15 * time.Second,
 		Transport: &kafka.Transport{ClientID: k.ClientID, DialTimeout: 10 * time.Second}}
@@ -50,7 +52,7 @@ func checkKafka(ctx context.Context, cfg config.Config, tables []pgsource.Table,
 		r.add(Warn, "kafka", "set kafka.acks: all",
 			"kafka.acks is %s: Kafka acknowledges before the in-sync replicas have the record, so acknowledged events can be lost when a leader fails", k.Acks)
 	}
-	brokerMinISR := readBrokerMinISR(ctx, client, md)
+	broker := readBrokerDefaults(ctx, client, md)
 
 	var existing, missing []string
 	parts := map[string]kafka.Topic{}
@@ -71,11 +73,18 @@ func checkKafka(ctx context.Context, cfg config.Config, tables []pgsource.Table,
 			r.add(Fail, "topic", fmt.Sprintf("set kafka.replication_factor to at most %d, or add brokers", len(md.Brokers)),
 				"kafka.replication_factor is %d but the cluster has %s: creating the topics would fail", k.ReplicationFactor, plural(len(md.Brokers), "broker"))
 		} else {
-			planned := topicSettings{Replication: k.ReplicationFactor, MinISR: brokerMinISR, CleanupPolicy: "delete", RetentionMs: -1, RetentionBytes: -1}
+			planned := broker
+			planned.Replication = k.ReplicationFactor
 			applyTopicConfig(&planned, k.TopicConfig)
 			r.add(Info, "topic", "", "pgcdc creates at start (%s, replication factor %d): %s", plural(k.Partitions, "partition"), k.ReplicationFactor, strings.Join(missing, ", "))
 			judgeTopic(r, fmt.Sprintf("topics pgcdc creates (kafka.replication_factor %d, kafka.topic_config %v)", k.ReplicationFactor, k.TopicConfig), "", planned, k, true)
 			judgeKeys(r, missing, byTopic, planned, cfg)
+			for _, name := range missing {
+				if rs, ok := src.rows[byTopic[name].String()]; ok {
+					judgeRowSize(r, name, byTopic[name], rs, planned.MaxMessage, cfg.Events.ValueSchemas,
+						fmt.Sprintf("set kafka.topic_config: {max.message.bytes: %d} (and the brokers' message.max.bytes, replica.fetch.max.bytes, the consumers' max.partition.fetch.bytes at least as high), or shrink the rows", suggestMaxMessage(rs, cfg.Events.ValueSchemas)))
+				}
+			}
 		}
 	}
 	if len(existing) == 0 {
@@ -89,7 +98,7 @@ func checkKafka(ctx context.Context, cfg config.Config, tables []pgsource.Table,
 	}
 	for _, name := range existing {
 		t := parts[name]
-		s := topicSettings{MinISR: brokerMinISR, CleanupPolicy: "delete", RetentionMs: -1, RetentionBytes: -1}
+		s := broker
 		underReplicated := 0
 		for _, p := range t.Partitions {
 			if len(p.Replicas) > s.Replication {
@@ -107,28 +116,48 @@ func checkKafka(ctx context.Context, cfg config.Config, tables []pgsource.Table,
 		}
 		judgeTopic(r, "topic "+name, name, s, k, false)
 		judgeKeys(r, []string{name}, byTopic, s, cfg)
+		if rs, ok := src.rows[byTopic[name].String()]; ok {
+			judgeRowSize(r, name, byTopic[name], rs, s.MaxMessage, cfg.Events.ValueSchemas,
+				fmt.Sprintf("kafka-configs.sh --bootstrap-server %s --alter --entity-type topics --entity-name %s --add-config max.message.bytes=%d (and the consumers' max.partition.fetch.bytes at least as high), or shrink the rows", k.Brokers[0], name, suggestMaxMessage(rs, cfg.Events.ValueSchemas)))
+		}
 	}
 }
 
-// readBrokerMinISR reads the cluster's default min.insync.replicas (1 when it cannot be read).
-func readBrokerMinISR(ctx context.Context, client *kafka.Client, md *kafka.MetadataResponse) int {
+// suggestMaxMessage is a max.message.bytes with room for rs's largest event: the estimate plus a
+// quarter, rounded up to a MiB.
+func suggestMaxMessage(rs rowSize, valueSchemas bool) int64 {
+	n := rs.eventEstimate(valueSchemas) * 5 / 4
+	return (n + 1<<20 - 1) / (1 << 20) * (1 << 20)
+}
+
+// readBrokerDefaults reads the settings a topic inherits from the cluster (min.insync.replicas and
+// message.max.bytes; Kafka's defaults, 1 and 1048588, when they cannot be read).
+func readBrokerDefaults(ctx context.Context, client *kafka.Client, md *kafka.MetadataResponse) topicSettings {
+	s := topicSettings{MinISR: 1, CleanupPolicy: "delete", RetentionMs: -1, RetentionBytes: -1, MaxMessage: 1048588}
 	if len(md.Brokers) == 0 {
-		return 1
+		return s
 	}
 	res, err := client.DescribeConfigs(ctx, &kafka.DescribeConfigsRequest{Resources: []kafka.DescribeConfigRequestResource{{
-		ResourceType: kafka.ResourceTypeBroker, ResourceName: strconv.Itoa(md.Brokers[0].ID), ConfigNames: []string{"min.insync.replicas"},
+		ResourceType: kafka.ResourceTypeBroker, ResourceName: strconv.Itoa(md.Brokers[0].ID), ConfigNames: []string{"min.insync.replicas", "message.max.bytes"},
 	}}})
 	if err != nil {
-		return 1
+		return s
 	}
 	for _, rs := range res.Resources {
 		for _, e := range rs.ConfigEntries {
-			if n, err := strconv.Atoi(e.ConfigValue); err == nil && e.ConfigName == "min.insync.replicas" {
-				return n
+			n, err := strconv.ParseInt(e.ConfigValue, 10, 64)
+			if err != nil {
+				continue
+			}
+			switch e.ConfigName {
+			case "min.insync.replicas":
+				s.MinISR = int(n)
+			case "message.max.bytes":
+				s.MaxMessage = n
 			}
 		}
 	}
-	return 1
+	return s
 }
 
 func readTopicConfigs(ctx context.Context, client *kafka.Client, topics []string) (map[string]map[string]string, error) {
@@ -166,6 +195,11 @@ func applyTopicConfig(s *topicSettings, m map[string]string) {
 	if v, ok := m["retention.ms"]; ok {
 		if n, err := strconv.ParseInt(v, 10, 64); err == nil {
 			s.RetentionMs = n
+		}
+	}
+	if v, ok := m["max.message.bytes"]; ok {
+		if n, err := strconv.ParseInt(v, 10, 64); err == nil {
+			s.MaxMessage = n
 		}
 	}
 	if v, ok := m["retention.bytes"]; ok {

@@ -47,18 +47,25 @@ FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
 WHERE c.relkind IN ('r', 'p') AND NOT c.relispartition
   AND n.nspname NOT IN ('pg_catalog', 'information_schema') AND n.nspname NOT LIKE 'pg\_%'`
 
-// checkPostgres runs the PostgreSQL checks and returns the captured tables (for the topic checks).
-func checkPostgres(ctx context.Context, cfg config.Config, r *Report) []pgsource.Table {
+// source is what the PostgreSQL checks learned for the topic checks.
+type source struct {
+	tables []pgsource.Table
+	rows   map[string]rowSize // by schema.table; missing when not measured
+}
+
+// checkPostgres runs the PostgreSQL checks and returns the captured tables and their largest rows
+// (for the topic checks).
+func checkPostgres(ctx context.Context, cfg config.Config, o Options, r *Report) source {
 	connStr, err := cfg.Postgres.ConnString()
 	if err != nil {
 		r.add(Fail, "config", "fix postgres.dsn, postgres.password or postgres.password_file", "%v", err)
-		return nil
+		return source{}
 	}
 	conn, err := pgsource.ConnectSQL(ctx, connStr)
 	if err != nil {
 		r.add(Fail, "postgres", "check postgres.dsn (host, port, database, user), the password, that the server runs and is reachable from here, and that pg_hba.conf admits this client",
 			"cannot connect to %s: %v", cfg.Postgres.RedactedDSN(), err)
-		return nil
+		return source{}
 	}
 	defer conn.Close(context.Background())
 
@@ -66,7 +73,7 @@ func checkPostgres(ctx context.Context, cfg config.Config, r *Report) []pgsource
 	if err := conn.QueryRow(ctx, factsSQL).Scan(&f.versionNum, &f.version, &f.walLevel, &f.maxSlots, &f.usedSlots,
 		&f.maxSenders, &f.usedSenders, &f.keepSize, &f.database, &f.user, &f.super, &f.repl, &f.createOnDatabase, &f.inRecovery); err != nil {
 		r.add(Fail, "postgres", "make sure the role can read pg_settings and pg_roles", "cannot read the server settings: %v", err)
-		return nil
+		return source{}
 	}
 	r.add(OK, "postgres", "", "connected to %s as %s (PostgreSQL %s, database %s)", cfg.Postgres.RedactedDSN(), f.user, f.version, f.database)
 	checkServer(f, r)
@@ -75,22 +82,26 @@ func checkPostgres(ctx context.Context, cfg config.Config, r *Report) []pgsource
 	tables, err := pgsource.ListTables(ctx, conn, cfg.Tables.Matches)
 	if err != nil {
 		r.add(Fail, "table", "make sure the role can read pg_class and pg_namespace", "cannot list tables: %v", err)
-		return nil
+		return source{}
 	}
+	src := source{tables: tables}
 	access, err := readAccess(ctx, conn)
 	if err != nil {
 		r.add(Fail, "role", "", "cannot read table privileges: %v", err)
-		return tables
+		return src
 	}
 	pub, err := pgsource.ReadPublication(ctx, conn, cfg.Postgres.Publication)
 	if err != nil {
 		r.add(Fail, "publication", "", "%v", err)
-		return tables
+		return src
 	}
 	checkTables(cfg, f, tables, access, pub, r)
 	checkPublication(ctx, conn, cfg, f, tables, pub, r)
-	checkSlot(ctx, conn, cfg, f, r)
-	return tables
+	checkSlot(ctx, conn, cfg, f, o.MaxSlotLag, r)
+	if !o.SkipRowSizes {
+		src.rows = measureRows(ctx, conn, tables, access, f.super, r)
+	}
+	return src
 }
 
 func checkServer(f serverFacts, r *Report) {
@@ -277,7 +288,7 @@ func checkPublication(ctx context.Context, conn *pgx.Conn, cfg config.Config, f 
 	}
 }
 
-func checkSlot(ctx context.Context, conn *pgx.Conn, cfg config.Config, f serverFacts, r *Report) {
+func checkSlot(ctx context.Context, conn *pgx.Conn, cfg config.Config, f serverFacts, maxLag int64, r *Report) {
 	name := cfg.Postgres.Slot
 	st, err := pgsource.ReadSlotState(ctx, conn, name)
 	if err != nil {
@@ -301,22 +312,43 @@ func checkSlot(ctx context.Context, conn *pgx.Conn, cfg config.Config, f serverF
 		r.add(Fail, "slot", "choose another postgres.slot", "replication slot %s belongs to database %s, not %s", name, st.Database, f.database)
 		return
 	case st.WALStatus == "lost":
-		r.add(Fail, "slot", fmt.Sprintf("pgcdc slot drop --confirm, start pgcdc again (it creates a new slot) and rebuild downstream systems from a fresh snapshot; see docs/operations.md, \"Recovering from a lost slot\""),
+		r.add(Fail, "slot", "pgcdc slot drop --confirm, start pgcdc again (it creates a new slot) and rebuild downstream systems from a fresh snapshot; see docs/operations.md, \"Recovering from a lost slot\"",
 			"replication slot %s is invalidated (wal_status = lost): PostgreSQL removed WAL it still needed", name)
 		return
 	case st.WALStatus == "unreserved":
 		r.add(Warn, "slot", "get pgcdc streaming and caught up now, or raise max_slot_wal_keep_size",
-			"replication slot %s is about to be invalidated (wal_status = unreserved, %s behind)", name, HumanBytes(st.LagBytes()))
-	default:
-		r.add(OK, "slot", "", "replication slot %s: confirmed_flush_lsn %s, %s behind the server's WAL end, wal_status %s", name, st.ConfirmedFlush, HumanBytes(st.LagBytes()), st.WALStatus)
+			"replication slot %s is about to be invalidated (wal_status = unreserved, %s behind)", name, BytesString(st.LagBytes()))
 	}
+	judgeSlotLag(r, st, maxLag)
 	if st.Active {
-		r.add(Info, "slot", "", "replication slot %s is held by walsender pid %d (a running pgcdc?); a second pgcdc on it would be refused", name, st.ActivePID)
+		holder := fmt.Sprintf("walsender pid %d", st.ActivePID)
+		if h, err := pgsource.ReadSlotHolder(ctx, conn, name); err == nil {
+			holder = h.String()
+		}
+		r.add(Info, "slot", "", "replication slot %s is held by %s; a second pgcdc on it cannot stream until that session ends", name, holder)
 	}
 }
 
-// HumanBytes renders a byte count for humans, in binary units ("1.5 GiB").
-func HumanBytes(n int64) string {
+// judgeSlotLag reports how far the slot is behind against maxLag: an inactive slot beyond it keeps
+// WAL that nobody consumes (the disk fills, or max_slot_wal_keep_size invalidates the slot).
+func judgeSlotLag(r *Report, st pgsource.SlotInfo, maxLag int64) {
+	lag, retained := st.LagBytes(), st.RetainedBytes()
+	pos := fmt.Sprintf("confirmed_flush_lsn %s, %s behind the server's WAL end, %s of WAL retained, wal_status %s",
+		st.ConfirmedFlush, BytesString(lag), BytesString(retained), st.WALStatus)
+	over := lag > maxLag || retained > maxLag
+	switch {
+	case over && !st.Active:
+		r.add(Warn, "slot", fmt.Sprintf("start pgcdc so that it catches up; if this slot is abandoned, drop it (pgcdc slot drop --confirm); and set max_slot_wal_keep_size to bound what a stopped consumer can hold (threshold: --max-slot-lag %s)", BytesString(maxLag)),
+			"replication slot %s is inactive and far behind (%s): PostgreSQL keeps that WAL on disk until the slot moves, and it grows with every write", st.Name, pos)
+	case over:
+		r.add(Info, "slot", "", "replication slot %s is being consumed but is more than %s behind (%s): pgcdc is catching up, or cannot keep up (see pgcdc_replication_lag_seconds)", st.Name, BytesString(maxLag), pos)
+	case st.WALStatus != "unreserved":
+		r.add(OK, "slot", "", "replication slot %s: %s", st.Name, pos)
+	}
+}
+
+// BytesString renders a byte count for humans (binary units).
+func BytesString(n int64) string {
 	const unit = 1024
 	if n < unit {
 		return fmt.Sprintf("%d B", n)

@@ -100,7 +100,55 @@ func TestReportWrite(t *testing.T) {
 	if !r.Failed() || !strings.Contains(b.String(), "1 problem, 1 warning: pgcdc cannot run correctly") {
 		t.Errorf("report:\n%s", b.String())
 	}
-	if HumanBytes(1536) != "1.5 KiB" || HumanBytes(10) != "10 B" || HumanBytes(3<<30) != "3.0 GiB" {
-		t.Errorf("HumanBytes: %s %s %s", HumanBytes(1536), HumanBytes(10), HumanBytes(3<<30))
+	if BytesString(1536) != "1.5 KiB" || BytesString(10) != "10 B" || BytesString(3<<30) != "3.0 GiB" {
+		t.Errorf("bytesString: %s %s %s", BytesString(1536), BytesString(10), BytesString(3<<30))
+	}
+}
+
+func TestJudgeSlotLag(t *testing.T) {
+	const gib = 1 << 30
+	tests := []struct {
+		name   string
+		st     pgsource.SlotInfo
+		sev    Severity
+		substr string
+	}{
+		{"inactive, close", pgsource.SlotInfo{Name: "s", ServerWALEnd: 10 << 20, ConfirmedFlush: 9 << 20, RestartLSN: 9 << 20, WALStatus: "reserved"}, OK, "1.0 MiB behind"},
+		{"inactive, lag over", pgsource.SlotInfo{Name: "s", ServerWALEnd: 3 * gib, ConfirmedFlush: 1 << 20, RestartLSN: 1 << 20, WALStatus: "extended"}, Warn, "inactive and far behind"},
+		{"inactive, retained over", pgsource.SlotInfo{Name: "s", ServerWALEnd: 3 * gib, ConfirmedFlush: 3*gib - 1, RestartLSN: 1 << 20, WALStatus: "extended"}, Warn, "3.0 GiB of WAL retained"},
+		{"active, over", pgsource.SlotInfo{Name: "s", Active: true, ServerWALEnd: 3 * gib, ConfirmedFlush: 1 << 20, RestartLSN: 1 << 20, WALStatus: "extended"}, Info, "catching up"},
+	}
+	for _, tt := range tests {
+		r := &Report{}
+		judgeSlotLag(r, tt.st, gib)
+		if len(r.Findings) != 1 || r.Findings[0].Severity != tt.sev || !strings.Contains(r.Findings[0].Message, tt.substr) {
+			t.Errorf("%s: %+v, want %s with %q", tt.name, r.Findings, tt.sev, tt.substr)
+		}
+	}
+}
+
+func TestJudgeRowSize(t *testing.T) {
+	tbl := pgsource.Table{Schema: "public", Name: "t"}
+	tests := []struct {
+		name    string
+		rs      rowSize
+		max     int64
+		schemas bool
+		sev     Severity
+	}{
+		{"fits", rowSize{bytes: 1000, columns: 3, sampled: 100}, 1 << 20, true, OK},
+		{"values alone too large", rowSize{bytes: 2 << 20, columns: 3, sampled: 100}, 1 << 20, false, Fail},
+		{"with schema too large", rowSize{bytes: 1<<20 - 2000, columns: 20, sampled: 100}, 1 << 20, true, Warn},
+		{"full identity doubles", rowSize{bytes: 600 << 10, columns: 2, sampled: 5, full: true}, 1 << 20, false, Warn},
+	}
+	for _, tt := range tests {
+		r := &Report{}
+		judgeRowSize(r, "p.public.t", tbl, tt.rs, tt.max, tt.schemas, "fix it")
+		if len(r.Findings) != 1 || r.Findings[0].Severity != tt.sev {
+			t.Errorf("%s: %+v, want %s", tt.name, r.Findings, tt.sev)
+		}
+	}
+	if n := suggestMaxMessage(rowSize{bytes: 3 << 20, columns: 2}, false); n != 4<<20 {
+		t.Errorf("suggestMaxMessage = %d, want 4 MiB", n)
 	}
 }

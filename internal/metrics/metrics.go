@@ -82,8 +82,11 @@ type Metrics struct {
 	lastAcked     int64
 	lastAckChange time.Time
 	// Slot state polled from the server.
-	slot     Slot
-	slotSeen bool
+	slot       Slot
+	slotSeen   bool      // slot holds the state of the last poll, which succeeded and found the slot
+	polled     bool      // a poll has reported (SetSlot, SlotMissing or SlotUnknown)
+	pollOK     bool      // the last poll succeeded
+	lastPollOK time.Time // when a poll last succeeded
 }
 
 // New returns a Metrics with every pgcdc metric registered, plus the Go runtime and process
@@ -92,7 +95,7 @@ func New(version string) *Metrics {
 	m := &Metrics{reg: prometheus.NewRegistry(), now: time.Now, StallAfter: time.Minute}
 	m.events = prometheus.NewCounterVec(prometheus.CounterOpts{
 		Name: "pgcdc_events_total",
-		Help: "Change events handed to Kafka, by table (schema.table) and Debezium op (c, u, d). Tombstones are not counted; see pgcdc_kafka_records_written_total.",
+		Help: "Change events handed to Kafka, by table (schema.table) and Debezium op (c, u, d, r for snapshot reads, t for truncates). Tombstones are not counted; see pgcdc_kafka_records_written_total.",
 	}, []string{"table", "op"})
 	m.recordsWritten = prometheus.NewCounter(prometheus.CounterOpts{
 		Name: "pgcdc_kafka_records_written_total",
@@ -116,12 +119,12 @@ func New(version string) *Metrics {
 		Help: "Errors by kind: kafka_write (failed batch write attempt), replication_stream (broken replication connection), slot_poll (slot state unreadable), startup, fatal.",
 	}, []string{"kind"})
 	m.snapshotDone = prometheus.NewGaugeVec(prometheus.GaugeOpts{
-		Name: "pgcdc_snapshot_rows_done",
-		Help: "Rows of the table's initial snapshot published so far (0 when no snapshot runs).",
+		Name: "pgcdc_snapshot_rows",
+		Help: "Rows of the table's current (or last) snapshot published so far; 0 before any snapshot. A gauge: a new snapshot starts it again at 0.",
 	}, []string{"table"})
 	m.snapshotTotal = prometheus.NewGaugeVec(prometheus.GaugeOpts{
-		Name: "pgcdc_snapshot_rows_total",
-		Help: "Estimated rows of the table's initial snapshot (0 when no snapshot runs).",
+		Name: "pgcdc_snapshot_rows_estimated",
+		Help: "Rows the table's current (or last) snapshot is expected to publish (from pg_class.reltuples, or counted by the chunk planner); 0 before any snapshot.",
 	}, []string{"table"})
 	for _, kind := range []string{ErrKafkaWrite, ErrReplicationStream, ErrFatal, ErrStartup, ErrSlotPoll} {
 		m.errors.WithLabelValues(kind)
@@ -143,7 +146,8 @@ func New(version string) *Metrics {
 			func() float64 { return float64(m.readProbe().InFlightEvents) }),
 		gauge("pgcdc_in_flight_bytes", "Bytes of the records not yet acknowledged (bounded by kafka.max_in_flight_bytes).",
 			func() float64 { return float64(m.readProbe().InFlightBytes) }),
-		gauge("pgcdc_events_acknowledged", "Events Kafka acknowledged since start (a gauge read from the acknowledgement tracker).",
+		prometheus.NewCounterFunc(prometheus.CounterOpts{Name: "pgcdc_events_acknowledged_total",
+			Help: "Events Kafka acknowledged since the process started (read from the acknowledgement tracker)."},
 			func() float64 { return float64(m.readProbe().Acked) }),
 		gauge("pgcdc_confirmed_lsn", "LSN (as a byte position) pgcdc last confirmed to PostgreSQL as flushed: everything before it is in Kafka.",
 			func() float64 { m.mu.Lock(); defer m.mu.Unlock(); return float64(m.confirmed) }),
@@ -200,7 +204,7 @@ func (m *Metrics) Tables(tables []string) {
 		return
 	}
 	for _, t := range tables {
-		for _, op := range []string{"c", "u", "d"} {
+		for _, op := range []string{"c", "u", "d", "r"} {
 			m.events.WithLabelValues(t, op)
 		}
 		m.snapshotDone.WithLabelValues(t)
@@ -208,7 +212,8 @@ func (m *Metrics) Tables(tables []string) {
 	}
 }
 
-// Event counts one change event of table (schema.table) with Debezium op code op handed to Kafka.
+// Event counts one change event of table (schema.table) with Debezium op code op ('c', 'u', 'd',
+// 'r', 't') handed to Kafka. A truncate event counts once per table it names.
 func (m *Metrics) Event(table string, op byte) {
 	if m == nil {
 		return
@@ -396,7 +401,33 @@ func (m *Metrics) SetSlot(s Slot) {
 	}
 	m.mu.Lock()
 	m.slot, m.slotSeen = s, true
+	m.polled, m.pollOK, m.lastPollOK = true, true, m.now()
 	m.mu.Unlock()
+}
+
+// SlotMissing records a poll that found no slot of that name: the slot series disappear.
+func (m *Metrics) SlotMissing() {
+	if m == nil {
+		return
+	}
+	m.mu.Lock()
+	m.slot, m.slotSeen = Slot{}, false
+	m.polled, m.pollOK, m.lastPollOK = true, true, m.now()
+	m.mu.Unlock()
+}
+
+// SlotUnknown records a poll that could not read the slot's state (PostgreSQL down or
+// unreachable): the slot series disappear rather than repeat the last values, and
+// pgcdc_slot_poll_success turns 0, until a poll succeeds again. It also counts a slot_poll error.
+func (m *Metrics) SlotUnknown() {
+	if m == nil {
+		return
+	}
+	m.mu.Lock()
+	m.slot, m.slotSeen = Slot{}, false
+	m.polled, m.pollOK = true, false
+	m.mu.Unlock()
+	m.errors.WithLabelValues(ErrSlotPoll).Inc()
 }
 
 // slotCollector exports the polled slot state (nothing until the first poll).
@@ -415,18 +446,29 @@ var (
 		"1 when a walsender holds the slot.", nil, nil)
 	serverEndDesc = prometheus.NewDesc("pgcdc_server_wal_end_lsn",
 		"The server's WAL end (pg_current_wal_lsn) at the last poll, as a byte position.", nil, nil)
+	pollSuccessDesc = prometheus.NewDesc("pgcdc_slot_poll_success",
+		"1 when the last poll of the slot's state succeeded; 0 when PostgreSQL could not be asked, and the pgcdc_slot_* series (and pgcdc_server_wal_end_lsn) are then absent: unknown, not stale.", nil, nil)
+	pollTimeDesc = prometheus.NewDesc("pgcdc_slot_poll_last_success_timestamp_seconds",
+		"Unix time of the last successful poll of the slot's state (absent before the first).", nil, nil)
 )
 
 func (c *slotCollector) Describe(ch chan<- *prometheus.Desc) {
-	for _, d := range []*prometheus.Desc{slotLagDesc, slotRetainedDesc, slotStatusDesc, slotSafeDesc, slotActiveDesc, serverEndDesc} {
+	for _, d := range []*prometheus.Desc{slotLagDesc, slotRetainedDesc, slotStatusDesc, slotSafeDesc, slotActiveDesc, serverEndDesc, pollSuccessDesc, pollTimeDesc} {
 		ch <- d
 	}
 }
 
 func (c *slotCollector) Collect(ch chan<- prometheus.Metric) {
 	c.m.mu.Lock()
-	s, seen := c.m.slot, c.m.slotSeen
+	s, seen, polled, ok, last := c.m.slot, c.m.slotSeen, c.m.polled, c.m.pollOK, c.m.lastPollOK
 	c.m.mu.Unlock()
+	if !polled {
+		return // never polled: pgcdc runs without slot polling (metrics off) or has just started
+	}
+	ch <- prometheus.MustNewConstMetric(pollSuccessDesc, prometheus.GaugeValue, b2f(ok))
+	if !last.IsZero() {
+		ch <- prometheus.MustNewConstMetric(pollTimeDesc, prometheus.GaugeValue, float64(last.UnixMilli())/1000)
+	}
 	if !seen {
 		return
 	}

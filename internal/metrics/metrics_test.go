@@ -4,10 +4,12 @@ import (
 	"errors"
 	"io"
 	"net/http/httptest"
+	"regexp"
 	"strings"
 	"testing"
 	"time"
 
+	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/testutil"
 )
 
@@ -206,7 +208,11 @@ func TestExposition(t *testing.T) {
 	m.SetProbe(func() Probe { return Probe{InFlightEvents: 3, InFlightBytes: 4096, Acked: 7} })
 	m.Confirmed(0x1000, 0x1000)
 	m.SetSlot(Slot{ServerWALEnd: 0x3000, ConfirmedFlush: 0x1000, RestartLSN: 0x800, WALStatus: "extended", SafeWALSize: -1, Active: true})
+	m.Tables([]string{"public.t"})
 	m.Event("public.t", 'c')
+	m.Event("public.t", 't')
+	m.SnapshotProgress("public.t", 5, 460)
+	m.KafkaWrite(1, 10, time.Millisecond, nil)
 	rec := httptest.NewRecorder()
 	m.Handler().ServeHTTP(rec, httptest.NewRequest("GET", "/metrics", nil))
 	body, _ := io.ReadAll(rec.Body)
@@ -214,7 +220,14 @@ func TestExposition(t *testing.T) {
 		`pgcdc_events_total{op="c",table="public.t"} 1`,
 		"pgcdc_in_flight_events 3",
 		"pgcdc_in_flight_bytes 4096",
-		"pgcdc_events_acknowledged 7",
+		"pgcdc_events_acknowledged_total 7",
+		"# TYPE pgcdc_events_acknowledged_total counter",
+		`pgcdc_events_total{op="t",table="public.t"} 1`,
+		`pgcdc_events_total{op="r",table="public.t"} 0`,
+		`pgcdc_snapshot_rows{table="public.t"} 5`,
+		`pgcdc_snapshot_rows_estimated{table="public.t"} 460`,
+		"pgcdc_slot_poll_success 1",
+		"pgcdc_slot_poll_last_success_timestamp_seconds 1.7672688e+09",
 		"pgcdc_confirmed_lsn 4096",
 		"pgcdc_slot_lag_bytes 8192",
 		"pgcdc_slot_retained_wal_bytes 10240",
@@ -233,13 +246,71 @@ func TestExposition(t *testing.T) {
 			t.Errorf("exposition lacks %q", want)
 		}
 	}
+	// Every pgcdc metric is exposed above, so promlint sees each one.
 	problems, err := testutil.GatherAndLint(m.Registry())
 	if err != nil {
 		t.Fatal(err)
 	}
 	for _, p := range problems {
-		if strings.HasPrefix(p.Metric, "pgcdc_") {
-			t.Errorf("lint: %s: %s", p.Metric, p.Text)
+		t.Errorf("promlint: %s: %s", p.Metric, p.Text)
+	}
+	descs := make(chan *prometheus.Desc, 100)
+	go func() { m.Registry().Describe(descs); close(descs) }()
+	exposed := string(body)
+	for d := range descs {
+		name := regexp.MustCompile(`fqName: "([^"]+)"`).FindStringSubmatch(d.String())[1]
+		if strings.HasPrefix(name, "pgcdc_") && !strings.Contains(exposed, "\n"+name) && !strings.Contains(exposed, "# TYPE "+name+" ") {
+			t.Errorf("%s is registered but not exposed in this test, so promlint did not check it", name)
 		}
 	}
+}
+
+// While PostgreSQL cannot be asked, the slot series disappear (unknown, not stale) and
+// pgcdc_slot_poll_success says so; a missing slot has no series either.
+func TestSlotStaleness(t *testing.T) {
+	m, c := newTest()
+	scrape := func() string {
+		rec := httptest.NewRecorder()
+		m.Handler().ServeHTTP(rec, httptest.NewRequest("GET", "/metrics", nil))
+		return rec.Body.String()
+	}
+	if body := scrape(); strings.Contains(body, "pgcdc_slot_") {
+		t.Errorf("slot series before any poll:\n%s", body)
+	}
+	m.SlotUnknown()
+	if body := scrape(); !strings.Contains(body, "pgcdc_slot_poll_success 0") || strings.Contains(body, "pgcdc_slot_poll_last_success") {
+		t.Errorf("first poll failed: %s", grepLines(body, "pgcdc_slot"))
+	}
+	m.SetSlot(Slot{ServerWALEnd: 0x3000, ConfirmedFlush: 0x1000, WALStatus: "reserved", Active: true})
+	if body := scrape(); !strings.Contains(body, "pgcdc_slot_active 1") || !strings.Contains(body, "pgcdc_slot_poll_success 1") {
+		t.Errorf("after a poll: %s", grepLines(body, "pgcdc_slot"))
+	}
+	c.add(time.Minute)
+	m.SlotUnknown()
+	body := scrape()
+	for _, gone := range []string{"pgcdc_slot_active", "pgcdc_slot_lag_bytes", "pgcdc_slot_retained_wal_bytes", "pgcdc_slot_wal_status", "pgcdc_server_wal_end_lsn"} {
+		if strings.Contains(body, "\n"+gone) {
+			t.Errorf("%s still exposed while PostgreSQL is down", gone)
+		}
+	}
+	if !strings.Contains(body, "pgcdc_slot_poll_success 0") || !strings.Contains(body, "pgcdc_slot_poll_last_success_timestamp_seconds 1.7672688e+09") {
+		t.Errorf("down: %s", grepLines(body, "pgcdc_slot"))
+	}
+	if got := testutil.ToFloat64(m.errors.WithLabelValues(ErrSlotPoll)); got != 2 {
+		t.Errorf("slot_poll errors = %v, want 2", got)
+	}
+	m.SlotMissing()
+	if body := scrape(); strings.Contains(body, "pgcdc_slot_active") || !strings.Contains(body, "pgcdc_slot_poll_success 1") {
+		t.Errorf("slot missing: %s", grepLines(body, "pgcdc_slot"))
+	}
+}
+
+func grepLines(body, substr string) string {
+	var out []string
+	for _, l := range strings.Split(body, "\n") {
+		if strings.Contains(l, substr) && !strings.HasPrefix(l, "#") {
+			out = append(out, l)
+		}
+	}
+	return strings.Join(out, "\n")
 }

@@ -6,9 +6,11 @@
 //	           reason otherwise (metrics.Metrics.Ready)
 //
 // Start binds the listen address at once, so a port in use is an error at start-up rather than a
-// silent lack of metrics, and serves until Close:
+// silent lack of metrics, and serves until Close. metrics.web_config_file, a Prometheus web
+// configuration file (github.com/prometheus/exporter-toolkit), adds TLS, client certificates and
+// basic auth; it is validated at Start and read again on every connection:
 //
-//	srv, err := opshttp.Start(cfg.Metrics.Listen, m, log)
+//	srv, err := opshttp.Start(cfg.Metrics, m, log)
 //	if err != nil { ... }             // names metrics.listen
 //	defer srv.Close(ctx)
 //	log.Info().Str("addr", srv.Addr()).Msg("operations endpoint")

@@ -4,12 +4,15 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"log/slog"
 	"net"
 	"net/http"
 	"time"
 
+	"github.com/prometheus/exporter-toolkit/web"
 	"github.com/rs/zerolog"
 
+	"github.com/pgcdc/pgcdc/config"
 	"github.com/pgcdc/pgcdc/internal/metrics"
 )
 
@@ -43,11 +46,19 @@ func Handler(m *metrics.Metrics) http.Handler {
 	return mux
 }
 
-// Start listens on addr (host:port; port 0 picks a free one) and serves m's endpoint until Close.
-func Start(addr string, m *metrics.Metrics, log zerolog.Logger) (*Server, error) {
-	ln, err := net.Listen("tcp", addr)
+// Start listens on cfg.Listen (host:port; port 0 picks a free one) and serves m's endpoint until
+// Close. With cfg.WebConfigFile it serves as that Prometheus web configuration file says (TLS,
+// client certificates, basic auth; exporter-toolkit), which is checked here so that a mistake in it
+// stops start-up.
+func Start(cfg config.MetricsConfig, m *metrics.Metrics, log zerolog.Logger) (*Server, error) {
+	if cfg.WebConfigFile != "" {
+		if err := web.Validate(cfg.WebConfigFile); err != nil {
+			return nil, fmt.Errorf("metrics.web_config_file %q: %w (the format: https://prometheus.io/docs/prometheus/latest/configuration/https/)", cfg.WebConfigFile, err)
+		}
+	}
+	ln, err := net.Listen("tcp", cfg.Listen)
 	if err != nil {
-		return nil, fmt.Errorf("metrics.listen: cannot listen on %q: %w (choose another address, or set it to off)", addr, err)
+		return nil, fmt.Errorf("metrics.listen: cannot listen on %q: %w (choose another address, or set it to off)", cfg.Listen, err)
 	}
 	s := &Server{
 		ln: ln,
@@ -59,9 +70,13 @@ func Start(addr string, m *metrics.Metrics, log zerolog.Logger) (*Server, error)
 		},
 		done: make(chan struct{}),
 	}
+	webFile := cfg.WebConfigFile
+	flags := &web.FlagConfig{WebListenAddresses: &[]string{cfg.Listen}, WebConfigFile: &webFile}
+	// exporter-toolkit logs through slog: its start-up lines (info there) at debug here.
+	slogger := slog.New(demoteInfo{zerolog.NewSlogHandler(log.With().Str("component", "opshttp").Logger())})
 	go func() {
 		defer close(s.done)
-		if err := s.srv.Serve(ln); err != nil && !errors.Is(err, http.ErrServerClosed) {
+		if err := web.Serve(ln, s.srv, flags, slogger); err != nil && !errors.Is(err, http.ErrServerClosed) {
 			log.Error().Err(err).Str("addr", s.Addr()).Msg("operations endpoint stopped")
 		}
 	}()
@@ -80,3 +95,27 @@ func (s *Server) Close(ctx context.Context) error {
 	<-s.done
 	return err
 }
+
+// demoteInfo logs slog's info records at debug level.
+type demoteInfo struct{ h slog.Handler }
+
+func demote(l slog.Level) slog.Level {
+	if l == slog.LevelInfo {
+		return slog.LevelDebug
+	}
+	return l
+}
+
+func (d demoteInfo) Enabled(ctx context.Context, l slog.Level) bool {
+	return d.h.Enabled(ctx, demote(l))
+}
+
+func (d demoteInfo) Handle(ctx context.Context, r slog.Record) error {
+	r.Level = demote(r.Level)
+	return d.h.Handle(ctx, r)
+}
+
+func (d demoteInfo) WithAttrs(attrs []slog.Attr) slog.Handler {
+	return demoteInfo{d.h.WithAttrs(attrs)}
+}
+func (d demoteInfo) WithGroup(name string) slog.Handler { return demoteInfo{d.h.WithGroup(name)} }

@@ -11,6 +11,7 @@ import (
 
 	"github.com/rs/zerolog"
 
+	"github.com/pgcdc/pgcdc/config"
 	"github.com/pgcdc/pgcdc/internal/metrics"
 )
 
@@ -28,7 +29,7 @@ func get(t *testing.T, url string) (int, string) {
 
 func TestEndpoints(t *testing.T) {
 	m := metrics.New("v1")
-	srv, err := Start("127.0.0.1:0", m, zerolog.Nop())
+	srv, err := Start(config.MetricsConfig{Listen: "127.0.0.1:0"}, m, zerolog.Nop())
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -62,7 +63,7 @@ func TestListenError(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer ln.Close()
-	_, err = Start(ln.Addr().String(), metrics.New("v"), zerolog.Nop())
+	_, err = Start(config.MetricsConfig{Listen: ln.Addr().String()}, metrics.New("v"), zerolog.Nop())
 	if err == nil || !strings.Contains(err.Error(), "metrics.listen") || !strings.Contains(err.Error(), "address already in use") {
 		t.Errorf("err = %v", err)
 	}

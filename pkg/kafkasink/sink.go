@@ -389,7 +389,7 @@ func (s *Sink) write(q *partitionQueue, batch []queued) bool {
 		}
 		wait := b.Next()
 		s.log.Warn().Err(firstError(err)).Str("topic", q.key.topic).Int("partition", q.key.partition).
-			Int("records", len(batch)).Int("attempt", attempt).Dur("backoff", wait).Msg("kafka write failed; retrying")
+			Int("records", len(batch)).Int("attempt", attempt).Float64("backoff_s", wait.Seconds()).Msg("kafka write failed; retrying")
 		if retry.Sleep(s.ctx, wait) != nil {
 			return false
 		}

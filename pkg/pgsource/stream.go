@@ -152,7 +152,7 @@ func (s *Stream) Run(ctx context.Context, out chan<- Message) error {
 			b.Reset()
 		}
 		wait := b.Next()
-		ev := s.opts.Log.Warn().Err(err).Dur("retry_in", wait)
+		ev := s.opts.Log.Warn().Err(err).Float64("retry_in_s", wait.Seconds())
 		var held *SlotInUseError
 		if errors.As(err, &held) {
 			ev.Msg("the replication slot is held by another process; waiting for it")
@@ -288,29 +288,11 @@ func (s *Stream) slotInUse(ctx context.Context, err error) error {
 	}
 	holder := "another process"
 	if s.sql != nil && !s.sql.IsClosed() {
-		if h, herr := SlotHolder(ctx, s.sql, s.opts.Slot); herr == nil && h != "" {
-			holder = h
+		if h, herr := ReadSlotHolder(ctx, s.sql, s.opts.Slot); herr == nil {
+			holder = h.String()
 		}
 	}
 	return &SlotInUseError{Slot: s.opts.Slot, Holder: holder, Err: err}
-}
-
-// SlotHolder describes the process that streams from slot: "pid 123 (application pgcdc, address
-// 10.0.0.5, since 2026-12-07T10:00:00Z)"; "" when no process holds it.
-func SlotHolder(ctx context.Context, conn *pgx.Conn, slot string) (string, error) {
-	var pid int32
-	var app, addr, since string
-	err := conn.QueryRow(ctx, `SELECT s.active_pid, coalesce(a.application_name, ''), coalesce(host(a.client_addr), 'local socket'),
-			coalesce(to_char(a.backend_start AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS"Z"'), '')
-		FROM pg_replication_slots s LEFT JOIN pg_stat_activity a ON a.pid = s.active_pid
-		WHERE s.slot_name = $1 AND s.active_pid IS NOT NULL`, slot).Scan(&pid, &app, &addr, &since)
-	if errors.Is(err, pgx.ErrNoRows) {
-		return "", nil
-	}
-	if err != nil {
-		return "", err
-	}
-	return fmt.Sprintf("pid %d (application %q, address %s, since %s)", pid, app, addr, since), nil
 }
 
 // replSession is one replication connection's state, used by Run's goroutine only.

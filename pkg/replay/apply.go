@@ -4,11 +4,13 @@ import (
 	"bytes"
 	"context"
 	"encoding/base64"
+	"errors"
 	"fmt"
 	"strconv"
 	"strings"
 
 	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgconn"
 	"github.com/jackc/pgx/v5/pgtype"
 )
 
@@ -34,9 +36,9 @@ func newPlaceholder(ph string) placeholder {
 
 func (p *placeholder) is(raw []byte, c *codec) bool {
 	switch c.kind {
-	case kText:
+	case kText, kHstore:
 		return bytes.Equal(raw, p.str)
-	case kBytes:
+	case kBytes, kBits:
 		return bytes.Equal(raw, p.b64) || bytes.Equal(raw, p.str)
 	case kArray:
 		return bytes.Equal(raw, p.strArr) || bytes.Equal(raw, p.intArr)
@@ -58,6 +60,11 @@ type prepared struct {
 	before rowImage
 	after  rowImage
 	key    rowImage
+
+	// Primary-key changes (see carry.go).
+	savesRow bool   // the delete half: save the old row for the create half
+	carry    bool   // the create half with unchanged TOAST values: fill them from the saved old row
+	park     string // why this record cannot be applied ("" when it can): parked instead
 }
 
 // upsert is the final state of one key in a batch.
@@ -69,17 +76,36 @@ type upsert struct {
 
 // segmentSQL builds the statements applying one partition's run of changes to one table (no
 // truncate inside; see the coordinator) into b. It returns checks to run on the results.
-func (ts *tableState) segmentSQL(b *pgx.Batch, seg []*prepared, ph *placeholder) ([]func(pgconn int64) error, error) {
+func (ts *tableState) segmentSQL(b *pgx.Batch, seg []*prepared, ph *placeholder, carry string) ([]func(pgconn int64) error, error) {
 	if ts.tgt == nil {
 		return nil, nil // only tombstones or truncates of a table that never existed
 	}
 	if len(ts.key) == 0 {
 		return ts.keylessSQL(b, seg, ph)
 	}
+	// The delete half of a primary-key change saves the old row first (it heads its segment, so the
+	// target holds the row as the stream left it; see carry.go).
+	var forget []*prepared
+	for _, p := range seg {
+		if p.park != "" {
+			continue
+		}
+		if p.savesRow {
+			if err := ts.saveRowSQL(b, carry, p); err != nil {
+				return nil, err
+			}
+		}
+		if p.op == 'c' && p.oldKey && !p.carry {
+			forget = append(forget, p)
+		}
+	}
 	// Collapse to the last state per key, in first-seen order.
 	states := make([]upsert, 0, len(seg))
 	index := make(map[string]int, len(seg))
 	for _, p := range seg {
+		if p.park != "" {
+			continue
+		}
 		switch p.op {
 		case 0, 't':
 			continue
@@ -167,7 +193,7 @@ func (ts *tableState) segmentSQL(b *pgx.Batch, seg []*prepared, ph *placeholder)
 		for i, f := range st.row.fields {
 			v, err := textOf(f, st.row.codecs[i])
 			if err != nil {
-				return nil, st.source.errorf(ts, f.name, st.row.cols[i], err)
+				return nil, &recordError{st.source, st.source.errorf(ts, f.name, st.row.cols[i], err)}
 			}
 			g.vals[i] = append(g.vals[i], v)
 		}
@@ -182,6 +208,9 @@ func (ts *tableState) segmentSQL(b *pgx.Batch, seg []*prepared, ph *placeholder)
 		} else {
 			b.Queue(ts.upsertSQL(g.cols), args...)
 		}
+	}
+	for _, p := range forget {
+		ts.forgetRowSQL(b, carry, p)
 	}
 	return nil, nil
 }
@@ -240,8 +269,14 @@ func (ts *tableState) upsertSQL(cols []*targetCol) string {
 	}
 	sb.WriteString(" FROM ")
 	unnestFrom(&sb, cols, 1)
+	ts.onConflict(&sb, cols)
+	return sb.String()
+}
+
+// onConflict writes the upsert's ON CONFLICT clause on the key (nothing for keyless tables).
+func (ts *tableState) onConflict(sb *strings.Builder, cols []*targetCol) {
 	if len(ts.key) == 0 {
-		return sb.String()
+		return
 	}
 	sb.WriteString(" ON CONFLICT (")
 	isKey := map[string]bool{}
@@ -264,12 +299,11 @@ func (ts *tableState) upsertSQL(cols []*targetCol) string {
 			sb.WriteString(", ")
 		}
 		n++
-		fmt.Fprintf(&sb, "%s = EXCLUDED.%s", quote(c.name), quote(c.name))
+		fmt.Fprintf(sb, "%s = EXCLUDED.%s", quote(c.name), quote(c.name))
 	}
 	if n == 0 {
 		sb.WriteString("NOTHING")
 	}
-	return sb.String()
 }
 
 func (ts *tableState) deleteSQL(cols []*targetCol) string {
@@ -311,7 +345,7 @@ func (ts *tableState) keylessSQL(b *pgx.Batch, seg []*prepared, ph *placeholder)
 				for i, f := range p.after.fields {
 					v, err := textOf(f, p.after.codecs[i])
 					if err != nil {
-						return p.errorf(ts, f.name, p.after.cols[i], err)
+						return &recordError{p, p.errorf(ts, f.name, p.after.cols[i], err)}
 					}
 					vals[i] = append(vals[i], v)
 				}
@@ -328,6 +362,9 @@ func (ts *tableState) keylessSQL(b *pgx.Batch, seg []*prepared, ph *placeholder)
 		return nil
 	}
 	for _, p := range seg {
+		if p.park != "" {
+			continue
+		}
 		switch p.op {
 		case 0, 't':
 			continue
@@ -353,7 +390,7 @@ func (ts *tableState) keylessSQL(b *pgx.Batch, seg []*prepared, ph *placeholder)
 				}
 				v, err := textOf(f, p.after.codecs[i])
 				if err != nil {
-					return nil, p.errorf(ts, f.name, p.after.cols[i], err)
+					return nil, &recordError{p, p.errorf(ts, f.name, p.after.cols[i], err)}
 				}
 				if n > 0 {
 					sb.WriteString(", ")
@@ -375,7 +412,7 @@ func (ts *tableState) keylessSQL(b *pgx.Batch, seg []*prepared, ph *placeholder)
 			}
 			v, err := textOf(f, p.before.codecs[i])
 			if err != nil {
-				return nil, p.errorf(ts, f.name, p.before.cols[i], err)
+				return nil, &recordError{p, p.errorf(ts, f.name, p.before.cols[i], err)}
 			}
 			args = append(args, v)
 			fmt.Fprintf(&sb, " AND %s::text IS NOT DISTINCT FROM ($%d::%s)::text", quote(f.name), len(args), p.before.cols[i].typ)
@@ -420,46 +457,150 @@ func opName(op byte) string {
 }
 
 // applySegment applies one partition's changes and records next as its applied offset, in one
-// transaction.
-func (e *engine) applySegment(ctx context.Context, ts *tableState, partition int, seg []*prepared, next int64) error {
-	b := &pgx.Batch{}
-	var checks []func(int64) error
-	if len(seg) == 1 && seg[0].op == 't' {
+// transaction. When a record cannot be applied (recordError, or the target refusing a value or a
+// constraint), the segment is applied again record by record, each under a savepoint, to find it:
+// it stops replay with its topic, partition and offset, or with parking on is parked and the
+// others applied. It returns the records parked.
+func (e *engine) applySegment(ctx context.Context, ts *tableState, partition int, seg []*prepared, next int64) (int, error) {
+	err := e.applyTx(ctx, ts, partition, seg, next, false)
+	if err == nil || !recordLevel(err) {
+		return countParked(seg), err
+	}
+	if err = e.applyTx(ctx, ts, partition, seg, next, true); err != nil {
+		return 0, err
+	}
+	return countParked(seg), nil
+}
+
+func countParked(seg []*prepared) int {
+	n := 0
+	for _, p := range seg {
+		if p.park != "" {
+			n++
+		}
+	}
+	return n
+}
+
+// recordLevel reports whether err is caused by the records rather than by the connection or the
+// target's setup: a recordError, or PostgreSQL refusing data (class 22) or a constraint (23).
+func recordLevel(err error) bool {
+	var re *recordError
+	if errors.As(err, &re) {
+		return true
+	}
+	var pg *pgconn.PgError
+	return errors.As(err, &pg) && (strings.HasPrefix(pg.Code, "22") || strings.HasPrefix(pg.Code, "23"))
+}
+
+// buildSQL queues the statements of seg into b and returns the checks of their row counts.
+func (e *engine) buildSQL(b *pgx.Batch, ts *tableState, seg []*prepared) ([]func(int64) error, error) {
+	switch {
+	case len(seg) == 1 && seg[0].op == 't':
 		if ts.tgt != nil {
 			b.Queue("TRUNCATE TABLE " + ts.tgt.ident)
 		}
-	} else {
-		var err error
-		if checks, err = ts.segmentSQL(b, seg, &e.ph); err != nil {
+		return nil, nil
+	case len(seg) == 1 && seg[0].carry && seg[0].park == "":
+		check, err := ts.carrySQL(b, e.offsets.carry, seg[0], &e.ph)
+		return []func(int64) error{check}, err
+	}
+	return ts.segmentSQL(b, seg, &e.ph, e.offsets.carry)
+}
+
+// runBatch sends b in tx and runs the checks.
+func runBatch(ctx context.Context, tx pgx.Tx, b *pgx.Batch, checks []func(int64) error) error {
+	br := tx.SendBatch(ctx, b)
+	for i := 0; i < b.Len(); i++ {
+		tag, err := br.Exec()
+		if err != nil {
+			br.Close()
 			return err
 		}
+		if i < len(checks) && checks[i] != nil {
+			if err := checks[i](tag.RowsAffected()); err != nil {
+				br.Close()
+				return err
+			}
+		}
 	}
-	e.offsets.queue(b, ts.topic, partition, next)
+	return br.Close()
+}
+
+// applyTx applies seg in one transaction (oneByOne: each record under a savepoint of its own,
+// parking or naming the ones that fail), parks the records marked so, and records next.
+func (e *engine) applyTx(ctx context.Context, ts *tableState, partition int, seg []*prepared, next int64, oneByOne bool) error {
+	where := func() string {
+		return fmt.Sprintf("%s partition %d offsets %d..%d", ts.topic, partition, seg[0].offset, next-1)
+	}
 	return e.db.with(ctx, func(db *pgx.Conn) error {
 		tx, err := db.Begin(ctx)
 		if err != nil {
 			return fmt.Errorf("target: begin: %w", err)
 		}
 		defer tx.Rollback(context.WithoutCancel(ctx)) //nolint:errcheck // after Commit a no-op
-		br := tx.SendBatch(ctx, b)
-		for i := 0; i < b.Len(); i++ {
-			tag, err := br.Exec()
+		if !oneByOne {
+			b := &pgx.Batch{}
+			checks, err := e.buildSQL(b, ts, seg)
 			if err != nil {
-				br.Close()
-				return fmt.Errorf("target: apply %s partition %d offsets %d..%d to %s: %w", ts.topic, partition, seg[0].offset, next-1, ts.tgt, err)
+				return err
 			}
-			if i < len(checks) && checks[i] != nil {
-				if err := checks[i](tag.RowsAffected()); err != nil {
-					br.Close()
+			if err := runBatch(ctx, tx, b, checks); err != nil {
+				if recordLevel(err) {
 					return err
+				}
+				return fmt.Errorf("target: apply %s to %s: %w", where(), ts.tgt, err)
+			}
+		} else {
+			for _, p := range seg {
+				if p.park != "" {
+					continue
+				}
+				b := &pgx.Batch{}
+				checks, err := e.buildSQL(b, ts, []*prepared{p})
+				if err == nil && b.Len() > 0 {
+					var sp pgx.Tx
+					if sp, err = tx.Begin(ctx); err != nil {
+						return fmt.Errorf("target: savepoint: %w", err)
+					}
+					if err = runBatch(ctx, sp, b, checks); err != nil {
+						if rb := sp.Rollback(ctx); rb != nil {
+							return fmt.Errorf("target: rollback to savepoint: %w", rb)
+						}
+					} else if err = sp.Commit(ctx); err != nil {
+						return fmt.Errorf("target: release savepoint: %w", err)
+					}
+				}
+				switch {
+				case err == nil:
+				case !recordLevel(err):
+					return fmt.Errorf("target: apply %s to %s: %w", where(), ts.tgt, err)
+				case e.parker == nil:
+					var re *recordError
+					if errors.As(err, &re) {
+						return err
+					}
+					return fmt.Errorf("target: topic %s partition %d offset %d: table %s refuses the record: %w (pass --park-file or --park-topic to set such records aside and go on)",
+						ts.topic, p.partition, p.offset, ts.tgt, err)
+				default:
+					p.park = fmt.Sprintf("topic %s partition %d offset %d: table %s: %v", ts.topic, p.partition, p.offset, ts.tgt, err)
+					var re *recordError
+					if errors.As(err, &re) {
+						p.park = err.Error() // names them already
+					}
 				}
 			}
 		}
-		if err := br.Close(); err != nil {
-			return fmt.Errorf("target: apply %s partition %d: %w", ts.topic, partition, err)
+		if err := e.parkSegment(ctx, seg); err != nil {
+			return err
+		}
+		b := &pgx.Batch{}
+		e.offsets.queue(b, ts.topic, partition, next)
+		if err := runBatch(ctx, tx, b, nil); err != nil {
+			return fmt.Errorf("target: record the offset of %s: %w", where(), err)
 		}
 		if err := tx.Commit(ctx); err != nil {
-			return fmt.Errorf("target: commit %s partition %d up to offset %d: %w", ts.topic, partition, next, err)
+			return fmt.Errorf("target: commit %s: %w", where(), err)
 		}
 		return nil
 	})

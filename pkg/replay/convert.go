@@ -34,11 +34,14 @@ const (
 	kTsNanos                // ns since the epoch
 	kInterval               // µs (MicroDuration) or an ISO-8601 string
 	kArray
+	kBits      // io.debezium.data.Bits: base64 of a little-endian BitSet, into bit(n)/varbit(n)
+	kHstore    // hstore: a JSON object (map mode) or a string holding one (json mode)
+	kJSONValue // any JSON value written as its JSON text (a map into a json/jsonb column)
 )
 
 var kindNames = [...]string{"text", "boolean", "bit", "integer", "float", "Decimal", "VariableScaleDecimal",
 	"numeric", "bytes", "date", "time (ms)", "time (µs)", "time (ns)", "timestamp (ms)", "timestamp (µs)",
-	"timestamp (ns)", "interval", "array"}
+	"timestamp (ns)", "interval", "array", "Bits", "hstore", "JSON"}
 
 func (k kind) String() string { return kindNames[k] }
 
@@ -49,6 +52,7 @@ type codec struct {
 	binMode string // kBytes: bytes (base64), base64, base64-url-safe, hex
 	decMode string // kNumeric: precise, double, string
 	elem    *codec // kArray
+	bits    int    // kBits: the bit string's length (0: varbit without a known length)
 }
 
 // Debezium's ±infinity sentinels (see pkg/event/value.go).
@@ -214,6 +218,12 @@ func (c *codec) toText(raw []byte) (string, error) {
 		return string(raw) + " microseconds", nil
 	case kArray:
 		return c.arrayText(raw)
+	case kBits:
+		return c.bitsText(raw)
+	case kHstore:
+		return hstoreText(raw)
+	case kJSONValue:
+		return string(raw), nil
 	}
 	return "", fmt.Errorf("internal: unhandled kind %d", c.kind)
 }
@@ -254,14 +264,7 @@ func (c *codec) arrayText(raw []byte) (string, error) {
 		if s, err = c.elem.toText(el); err != nil {
 			return err
 		}
-		sb.WriteByte('"')
-		for i := 0; i < len(s); i++ {
-			if s[i] == '"' || s[i] == '\\' {
-				sb.WriteByte('\\')
-			}
-			sb.WriteByte(s[i])
-		}
-		sb.WriteByte('"')
+		writeQuoted(&sb, s)
 		return nil
 	})
 	if err != nil {
@@ -352,4 +355,101 @@ func clockText(ns int64) string {
 		s += "." + f
 	}
 	return s
+}
+
+// bitsText turns io.debezium.data.Bits (base64 of java.util.BitSet.toByteArray: bit i is
+// byte[i/8]>>(i%8), bit 0 the rightmost character) into a bit string of c.bits characters. Without
+// a known length (varbit) it is as long as the highest set bit needs: leading zeros are lost.
+func (c *codec) bitsText(raw []byte) (string, error) {
+	s, err := unquote(raw)
+	if err != nil {
+		return "", fmt.Errorf("Bits: %w", err)
+	}
+	b, err := base64.StdEncoding.DecodeString(s)
+	if err != nil {
+		return "", fmt.Errorf("Bits %q is not base64: %w", s, err)
+	}
+	n := c.bits
+	high := 0
+	for i := 0; i < 8*len(b); i++ {
+		if b[i/8]>>(i%8)&1 == 1 {
+			high = i + 1
+		}
+	}
+	if n == 0 {
+		n = max(high, 1)
+	}
+	if high > n {
+		return "", fmt.Errorf("Bits value has bit %d set, more than the column's %d bits", high-1, n)
+	}
+	out := make([]byte, n)
+	for i := 0; i < n; i++ {
+		bit := byte('0')
+		if i < 8*len(b) && b[i/8]>>(i%8)&1 == 1 {
+			bit = '1'
+		}
+		out[n-1-i] = bit
+	}
+	return string(out), nil
+}
+
+// hstoreText turns an hstore value as pgcdc writes it (map mode: a JSON object of strings or
+// nulls; json mode: a JSON string holding that object) into hstore input text.
+func hstoreText(raw []byte) (string, error) {
+	obj := raw
+	if raw[0] == '"' {
+		s, err := unquote(raw)
+		if err != nil {
+			return "", err
+		}
+		obj = []byte(s)
+	}
+	if len(obj) == 0 || obj[0] != '{' {
+		return "", fmt.Errorf("expected an hstore as a JSON object, got %s", jsonKind(raw))
+	}
+	var sb strings.Builder
+	quoted := func(v string) { writeQuoted(&sb, v) }
+	n := 0
+	err := eachField(obj, func(name, v []byte) error {
+		k, err := unquote(name)
+		if err != nil {
+			return err
+		}
+		if n > 0 {
+			sb.WriteString(", ")
+		}
+		n++
+		quoted(k)
+		sb.WriteString("=>")
+		if isNull(v) {
+			sb.WriteString("NULL")
+			return nil
+		}
+		if v[0] != '"' {
+			return fmt.Errorf("hstore value of key %q is %s, not a string", k, jsonKind(v))
+		}
+		val, err := unquote(v)
+		if err != nil {
+			return err
+		}
+		quoted(val)
+		return nil
+	})
+	if err != nil {
+		return "", fmt.Errorf("hstore: %w", err)
+	}
+	return sb.String(), nil
+}
+
+// writeQuoted writes s double-quoted with '"' and '\\' backslash-escaped, as array and hstore
+// literals read it.
+func writeQuoted(sb *strings.Builder, s string) {
+	sb.WriteByte('"')
+	for i := 0; i < len(s); i++ {
+		if s[i] == '"' || s[i] == '\\' {
+			sb.WriteByte('\\')
+		}
+		sb.WriteByte(s[i])
+	}
+	sb.WriteByte('"')
 }

@@ -46,6 +46,10 @@ var rtCols = []rtCol{
 	{"tags", "_text", -1, col("text", 'S', -1, true), `{a,"b c",NULL,"q\"x"}`, `{"a","b c",NULL,"q\"x"}`},
 	{"nums", "_int4", -1, col("int4", 'N', -1, true), `{1,-2}`, `{"1","-2"}`},
 	{"flag", "bit", 1, col("bit", 'V', 1, false), "1", "1"},
+	{"bits", "bit", 12, col("bit", 'V', 12, false), "100000000101", "100000000101"},
+	{"zbits", "bit", 10, col("bit", 'V', 10, false), "0000000000", "0000000000"},
+	{"vbits", "varbit", 8, col("varbit", 'V', 8, false), "0101", "00000101"}, // leading zeros: see docs/replay.md
+	{"hs", "hstore", -1, col("hstore", 'U', -1, false), `"a"=>"1", "b"=>NULL, "q\"k"=>"x\\y"`, `"a"=>"1", "b"=>NULL, "q\"k"=>"x\\y"`},
 }
 
 func encoder(t *testing.T, schemas bool) *event.Encoder {
@@ -136,7 +140,7 @@ func TestRoundTrip(t *testing.T) {
 func TestPlaceholderDetected(t *testing.T) {
 	for _, schemas := range []bool{true, false} {
 		enc := encoder(t, schemas)
-		unchanged := []string{"txt", "doc", "raw", "tags", "nums"}
+		unchanged := []string{"txt", "doc", "raw", "tags", "nums", "bits", "hs"}
 		val, err := enc.AppendValue(nil, event.OpUpdate, nil, row(unchanged...), event.Source{LSN: 1}, nil, time.Now())
 		if err != nil {
 			t.Fatal(err)
@@ -158,6 +162,45 @@ func TestPlaceholderDetected(t *testing.T) {
 			if got := ph.is(f.raw, cd); got != want {
 				t.Errorf("schemas=%v %s = %s: placeholder %v, want %v", schemas, f.name, f.raw, got, want)
 			}
+		}
+	}
+}
+
+// hstore in map mode (a Connect map of strings) goes into an hstore column, or as JSON into a
+// json/jsonb column; a created table gets jsonb.
+func TestHstoreMap(t *testing.T) {
+	fs := &fieldSchema{Type: "map", Optional: true}
+	hs := col("hstore", 'U', -1, false)
+	cd, err := codecFromSchema(fs, &hs, Modes{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	got, err := cd.toText([]byte(`{"k":"v \"q\"","n":null}`))
+	if err != nil || got != `"k"=>"v \"q\"", "n"=>NULL` {
+		t.Fatalf("map into hstore: %q %v", got, err)
+	}
+	js := col("jsonb", 'U', -1, false)
+	if cd, err = codecFromSchema(fs, &js, Modes{}); err != nil {
+		t.Fatal(err)
+	}
+	if got, err := cd.toText([]byte(`{"k":"v"}`)); err != nil || got != `{"k":"v"}` {
+		t.Fatalf("map into jsonb: %q %v", got, err)
+	}
+	if typ, err := ddlType(fs); err != nil || typ != "jsonb" {
+		t.Fatalf("ddlType(map) = %q %v", typ, err)
+	}
+	i4 := col("int4", 'N', -1, false)
+	if _, err := codecFromSchema(fs, &i4, Modes{}); err == nil {
+		t.Fatal("a map into an int4 column was accepted")
+	}
+	if typ, _ := ddlType(&fieldSchema{Type: "bytes", Name: "io.debezium.data.Bits", Parameters: map[string]string{"length": "12"}}); typ != "bit(12)" {
+		t.Fatalf("ddlType(Bits) = %q", typ)
+	}
+	// without schemas an hstore column reads both modes
+	cd = codecFromTarget(&hs, Modes{})
+	for _, raw := range []string{`{"a":"1"}`, `"{\"a\":\"1\"}"`} {
+		if got, err := cd.toText([]byte(raw)); err != nil || got != `"a"=>"1"` {
+			t.Errorf("%s: %q %v", raw, got, err)
 		}
 	}
 }

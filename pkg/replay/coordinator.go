@@ -260,12 +260,24 @@ func (c *coordinator) ingest(ctx context.Context) error {
 			}
 			for i := range ch.msgs {
 				m := &ch.msgs[i]
-				ev := &change{partition: p.id, offset: m.Offset, size: len(m.Key) + len(m.Value)}
-				if err := c.dec.decode(m.Key, m.Value, p.lastLSN, ev); err != nil {
-					return fmt.Errorf("replay: topic %s partition %d offset %d: %w", c.topic, p.id, m.Offset, err)
+				ev := &change{partition: p.id, offset: m.Offset, size: len(m.Key) + len(m.Value), msg: m}
+				for _, h := range m.Headers {
+					switch h.Key {
+					case headerOldKey:
+						ev.oldKey = true
+					case headerNewKey:
+						ev.newKey = true
+					}
 				}
-				pr, err := c.e.prepare(ctx, c.ts, ev)
-				if err != nil {
+				var pr *prepared
+				if err := c.dec.decode(m.Key, m.Value, p.lastLSN, ev); err != nil {
+					err = fmt.Errorf("replay: topic %s partition %d offset %d: %w", c.topic, p.id, m.Offset, err)
+					if c.e.parker == nil {
+						return err
+					}
+					pr = &prepared{change: ev, park: err.Error()} // malformed: parked when its segment commits
+					ev.lsn = p.lastLSN
+				} else if pr, err = c.e.prepare(ctx, c.ts, ev); err != nil {
 					return err
 				}
 				p.queue = append(p.queue, pr)
@@ -308,7 +320,7 @@ func (c *coordinator) plan() []segment {
 		n := 0
 		for n < len(p.queue) && n < c.e.opts.BatchSize {
 			r := p.queue[n]
-			if r.op == 't' || r.lsn > frontier || (trunc != math.MaxUint64 && r.lsn >= trunc) {
+			if r.op == 't' || r.carry || (r.savesRow && n > 0) || r.lsn > frontier || (trunc != math.MaxUint64 && r.lsn >= trunc) {
 				break
 			}
 			n++
@@ -317,6 +329,7 @@ func (c *coordinator) plan() []segment {
 			segs = append(segs, segment{p: p, recs: p.queue[:n]})
 		}
 	}
+	segs = append(segs, c.readyCarries()...)
 	if len(segs) > 0 || trunc == math.MaxUint64 {
 		return segs
 	}
@@ -343,6 +356,36 @@ func (c *coordinator) plan() []segment {
 	return []segment{{p: holder, recs: holder.queue[:1]}}
 }
 
+// readyCarries returns the primary-key changes whose new row takes unchanged TOAST values from the
+// old row (prepared.carry) and can be applied now: the delete of the old key (same source.lsn L,
+// possibly on another partition) saved the old row when it was applied, so every other partition
+// must have applied everything up to L: its next record is past L, or it has nothing left that is
+// not applied and has been read beyond L (or to its end).
+func (c *coordinator) readyCarries() []segment {
+	var segs []segment
+	for _, p := range c.parts {
+		if len(p.queue) == 0 || !p.queue[0].carry {
+			continue
+		}
+		l := p.queue[0].lsn
+		ready := true
+		for _, q := range c.parts {
+			if q == p {
+				continue
+			}
+			if len(q.queue) > 0 {
+				ready = ready && q.queue[0].lsn > l
+			} else {
+				ready = ready && (q.atEnd() || q.maxLSN > l)
+			}
+		}
+		if ready {
+			segs = append(segs, segment{p: p, recs: p.queue[:1]})
+		}
+	}
+	return segs
+}
+
 // apply runs the round's segments in parallel, one transaction each.
 func (c *coordinator) apply(ctx context.Context, segs []segment) error {
 	errs := make([]error, len(segs))
@@ -355,7 +398,9 @@ func (c *coordinator) apply(ctx context.Context, segs []segment) error {
 			defer func() { <-sem; wg.Done() }()
 			next := s.recs[len(s.recs)-1].offset + 1
 			// a cancelled replay finishes its transactions: they are bounded by the batch size
-			errs[i] = c.e.applySegment(context.WithoutCancel(ctx), c.ts, s.p.id, s.recs, next)
+			parked, err := c.e.applySegment(context.WithoutCancel(ctx), c.ts, s.p.id, s.recs, next)
+			errs[i] = err
+			c.e.parked.Add(int64(parked))
 		}()
 	}
 	wg.Wait()
@@ -365,7 +410,7 @@ func (c *coordinator) apply(ctx context.Context, segs []segment) error {
 	for _, s := range segs {
 		rows := 0
 		for _, r := range s.recs {
-			if r.op != 0 {
+			if r.op != 0 && r.park == "" {
 				rows++
 			}
 		}

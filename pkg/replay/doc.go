@@ -22,13 +22,23 @@
 // resumes from there, and replaying twice changes nothing.
 //
 // The unchanged-TOAST placeholder is never written: such a column is left out of the upsert and
-// keeps the target's value (or takes the value from an earlier event of the same batch).
+// keeps the target's value (or takes the value from an earlier event of the same batch). A
+// primary-key change takes it from the old row, saved when the old key's delete is applied
+// (carry.go); a value replay cannot know stops it.
+//
+// A record that cannot be applied (malformed, refused by the target) stops replay with its topic,
+// partition and offset (a failed batch is applied again record by record under savepoints to find
+// it), or with Options.ParkFile/ParkTopic is parked with the reason (park.go). Every error of the
+// options is a *UsageError. docs/replay.md is the user's guide.
 //
 // Order (coordinator.go): one coordinator per topic; partitions are applied in parallel, each in
 // offset order (pgcdc keeps a key on one partition in commit order). Truncates are ordered by
-// source.lsn against the events of every partition of their table. Tables without a key are on
-// one partition (pgcdc writes them so) and are applied one change at a time in order; their
-// updates and deletes match a row equal to the before image, which needs REPLICA IDENTITY FULL.
+// source.lsn against the events of every partition of their table, and so is the new key of a
+// primary-key change that needs the old row's values. DDL (--create-tables) is serialized across
+// topics. The first error of any topic stops the others and is the one Run returns. Tables
+// without a key are on one partition (pgcdc writes them so) and are applied one change at a time
+// in order; their updates and deletes match a row equal to the before image, which needs REPLICA
+// IDENTITY FULL.
 //
 // Compacted topics (cleanup.policy=compact) hold no keyless tables and no truncates (null keys),
 // and may keep an update whose TOAST column holds only the placeholder: such topics are refused

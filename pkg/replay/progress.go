@@ -31,7 +31,7 @@ func (e *engine) progress(ctx context.Context, start time.Time) {
 			if total := e.total.Load(); total > 0 {
 				ev = ev.Int64("total", total).Float64("percent", float64(int64(1000*float64(n)/float64(total)))/10)
 				if rate > 0 {
-					ev = ev.Str("eta", (time.Duration(float64(total-n)/rate) * time.Second).Round(time.Second).String())
+					ev = ev.Int64("eta_s", int64(float64(total-n)/rate))
 				}
 			}
 			ev.Msg("replay progress")

@@ -3,6 +3,8 @@ package replay
 import (
 	"fmt"
 	"strconv"
+
+	"github.com/segmentio/kafka-go"
 )
 
 // field is one column value of a row image: its name and raw JSON value.
@@ -27,7 +29,18 @@ type change struct {
 	before    []field // nil when null
 	after     []field
 	vschema   *rowSchema // nil when the value has no schema
+
+	msg    *kafka.Message // the record as read (kept to park it)
+	oldKey bool           // header __debezium.oldkey: the create half of a primary-key change
+	newKey bool           // header __debezium.newkey: the delete half of a primary-key change
 }
+
+// Headers of a primary-key change (an UPDATE of the key is a delete of the old key and a create of
+// the new one, at the same source.lsn).
+const (
+	headerOldKey = "__debezium.oldkey"
+	headerNewKey = "__debezium.newkey"
+)
 
 // decoder decodes the records of one topic. Parsed schemas and column names are cached: most
 // records of a topic share them. Not safe for concurrent use.

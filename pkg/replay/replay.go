@@ -2,7 +2,6 @@ package replay
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"io"
 	"path"
@@ -26,9 +25,10 @@ type Options struct {
 	Include     []string // schema.table globs (path.Match) over the discovered topics; default all
 	Exclude     []string
 
-	Target       string // target PostgreSQL connection string (required)
-	OffsetsTable string // schema.table keeping the applied offsets; default public.pgcdc_replay_offsets
-	CreateTables bool   // create missing tables (and columns) from the events' value schemas
+	Target         string // target PostgreSQL connection string (required)
+	TargetPassword string // the target's password when Target has none (from a file or the environment, never argv)
+	OffsetsTable   string // schema.table keeping the applied offsets; default public.pgcdc_replay_offsets
+	CreateTables   bool   // create missing tables (and columns) from the events' value schemas
 
 	UntilEnd        bool          // stop at the topics' end offsets taken at start; otherwise follow
 	FromTime        time.Time     // where partitions without a stored offset start; zero: the beginning
@@ -39,6 +39,13 @@ type Options struct {
 	Modes               Modes  // how topics without schemas were encoded (pgcdc's events.* settings)
 	Placeholder         string // unchanged-TOAST placeholder; default __debezium_unavailable_value
 	AllowCompactedTOAST bool   // accept compacted topics of tables with TOASTable columns
+
+	// Records replay cannot apply (malformed, a value the target column refuses, a constraint
+	// violation, an unchanged TOAST value it cannot fill) stop it, naming topic, partition and
+	// offset. With ParkFile or ParkTopic they are written there with the reason instead, and
+	// replay goes on (see park.go).
+	ParkFile  string // append parked records as JSON lines to this file
+	ParkTopic string // produce parked records to this Kafka topic
 
 	Log              zerolog.Logger
 	Progress         io.Writer     // a terminal to draw a progress bar on; nil: progress log lines
@@ -52,6 +59,7 @@ type Stats struct {
 	Topics    int
 	Elapsed   time.Duration
 	Unmatched int64 // updates/deletes of keyless tables that found no equal row
+	Parked    int64 // records that could not be applied, set aside (ParkFile, ParkTopic)
 }
 
 type engine struct {
@@ -61,64 +69,108 @@ type engine struct {
 	client  *kafka.Client
 	offsets *offsetStore
 	ph      placeholder
+	parker  parker     // nil: a record that cannot be applied stops replay
+	ddl     sync.Mutex // serializes CREATE SCHEMA/TABLE and ALTER TABLE across topics
 
-	records, rows atomic.Int64
-	total         atomic.Int64 // until-end: records to apply in all
-	started       map[string]bool
-	tables        []*tableState
-	mu            sync.Mutex
+	records, rows, parked atomic.Int64
+	total                 atomic.Int64 // until-end: records to apply in all
+	started               map[string]bool
+	tables                []*tableState
+	mu                    sync.Mutex
 }
 
-func (o *Options) defaults() error {
+// UsageError is a mistake in the Options themselves (a missing or invalid setting): nothing was
+// contacted. `pgcdc replay` exits 2 on it.
+type UsageError struct{ msg string }
+
+func (e *UsageError) Error() string { return "replay: " + e.msg }
+
+func usagef(format string, args ...any) error { return &UsageError{fmt.Sprintf(format, args...)} }
+
+// Validate checks the options without contacting anything; every error is a *UsageError.
+func (o *Options) Validate() error {
 	if len(o.Brokers) == 0 {
-		return errors.New("replay: no Kafka brokers: set --brokers")
+		return usagef("no Kafka brokers: set --brokers")
 	}
 	if o.Target == "" {
-		return errors.New("replay: no target database: set --target")
+		return usagef("no target database: set --target")
 	}
 	if o.TopicPrefix == "" && len(o.Topics) == 0 {
-		return errors.New("replay: set --topic-prefix (pgcdc's kafka.topic_prefix) or --topics")
+		return usagef("set --topic-prefix (pgcdc's kafka.topic_prefix) or --topics")
 	}
-	if o.OffsetsTable == "" {
-		o.OffsetsTable = "public.pgcdc_replay_offsets"
+	if o.BatchSize < 0 {
+		return usagef("--batch-size %d: want at least 1 record per transaction", o.BatchSize)
 	}
-	if o.BatchSize <= 0 {
-		o.BatchSize = 5000
+	if o.Workers < 0 {
+		return usagef("--workers %d: want at least 1 target connection", o.Workers)
 	}
-	if o.Workers <= 0 {
-		o.Workers = 4
-	}
-	if o.RefreshInterval <= 0 {
-		o.RefreshInterval = 30 * time.Second
-	}
-	if o.Placeholder == "" {
-		o.Placeholder = "__debezium_unavailable_value"
-	}
-	if o.ProgressInterval <= 0 {
-		o.ProgressInterval = 10 * time.Second
-		if o.Progress != nil {
-			o.ProgressInterval = 200 * time.Millisecond
-		}
+	if o.RefreshInterval < 0 || o.ProgressInterval < 0 {
+		return usagef("intervals must not be negative")
 	}
 	for _, p := range append(slices.Clone(o.Include), o.Exclude...) {
 		if _, err := path.Match(p, ""); err != nil {
-			return fmt.Errorf("replay: table pattern %q: %w", p, err)
+			return usagef("table pattern %q: %v", p, err)
 		}
 	}
 	switch o.Modes.DecimalHandling {
 	case "", "precise", "double", "string":
 	default:
-		return fmt.Errorf("replay: decimal handling %q: want precise, double or string", o.Modes.DecimalHandling)
+		return usagef("decimal handling %q: want precise, double or string", o.Modes.DecimalHandling)
 	}
 	switch o.Modes.TimePrecision {
 	case "", "adaptive", "adaptive_time_microseconds", "connect":
 	default:
-		return fmt.Errorf("replay: time precision %q: want adaptive, adaptive_time_microseconds or connect", o.Modes.TimePrecision)
+		return usagef("time precision %q: want adaptive, adaptive_time_microseconds or connect", o.Modes.TimePrecision)
 	}
 	switch o.Modes.BinaryHandling {
 	case "", "bytes", "base64", "base64-url-safe", "hex":
 	default:
-		return fmt.Errorf("replay: binary handling %q: want bytes, base64, base64-url-safe or hex", o.Modes.BinaryHandling)
+		return usagef("binary handling %q: want bytes, base64, base64-url-safe or hex", o.Modes.BinaryHandling)
+	}
+	switch o.Modes.HstoreHandling {
+	case "", "json", "map":
+	default:
+		return usagef("hstore handling %q: want json or map", o.Modes.HstoreHandling)
+	}
+	if o.ParkFile != "" && o.ParkTopic != "" {
+		return usagef("--park-file and --park-topic: choose one place to park records")
+	}
+	if _, err := newOffsetStore(o.OffsetsTableOrDefault()); err != nil {
+		return usagef("--offsets-table: %v", err)
+	}
+	return nil
+}
+
+// OffsetsTableOrDefault is OffsetsTable, or its default.
+func (o *Options) OffsetsTableOrDefault() string {
+	if o.OffsetsTable == "" {
+		return "public.pgcdc_replay_offsets"
+	}
+	return o.OffsetsTable
+}
+
+func (o *Options) defaults() error {
+	if err := o.Validate(); err != nil {
+		return err
+	}
+	o.OffsetsTable = o.OffsetsTableOrDefault()
+	if o.BatchSize == 0 {
+		o.BatchSize = 5000
+	}
+	if o.Workers == 0 {
+		o.Workers = 4
+	}
+	if o.RefreshInterval == 0 {
+		o.RefreshInterval = 30 * time.Second
+	}
+	if o.Placeholder == "" {
+		o.Placeholder = "__debezium_unavailable_value"
+	}
+	if o.ProgressInterval == 0 {
+		o.ProgressInterval = 10 * time.Second
+		if o.Progress != nil {
+			o.ProgressInterval = 200 * time.Millisecond
+		}
 	}
 	return nil
 }
@@ -138,6 +190,9 @@ func Run(ctx context.Context, o Options) (Stats, error) {
 	cfg, err := pgx.ParseConfig(o.Target)
 	if err != nil {
 		return Stats{}, fmt.Errorf("replay: target connection string: %w", err)
+	}
+	if o.TargetPassword != "" && cfg.Password == "" {
+		cfg.Password = o.TargetPassword
 	}
 	cfg.RuntimeParams["timezone"] = "UTC"
 	cfg.RuntimeParams["datestyle"] = "ISO, YMD"
@@ -165,6 +220,18 @@ func Run(ctx context.Context, o Options) (Stats, error) {
 		return Stats{}, err
 	}
 	e.client = &kafka.Client{Addr: kafka.TCP(o.Brokers...), Timeout: 30 * time.Second}
+	switch {
+	case o.ParkFile != "":
+		e.parker, err = newFileParker(o.ParkFile)
+	case o.ParkTopic != "":
+		e.parker, err = newTopicParker(cctx, e.client, o.Brokers, o.ParkTopic)
+	}
+	if err != nil {
+		return Stats{}, err
+	}
+	if e.parker != nil {
+		defer e.parker.close()
+	}
 
 	topics, err := e.discover(cctx)
 	if err != nil {
@@ -175,11 +242,12 @@ func Run(ctx context.Context, o Options) (Stats, error) {
 	}
 	e.log.Info().Strs("topics", topicNames(topics)).Bool("until_end", o.UntilEnd).Str("offsets_table", o.OffsetsTable).Msg("replay starting")
 
+	// The first error of any topic cancels the others with that error as the cause: what they
+	// return afterwards (context canceled, or worse, an error of a cancelled query) is a
+	// consequence, and the cause is what Run reports.
 	runCtx, stop := context.WithCancelCause(ctx)
 	defer stop(nil)
 	var wg sync.WaitGroup
-	var firstErr error
-	var errMu sync.Mutex
 	launch := func(ts []topicInfo) error {
 		for _, t := range ts {
 			c, err := e.newCoordinator(runCtx, t)
@@ -189,13 +257,8 @@ func Run(ctx context.Context, o Options) (Stats, error) {
 			wg.Add(1)
 			go func() {
 				defer wg.Done()
-				if err := c.run(runCtx); err != nil && !errors.Is(err, context.Canceled) {
-					errMu.Lock()
-					if firstErr == nil {
-						firstErr = err
-					}
-					errMu.Unlock()
-					stop(err)
+				if err := c.run(runCtx); err != nil {
+					stop(err) // a no-op when runCtx is already cancelled
 				}
 			}()
 		}
@@ -229,19 +292,24 @@ func Run(ctx context.Context, o Options) (Stats, error) {
 		t.Stop()
 	}
 	wg.Wait()
+	cause := context.Cause(runCtx)
 	stop(nil)
 	<-progressDone
-	st := Stats{Records: e.records.Load(), Rows: e.rows.Load(), Topics: len(e.started), Elapsed: time.Since(start)}
+	var firstErr error
+	if cause != nil && cause != context.Cause(ctx) { // not the caller's cancellation (SIGINT/SIGTERM)
+		firstErr = cause
+	}
+	st := Stats{Records: e.records.Load(), Rows: e.rows.Load(), Parked: e.parked.Load(), Topics: len(e.started), Elapsed: time.Since(start)}
 	for _, ts := range e.tables {
 		st.Unmatched += ts.unmatched.Load()
+	}
+	if st.Parked > 0 {
+		e.log.Warn().Int64("parked", st.Parked).Str("parked_in", e.parker.String()).Msg("records that could not be applied were parked: the target lacks their changes until they are dealt with")
 	}
 	if st.Unmatched > 0 {
 		e.log.Warn().Int64("unmatched", st.Unmatched).Msg("updates/deletes of keyless tables found no equal row in the target (see README, Replay: keyless tables)")
 	}
-	if firstErr != nil {
-		return st, firstErr
-	}
-	return st, nil
+	return st, firstErr
 }
 
 type topicInfo struct {

@@ -159,12 +159,7 @@ func TestReplayEngine(t *testing.T) {
 	for _, schemas := range []bool{true, false} {
 		t.Run(map[bool]string{true: "schemas", false: "no-schemas"}[schemas], func(t *testing.T) {
 			prefix := testenv.UniqueName(t, "r")
-			dsn := testenv.NewDatabase(t)
-			db, err := pgx.Connect(context.Background(), dsn)
-			if err != nil {
-				t.Fatal(err)
-			}
-			defer db.Close(context.Background())
+			dsn, db := newTarget(t)
 			if !schemas {
 				if _, err := db.Exec(context.Background(), targetDDL); err != nil {
 					t.Fatal(err)

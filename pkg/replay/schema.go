@@ -61,6 +61,7 @@ type Modes struct {
 	DecimalHandling string // precise (default) | double | string
 	TimePrecision   string // adaptive (default) | adaptive_time_microseconds | connect
 	BinaryHandling  string // bytes (default) | base64 | base64-url-safe | hex
+	HstoreHandling  string // json (default) | map: read either way, kept for symmetry with pgcdc's events.hstore_handling
 }
 
 // codecFromSchema maps a field's Connect schema to a codec, refined by the target column.
@@ -91,6 +92,14 @@ func codecFromSchema(fs *fieldSchema, col *targetCol, m Modes) (*codec, error) {
 		c.kind = kTsNanos
 	case "io.debezium.time.MicroDuration", "io.debezium.time.Interval":
 		c.kind = kInterval
+	case "io.debezium.data.Bits":
+		c.kind = kBits
+		if n, err := strconv.Atoi(fs.Parameters["length"]); err == nil && n > 0 {
+			c.bits = n
+		}
+		if col != nil && (col.base == "bit" || col.base == "varbit") && col.typmod > 0 {
+			c.bits = int(col.typmod)
+		}
 	default:
 		switch fs.Type {
 		case "boolean":
@@ -106,6 +115,14 @@ func codecFromSchema(fs *fieldSchema, col *targetCol, m Modes) (*codec, error) {
 			c.kind = kText
 			if col != nil && col.base == "bytea" && !col.array { // binary.handling.mode base64/hex
 				c.kind, c.binMode = kBytes, m.BinaryHandling
+			}
+			if col != nil && col.base == "hstore" && !col.array { // hstore.handling.mode json
+				c.kind = kHstore
+			}
+		case "map": // hstore.handling.mode map: a map of strings
+			c.kind = kJSONValue
+			if col != nil && col.base == "hstore" {
+				c.kind = kHstore
 			}
 		case "bytes":
 			c.kind, c.binMode = kBytes, "bytes"
@@ -166,6 +183,12 @@ func compatible(c *codec, col *targetCol) error {
 		ok = col.category == 'T'
 	case kBytes:
 		ok = col.base == "bytea"
+	case kBits:
+		ok = col.base == "bit" || col.base == "varbit"
+	case kHstore:
+		ok = col.base == "hstore"
+	case kJSONValue:
+		ok = col.base == "json" || col.base == "jsonb" || col.category == 'S'
 	}
 	if !ok {
 		return fmt.Errorf("incompatible types")
@@ -192,7 +215,13 @@ func codecFromTarget(col *targetCol, m Modes) *codec {
 	case "bool":
 		return &codec{kind: kBool}
 	case "bit", "varbit":
-		return &codec{kind: kBitBool}
+		// Debezium: bit(1) (and bit without a length) is a boolean, longer ones io.debezium.data.Bits
+		if col.typmod == 1 || (col.base == "bit" && col.typmod < 0) {
+			return &codec{kind: kBitBool}
+		}
+		return &codec{kind: kBits, bits: max(int(col.typmod), 0)}
+	case "hstore":
+		return &codec{kind: kHstore}
 	case "int2", "int4", "int8", "oid":
 		return &codec{kind: kInt}
 	case "float4", "float8":
@@ -261,6 +290,11 @@ func ddlType(fs *fieldSchema) (string, error) {
 		return "jsonb", nil
 	case "io.debezium.data.Xml":
 		return "xml", nil
+	case "io.debezium.data.Bits":
+		if n := fs.Parameters["length"]; n != "" {
+			return "bit(" + n + ")", nil // exact for bit(n); a shorter varbit(n) value gains leading zeros
+		}
+		return "bit varying", nil
 	}
 	switch fs.Type {
 	case "boolean":
@@ -279,6 +313,8 @@ func ddlType(fs *fieldSchema) (string, error) {
 		return "text", nil
 	case "bytes":
 		return "bytea", nil
+	case "map": // hstore in map mode
+		return "jsonb", nil
 	case "array":
 		if fs.Items == nil {
 			return "", fmt.Errorf("array schema without items")

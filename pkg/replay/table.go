@@ -68,6 +68,16 @@ func (e *engine) prepare(ctx context.Context, ts *tableState, c *change) (*prepa
 	if p.after, err = e.image(ctx, ts, c, c.after, false); err != nil {
 		return nil, err
 	}
+	if len(ts.key) > 0 {
+		p.savesRow = c.op == 'd' && c.newKey
+		if c.op == 'c' && c.oldKey {
+			for i, f := range p.after.fields {
+				if e.ph.is(f.raw, p.after.codecs[i]) {
+					p.carry = true
+				}
+			}
+		}
+	}
 	return p, nil
 }
 
@@ -80,6 +90,10 @@ func keyNames(c *change) []string {
 }
 
 func (e *engine) ensureTable(ctx context.Context, ts *tableState, c *change) error {
+	// One topic at a time: concurrent CREATE SCHEMA IF NOT EXISTS of one new schema fails with a
+	// unique violation in pg_namespace.
+	e.ddl.Lock()
+	defer e.ddl.Unlock()
 	var t *targetTable
 	err := e.db.with(ctx, func(db *pgx.Conn) (err error) { t, err = loadTable(ctx, db, c.schema, c.table); return })
 	if err != nil {
@@ -182,12 +196,14 @@ func (e *engine) image(ctx context.Context, ts *tableState, c *change, fields []
 				}
 			}
 			var t *targetTable
+			e.ddl.Lock()
 			err := e.db.with(ctx, func(db *pgx.Conn) (err error) {
 				if err = addColumns(ctx, db, ts.tgt, missing); err == nil {
 					t, err = loadTable(ctx, db, ts.tgt.schema, ts.tgt.name)
 				}
 				return err
 			})
+			e.ddl.Unlock()
 			if err != nil {
 				return img, err
 			}
@@ -198,6 +214,10 @@ func (e *engine) image(ctx context.Context, ts *tableState, c *change, fields []
 		if col == nil {
 			return img, fmt.Errorf("topic %s: column %q of the events is not in target table %s (its columns: %s): add it, or replay with --create-tables",
 				ts.topic, f.name, ts.tgt, strings.Join(ts.tgt.order, ", "))
+		}
+		if col.generated {
+			img.cols[i] = nil // dropped below
+			continue
 		}
 		img.cols[i] = col
 		k := codecKey{rs, f.name}
@@ -218,6 +238,17 @@ func (e *engine) image(ctx context.Context, ts *tableState, c *change, fields []
 			ts.codecs[k] = cd
 		}
 		img.codecs[i] = cd
+	}
+	for i := range img.cols {
+		if img.cols[i] == nil { // a generated column: keep the others only
+			kept := rowImage{}
+			for j, c := range img.cols {
+				if c != nil {
+					kept.fields, kept.cols, kept.codecs = append(kept.fields, img.fields[j]), append(kept.cols, c), append(kept.codecs, img.codecs[j])
+				}
+			}
+			return kept, nil
+		}
 	}
 	return img, nil
 }

@@ -19,6 +19,9 @@ type targetCol struct {
 	typmod   int32
 	array    bool
 	notNull  bool
+	// generated: a GENERATED ALWAYS column, which PostgreSQL computes and refuses values for
+	// (snapshot events carry it, streamed events do not, as in Debezium): never written.
+	generated bool
 }
 
 // targetTable is a table of the target database.
@@ -47,7 +50,7 @@ func loadTable(ctx context.Context, db *pgx.Conn, schema, name string) (*targetT
 	}
 	t := &targetTable{schema: schema, name: name, ident: quote(schema) + "." + quote(name), cols: map[string]*targetCol{}}
 	rows, err := db.Query(ctx, `SELECT a.attname, format_type(a.atttypid, a.atttypmod), a.atttypmod, a.attnotnull,
-			bt.typcategory = 'A', coalesce(et.typname, bt.typname), coalesce(et.typcategory, bt.typcategory)::text
+			bt.typcategory = 'A', coalesce(et.typname, bt.typname), coalesce(et.typcategory, bt.typcategory)::text, a.attgenerated <> ''
 		FROM pg_attribute a
 		JOIN pg_type t ON t.oid = a.atttypid
 		JOIN pg_type bt ON bt.oid = CASE WHEN t.typtype = 'd' THEN t.typbasetype ELSE t.oid END
@@ -59,7 +62,7 @@ func loadTable(ctx context.Context, db *pgx.Conn, schema, name string) (*targetT
 	for rows.Next() {
 		c := &targetCol{}
 		var cat string
-		if err := rows.Scan(&c.name, &c.typ, &c.typmod, &c.notNull, &c.array, &c.base, &cat); err != nil {
+		if err := rows.Scan(&c.name, &c.typ, &c.typmod, &c.notNull, &c.array, &c.base, &cat, &c.generated); err != nil {
 			rows.Close()
 			return nil, err
 		}
@@ -150,6 +153,7 @@ func addColumns(ctx context.Context, db *pgx.Conn, t *targetTable, fields []*fie
 // transaction as the rows.
 type offsetStore struct {
 	ident string // quoted schema.table
+	carry string // quoted schema.<table>_carry: old rows of primary-key changes (carry.go)
 	lock  int64  // advisory lock key: one replay per offsets table
 }
 
@@ -162,14 +166,19 @@ func newOffsetStore(table string) (*offsetStore, error) {
 	for _, c := range []byte(table) {
 		h = (h ^ int64(c)) * 1099511628211
 	}
-	return &offsetStore{ident: quote(schema) + "." + quote(name), lock: h}, nil
+	if len(name)+len("_carry") > 63 {
+		return nil, fmt.Errorf("offsets table %q: the table name must leave room for the suffix _carry (63 bytes)", table)
+	}
+	return &offsetStore{ident: quote(schema) + "." + quote(name), carry: quote(schema) + "." + quote(name+"_carry"), lock: h}, nil
 }
 
 func (o *offsetStore) ensure(ctx context.Context, db *pgx.Conn) error {
 	schema, _, _ := strings.Cut(o.ident, ".")
 	_, err := db.Exec(ctx, fmt.Sprintf(`CREATE SCHEMA IF NOT EXISTS %s; CREATE TABLE IF NOT EXISTS %s (
 		topic text NOT NULL, partition int NOT NULL, next_offset bigint NOT NULL,
-		updated_at timestamptz NOT NULL DEFAULT now(), PRIMARY KEY (topic, partition))`, schema, o.ident))
+		updated_at timestamptz NOT NULL DEFAULT now(), PRIMARY KEY (topic, partition));
+		CREATE TABLE IF NOT EXISTS %s (topic text NOT NULL, lsn bigint NOT NULL, old_row jsonb NOT NULL,
+		saved_at timestamptz NOT NULL DEFAULT now(), PRIMARY KEY (topic, lsn))`, schema, o.ident, o.carry))
 	if err != nil {
 		return fmt.Errorf("target: create the offsets table %s (needs CREATE on the schema): %w", o.ident, err)
 	}

@@ -48,5 +48,8 @@
 // stop the next start resumes with the chunks not recorded (their rows read again under a fresh
 // snapshot; duplicates of the chunks in flight are possible, losses are not). The snapshot row is
 // written before the slot is created, so a crash between the two is seen as a snapshot to do.
-// Progress reports rows done, the estimate (pg_class.reltuples), rows/s and the ETA.
+// One table serves every slot and role: rows carry the role that wrote them and row-level
+// security shows each role its own (Store). Progress reports rows done, the estimate
+// (pg_class.reltuples; the exact count from the key pass for a table never analyzed), rows/s and
+// the ETA.
 package snapshot

@@ -218,15 +218,35 @@ func PlanTable(ctx context.Context, q Querier, t *Table, chunkRows int64) (chunk
 	}
 	est := t.Estimate
 	if est <= 0 && len(t.Key) > 0 && !empty {
-		// Never analyzed: the key pass counted the rows in chunks of chunkRows.
-		est = int64(len(chunks)-1)*chunkRows + chunkRows/2
+		// Never analyzed (reltuples -1): every chunk but the last holds exactly chunkRows rows (the
+		// key pass cut them so); count the last one, at most chunkRows rows.
+		last, err := countChunk(ctx, q, t, chunks[len(chunks)-1])
+		if err != nil {
+			return nil, false, fmt.Errorf("snapshot: plan %s: count the rows of its last chunk: %w", name, err)
+		}
+		est = int64(len(chunks)-1)*chunkRows + last
 	}
-	per := est / int64(len(chunks))
+	per, rem := est/int64(len(chunks)), est%int64(len(chunks))
 	for i, c := range chunks {
 		c.Seq, c.Estimate = i, per
+		if int64(i) < rem { // the shares add up to the estimate
+			c.Estimate++
+		}
 	}
 	chunks[len(chunks)-1].LastInTable = true
 	return chunks, empty, nil
+}
+
+// countChunk counts the rows of chunk c of t.
+func countChunk(ctx context.Context, q Querier, t *Table, c *Chunk) (int64, error) {
+	sql, raw := query(t, c)
+	args := make([]any, len(raw))
+	for i, a := range raw {
+		args[i] = string(a)
+	}
+	var n int64
+	err := q.QueryRow(ctx, "SELECT count(*) FROM ("+sql+") c", args...).Scan(&n)
+	return n, err
 }
 
 // ctidStep is the number of blocks per chunk for chunkRows rows, from the table's statistics
