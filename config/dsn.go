@@ -159,7 +159,7 @@ func checkDSN(dsn string) error {
 // ResolvePassword returns the password from Password or PasswordFile ("" if
 // neither is set). The file's first line, trimmed of blanks, is the password.
 func (c PostgresConfig) ResolvePassword() (string, error) {
-	return resolveSecret("postgres.password", c.Password, c.PasswordFile)
+	return ResolveSecret("postgres.password", c.Password, c.PasswordFile)
 }
 
 // readSecretFile returns the first line, trimmed of blanks, of a secret file; key names the setting

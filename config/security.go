@@ -58,17 +58,18 @@ var sslModes = []string{"disable", "allow", "prefer", "require", "verify-ca", "v
 
 // ResolvePassword returns the SASL password from password or password_file ("" when neither is set).
 func (s KafkaSASLConfig) ResolvePassword() (string, error) {
-	return resolveSecret("kafka.sasl.password", s.Password, s.PasswordFile)
+	return ResolveSecret("kafka.sasl.password", s.Password, s.PasswordFile)
 }
 
 // ResolveClientSecret returns the OAuth client secret from client_secret or client_secret_file.
 func (o KafkaOAuthConfig) ResolveClientSecret() (string, error) {
-	return resolveSecret("kafka.sasl.oauth.client_secret", o.ClientSecret, o.ClientSecretFile)
+	return ResolveSecret("kafka.sasl.oauth.client_secret", o.ClientSecret, o.ClientSecretFile)
 }
 
-// resolveSecret returns value, or the first line of file; key names the value's setting (its file
-// setting is key+"_file").
-func resolveSecret(key, value, file string) (string, error) {
+// ResolveSecret returns value, or the first line (blanks trimmed) of file; key names the value's
+// setting, whose file setting is key+"_file" (kafka.sasl.password, kafka.sasl.password_file).
+// Setting both is an error; neither gives "". Errors name the setting, never the secret.
+func ResolveSecret(key, value, file string) (string, error) {
 	switch {
 	case value != "" && file != "":
 		return "", &FieldError{Key: key + "_file", Msg: fmt.Sprintf("set either %s (%s) or %s_file, not both", key, EnvName(key), key)}

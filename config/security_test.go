@@ -23,7 +23,9 @@ func TestSecurityValidation(t *testing.T) {
 		{"tls setting without enabled", func(c *Config) { c.Kafka.TLS.CAFile = pem }, []string{"kafka.tls.enabled: is false but kafka.tls.ca_file is set"}},
 		{"tls bad version", func(c *Config) { c.Kafka.TLS = KafkaTLSConfig{Enabled: true, MinVersion: "1.1"} }, []string{"kafka.tls.min_version: invalid value \"1.1\""}},
 		{"tls unreadable ca", func(c *Config) { c.Kafka.TLS = KafkaTLSConfig{Enabled: true, CAFile: "/nonexistent/ca.pem"} }, []string{"kafka.tls.ca_file: cannot read /nonexistent/ca.pem"}},
-		{"scram", func(c *Config) { c.Kafka.SASL = KafkaSASLConfig{Mechanism: "scram-sha-512", Username: "u", Password: "p"} }, nil},
+		{"scram", func(c *Config) {
+			c.Kafka.SASL = KafkaSASLConfig{Mechanism: "scram-sha-512", Username: "u", Password: "p"}
+		}, nil},
 		{"scram password file", func(c *Config) {
 			c.Kafka.SASL = KafkaSASLConfig{Mechanism: "scram-sha-256", Username: "u", PasswordFile: pwFile}
 		}, nil},
