@@ -21,6 +21,7 @@ import (
 	"github.com/pgcdc/pgcdc/pkg/ack"
 	"github.com/pgcdc/pgcdc/pkg/decode"
 	"github.com/pgcdc/pgcdc/pkg/event"
+	"github.com/pgcdc/pgcdc/pkg/kafkaclient"
 	"github.com/pgcdc/pgcdc/pkg/kafkasink"
 	"github.com/pgcdc/pgcdc/pkg/pgsource"
 	"github.com/pgcdc/pgcdc/pkg/version"
@@ -224,6 +225,7 @@ func (c *Connector) sinkOptions() kafkasink.Options {
 	return kafkasink.Options{
 		Brokers:           k.Brokers,
 		ClientID:          k.ClientID,
+		Security:          kafkaclient.SecurityFromConfig(k),
 		RequiredAcks:      acks,
 		Compression:       codec,
 		BatchMaxMessages:  k.BatchMaxMessages,

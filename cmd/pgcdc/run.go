@@ -63,6 +63,7 @@ func runConnector(cfg config.Config, log zerolog.Logger) int {
 		log.Info().Str("addr", srv.Addr()).Msg("operations endpoint: /metrics /healthz /readyz")
 	}
 
+	logKafkaWarnings(log, cfg.Kafka, cfg.Kafka.Brokers)
 	c, err := connector.New(cfg, log, m)
 	if err != nil {
 		m.Error(metrics.ErrStartup)

@@ -419,7 +419,7 @@ func TestWarnings(t *testing.T) {
 			continue
 		}
 		for i := range got {
-			if !strings.Contains(got[i], tt.want[i]) {
+			if !strings.Contains(got[i].Msg, tt.want[i]) || got[i].Fix == "" {
 				t.Errorf("%+v: warning %q, want %q", tt.s, got[i], tt.want[i])
 			}
 		}

@@ -129,30 +129,39 @@ func (c *Client) describe(ctx context.Context, broker string, state *tls.Connect
 	return info
 }
 
-// Warnings lists what makes the configured connection unsafe, each naming the setting: plaintext,
-// unverified TLS, a password or client secret sent in clear text, a client certificate about to
-// expire. pgcdc logs them at every start and check reports them.
-func (c *Client) Warnings() []string {
-	var w []string
+// Warning is one unsafe aspect of the configured connection and how to remove it.
+type Warning struct {
+	Msg string // names the setting
+	Fix string
+}
+
+// Warnings lists what makes the configured connection unsafe: plaintext, unverified TLS, a password
+// or token sent in clear text, a client certificate about to expire. pgcdc logs them at every start
+// and check reports them.
+func (c *Client) Warnings() []Warning {
+	var w []Warning
 	t, s := c.s.Security.TLS, c.s.Security.SASL
 	switch {
 	case !t.Enabled:
-		w = append(w, "kafka.tls.enabled is false: records travel to the brokers unencrypted and unauthenticated by certificate; enable TLS (kafka.tls.enabled: true)")
+		w = append(w, Warning{"kafka.tls.enabled is false: records travel to the brokers unencrypted, and nothing proves the brokers are who they claim",
+			"enable TLS: kafka.tls.enabled: true (and kafka.tls.ca_file unless the system trust store has the brokers' CA); docs/security.md"})
 	case t.InsecureSkipVerify:
-		w = append(w, "kafka.tls.insecure_skip_verify is true: broker certificates are NOT verified, so anyone on the network path can impersonate the brokers and read the records and credentials; set kafka.tls.ca_file instead")
+		w = append(w, Warning{"kafka.tls.insecure_skip_verify is true: broker certificates are NOT verified, so anyone on the network path can impersonate the brokers and read the records and credentials",
+			"set kafka.tls.insecure_skip_verify: false and kafka.tls.ca_file to the CA that signs the brokers' certificates"})
 	}
 	if !t.Enabled && s.Mechanism == "plain" {
-		w = append(w, "kafka.sasl.mechanism plain without TLS sends the password in clear text; enable kafka.tls")
+		w = append(w, Warning{"kafka.sasl.mechanism plain without TLS sends the password in clear text", "enable kafka.tls, or use scram-sha-512"})
 	}
 	if !t.Enabled && s.Mechanism == "oauthbearer" {
-		w = append(w, "kafka.sasl.mechanism oauthbearer without TLS sends bearer tokens in clear text; enable kafka.tls")
+		w = append(w, Warning{"kafka.sasl.mechanism oauthbearer without TLS sends bearer tokens in clear text", "enable kafka.tls"})
 	}
 	if s.Mechanism == "oauthbearer" && strings.HasPrefix(strings.ToLower(s.OAuth.TokenURL), "http://") {
-		w = append(w, "kafka.sasl.oauth.token_url is http://: the client secret travels in clear text; use the https:// endpoint")
+		w = append(w, Warning{"kafka.sasl.oauth.token_url is http://: the client secret travels in clear text", "use the identity provider's https:// token endpoint"})
 	}
 	if c.leaf != nil {
 		if left := time.Until(c.leaf.NotAfter); left < 30*24*time.Hour {
-			w = append(w, fmt.Sprintf("kafka.tls.cert_file: the client certificate %s expires on %s; renew it", c.leaf.Subject, c.leaf.NotAfter.UTC().Format(time.RFC3339)))
+			w = append(w, Warning{fmt.Sprintf("kafka.tls.cert_file: the client certificate %s expires on %s", c.leaf.Subject, c.leaf.NotAfter.UTC().Format(time.RFC3339)),
+				"renew it (pgcdc reads the file again at every new connection)"})
 		}
 	}
 	return w

@@ -13,12 +13,14 @@ import (
 	"github.com/segmentio/kafka-go/compress"
 
 	"github.com/pgcdc/pgcdc/pkg/ack"
+	"github.com/pgcdc/pgcdc/pkg/kafkaclient"
 )
 
 // Options configure a Sink.
 type Options struct {
 	Brokers           []string
 	ClientID          string
+	Security          kafkaclient.Security // TLS and SASL (kafka.tls, kafka.sasl)
 	RequiredAcks      kafka.RequiredAcks
 	Compression       compress.Compression // 0 = none
 	BatchMaxMessages  int
@@ -86,6 +88,7 @@ type Sink struct {
 	tracker *ack.Tracker
 	writer  messageWriter // a *kafka.Writer; an interface so tests can inject broker answers
 	admin   *kafka.Client
+	kc      *kafkaclient.Client // explains connection failures
 	budget  *budget
 	bal     kafka.Murmur2Balancer
 
@@ -107,11 +110,17 @@ func New(ctx context.Context, opts Options, tracker *ack.Tracker) (*Sink, error)
 	if len(opts.Brokers) == 0 {
 		return nil, errors.New("kafka: no brokers configured")
 	}
-	transport := &kafka.Transport{ClientID: opts.ClientID, DialTimeout: 10 * time.Second, MetadataTTL: 30 * time.Second}
+	kc, err := kafkaclient.New(ctx, kafkaclient.Settings{Brokers: opts.Brokers, ClientID: opts.ClientID, Security: opts.Security})
+	if err != nil {
+		return nil, err
+	}
+	transport := kc.Transport()
+	transport.MetadataTTL = 30 * time.Second
 	s := &Sink{
 		opts:    opts,
 		log:     opts.Logger,
 		tracker: tracker,
+		kc:      kc,
 		admin:   &kafka.Client{Addr: kafka.TCP(opts.Brokers...), Transport: transport, Timeout: 30 * time.Second},
 		budget:  newBudget(opts.MaxInFlightBytes),
 		bal:     kafka.Murmur2Balancer{Consistent: true},
@@ -142,7 +151,8 @@ func New(ctx context.Context, opts Options, tracker *ack.Tracker) (*Sink, error)
 	return s, nil
 }
 
-// ping proves a broker answers, retrying until ctx ends.
+// ping proves a broker answers, retrying until ctx ends. A TLS or SASL failure no retry can cure
+// (untrusted certificate, refused credentials, ...) ends it at once with the setting to fix.
 func (s *Sink) ping(ctx context.Context) error {
 	var last error
 	for {
@@ -152,10 +162,13 @@ func (s *Sink) ping(ctx context.Context) error {
 		if err == nil {
 			return nil
 		}
-		last = err
+		last = s.kc.Explain(err)
+		if kafkaclient.IsPermanent(last) {
+			return last
+		}
 		select {
 		case <-ctx.Done():
-			return fmt.Errorf("kafka: no broker of %v answered before the start-up timeout: %w", s.opts.Brokers, last)
+			return fmt.Errorf("kafka: no broker of %v answered before the start-up timeout (kafka.connect_timeout): %w", s.opts.Brokers, last)
 		case <-time.After(500 * time.Millisecond):
 		}
 	}
