@@ -91,6 +91,7 @@ func (c *Client) dialFunc(observe func(tls.ConnectionState)) func(ctx context.Co
 		if err := conn.HandshakeContext(ctx); err != nil {
 			_ = raw.Close()
 			if x := explainTLS(err, c.s.Security.TLS, "broker"); x != nil {
+				x.Broker = address
 				return nil, x
 			}
 			return nil, err

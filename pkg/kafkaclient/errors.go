@@ -19,14 +19,22 @@ import (
 type Error struct {
 	Setting   string // e.g. "kafka.tls.ca_file"
 	Msg       string
-	Err       error // the cause, for errors.Is/As
-	Permanent bool  // no retry can cure it: the configuration (or the broker's) must change
+	Err       error  // the cause, for errors.Is/As
+	Permanent bool   // no retry can cure it: the configuration (or the broker's) must change
+	Broker    string // the broker's address, when known
 }
 
 func (e *Error) Error() string {
 	s := "kafka: " + e.Setting + ": " + e.Msg
+	var detail []string
+	if e.Broker != "" {
+		detail = append(detail, "broker "+e.Broker)
+	}
 	if e.Err != nil {
-		s += " (" + e.Err.Error() + ")"
+		detail = append(detail, e.Err.Error())
+	}
+	if len(detail) > 0 {
+		s += " (" + strings.Join(detail, ": ") + ")"
 	}
 	return s
 }
@@ -49,7 +57,7 @@ func (c *Client) Explain(err error) error {
 	}
 	var e *Error
 	if errors.As(err, &e) {
-		return err
+		return e // without the wrappers of kafka-go, which repeat the address
 	}
 	if x := explainTLS(err, c.s.Security.TLS, "broker"); x != nil {
 		return x
@@ -109,12 +117,17 @@ func explainTLS(err error, t TLS, peer string) *Error {
 		return &Error{Setting: setting, Permanent: true, Err: err,
 			Msg: fmt.Sprintf("the %s's certificate is not valid for %q (it names %s): %s", peer, host.Host, names, fix)}
 	case errors.As(err, &invalid):
-		msg := fmt.Sprintf("the %s's certificate is not valid: %s", peer, invalid.Detail)
+		msg := fmt.Sprintf("the %s's certificate is not valid (%s): fix it on the %s, or check %s", peer, invalid.Detail, peer, caSetting)
+		setting := caSetting
 		if invalid.Reason == x509.Expired && invalid.Cert != nil {
+			setting = "kafka.tls" // nothing to change in pgcdc: the broker's certificate must be renewed
+			if peer != "broker" {
+				setting = "kafka.sasl.oauth.token_url"
+			}
 			msg = fmt.Sprintf("the %s's certificate %s expired on %s (or is not valid yet; this machine's clock says %s): renew the %s's certificate",
 				peer, invalid.Cert.Subject, invalid.Cert.NotAfter.UTC().Format(time.RFC3339), time.Now().UTC().Format(time.RFC3339), peer)
 		}
-		return &Error{Setting: caSetting, Permanent: true, Err: err, Msg: msg}
+		return &Error{Setting: setting, Permanent: true, Err: err, Msg: msg}
 	case errors.As(err, &record):
 		setting := "kafka.tls.enabled"
 		if peer != "broker" {
@@ -130,7 +143,7 @@ func explainTLS(err error, t TLS, peer string) *Error {
 				Msg: fmt.Sprintf("the %s refused the TLS version: lower kafka.tls.min_version, or upgrade the %s", peer, peer)}
 		case t.CertFile == "":
 			return &Error{Setting: "kafka.tls.cert_file", Permanent: true, Err: err,
-				Msg: fmt.Sprintf("the %s ended the TLS handshake (%s): it probably requires a client certificate: set kafka.tls.cert_file and kafka.tls.key_file", peer, alert)}
+				Msg: fmt.Sprintf("the %s ended the TLS handshake (%s): it requires a client certificate (ssl.client.auth=required): set kafka.tls.cert_file and kafka.tls.key_file", peer, alert)}
 		default:
 			return &Error{Setting: "kafka.tls.cert_file", Permanent: true, Err: err,
 				Msg: fmt.Sprintf("the %s refused pgcdc's client certificate (%s): use a certificate signed by a CA the %s trusts (its ssl.truststore), not expired", peer, alert, peer)}

@@ -293,7 +293,7 @@ func TestDialTLSErrorsNameTheSetting(t *testing.T) {
 		{"wrong host", named, TLS{Enabled: true, CAFile: caFile}, "kafka.brokers", `not valid for "127.0.0.1" (it names broker.example)`},
 		{"server name fixes it", named, TLS{Enabled: true, CAFile: caFile, ServerName: "broker.example"}, "", ""},
 		{"wrong server name", good, TLS{Enabled: true, CAFile: caFile, ServerName: "elsewhere"}, "kafka.tls.server_name", "not valid for"},
-		{"expired", expired, TLS{Enabled: true, CAFile: caFile}, "kafka.tls.ca_file", "expired on"},
+		{"expired", expired, TLS{Enabled: true, CAFile: caFile}, "kafka.tls", "expired on"},
 		{"skip verify", expired, TLS{Enabled: true, InsecureSkipVerify: true}, "", ""},
 		{"no TLS there", plain.Addr().String(), TLS{Enabled: true, CAFile: caFile}, "kafka.tls.enabled", "does not speak TLS"},
 		{"mtls", mtls, TLS{Enabled: true, CAFile: caFile, CertFile: clientCert, KeyFile: clientKey}, "", ""},

@@ -121,7 +121,7 @@ func (c *Client) describe(ctx context.Context, broker string, state *tls.Connect
 	case "":
 		switch {
 		case clientCertUsed:
-			info.Principal = "User:" + c.leaf.Subject.String() + " (by the broker's default ssl.principal.mapping.rules)"
+			info.Principal = "User:" + c.leaf.Subject.String() + " (the certificate's subject under the default ssl.principal.mapping.rules; the broker's rules may shorten it)"
 		default:
 			info.Principal = "User:ANONYMOUS (no authentication)"
 		}

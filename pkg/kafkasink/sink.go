@@ -204,6 +204,9 @@ func (s *Sink) EnsureTopic(ctx context.Context, topic string) error {
 		}
 		info, err = s.describe(ctx, topic)
 	}
+	if err != nil && aclHint(err) != "" {
+		return fmt.Errorf("kafka: topic %s: %w%s", topic, err, aclHint(err))
+	}
 	if err != nil {
 		return err
 	}
@@ -225,7 +228,7 @@ func (s *Sink) create(ctx context.Context, topic string) error {
 		err = res.Errors[topic]
 	}
 	if err != nil && !errors.Is(err, kafka.TopicAlreadyExists) {
-		return fmt.Errorf("kafka: create topic %s (partitions %d, replication factor %d): %w", topic, s.opts.Partitions, s.opts.ReplicationFactor, err)
+		return fmt.Errorf("kafka: create topic %s (partitions %d, replication factor %d): %w%s", topic, s.opts.Partitions, s.opts.ReplicationFactor, err, aclHint(err))
 	}
 	s.log.Info().Str("topic", topic).Int("partitions", s.opts.Partitions).Int("replication_factor", s.opts.ReplicationFactor).Msg("created topic")
 	return nil
@@ -286,6 +289,14 @@ func (s *Sink) describe(ctx context.Context, topic string) (topicInfo, error) {
 		}
 	}
 	return info, nil
+}
+
+// aclHint says which ACLs are missing when err is an authorization failure, else "".
+func aclHint(err error) string {
+	if errors.Is(err, kafka.TopicAuthorizationFailed) || errors.Is(err, kafka.ClusterAuthorizationFailed) {
+		return " (grant this client's principal Describe, DescribeConfigs, Write and, with kafka.create_topics, Create on the topics of kafka.topic_prefix; docs/security.md lists the ACLs)"
+	}
+	return ""
 }
 
 // Reserve waits up to wait for room for a record of n bytes in the in-flight budget. It returns

@@ -161,7 +161,7 @@ func tlsAdvice(err error) string {
 		return fmt.Sprintf("the server's certificate is not valid for host %q%s: connect with a host name the certificate carries (postgres.dsn host), or use postgres.sslmode verify-ca to skip the host name check", host.Host, names)
 	case errors.As(err, &invalid):
 		if invalid.Reason == x509.Expired && invalid.Cert != nil {
-			return fmt.Sprintf("the server's certificate %s expired on %s (or is not valid yet; this machine's clock says %s): renew the server's certificate (postgres.sslmode verify-full checks it)",
+			return fmt.Sprintf("the server's certificate %s expired on %s (or is not valid yet; this machine's clock says %s): renew the server's certificate (pgcdc checks it under postgres.sslmode verify-ca and verify-full)",
 				invalid.Cert.Subject, invalid.Cert.NotAfter.UTC().Format(time.RFC3339), time.Now().UTC().Format(time.RFC3339))
 		}
 		return "the server's certificate is not valid (" + invalid.Detail + "): fix it on the server, or check postgres.sslrootcert"
