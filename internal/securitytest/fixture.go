@@ -58,22 +58,24 @@ const (
 // PostgreSQL server that only accepts TLS (scram-sha-256 and cert authentication), with the
 // certificates and secrets to reach them.
 type Env struct {
-	Dir           string
-	CA, OtherCA   *testcerts.CA
-	CAFile        string // signs every server and client certificate
-	OtherCAFile   string // a CA nobody uses: "untrusted CA"
-	KafkaCert     string // mTLS client certificate (CN=pgcdc-mtls) and key
-	KafkaKey      string
-	PGClientCert  string // PostgreSQL client certificate (CN=pgcdc_cert) and key
-	PGClientKey   string
-	IdP           *IdP
-	Kafka         *testenv.Kafka
-	Listeners     map[string]string // listener name -> bootstrap address as advertised
-	PG            *testenv.Postgres
-	pgServerCert  []byte
-	pgServerKey   []byte
-	pgExpiredCert []byte
-	pgExpiredKey  []byte
+	Dir            string
+	CA, OtherCA    *testcerts.CA
+	CAFile         string // signs every server and client certificate
+	OtherCAFile    string // a CA nobody uses: "untrusted CA"
+	KafkaCert      string // mTLS client certificate (CN=pgcdc-mtls) and key
+	KafkaKey       string
+	PGClientCert   string // PostgreSQL client certificate (CN=pgcdc_cert) and key
+	PGClientKey    string
+	PGStrangerCert string // CN=pgcdc_cert, but signed by OtherCA: refused by the server
+	PGStrangerKey  string
+	IdP            *IdP
+	Kafka          *testenv.Kafka
+	Listeners      map[string]string // listener name -> bootstrap address as advertised
+	PG             *testenv.Postgres
+	pgServerCert   []byte
+	pgServerKey    []byte
+	pgExpiredCert  []byte
+	pgExpiredKey   []byte
 }
 
 // Start makes the certificates and starts the identity provider, then the broker and PostgreSQL in
@@ -165,6 +167,13 @@ func (e *Env) makeCerts() error {
 		return err
 	}
 	if e.PGClientCert, e.PGClientKey, err = pgClient.Write(e.Dir, "pg-client"); err != nil {
+		return err
+	}
+	stranger, err := e.OtherCA.Issue(testcerts.Options{CommonName: PGCertUser, Client: true})
+	if err != nil {
+		return err
+	}
+	if e.PGStrangerCert, e.PGStrangerKey, err = stranger.Write(e.Dir, "pg-stranger"); err != nil {
 		return err
 	}
 	pgServer, err := e.CA.Issue(testcerts.Options{CommonName: "postgres", DNSNames: []string{"localhost"}})
