@@ -208,8 +208,8 @@ func (p *proc) stop() int {
 	return p.wait(time.Minute)
 }
 
-// pgExec runs statements on dsn.
-func pgExec(t *testing.T, dsn string, stmts ...string) {
+// withConn runs fn on a new connection to dsn, bounded by 30 s.
+func withConn(t *testing.T, dsn string, fn func(ctx context.Context, conn *pgx.Conn) error) {
 	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
@@ -218,11 +218,22 @@ func pgExec(t *testing.T, dsn string, stmts ...string) {
 		t.Fatal(err)
 	}
 	defer conn.Close(ctx)
-	for _, s := range stmts {
-		if _, err := conn.Exec(ctx, s); err != nil {
-			t.Fatalf("%s: %v", s, err)
-		}
+	if err := fn(ctx, conn); err != nil {
+		t.Fatal(err)
 	}
+}
+
+// pgExec runs statements on dsn.
+func pgExec(t *testing.T, dsn string, stmts ...string) {
+	t.Helper()
+	withConn(t, dsn, func(ctx context.Context, conn *pgx.Conn) error {
+		for _, s := range stmts {
+			if _, err := conn.Exec(ctx, s); err != nil {
+				return fmt.Errorf("%s: %w", s, err)
+			}
+		}
+		return nil
+	})
 }
 
 // currentLSN is the server's WAL insert position (after a commit: at or past its end).
@@ -239,20 +250,11 @@ func confirmedFlush(t *testing.T, dsn, slot string) uint64 {
 
 func queryLSN(t *testing.T, dsn, sql string, args ...any) uint64 {
 	t.Helper()
-	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
-	defer cancel()
-	conn, err := pgx.Connect(ctx, dsn)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer conn.Close(ctx)
-	var s string
-	if err := conn.QueryRow(ctx, sql, args...).Scan(&s); err != nil {
-		t.Fatal(err)
-	}
+	var lsn string
+	withConn(t, dsn, func(ctx context.Context, conn *pgx.Conn) error { return conn.QueryRow(ctx, sql, args...).Scan(&lsn) })
 	var hi, lo uint64
-	if _, err := fmt.Sscanf(s, "%X/%X", &hi, &lo); err != nil {
-		t.Fatalf("LSN %q: %v", s, err)
+	if _, err := fmt.Sscanf(lsn, "%X/%X", &hi, &lo); err != nil {
+		t.Fatalf("LSN %q: %v", lsn, err)
 	}
 	return hi<<32 | lo
 }

@@ -440,12 +440,9 @@ func TestSecurity(t *testing.T) {
 			t.Fatalf("replay: exit %d\n%s", code, tail(out, 4000))
 		}
 		var n int
-		conn, err := pgx.Connect(ctx, targetDSN)
-		if err != nil {
-			t.Fatal(err)
-		}
-		_ = conn.QueryRow(ctx, "SELECT count(*) FROM public.items").Scan(&n)
-		conn.Close(ctx)
+		withConn(t, targetDSN, func(ctx context.Context, conn *pgx.Conn) error {
+			return conn.QueryRow(ctx, "SELECT count(*) FROM public.items").Scan(&n)
+		})
 		if n != 3 {
 			t.Errorf("replay applied %d rows, want 3", n)
 		}

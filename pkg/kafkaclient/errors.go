@@ -1,17 +1,15 @@
 package kafkaclient
 
 import (
-	"crypto/tls"
-	"crypto/x509"
 	"errors"
 	"fmt"
 	"io"
-	"net"
 	"strings"
 	"syscall"
-	"time"
 
 	"github.com/segmentio/kafka-go"
+
+	"github.com/pgcdc/pgcdc/internal/tlsdiag"
 )
 
 // Error is a connection failure explained: the setting the user must fix (or check), what is wrong,
@@ -89,75 +87,56 @@ func explainTLS(err error, t TLS, peer string) *Error {
 	if peer != "broker" {
 		caSetting = "kafka.sasl.oauth.ca_file"
 	}
-	var unknown x509.UnknownAuthorityError
-	var host x509.HostnameError
-	var invalid x509.CertificateInvalidError
-	var record tls.RecordHeaderError
-	var op *net.OpError
-	switch {
-	case errors.As(err, &unknown):
+	p := tlsdiag.Diagnose(err)
+	e := &Error{Permanent: true, Err: err}
+	switch p.Kind {
+	case tlsdiag.UntrustedCA:
 		issuer := ""
-		if unknown.Cert != nil {
-			issuer = " (issued by " + unknown.Cert.Issuer.String() + ")"
+		if p.Issuer != "" {
+			issuer = " (issued by " + p.Issuer + ")"
 		}
-		return &Error{Setting: caSetting, Permanent: true, Err: err,
-			Msg: fmt.Sprintf("the %s's certificate%s is not signed by a trusted CA: put the CA certificate that signed it in %s", peer, issuer, caSetting)}
-	case errors.As(err, &host):
-		names := ""
-		if host.Certificate != nil {
-			names = strings.Join(append(append([]string(nil), host.Certificate.DNSNames...), ipStrings(host.Certificate.IPAddresses)...), ", ")
-		}
-		setting, fix := "kafka.brokers", "connect with a name the certificate carries (kafka.brokers; the brokers' advertised.listeners), or set kafka.tls.server_name to it"
-		if t.ServerName != "" {
-			setting, fix = "kafka.tls.server_name", "set kafka.tls.server_name to a name the certificate carries"
-		}
-		if peer != "broker" {
-			setting, fix = "kafka.sasl.oauth.token_url", "use the host name the certificate carries in kafka.sasl.oauth.token_url"
-		}
-		return &Error{Setting: setting, Permanent: true, Err: err,
-			Msg: fmt.Sprintf("the %s's certificate is not valid for %q (it names %s): %s", peer, host.Host, names, fix)}
-	case errors.As(err, &invalid):
-		msg := fmt.Sprintf("the %s's certificate is not valid (%s): fix it on the %s, or check %s", peer, invalid.Detail, peer, caSetting)
-		setting := caSetting
-		if invalid.Reason == x509.Expired && invalid.Cert != nil {
-			setting = "kafka.tls" // nothing to change in pgcdc: the broker's certificate must be renewed
-			if peer != "broker" {
-				setting = "kafka.sasl.oauth.token_url"
-			}
-			msg = fmt.Sprintf("the %s's certificate %s expired on %s (or is not valid yet; this machine's clock says %s): renew the %s's certificate",
-				peer, invalid.Cert.Subject, invalid.Cert.NotAfter.UTC().Format(time.RFC3339), time.Now().UTC().Format(time.RFC3339), peer)
-		}
-		return &Error{Setting: setting, Permanent: true, Err: err, Msg: msg}
-	case errors.As(err, &record):
-		setting := "kafka.tls.enabled"
-		if peer != "broker" {
-			setting = "kafka.sasl.oauth.token_url"
-		}
-		return &Error{Setting: setting, Permanent: true, Err: err,
-			Msg: fmt.Sprintf("the %s does not speak TLS on this port: use its TLS port, or (brokers) set kafka.tls.enabled: false for a PLAINTEXT or SASL_PLAINTEXT listener", peer)}
-	case errors.As(err, &op) && op.Op == "remote error":
-		alert := op.Err.Error()
+		e.Setting = caSetting
+		e.Msg = fmt.Sprintf("the %s's certificate%s is not signed by a trusted CA: put the CA certificate that signed it in %s", peer, issuer, caSetting)
+	case tlsdiag.WrongHost:
+		fix := "connect with a name the certificate carries (kafka.brokers; the brokers' advertised.listeners), or set kafka.tls.server_name to it"
+		e.Setting = "kafka.brokers"
 		switch {
-		case strings.Contains(alert, "protocol version"):
-			return &Error{Setting: "kafka.tls.min_version", Permanent: true, Err: err,
-				Msg: fmt.Sprintf("the %s refused the TLS version: lower kafka.tls.min_version, or upgrade the %s", peer, peer)}
-		case t.CertFile == "":
-			return &Error{Setting: "kafka.tls.cert_file", Permanent: true, Err: err,
-				Msg: fmt.Sprintf("the %s ended the TLS handshake (%s): it requires a client certificate (ssl.client.auth=required): set kafka.tls.cert_file and kafka.tls.key_file", peer, alert)}
-		default:
-			return &Error{Setting: "kafka.tls.cert_file", Permanent: true, Err: err,
-				Msg: fmt.Sprintf("the %s refused pgcdc's client certificate (%s): use a certificate signed by a CA the %s trusts (its ssl.truststore), not expired", peer, alert, peer)}
+		case peer != "broker":
+			e.Setting, fix = "kafka.sasl.oauth.token_url", "use the host name the certificate carries in kafka.sasl.oauth.token_url"
+		case t.ServerName != "":
+			e.Setting, fix = "kafka.tls.server_name", "set kafka.tls.server_name to a name the certificate carries"
 		}
+		e.Msg = fmt.Sprintf("the %s's certificate is not valid for %q (it names %s): %s", peer, p.Host, p.Names, fix)
+	case tlsdiag.Expired:
+		e.Setting = "kafka.tls" // nothing to change in pgcdc: the certificate must be renewed
+		if peer != "broker" {
+			e.Setting = "kafka.sasl.oauth.token_url"
+		}
+		e.Msg = fmt.Sprintf("the %s's certificate %s: renew the %s's certificate", peer, p.ExpiryText(), peer)
+	case tlsdiag.Invalid:
+		e.Setting = caSetting
+		e.Msg = fmt.Sprintf("the %s's certificate is not valid (%s): fix it on the %s, or check %s", peer, p.Detail, peer, caSetting)
+	case tlsdiag.NotTLS:
+		e.Setting = "kafka.tls.enabled"
+		if peer != "broker" {
+			e.Setting = "kafka.sasl.oauth.token_url"
+		}
+		e.Msg = fmt.Sprintf("the %s does not speak TLS on this port: use its TLS port, or (brokers) set kafka.tls.enabled: false for a PLAINTEXT or SASL_PLAINTEXT listener", peer)
+	case tlsdiag.Refused:
+		e.Setting = "kafka.tls.cert_file"
+		switch {
+		case strings.Contains(p.Detail, "protocol version"):
+			e.Setting = "kafka.tls.min_version"
+			e.Msg = fmt.Sprintf("the %s refused the TLS version: lower kafka.tls.min_version, or upgrade the %s", peer, peer)
+		case t.CertFile == "":
+			e.Msg = fmt.Sprintf("the %s ended the TLS handshake (%s): it requires a client certificate (ssl.client.auth=required): set kafka.tls.cert_file and kafka.tls.key_file", peer, p.Detail)
+		default:
+			e.Msg = fmt.Sprintf("the %s refused pgcdc's client certificate (%s): use a certificate signed by a CA the %s trusts (its ssl.truststore), not expired", peer, p.Detail, peer)
+		}
+	default:
+		return nil
 	}
-	return nil
-}
-
-func ipStrings(ips []net.IP) []string {
-	out := make([]string, len(ips))
-	for i, ip := range ips {
-		out[i] = ip.String()
-	}
-	return out
+	return e
 }
 
 // credentialSettings names the settings that hold a mechanism's credentials.

@@ -2,16 +2,16 @@ package pgsource
 
 import (
 	"context"
-	"crypto/x509"
 	"errors"
 	"fmt"
 	"net"
 	"strconv"
-	"strings"
 	"time"
 
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgconn"
+
+	"github.com/pgcdc/pgcdc/internal/tlsdiag"
 )
 
 // sessionParams fix the text output of values: pgoutput formats values with the walsender's
@@ -138,35 +138,22 @@ func describe(err error) error {
 
 // tlsAdvice names the setting to fix for a certificate problem, or "" when err is none.
 func tlsAdvice(err error) string {
-	var unknown x509.UnknownAuthorityError
-	var host x509.HostnameError
-	var invalid x509.CertificateInvalidError
-	var op *net.OpError
-	switch {
-	case errors.As(err, &unknown):
+	p := tlsdiag.Diagnose(err)
+	switch p.Kind {
+	case tlsdiag.UntrustedCA:
 		issuer := ""
-		if unknown.Cert != nil {
-			issuer = " (issued by " + unknown.Cert.Issuer.String() + ")"
+		if p.Issuer != "" {
+			issuer = " (issued by " + p.Issuer + ")"
 		}
 		return "the server's certificate" + issuer + " is not signed by a trusted CA: put the CA certificate that signed it in postgres.sslrootcert (a PEM bundle, e.g. the cloud provider's)"
-	case errors.As(err, &host):
-		names := ""
-		if host.Certificate != nil {
-			names = " (it names " + strings.Join(host.Certificate.DNSNames, ", ")
-			for _, ip := range host.Certificate.IPAddresses {
-				names += ", " + ip.String()
-			}
-			names += ")"
-		}
-		return fmt.Sprintf("the server's certificate is not valid for host %q%s: connect with a host name the certificate carries (postgres.dsn host), or use postgres.sslmode verify-ca to skip the host name check", host.Host, names)
-	case errors.As(err, &invalid):
-		if invalid.Reason == x509.Expired && invalid.Cert != nil {
-			return fmt.Sprintf("the server's certificate %s expired on %s (or is not valid yet; this machine's clock says %s): renew the server's certificate (pgcdc checks it under postgres.sslmode verify-ca and verify-full)",
-				invalid.Cert.Subject, invalid.Cert.NotAfter.UTC().Format(time.RFC3339), time.Now().UTC().Format(time.RFC3339))
-		}
-		return "the server's certificate is not valid (" + invalid.Detail + "): fix it on the server, or check postgres.sslrootcert"
-	case errors.As(err, &op) && op.Op == "remote error":
-		return "the server ended the TLS handshake (" + op.Err.Error() + "): it refused pgcdc's client certificate: set postgres.sslcert and postgres.sslkey to a certificate signed by a CA in the server's ssl_ca_file, not expired"
+	case tlsdiag.WrongHost:
+		return fmt.Sprintf("the server's certificate is not valid for host %q (it names %s): connect with a host name the certificate carries (postgres.dsn host), or use postgres.sslmode verify-ca to skip the host name check", p.Host, p.Names)
+	case tlsdiag.Expired:
+		return "the server's certificate " + p.ExpiryText() + ": renew the server's certificate (pgcdc checks it under postgres.sslmode verify-ca and verify-full)"
+	case tlsdiag.Invalid:
+		return "the server's certificate is not valid (" + p.Detail + "): fix it on the server, or check postgres.sslrootcert"
+	case tlsdiag.Refused:
+		return "the server ended the TLS handshake (" + p.Detail + "): it refused pgcdc's client certificate: set postgres.sslcert and postgres.sslkey to a certificate signed by a CA in the server's ssl_ca_file, not expired"
 	}
 	return ""
 }
