@@ -373,8 +373,9 @@ func TestSecurity(t *testing.T) {
 			{"pg_wrong_host", pgPassword, map[string]string{"PGCDC_POSTGRES_DSN": fmt.Sprintf("postgres://%s@127.0.0.1:%d/sec_pg_wrong_host", PGUser, e.PGPort())},
 				[]string{"postgres.dsn host", `not valid for host \"127.0.0.1\"`}},
 			{"pg_no_client_cert", pgCert, map[string]string{"PGCDC_POSTGRES_SSLCERT": "", "PGCDC_POSTGRES_SSLKEY": ""}, []string{"28000", "postgres.sslcert"}},
+			// Go's TLS client does not even send a certificate the server's CA list excludes.
 			{"pg_stranger_cert", pgCert, map[string]string{"PGCDC_POSTGRES_SSLCERT": e.PGStrangerCert, "PGCDC_POSTGRES_SSLKEY": e.PGStrangerKey},
-				[]string{"refused pgcdc's client certificate", "postgres.sslcert"}},
+				[]string{"28000", "postgres.sslcert"}},
 		}
 		for _, c := range pgCases {
 			t.Run(c.name, func(t *testing.T) {
