@@ -205,6 +205,7 @@ func TestSecurity(t *testing.T) {
 		t.Fatal(err)
 	}
 	t.Cleanup(e.Close)
+	t.Cleanup(func() { os.RemoveAll(filepath.Dir(pgcdcPath(t))) }) // the binary is this test's alone
 	pgcdcPath(t)
 	t.Logf("servers and binary ready in %s", time.Since(began).Round(time.Millisecond))
 
