@@ -21,7 +21,9 @@ func (a remoteAlert) Error() string { return string(a) }
 func TestCertificateErrorsArePermanentAndNameTheSetting(t *testing.T) {
 	cert := &x509.Certificate{Subject: pkix.Name{CommonName: "db"}, Issuer: pkix.Name{CommonName: "Some CA"},
 		DNSNames: []string{"db.example"}, NotAfter: time.Date(2020, 1, 2, 0, 0, 0, 0, time.UTC)}
-	wrap := func(err error) error { return fmt.Errorf("failed to connect: tls error: %w", errors.Join(errors.New("::1: refused"), err)) }
+	wrap := func(err error) error {
+		return fmt.Errorf("failed to connect: tls error: %w", errors.Join(errors.New("::1: refused"), err))
+	}
 	tests := []struct {
 		name string
 		err  error
