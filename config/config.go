@@ -70,6 +70,13 @@ type PostgresConfig struct {
 	StatusInterval             time.Duration `yaml:"status_interval"`              // default 10s; > 0
 	ConnectTimeout             time.Duration `yaml:"connect_timeout"`              // start-up bound, default 30s
 	PublicationRefreshInterval time.Duration `yaml:"publication_refresh_interval"` // default 30s; 0 disables
+
+	// TLS of every PostgreSQL connection (replication, catalog, snapshot, heartbeat, check, status),
+	// as libpq's keywords of the same names; applied to the DSN by ConnString (security.go).
+	SSLMode     string `yaml:"sslmode"`     // "" (as the DSN says; libpq's default prefer) | disable | allow | prefer | require | verify-ca | verify-full
+	SSLRootCert string `yaml:"sslrootcert"` // PEM file of the CA(s) that sign the server's certificate; "system": the OS trust store
+	SSLCert     string `yaml:"sslcert"`     // client certificate (PEM) for certificate authentication; needs sslkey
+	SSLKey      string `yaml:"sslkey"`      // the client certificate's private key (PEM, unencrypted)
 }
 
 // TablesConfig selects the captured tables.
@@ -99,6 +106,8 @@ type KafkaConfig struct {
 	ConnectTimeout    time.Duration     `yaml:"connect_timeout"`     // start-up bound, default 30s
 	ClientID          string            `yaml:"client_id"`           // default "pgcdc"
 	ShutdownTimeout   time.Duration     `yaml:"shutdown_timeout"`    // default 30s: how long a stop waits for Kafka to acknowledge what is in flight
+	TLS               KafkaTLSConfig    `yaml:"tls"`                 // TLS to the brokers (security.go)
+	SASL              KafkaSASLConfig   `yaml:"sasl"`                // SASL authentication to the brokers (security.go)
 }
 
 // EventsConfig shapes the Debezium-compatible events.
@@ -200,6 +209,7 @@ func Default() Config {
 			ConnectTimeout:    30 * time.Second,
 			ClientID:          DefaultClientID,
 			ShutdownTimeout:   30 * time.Second,
+			SASL:              KafkaSASLConfig{OAuth: KafkaOAuthConfig{Extensions: map[string]string{}}},
 		},
 		Events: EventsConfig{
 			KeySchemas:           true,
@@ -236,11 +246,23 @@ func Default() Config {
 	}
 }
 
-// Redacted returns a copy that is safe to log or print: the password is
-// replaced by "xxxxx" when set and the DSN by RedactedDSN.
+// Redacted returns a copy that is safe to log or print: the passwords and
+// client secrets are replaced by "xxxxx" when set and the DSN by RedactedDSN.
 func (c Config) Redacted() Config {
 	if c.Postgres.Password != "" {
 		c.Postgres.Password = redactedPassword
+	}
+	if c.Kafka.SASL.Password != "" {
+		c.Kafka.SASL.Password = redactedPassword
+	}
+	if c.Kafka.SASL.OAuth.ClientSecret != "" {
+		c.Kafka.SASL.OAuth.ClientSecret = redactedPassword
+	}
+	if ext := c.Kafka.SASL.OAuth.Extensions; ext != nil {
+		c.Kafka.SASL.OAuth.Extensions = make(map[string]string, len(ext))
+		for k, v := range ext {
+			c.Kafka.SASL.OAuth.Extensions[k] = v
+		}
 	}
 	c.Postgres.DSN = c.Postgres.RedactedDSN()
 	m := make(map[string]string, len(c.Kafka.TopicConfig))

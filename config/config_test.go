@@ -437,7 +437,8 @@ func TestExampleYAML(t *testing.T) {
 	}
 	for _, k := range Keys() {
 		leaf := k[strings.LastIndex(k, ".")+1:]
-		if !strings.Contains(string(data), "\n  "+leaf+":") {
+		depth := strings.Count(k, ".") // nested sections (kafka.sasl.oauth) are indented further
+		if !strings.Contains(string(data), "\n"+strings.Repeat("  ", depth)+leaf+":") {
 			t.Errorf("example.yaml lacks %s", k)
 		}
 	}

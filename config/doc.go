@@ -53,7 +53,12 @@
 //
 // The password is best passed as PGCDC_POSTGRES_PASSWORD or
 // postgres.password_file rather than inside the DSN; ConnString applies it
-// and RedactedDSN (or Config.Redacted) gives a form that is safe to log.
+// (with postgres.sslmode, sslrootcert, sslcert and sslkey) and RedactedDSN
+// (or Config.Redacted) gives a form that is safe to log. The Kafka secrets
+// likewise: PGCDC_KAFKA_SASL_PASSWORD or kafka.sasl.password_file,
+// PGCDC_KAFKA_SASL_OAUTH_CLIENT_SECRET or kafka.sasl.oauth.client_secret_file
+// (ResolveSecret reads them). kafka.tls and kafka.sasl are turned into
+// kafka-go connections by pkg/kafkaclient; docs/security.md has recipes.
 //
 // # Validation
 //

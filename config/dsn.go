@@ -159,26 +159,20 @@ func checkDSN(dsn string) error {
 // ResolvePassword returns the password from Password or PasswordFile ("" if
 // neither is set). The file's first line, trimmed of blanks, is the password.
 func (c PostgresConfig) ResolvePassword() (string, error) {
-	switch {
-	case c.Password != "" && c.PasswordFile != "":
-		return "", &FieldError{Key: "postgres.password_file", Msg: "set either postgres.password (PGCDC_POSTGRES_PASSWORD) or postgres.password_file, not both"}
-	case c.Password != "":
-		return c.Password, nil
-	case c.PasswordFile != "":
-		return readPasswordFile(c.PasswordFile)
-	}
-	return "", nil
+	return ResolveSecret("postgres.password", c.Password, c.PasswordFile)
 }
 
-func readPasswordFile(path string) (string, error) {
+// readSecretFile returns the first line, trimmed of blanks, of a secret file; key names the setting
+// in errors (which never contain the file's content).
+func readSecretFile(key, path string) (string, error) {
 	data, err := os.ReadFile(path)
 	if err != nil {
-		return "", &FieldError{Key: "postgres.password_file", Msg: fmt.Sprintf("cannot read %s: %v", path, unwrapPathErr(err))}
+		return "", &FieldError{Key: key, Msg: fmt.Sprintf("cannot read %s: %v", path, unwrapPathErr(err))}
 	}
 	line, _, _ := strings.Cut(string(data), "\n")
 	pw := strings.TrimSpace(line)
 	if pw == "" {
-		return "", &FieldError{Key: "postgres.password_file", Msg: fmt.Sprintf("%s: first line is empty (it must hold the password)", path)}
+		return "", &FieldError{Key: key, Msg: fmt.Sprintf("%s: first line is empty (it must hold the secret)", path)}
 	}
 	return pw, nil
 }
@@ -191,13 +185,23 @@ func unwrapPathErr(err error) error {
 	return err
 }
 
-// ConnString returns the DSN with the password applied (from Password or
-// PasswordFile), for connecting. It is the DSN unchanged when neither is set
-// (libpq-style PGPASSWORD or .pgpass may then supply one). A DSN that already
-// contains a password together with Password or PasswordFile is an error, as
-// are both Password and PasswordFile set. Never log the result; use
-// RedactedDSN.
+// ConnString returns the DSN with the password (from Password or PasswordFile)
+// and the TLS settings (sslmode, sslrootcert, sslcert, sslkey) applied, for
+// connecting; every PostgreSQL connection pgcdc opens is made from it. It is
+// the DSN unchanged when none of them is set (libpq-style PGPASSWORD, .pgpass
+// or PGSSLMODE may then supply them). A DSN that already contains a password
+// together with Password or PasswordFile is an error, as are both Password
+// and PasswordFile set, and a TLS keyword the DSN sets to another value. Never
+// log the result; use RedactedDSN.
 func (c PostgresConfig) ConnString() (string, error) {
+	dsn, err := c.withPassword()
+	if err != nil {
+		return "", err
+	}
+	return addDSNParams(dsn, c.tlsParams())
+}
+
+func (c PostgresConfig) withPassword() (string, error) {
 	if c.DSN == "" {
 		return "", &FieldError{Key: "postgres.dsn", Msg: "required (set it in the file or " + EnvName("postgres.dsn") + ")"}
 	}

@@ -114,14 +114,10 @@ func (p PostgresConfig) validate(v *validator) {
 			v.add("postgres.dsn", "contains a password and postgres.password or postgres.password_file is set too; keep the password in one place")
 		}
 	}
-	switch {
-	case p.Password != "" && p.PasswordFile != "":
-		v.add("postgres.password_file", "set either postgres.password (PGCDC_POSTGRES_PASSWORD) or postgres.password_file, not both")
-	case p.PasswordFile != "":
-		if _, err := readPasswordFile(p.PasswordFile); err != nil {
-			v.errs = append(v.errs, err)
-		}
+	if _, err := p.ResolvePassword(); err != nil {
+		v.errs = append(v.errs, err)
 	}
+	p.validateTLS(v)
 	if !slotRe.MatchString(p.Slot) {
 		v.add("postgres.slot", "invalid slot name %q: use 1 to 63 lower-case letters, digits and underscores ([a-z0-9_]{1,63})", p.Slot)
 	}
@@ -193,6 +189,8 @@ func (k KafkaConfig) validate(v *validator) {
 	v.positive("kafka.connect_timeout", k.ConnectTimeout)
 	v.required("kafka.client_id", k.ClientID == "")
 	v.positive("kafka.shutdown_timeout", k.ShutdownTimeout)
+	k.TLS.validate(v)
+	k.SASL.validate(v, k.TLS.Enabled)
 }
 
 // checkBroker says what is wrong with a host:port broker address, or "".

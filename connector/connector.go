@@ -18,6 +18,7 @@ import (
 	"github.com/pgcdc/pgcdc/pkg/ack"
 	"github.com/pgcdc/pgcdc/pkg/decode"
 	"github.com/pgcdc/pgcdc/pkg/event"
+	"github.com/pgcdc/pgcdc/pkg/kafkaclient"
 	"github.com/pgcdc/pgcdc/pkg/kafkasink"
 	"github.com/pgcdc/pgcdc/pkg/pgsource"
 	"github.com/pgcdc/pgcdc/pkg/route"
@@ -365,6 +366,7 @@ func (c *Connector) sinkOptions() kafkasink.Options {
 	return kafkasink.Options{
 		Brokers:           k.Brokers,
 		ClientID:          k.ClientID,
+		Security:          kafkaclient.SecurityFromConfig(k),
 		Acks:              k.Acks,
 		Compression:       k.Compression,
 		BatchMaxMessages:  k.BatchMaxMessages,

@@ -14,7 +14,8 @@ import (
 
 const checkSummary = `Usage: pgcdc check [--config FILE] [--strict] [--timeout DURATION] [--max-slot-lag SIZE] [--no-row-sizes]
 
-Checks the configuration and the servers it names, changing nothing: PostgreSQL (version, wal_level,
+Checks the configuration and the servers it names, changing nothing: each connection's security (TLS
+version, whether the server's certificate is verified, SASL mechanism, principal), PostgreSQL (version, wal_level,
 replication slots and WAL senders), the role's privileges, the captured tables' replica identity,
 the publication, the slot (who holds it; an inactive slot more than --max-slot-lag behind), and
 each table's Kafka topic (replication factor, min.insync.replicas, retention, max.message.bytes

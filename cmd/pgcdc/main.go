@@ -186,6 +186,12 @@ func loadConfig(path string, stderr io.Writer) (config.Config, bool) {
 // loadPostgresConfig loads the configuration for commands that only talk to PostgreSQL (status,
 // slot drop): problems with keys of other sections do not stop them.
 func loadPostgresConfig(path string, stderr io.Writer) (config.Config, bool) {
+	return loadPartialConfig(path, stderr, "postgres.")
+}
+
+// loadPartialConfig loads the configuration, failing only on problems with keys under one of the
+// prefixes (or not about a key at all, such as an unknown PGCDC_ variable).
+func loadPartialConfig(path string, stderr io.Writer, prefixes ...string) (config.Config, bool) {
 	cfg, err := config.Load(path, os.Environ())
 	if err == nil {
 		return cfg, true
@@ -195,8 +201,14 @@ func loadPostgresConfig(path string, stderr io.Writer) (config.Config, bool) {
 	if ok {
 		for _, e := range joined.Unwrap() {
 			var fe *config.FieldError
-			if !errors.As(e, &fe) || strings.HasPrefix(fe.Key, "postgres.") {
+			if !errors.As(e, &fe) {
 				relevant = true
+				continue
+			}
+			for _, p := range prefixes {
+				if strings.HasPrefix(fe.Key, p) {
+					relevant = true
+				}
 			}
 		}
 	}

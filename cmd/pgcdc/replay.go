@@ -17,10 +17,12 @@ import (
 	"github.com/rs/zerolog"
 
 	"github.com/pgcdc/pgcdc/config"
+	"github.com/pgcdc/pgcdc/pkg/kafkaclient"
 	"github.com/pgcdc/pgcdc/pkg/replay"
 )
 
 const replayUsage = `Usage: pgcdc replay --brokers HOST:PORT --topic-prefix PREFIX --target DSN [flags]
+       pgcdc replay --config pgcdc.yaml --target DSN [flags]
 
 Rebuilds tables in the target PostgreSQL from pgcdc's change topics <prefix>.<schema>.<table>.
 The applied offset of every partition is stored in the target (--offsets-table) in the same
@@ -29,7 +31,8 @@ replay follows new events until SIGINT/SIGTERM. A record that cannot be applied 
 its topic, partition and offset, unless --park-file or --park-topic keeps it aside with the reason.
 The target's password: PGCDC_REPLAY_TARGET_PASSWORD, --target-password-file, PGPASSWORD or
 ~/.pgpass (a password inside --target is visible to every user of the machine).
-See docs/replay.md.
+See docs/replay.md. Secured clusters: the kafka.tls and kafka.sasl settings come from --config and
+PGCDC_KAFKA_* variables (docs/security.md).
 Exit status: 0 done (or stopped by a signal), 1 replay failed, 2 invalid flags.
 
 `
@@ -47,8 +50,9 @@ func splitList(s string) []string {
 func replayCommand(args []string, stdout, stderr io.Writer) int {
 	fs := flag.NewFlagSet("pgcdc replay", flag.ContinueOnError)
 	fs.SetOutput(stderr)
-	brokers := fs.String("brokers", "", "Kafka bootstrap brokers, comma-separated (required)")
-	prefix := fs.String("topic-prefix", "", "pgcdc's kafka.topic_prefix: replays the topics <prefix>.<schema>.<table>")
+	configPath := fs.String("config", "", "pgcdc configuration file whose kafka section (brokers, topic_prefix, client_id, tls, sasl) replay uses; PGCDC_KAFKA_* variables apply too, and the flags below win")
+	brokers := fs.String("brokers", "", "Kafka bootstrap brokers, comma-separated (required unless kafka.brokers is configured)")
+	prefix := fs.String("topic-prefix", "", "pgcdc's kafka.topic_prefix: replays the topics <prefix>.<schema>.<table> (default: kafka.topic_prefix)")
 	topics := fs.String("topics", "", "comma-separated topics to replay instead of discovering them by prefix")
 	tables := fs.String("tables", "", "comma-separated schema.table glob patterns to replay (default: all)")
 	exclude := fs.String("exclude", "", "comma-separated schema.table glob patterns to leave out")
@@ -116,8 +120,22 @@ func replayCommand(args []string, stdout, stderr io.Writer) int {
 		return usage("%v", err)
 	}
 	log := newLogger(config.LogConfig{Level: *logLevel, Format: *logFormat}, stdout)
+	// The kafka section of the configuration (file and PGCDC_KAFKA_* variables) gives the brokers,
+	// the topic prefix and the connection's TLS and SASL; only problems with those keys matter here.
+	kcfg, ok := loadPartialConfig(*configPath, stderr, "kafka.tls", "kafka.sasl", "kafka.client_id")
+	if !ok {
+		return 2
+	}
+	if *brokers == "" {
+		*brokers = strings.Join(kcfg.Kafka.Brokers, ",")
+	}
+	if *prefix == "" && *topics == "" {
+		*prefix = kcfg.Kafka.TopicPrefix
+	}
+	logKafkaWarnings(log, kcfg.Kafka, splitList(*brokers))
 	opts := replay.Options{
-		Brokers: splitList(*brokers), TopicPrefix: *prefix, Topics: splitList(*topics),
+		Brokers: splitList(*brokers), ClientID: kcfg.Kafka.ClientID + "-replay", Security: kafkaclient.SecurityFromConfig(kcfg.Kafka),
+		TopicPrefix: *prefix, Topics: splitList(*topics),
 		Include: splitList(*tables), Exclude: splitList(*exclude),
 		Target: *target, TargetPassword: password, OffsetsTable: *offsetsTable, CreateTables: *createTables,
 		UntilEnd: *untilEnd, BatchSize: *batch, Workers: *workers, RefreshInterval: *refresh,

@@ -61,6 +61,7 @@ func runConnector(cfg config.Config, log zerolog.Logger) int {
 		log.Info().Str("addr", srv.Addr()).Bool("web_config", cfg.Metrics.WebConfigFile != "").Msg("operations endpoint: /metrics /healthz /readyz")
 	}
 
+	logKafkaWarnings(log, cfg.Kafka, cfg.Kafka.Brokers)
 	c, err := connector.New(cfg, log, m)
 	if err != nil {
 		m.Error(metrics.ErrStartup)

@@ -32,8 +32,13 @@ var topicConfigNames = []string{"min.insync.replicas", "cleanup.policy", "retent
 func checkKafka(ctx context.Context, cfg config.Config, src source, r *Report) {
 	tables := src.tables
 	k := cfg.Kafka
-	client := &kafka.Client{Addr: kafka.TCP(k.Brokers...), Timeout: 15 * time.Second,
-		Transport: &kafka.Transport{ClientID: k.ClientID, DialTimeout: 10 * time.Second}}
+	kc := checkKafkaSecurity(ctx, k, r)
+	if kc == nil {
+		return
+	}
+	transport := kc.Transport()
+	defer transport.CloseIdleConnections()
+	client := &kafka.Client{Addr: kc.Addr(), Timeout: 15 * time.Second, Transport: transport}
 	topics := make([]string, 0, len(tables))
 	byTopic := map[string]pgsource.Table{}
 	for _, t := range tables {

@@ -58,12 +58,12 @@ type source struct {
 func checkPostgres(ctx context.Context, cfg config.Config, o Options, r *Report) source {
 	connStr, err := cfg.Postgres.ConnString()
 	if err != nil {
-		r.add(Fail, "config", "fix postgres.dsn, postgres.password or postgres.password_file", "%v", err)
+		r.add(Fail, "config", "fix the setting named above (postgres.dsn, postgres.password, postgres.password_file, postgres.ssl*)", "%v", err)
 		return source{}
 	}
 	conn, err := pgsource.ConnectSQL(ctx, connStr)
 	if err != nil {
-		r.add(Fail, "postgres", "check postgres.dsn (host, port, database, user), the password, that the server runs and is reachable from here, and that pg_hba.conf admits this client",
+		r.add(Fail, "postgres", "check postgres.dsn (host, port, database, user), the password, postgres.sslmode/sslrootcert/sslcert/sslkey, that the server runs and is reachable from here, and that pg_hba.conf admits this client",
 			"cannot connect to %s: %v", cfg.Postgres.RedactedDSN(), err)
 		return source{}
 	}
@@ -76,6 +76,7 @@ func checkPostgres(ctx context.Context, cfg config.Config, o Options, r *Report)
 		return source{}
 	}
 	r.add(OK, "postgres", "", "connected to %s as %s (PostgreSQL %s, database %s)", cfg.Postgres.RedactedDSN(), f.user, f.version, f.database)
+	checkPostgresSecurity(ctx, conn, cfg.Postgres, f, r)
 	checkServer(f, r)
 	checkRole(f, r)
 

@@ -26,7 +26,7 @@ func (s Severity) String() string {
 // Finding is one result: what was checked (Area), what was found, and for WARN and FAIL the fix.
 type Finding struct {
 	Severity Severity
-	Area     string // postgres, role, table, publication, slot, kafka, topic, config
+	Area     string // postgres, role, table, publication, slot, kafka, topic, config, security
 	Message  string
 	Fix      string
 }

@@ -21,6 +21,13 @@ type KafkaOptions struct {
 	Settings map[string]string
 	// HeapMB is the JVM heap (-Xmx); default 512.
 	HeapMB int
+	// Port is the PLAINTEXT listener's port; 0 picks a free one. Set it when Settings name listeners
+	// of their own (listeners, advertised.listeners), which must include PLAINTEXT on this port.
+	Port int
+	// JVMOptions are extra java options for the broker (e.g. -Dorg.apache.kafka.sasl.oauthbearer.allowed.urls=...).
+	JVMOptions []string
+	// FormatArgs are extra arguments of the storage format (e.g. --add-scram 'SCRAM-SHA-512=[name=u,password=p]').
+	FormatArgs []string
 }
 
 // Kafka is an Apache Kafka broker+controller (KRaft) on 127.0.0.1. Its ports and log directory survive
@@ -32,6 +39,8 @@ type Kafka struct {
 	libs     string
 	heapMB   int
 	proc     *process
+
+	jvmOptions []string
 }
 
 // StartKafka formats a new KRaft log directory and starts a combined broker+controller on free
@@ -45,11 +54,11 @@ func StartKafka(ctx context.Context, opts KafkaOptions) (*Kafka, error) {
 	if err != nil {
 		return nil, err
 	}
-	k := &Kafka{base: base, libs: libs, heapMB: opts.HeapMB}
+	k := &Kafka{base: base, libs: libs, heapMB: opts.HeapMB, Port: opts.Port, jvmOptions: opts.JVMOptions}
 	if k.heapMB == 0 {
 		k.heapMB = 512
 	}
-	if err := k.format(opts.Settings); err != nil {
+	if err := k.format(opts.Settings, opts.FormatArgs); err != nil {
 		os.RemoveAll(base)
 		return nil, err
 	}
@@ -92,10 +101,12 @@ func KafkaSettings() map[string]string {
 	}
 }
 
-func (k *Kafka) format(settings map[string]string) error {
+func (k *Kafka) format(settings map[string]string, formatArgs []string) error {
 	var err error
-	if k.Port, err = freePort(); err != nil {
-		return err
+	if k.Port == 0 {
+		if k.Port, err = freePort(); err != nil {
+			return err
+		}
 	}
 	if k.CtrlPort, err = freePort(); err != nil {
 		return err
@@ -120,8 +131,9 @@ func (k *Kafka) format(settings map[string]string) error {
 	if err := os.WriteFile(k.propsPath(), []byte(b.String()), 0o644); err != nil {
 		return err
 	}
-	cmd := exec.Command(javaBin(), "-Xmx256m", "-cp", filepath.Join(k.libs, "*"), "kafka.tools.StorageTool",
-		"format", "-t", "pgcdc-test-cluster-0001", "-c", k.propsPath(), "--standalone")
+	args := append([]string{"-Xmx256m", "-cp", filepath.Join(k.libs, "*"), "kafka.tools.StorageTool",
+		"format", "-t", "pgcdc-test-cluster-0001", "-c", k.propsPath(), "--standalone"}, formatArgs...)
+	cmd := exec.Command(javaBin(), args...)
 	cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}
 	if err := runQuiet(cmd); err != nil {
 		return fmt.Errorf("format KRaft storage: %w", err)
@@ -135,9 +147,10 @@ func (k *Kafka) Start(ctx context.Context) error {
 		return errors.New("Kafka is already running")
 	}
 	heap := fmt.Sprintf("-Xmx%dm", k.heapMB)
-	cmd := command(nil, javaBin(), heap, "-Xms128m", "-XX:+UseSerialGC", "-XX:TieredStopAtLevel=1",
-		"-Djava.awt.headless=true", "-Dorg.slf4j.simpleLogger.defaultLogLevel=warn",
-		"-cp", filepath.Join(k.libs, "*"), "kafka.Kafka", k.propsPath())
+	args := append([]string{heap, "-Xms128m", "-XX:+UseSerialGC", "-XX:TieredStopAtLevel=1",
+		"-Djava.awt.headless=true", "-Dorg.slf4j.simpleLogger.defaultLogLevel=warn"}, k.jvmOptions...)
+	args = append(args, "-cp", filepath.Join(k.libs, "*"), "kafka.Kafka", k.propsPath())
+	cmd := command(nil, javaBin(), args...)
 	p, err := startProcess(cmd, k.logPath())
 	if err != nil {
 		return err

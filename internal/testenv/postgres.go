@@ -25,6 +25,13 @@ type PostgresOptions struct {
 	// PasswordAuth makes TCP connections authenticate with scram-sha-256; the superuser postgres
 	// then has the password "postgres" (see DSN, which carries it).
 	PasswordAuth bool
+	// HBA, when set, replaces the pg_hba.conf lines for TCP connections (the local socket stays
+	// trusted). It must admit the superuser postgres from 127.0.0.1 (the start-up probe and DSN).
+	HBA string
+	// Files are written into the data directory (mode 0600, owned by the server's user) before the
+	// first start, e.g. {"server.crt": ..., "server.key": ...} for Settings ssl_cert_file = 'server.crt'.
+	// With Settings ssl = on, DSN asks for sslmode=require.
+	Files map[string][]byte
 }
 
 // Postgres is a throwaway PostgreSQL cluster on 127.0.0.1. Its port and data directory survive
@@ -37,6 +44,9 @@ type Postgres struct {
 	user     *serverUser
 	proc     *process
 	password string
+	sslmode  string // of DSN: disable, or require when the server has ssl = on
+	hba      string
+	files    map[string][]byte
 }
 
 var defaultPostgresSettings = map[string]string{
@@ -107,7 +117,10 @@ func StartPostgres(ctx context.Context, opts PostgresOptions) (*Postgres, error)
 	if err != nil {
 		return nil, fmt.Errorf("create PostgreSQL temp dir: %w", err)
 	}
-	pg := &Postgres{base: base, DataDir: filepath.Join(base, "data"), binDir: bin, user: u}
+	pg := &Postgres{base: base, DataDir: filepath.Join(base, "data"), binDir: bin, user: u, sslmode: "disable", hba: opts.HBA, files: opts.Files}
+	if opts.Settings["ssl"] == "on" {
+		pg.sslmode = "require"
+	}
 	if opts.PasswordAuth {
 		pg.password = "postgres"
 	}
@@ -177,9 +190,16 @@ func (pg *Postgres) initdb(settings map[string]string) error {
 		if pg.password != "" {
 			method = "scram-sha-256"
 		}
-		err = os.WriteFile(filepath.Join(pg.DataDir, "pg_hba.conf"), []byte(
-			"local all all trust\nlocal replication all trust\n"+
-				"host all all 127.0.0.1/32 "+method+"\nhost replication all 127.0.0.1/32 "+method+"\n"), 0o600)
+		tcp := "host all all 127.0.0.1/32 " + method + "\nhost replication all 127.0.0.1/32 " + method + "\n"
+		if pg.hba != "" {
+			tcp = pg.hba + "\n"
+		}
+		err = os.WriteFile(filepath.Join(pg.DataDir, "pg_hba.conf"), []byte("local all all trust\nlocal replication all trust\n"+tcp), 0o600)
+		for name, data := range pg.files {
+			if err == nil {
+				err = os.WriteFile(filepath.Join(pg.DataDir, name), data, 0o600)
+			}
+		}
 		if err == nil {
 			err = pg.user.chownTree(pg.DataDir)
 		}
@@ -263,8 +283,21 @@ func (pg *Postgres) DSN(db string) string {
 	if pg.password != "" {
 		user += ":" + pg.password
 	}
-	return fmt.Sprintf("postgres://%s@127.0.0.1:%d/%s?sslmode=disable", user, pg.Port, db)
+	return fmt.Sprintf("postgres://%s@127.0.0.1:%d/%s?sslmode=%s", user, pg.Port, db, pg.sslmode)
 }
 
 // Log returns the end of the server log (for test failure messages).
 func (pg *Postgres) Log() string { return tailFile(pg.logPath(), 5000) }
+
+// WriteDataFile writes (or replaces) a file in the data directory, mode 0600 and owned by the
+// server's user, e.g. a new server certificate; Reload makes the server read it.
+func (pg *Postgres) WriteDataFile(name string, data []byte) error {
+	p := filepath.Join(pg.DataDir, name)
+	if err := os.WriteFile(p, data, 0o600); err != nil {
+		return err
+	}
+	return pg.user.chownTree(p)
+}
+
+// Reload makes the server re-read its configuration files (SIGHUP), TLS certificates included.
+func (pg *Postgres) Reload() error { return pg.proc.signal(syscall.SIGHUP) }

@@ -6,13 +6,15 @@ import (
 
 	"github.com/jackc/pglogrepl"
 	"github.com/segmentio/kafka-go"
+
+	"github.com/pgcdc/pgcdc/pkg/kafkaclient"
 )
 
 // permanentErrors are broker answers that no retry can cure: the user must act.
 var permanentErrors = map[kafka.Error]string{
 	kafka.TopicAuthorizationFailed:    "grant this client WRITE (and DESCRIBE) on the topic",
 	kafka.ClusterAuthorizationFailed:  "grant this client the cluster permission it needs",
-	kafka.SASLAuthenticationFailed:    "check the Kafka credentials",
+	kafka.SASLAuthenticationFailed:    "check the Kafka credentials (kafka.sasl)",
 	kafka.MessageSizeTooLarge:         "raise the topic's max.message.bytes (and the broker's message.max.bytes) or shrink the rows",
 	kafka.RecordListTooLarge:          "lower kafka.batch_max_bytes",
 	kafka.InvalidTopic:                "use a valid topic name",
@@ -54,6 +56,12 @@ func classify(topic string, partition int, err error) *PermanentError {
 			}
 		}
 		return nil
+	}
+	if kafkaclient.IsPermanent(err) { // a certificate or credential problem met on a new connection
+		return &PermanentError{Topic: topic, Partition: partition, Err: err}
+	}
+	if kafkaclient.IsPermanent(err) { // a certificate or credential problem met on a new connection
+		return &PermanentError{Topic: topic, Partition: partition, Err: err}
 	}
 	var kerr kafka.Error
 	if errors.As(err, &kerr) {

@@ -13,6 +13,8 @@ import (
 	"github.com/jackc/pglogrepl"
 	"github.com/rs/zerolog"
 	"github.com/segmentio/kafka-go"
+
+	"github.com/pgcdc/pgcdc/pkg/kafkaclient"
 )
 
 // javaMurmur2 follows org.apache.kafka.common.utils.Utils.murmur2 line by line, with Java's signed
@@ -432,6 +434,8 @@ func TestClassify(t *testing.T) {
 		{"WriteErrors with permanent", kafka.WriteErrors{io.EOF, nil, kafka.MessageSizeTooLarge}, true, "max.message.bytes"},
 		{"WriteErrors with authorization", kafka.WriteErrors{kafka.TopicAuthorizationFailed}, true, "WRITE"},
 		{"wrapped WriteErrors", wrapped(kafka.WriteErrors{kafka.RequestTimedOut, kafka.MessageSizeTooLarge}), true, "max.message.bytes"},
+		{"certificate refused on a new connection", wrapped(&kafkaclient.Error{Setting: "kafka.tls.ca_file", Msg: "not trusted", Permanent: true}), true, "kafka.tls.ca_file"},
+		{"transient connection problem", wrapped(&kafkaclient.Error{Setting: "kafka.tls.enabled", Msg: "closed"}), false, ""},
 	}
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {
@@ -449,8 +453,9 @@ func TestClassify(t *testing.T) {
 				}
 			}
 			var kerr kafka.Error
-			if !errors.As(p, &kerr) {
-				t.Errorf("PermanentError does not unwrap to the kafka.Error: %v", p)
+			var cerr *kafkaclient.Error
+			if !errors.As(p, &kerr) && !errors.As(p, &cerr) {
+				t.Errorf("PermanentError does not unwrap to the kafka.Error or kafkaclient.Error: %v", p)
 			}
 		})
 	}

@@ -8,6 +8,8 @@ import (
 
 	"github.com/segmentio/kafka-go"
 	"github.com/segmentio/kafka-go/compress"
+
+	"github.com/pgcdc/pgcdc/pkg/kafkaclient"
 )
 
 // producer writes one batch of records to one topic partition and returns once Kafka acknowledged
@@ -24,8 +26,9 @@ var (
 	compressions = map[string]compress.Compression{"": 0, "none": 0, "gzip": compress.Gzip, "snappy": compress.Snappy, "lz4": compress.Lz4, "zstd": compress.Zstd}
 )
 
-// newKafkaGo builds the kafka-go producer and admin client for opts.
-func newKafkaGo(opts Options) (producer, topicAdmin, error) {
+// newKafkaGo builds the kafka-go producer and admin client for opts, connecting through kc (TLS,
+// SASL).
+func newKafkaGo(opts Options, kc *kafkaclient.Client) (producer, topicAdmin, error) {
 	acks, ok := requiredAcks[opts.Acks]
 	if !ok {
 		return nil, nil, fmt.Errorf("kafka.acks: %q is not all, one or none", opts.Acks)
@@ -34,10 +37,11 @@ func newKafkaGo(opts Options) (producer, topicAdmin, error) {
 	if !ok {
 		return nil, nil, fmt.Errorf("kafka.compression: %q is not none, gzip, snappy, lz4 or zstd", opts.Compression)
 	}
-	transport := &kafka.Transport{ClientID: opts.ClientID, DialTimeout: 10 * time.Second, MetadataTTL: 30 * time.Second}
-	admin := &kafka.Client{Addr: kafka.TCP(opts.Brokers...), Transport: transport, Timeout: 30 * time.Second}
+	transport := kc.Transport()
+	transport.MetadataTTL = 30 * time.Second
+	admin := &kafka.Client{Addr: kc.Addr(), Transport: transport, Timeout: 30 * time.Second}
 	w := &kafka.Writer{
-		Addr:        kafka.TCP(opts.Brokers...),
+		Addr:        kc.Addr(),
 		Balancer:    presetPartition{},
 		MaxAttempts: 1, // retries are the partition loop's: without end for retriable errors, none for permanent ones
 		BatchSize:   opts.BatchMaxMessages + 1,

@@ -13,14 +13,16 @@ import (
 
 	"github.com/pgcdc/pgcdc/internal/retry"
 	"github.com/pgcdc/pgcdc/pkg/ack"
+	"github.com/pgcdc/pgcdc/pkg/kafkaclient"
 )
 
 // Options configure a Sink. Every field is plain configuration: the sink maps it onto its producer.
 type Options struct {
 	Brokers           []string
 	ClientID          string
-	Acks              string // all (default) | one | none
-	Compression       string // none (default) | gzip | snappy | lz4 | zstd
+	Security          kafkaclient.Security // TLS and SASL (kafka.tls, kafka.sasl)
+	Acks              string               // all (default) | one | none
+	Compression       string               // none (default) | gzip | snappy | lz4 | zstd
 	BatchMaxMessages  int
 	BatchMaxBytes     int64
 	BatchTimeout      time.Duration // linger of an idle partition's first record; 0: none
@@ -111,11 +113,16 @@ func New(ctx context.Context, opts Options, acker Acker) (*Sink, error) {
 	if len(opts.Brokers) == 0 {
 		return nil, errors.New("kafka: no brokers configured")
 	}
-	prod, admin, err := newKafkaGo(opts)
+	kc, err := kafkaclient.New(ctx, kafkaclient.Settings{Brokers: opts.Brokers, ClientID: opts.ClientID, Security: opts.Security})
+	if err != nil {
+		return nil, err
+	}
+	prod, admin, err := newKafkaGo(opts, kc)
 	if err != nil {
 		return nil, err
 	}
 	s := newSink(opts, acker, prod, admin)
+	s.topics.explain = kc.Explain
 	if err := s.topics.ping(ctx); err != nil {
 		s.Close(context.Background())
 		return nil, err

@@ -12,6 +12,7 @@ import (
 	"github.com/segmentio/kafka-go"
 
 	"github.com/pgcdc/pgcdc/internal/retry"
+	"github.com/pgcdc/pgcdc/pkg/kafkaclient"
 )
 
 // topicInfo is what the sink needs of a topic: its partition count and the largest batch it takes.
@@ -32,6 +33,7 @@ type topics struct {
 	admin   topicAdmin
 	opts    Options
 	log     zerolog.Logger
+	explain func(error) error // names the TLS/SASL setting behind a connection failure; may be nil
 	mu      sync.Mutex
 	byName  map[string]topicInfo
 	setupMu sync.Mutex // one topic set-up at a time (the pipeline and snapshot workers may ask together)
@@ -63,6 +65,12 @@ func (t *topics) ping(ctx context.Context) error {
 		cancel()
 		if err == nil {
 			return nil
+		}
+		if t.explain != nil {
+			err = t.explain(err)
+		}
+		if kafkaclient.IsPermanent(err) { // a certificate or credential problem: the setting is named
+			return err
 		}
 		if perm := permanentAdminError(err); perm != "" {
 			return fmt.Errorf("kafka: brokers %v refused the connection: %w (%s)", t.opts.Brokers, err, perm)
@@ -120,6 +128,9 @@ func permanentAdminError(err error) string {
 	switch kerr {
 	case kafka.InvalidTopic, kafka.InvalidPartitionNumber, kafka.InvalidReplicationFactor, kafka.InvalidReplicaAssignment, kafka.InvalidConfiguration:
 		return "check the topic name and kafka.partitions, kafka.replication_factor, kafka.topic_config"
+	}
+	if kerr == kafka.TopicAuthorizationFailed || kerr == kafka.ClusterAuthorizationFailed {
+		return "grant this client's principal Describe, DescribeConfigs, Write and, with kafka.create_topics, Create on the topics of kafka.topic_prefix; docs/security.md lists the ACLs"
 	}
 	if fix, ok := permanentErrors[kerr]; ok {
 		return fix

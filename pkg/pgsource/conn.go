@@ -13,6 +13,7 @@ import (
 	"github.com/jackc/pgx/v5/pgconn"
 
 	"github.com/pgcdc/pgcdc/internal/retry"
+	"github.com/pgcdc/pgcdc/internal/tlsdiag"
 )
 
 // sessionParams fix the text output of values: pgoutput formats values with the walsender's
@@ -99,25 +100,30 @@ func retryConnect(ctx context.Context, connect func(context.Context) error) erro
 // Permanent SQLSTATEs: no retry can cure them; the user must act.
 var permanentCodes = map[string]string{
 	"28P01": "authentication failed: check the user and password (postgres.dsn, postgres.password, PGCDC_POSTGRES_PASSWORD)",
-	"28000": "the server refused this user (pg_hba.conf or role attributes): check pg_hba.conf and that the role has LOGIN and REPLICATION",
+	"28000": "the server refused this user (pg_hba.conf or role attributes): check pg_hba.conf (a hostssl line needs TLS: postgres.sslmode; cert authentication needs postgres.sslcert/sslkey with the role as CN), and that the role has LOGIN and REPLICATION",
 	"42501": "permission denied: see docs/operations.md for the privileges pgcdc needs",
 	"3D000": "the database does not exist: check postgres.dsn",
 	"42704": "the object named above does not exist",
 	"55000": "the object is not in the required state (e.g. the replication slot was invalidated)",
 }
 
-// IsPermanent reports whether err is a PostgreSQL error no retry can cure.
+// IsPermanent reports whether err is a PostgreSQL error or a TLS certificate problem (untrusted
+// CA, wrong host name, expired certificate, client certificate refused) that no retry can cure.
 func IsPermanent(err error) bool {
 	var pgErr *pgconn.PgError
 	if errors.As(err, &pgErr) {
-		_, ok := permanentCodes[pgErr.Code]
-		return ok
+		if _, ok := permanentCodes[pgErr.Code]; ok {
+			return true
+		}
 	}
-	return false
+	return tlsAdvice(err) != ""
 }
 
 // describe adds the advice for a permanent error.
 func describe(err error) error {
+	if advice := tlsAdvice(err); advice != "" {
+		return fmt.Errorf("postgres: %s (%w)", advice, err)
+	}
 	var pgErr *pgconn.PgError
 	if errors.As(err, &pgErr) {
 		if advice := permanentCodes[pgErr.Code]; advice != "" {
@@ -125,6 +131,28 @@ func describe(err error) error {
 		}
 	}
 	return fmt.Errorf("postgres: %w", err)
+}
+
+// tlsAdvice names the setting to fix for a certificate problem, or "" when err is none.
+func tlsAdvice(err error) string {
+	p := tlsdiag.Diagnose(err)
+	switch p.Kind {
+	case tlsdiag.UntrustedCA:
+		issuer := ""
+		if p.Issuer != "" {
+			issuer = " (issued by " + p.Issuer + ")"
+		}
+		return "the server's certificate" + issuer + " is not signed by a trusted CA: put the CA certificate that signed it in postgres.sslrootcert (a PEM bundle, e.g. the cloud provider's)"
+	case tlsdiag.WrongHost:
+		return fmt.Sprintf("the server's certificate is not valid for host %q (it names %s): connect with a host name the certificate carries (postgres.dsn host), or use postgres.sslmode verify-ca to skip the host name check", p.Host, p.Names)
+	case tlsdiag.Expired:
+		return "the server's certificate " + p.ExpiryText() + ": renew the server's certificate (pgcdc checks it under postgres.sslmode verify-ca and verify-full)"
+	case tlsdiag.Invalid:
+		return "the server's certificate is not valid (" + p.Detail + "): fix it on the server, or check postgres.sslrootcert"
+	case tlsdiag.Refused:
+		return "the server ended the TLS handshake (" + p.Detail + "): it refused pgcdc's client certificate: set postgres.sslcert and postgres.sslkey to a certificate signed by a CA in the server's ssl_ca_file, not expired"
+	}
+	return ""
 }
 
 // IsConnectionError reports whether err is a broken or refused connection (worth a reconnect).

@@ -152,7 +152,7 @@ func (e *engine) newCoordinator(ctx context.Context, t topicInfo) (*coordinator,
 // read feeds one partition's records to the coordinator.
 func (c *coordinator) read(ctx context.Context, p *partState) {
 	r := kafka.NewReader(kafka.ReaderConfig{
-		Brokers: c.e.opts.Brokers, Topic: c.topic, Partition: p.id,
+		Brokers: c.e.opts.Brokers, Dialer: c.e.kc.Dialer(), Topic: c.topic, Partition: p.id,
 		MinBytes: 1, MaxBytes: 16 << 20, MaxWait: 500 * time.Millisecond, QueueCapacity: 1000,
 	})
 	defer r.Close()

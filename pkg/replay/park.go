@@ -10,6 +10,8 @@ import (
 	"time"
 
 	"github.com/segmentio/kafka-go"
+
+	"github.com/pgcdc/pgcdc/pkg/kafkaclient"
 )
 
 // Parking: with Options.ParkFile or Options.ParkTopic, a record replay cannot apply (malformed, a
@@ -108,7 +110,7 @@ type topicParker struct {
 	w     *kafka.Writer
 }
 
-func newTopicParker(ctx context.Context, client *kafka.Client, brokers []string, topic string) (*topicParker, error) {
+func newTopicParker(ctx context.Context, client *kafka.Client, kc *kafkaclient.Client, topic string) (*topicParker, error) {
 	md, err := client.Metadata(ctx, &kafka.MetadataRequest{Topics: []string{topic}})
 	if err != nil {
 		return nil, fmt.Errorf("replay: --park-topic %s: %w", topic, err)
@@ -116,7 +118,7 @@ func newTopicParker(ctx context.Context, client *kafka.Client, brokers []string,
 	if len(md.Topics) != 1 || md.Topics[0].Error != nil {
 		return nil, fmt.Errorf("replay: --park-topic %s does not exist: create it first (kafka-topics.sh --create --topic %s, with the retention you want for records to look at later)", topic, topic)
 	}
-	return &topicParker{topic: topic, w: &kafka.Writer{Addr: kafka.TCP(brokers...), Topic: topic, RequiredAcks: kafka.RequireAll,
+	return &topicParker{topic: topic, w: &kafka.Writer{Addr: kc.Addr(), Transport: kc.Transport(), Topic: topic, RequiredAcks: kafka.RequireAll,
 		BatchTimeout: time.Millisecond, Balancer: &kafka.Hash{}}}, nil
 }
 

@@ -15,14 +15,18 @@ import (
 	"github.com/jackc/pgx/v5"
 	"github.com/rs/zerolog"
 	"github.com/segmentio/kafka-go"
+
+	"github.com/pgcdc/pgcdc/pkg/kafkaclient"
 )
 
 // Options configure a replay.
 type Options struct {
-	Brokers     []string // Kafka bootstrap brokers (required)
-	TopicPrefix string   // pgcdc's kafka.topic_prefix: topics <prefix>.<schema>.<table> are replayed
-	Topics      []string // explicit topics instead of discovery by prefix
-	Include     []string // schema.table globs (path.Match) over the discovered topics; default all
+	Brokers     []string             // Kafka bootstrap brokers (required)
+	ClientID    string               // client id reported to the brokers; default "pgcdc-replay"
+	Security    kafkaclient.Security // TLS and SASL to the brokers (kafka.tls, kafka.sasl)
+	TopicPrefix string               // pgcdc's kafka.topic_prefix: topics <prefix>.<schema>.<table> are replayed
+	Topics      []string             // explicit topics instead of discovery by prefix
+	Include     []string             // schema.table globs (path.Match) over the discovered topics; default all
 	Exclude     []string
 
 	Target         string // target PostgreSQL connection string (required)
@@ -67,6 +71,7 @@ type engine struct {
 	log     zerolog.Logger
 	db      *connPool
 	client  *kafka.Client
+	kc      *kafkaclient.Client // readers' dialer; explains connection failures
 	offsets *offsetStore
 	ph      placeholder
 	parker  parker     // nil: a record that cannot be applied stops replay
@@ -154,6 +159,9 @@ func (o *Options) defaults() error {
 		return err
 	}
 	o.OffsetsTable = o.OffsetsTableOrDefault()
+	if o.ClientID == "" {
+		o.ClientID = "pgcdc-replay"
+	}
 	if o.BatchSize == 0 {
 		o.BatchSize = 5000
 	}
@@ -219,12 +227,17 @@ func Run(ctx context.Context, o Options) (Stats, error) {
 	if err := e.offsets.ensure(cctx, lockConn); err != nil {
 		return Stats{}, err
 	}
-	e.client = &kafka.Client{Addr: kafka.TCP(o.Brokers...), Timeout: 30 * time.Second}
+	if e.kc, err = kafkaclient.New(cctx, kafkaclient.Settings{Brokers: o.Brokers, ClientID: o.ClientID, Security: o.Security}); err != nil {
+		return Stats{}, fmt.Errorf("replay: %w", err)
+	}
+	transport := e.kc.Transport()
+	defer transport.CloseIdleConnections()
+	e.client = &kafka.Client{Addr: e.kc.Addr(), Timeout: 30 * time.Second, Transport: transport}
 	switch {
 	case o.ParkFile != "":
 		e.parker, err = newFileParker(o.ParkFile)
 	case o.ParkTopic != "":
-		e.parker, err = newTopicParker(cctx, e.client, o.Brokers, o.ParkTopic)
+		e.parker, err = newTopicParker(cctx, e.client, e.kc, o.ParkTopic)
 	}
 	if err != nil {
 		return Stats{}, err
@@ -334,7 +347,7 @@ func (e *engine) discover(ctx context.Context) ([]topicInfo, error) {
 	}
 	md, err := e.client.Metadata(ctx, req)
 	if err != nil {
-		return nil, fmt.Errorf("replay: Kafka metadata from %v: %w", e.opts.Brokers, err)
+		return nil, fmt.Errorf("replay: Kafka metadata from %v: %w", e.opts.Brokers, e.kc.Explain(err))
 	}
 	var out []topicInfo
 	for _, t := range md.Topics {
