@@ -86,8 +86,8 @@ func Cached(dir string, fill func(dir string) error, ready func(dir string)) err
 	if err := syscall.Flock(int(lock.Fd()), syscall.LOCK_EX); err != nil {
 		return fmt.Errorf("lock %s: %w", dir, err)
 	}
-	defer syscall.Flock(int(lock.Fd()), syscall.LOCK_UN) //nolint:errcheck // released on close anyway
-	if _, err := os.Stat(done); err == nil {             // filled by another process while we waited
+	defer syscall.Flock(int(lock.Fd()), syscall.LOCK_UN)
+	if _, err := os.Stat(done); err == nil { // filled by another process while we waited
 		ready(dir)
 		return nil
 	}
