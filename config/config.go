@@ -46,6 +46,10 @@ const (
 // progress. Tables of this name are never captured, whatever tables.include says.
 const SnapshotProgressTable = "pgcdc_snapshot_progress"
 
+// SlotPositionTable is the table (in snapshot.progress_schema) where pgcdc records the last
+// position it confirmed on each slot (package slotrecord). Never captured either.
+const SlotPositionTable = "pgcdc_slot_position"
+
 // HeartbeatConfig configures heartbeats: a small write at an interval that travels through the
 // replication stream, so that the slot keeps advancing and liveness is visible end to end.
 type HeartbeatConfig struct {
@@ -70,6 +74,10 @@ type PostgresConfig struct {
 	StatusInterval             time.Duration `yaml:"status_interval"`              // default 10s; > 0
 	ConnectTimeout             time.Duration `yaml:"connect_timeout"`              // start-up bound, default 30s
 	PublicationRefreshInterval time.Duration `yaml:"publication_refresh_interval"` // default 30s; 0 disables
+	// FailoverSlot creates the slot as a failover slot (PostgreSQL 17+), or turns failover on for an
+	// existing one, so that standbys with sync_replication_slots keep a synchronized copy and pgcdc
+	// continues from it after a failover (docs/failover.md). Default false.
+	FailoverSlot bool `yaml:"failover_slot"`
 }
 
 // TablesConfig selects the captured tables.
@@ -79,6 +87,13 @@ type TablesConfig struct {
 	// PublishViaPartitionRoot publishes the changes of a partitioned table's partitions under the
 	// root table's topic (default true); false gives each partition its own topic.
 	PublishViaPartitionRoot bool `yaml:"publish_via_partition_root"`
+	// RowFilters publishes only the rows of a table that match a SQL condition (a publication row
+	// filter, PostgreSQL 15+): "schema.table" (exact name) -> condition, e.g. "region = 'eu'".
+	RowFilters map[string]string `yaml:"row_filters"`
+	// Columns publishes only the listed columns of a table (a publication column list,
+	// PostgreSQL 15+): "schema.table" (exact name) -> column names. The list must hold the replica
+	// identity (key) columns.
+	Columns map[string][]string `yaml:"columns"`
 }
 
 // KafkaConfig configures the Kafka producer and topic creation.
@@ -180,6 +195,8 @@ func Default() Config {
 		Tables: TablesConfig{
 			Include:                 []string{"public.*"},
 			PublishViaPartitionRoot: true,
+			RowFilters:              map[string]string{},
+			Columns:                 map[string][]string{},
 		},
 		Kafka: KafkaConfig{
 			CreateTopics:      true,

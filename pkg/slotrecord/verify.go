@@ -1,0 +1,88 @@
+package slotrecord
+
+import (
+	"context"
+	"fmt"
+
+	"github.com/jackc/pglogrepl"
+)
+
+// Slot is what Verify needs to know about a replication slot.
+type Slot struct {
+	Name           string
+	ConfirmedFlush pglogrepl.LSN
+	Failover       bool // a failover slot (PostgreSQL 17+), synchronized to standbys
+}
+
+// AheadError says a slot is ahead of the record: it was created again after pgcdc last confirmed
+// it, and the changes in between were never delivered.
+type AheadError struct {
+	Slot     Slot
+	Recorded Record
+	Table    string // the record table, quoted
+}
+
+func (e *AheadError) Error() string {
+	return fmt.Sprintf("postgres: replication slot %q is at %s, ahead of the last position pgcdc confirmed on it (%s, recorded in %s at %s): "+
+		"the slot was created again since (typically after a failover to a standby that did not have it: PostgreSQL before 17, or postgres.failover_slot off), "+
+		"and the changes between the two positions were never delivered. pgcdc does not continue silently. "+
+		"Recover: set snapshot.mode: when_needed and start pgcdc: it drops this slot, creates it again and snapshots the tables, so every row's current state is delivered; "+
+		"or, to accept the gap, delete the slot's row from %s. To survive failovers without this, use PostgreSQL 17+ with postgres.failover_slot: true (docs/failover.md)",
+		e.Slot.Name, e.Slot.ConfirmedFlush, e.Recorded.Confirmed, e.Table, e.Recorded.UpdatedAt.UTC().Format("2006-01-02 15:04:05Z"), e.Table)
+}
+
+// MissingError says a slot pgcdc had confirmed no longer exists: creating it again would skip the
+// changes made since.
+type MissingError struct {
+	Slot     string
+	Recorded Record
+	Table    string
+}
+
+func (e *MissingError) Error() string {
+	return fmt.Sprintf("postgres: replication slot %q does not exist, but pgcdc confirmed it up to %s (recorded in %s at %s): "+
+		"it was lost (e.g. a failover to a standby that did not have it) or dropped, and a new slot would silently skip the changes made since. "+
+		"Recover: set snapshot.mode: when_needed and start pgcdc: it creates the slot and snapshots the tables; "+
+		"or, to start from now and accept the gap, delete the slot's row from %s (pgcdc slot drop does that for a slot it drops)",
+		e.Slot, e.Recorded.Confirmed, e.Table, e.Recorded.UpdatedAt.UTC().Format("2006-01-02 15:04:05Z"), e.Table)
+}
+
+// Verify checks an existing slot against its record: nil when there is no record, when the slot is
+// at or behind it (behind is normal after a PostgreSQL crash), or when the slot is a failover slot;
+// an *AheadError otherwise.
+func Verify(s Slot, r Record, table string) error {
+	if !r.Found || s.Failover || s.ConfirmedFlush <= r.Confirmed {
+		return nil
+	}
+	return &AheadError{Slot: s, Recorded: r, Table: table}
+}
+
+// Guard keeps the record ahead of every position pgcdc confirms on one slot. Its methods are not
+// safe for concurrent use: call them from the goroutine that sends the status updates.
+type Guard struct {
+	store    *Store
+	slot     string
+	recorded pglogrepl.LSN
+}
+
+// NewGuard returns a guard for slot whose record is at recorded (0: none yet).
+func NewGuard(store *Store, slot string, recorded pglogrepl.LSN) *Guard {
+	return &Guard{store: store, slot: slot, recorded: recorded}
+}
+
+// Before must be called before flush is sent as the slot's flush position: when flush is beyond the
+// record it records it durably first. An error means the status update must not be sent.
+func (g *Guard) Before(ctx context.Context, flush pglogrepl.LSN) error {
+	if g == nil || flush <= g.recorded {
+		return nil
+	}
+	rec, err := g.store.Record(ctx, g.slot, flush)
+	if err != nil {
+		return err
+	}
+	g.recorded = rec
+	return nil
+}
+
+// Recorded is the position the record holds as far as the guard knows.
+func (g *Guard) Recorded() pglogrepl.LSN { return g.recorded }
