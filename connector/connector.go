@@ -23,6 +23,7 @@ import (
 	"github.com/pgcdc/pgcdc/pkg/event"
 	"github.com/pgcdc/pgcdc/pkg/kafkasink"
 	"github.com/pgcdc/pgcdc/pkg/pgsource"
+	"github.com/pgcdc/pgcdc/pkg/slotrecord"
 	"github.com/pgcdc/pgcdc/pkg/version"
 )
 
@@ -51,6 +52,8 @@ type Connector struct {
 
 	tablesMu sync.Mutex
 	tables   []pgsource.Table // captured tables (for the start-up summary and the refresher)
+
+	slotGuard *slotrecord.Guard // records each position before it is confirmed (slotsafety.go); nil: no record table
 }
 
 // New prepares a connector for cfg (which Load has validated). m receives its metrics; nil means none.
@@ -133,11 +136,18 @@ func (c *Connector) start(ctx context.Context) error {
 		}
 	}
 
+	afterSlot, err := c.slotSafety(pgCtx) // slotsafety.go (issue 18): the slot against pgcdc's record
+	if err != nil {
+		return err
+	}
 	repl, err := pgsource.ConnectReplication(pgCtx, c.connStr)
 	if err != nil {
 		return err
 	}
 	if err := c.ensureSlot(pgCtx, repl); err != nil { // snapshot.go: also prepares the snapshot
+		return err
+	}
+	if err := afterSlot(pgCtx); err != nil { // slotsafety.go (issue 18)
 		return err
 	}
 	c.tracker.ConfirmIdle(ack.LSN(c.slot.ConfirmedFlush)) // nothing is in flight yet
@@ -289,6 +299,10 @@ func (c *Connector) syncPublication(ctx context.Context, conn *pgx.Conn, startup
 		}
 		missing = append(missing, t)
 	}
+	filters, err := c.publicationFilters(ctx, conn, pub, publishable, startup) // pubfilter.go (issue 18)
+	if err != nil {
+		return nil, err
+	}
 	if !c.cfg.Postgres.CreatePublication {
 		if !pub.Exists {
 			return nil, fmt.Errorf("postgres: publication %q does not exist and postgres.create_publication is false: create it (CREATE PUBLICATION %s FOR TABLE ... WITH (publish_via_partition_root = true)) or set create_publication: true",
@@ -301,7 +315,7 @@ func (c *Connector) syncPublication(ctx context.Context, conn *pgx.Conn, startup
 		return publishable, nil
 	}
 	if !pub.Exists {
-		if err := pgsource.CreatePublication(ctx, conn, c.cfg.Postgres.Publication, missing, c.cfg.Tables.PublishViaPartitionRoot); err != nil {
+		if err := pgsource.CreatePublication(ctx, conn, c.cfg.Postgres.Publication, missing, c.cfg.Tables.PublishViaPartitionRoot, filters); err != nil {
 			return nil, err
 		}
 		c.log.Info().Str("publication", c.cfg.Postgres.Publication).Int("tables", len(missing)).Msg("created publication")
@@ -312,7 +326,7 @@ func (c *Connector) syncPublication(ctx context.Context, conn *pgx.Conn, startup
 		c.log.Info().Str("publication", c.cfg.Postgres.Publication).Bool("publish_via_partition_root", c.cfg.Tables.PublishViaPartitionRoot).Msg("changed publication setting")
 	}
 	if pub.Exists && len(missing) > 0 {
-		if err := pgsource.AddTables(ctx, conn, c.cfg.Postgres.Publication, missing); err != nil {
+		if err := pgsource.AddTables(ctx, conn, c.cfg.Postgres.Publication, missing, filters); err != nil {
 			return nil, err
 		}
 		for _, t := range missing {

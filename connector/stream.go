@@ -223,6 +223,9 @@ func (s *session) sendStatus() error {
 	if flush > write {
 		write = flush
 	}
+	if err := s.c.recordBeforeConfirm(s.c.sql, flush); err != nil { // issue 18: record before confirming (slotsafety.go)
+		return err
+	}
 	err := pglogrepl.SendStandbyStatusUpdate(context.Background(), s.conn, pglogrepl.StandbyStatusUpdate{
 		WALWritePosition: write, WALFlushPosition: flush, WALApplyPosition: flush, ClientTime: time.Now(),
 	})

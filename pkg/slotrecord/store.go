@@ -27,7 +27,9 @@ func DDL(schema, role string) string {
   updated_at    timestamptz NOT NULL DEFAULT now()
 )`
 	if role != "" {
-		s += ";\nGRANT SELECT, INSERT, UPDATE, DELETE ON " + table + " TO " + pgx.Identifier{role}.Sanitize()
+		r := pgx.Identifier{role}.Sanitize()
+		s += ";\nGRANT USAGE ON SCHEMA " + pgx.Identifier{schema}.Sanitize() + " TO " + r +
+			";\nGRANT SELECT, INSERT, UPDATE, DELETE ON " + table + " TO " + r
 	}
 	return s
 }
@@ -38,18 +40,22 @@ type Querier interface {
 	QueryRow(ctx context.Context, sql string, args ...any) pgx.Row
 }
 
-// Store reads and writes the records of one database.
+// Store reads and writes the records of one database, through whichever connection the caller
+// passes (a connector replaces its connection after a reconnect).
 type Store struct {
-	conn  Querier
 	table string // quoted schema.table
 }
 
-// Open returns the store on conn, creating the table when it is missing. When it is missing and
-// cannot be created the error wraps ErrNoTable and carries the DDL for an administrator.
+// Open returns the store of the table in schema, creating the table when it is missing. When it is
+// missing and cannot be created the error wraps ErrNoTable and carries the DDL for an administrator.
 func Open(ctx context.Context, conn Querier, schema string) (*Store, error) {
-	s := &Store{conn: conn, table: pgx.Identifier{schema, TableName}.Sanitize()}
+	s := &Store{table: pgx.Identifier{schema, TableName}.Sanitize()}
 	var exists bool
 	if err := conn.QueryRow(ctx, `SELECT to_regclass($1) IS NOT NULL`, s.table).Scan(&exists); err != nil {
+		var pgErr *pgconn.PgError
+		if errors.As(err, &pgErr) && pgErr.Code == "42501" { // no USAGE on the schema
+			return nil, fmt.Errorf("%w: cannot use schema %s (%v); have an administrator run:\n%s", ErrNoTable, schema, err, DDL(schema, "<pgcdc role>"))
+		}
 		return nil, fmt.Errorf("slot position: look for %s: %w", s.table, err)
 	}
 	if !exists {
@@ -71,10 +77,10 @@ type Record struct {
 }
 
 // Load reads slot's record (Found false when there is none).
-func (s *Store) Load(ctx context.Context, slot string) (Record, error) {
+func (s *Store) Load(ctx context.Context, conn Querier, slot string) (Record, error) {
 	var r Record
 	var lsn string
-	err := s.conn.QueryRow(ctx, `SELECT confirmed_lsn::text, updated_at FROM `+s.table+` WHERE slot_name = $1`, slot).Scan(&lsn, &r.UpdatedAt)
+	err := conn.QueryRow(ctx, `SELECT confirmed_lsn::text, updated_at FROM `+s.table+` WHERE slot_name = $1`, slot).Scan(&lsn, &r.UpdatedAt)
 	if errors.Is(err, pgx.ErrNoRows) {
 		return r, nil
 	}
@@ -101,17 +107,17 @@ RETURNING confirmed_lsn::text`
 
 // Record durably records that pgcdc may confirm slot up to lsn, and returns the recorded position
 // (at least lsn; see the package documentation).
-func (s *Store) Record(ctx context.Context, slot string, lsn pglogrepl.LSN) (pglogrepl.LSN, error) {
+func (s *Store) Record(ctx context.Context, conn Querier, slot string, lsn pglogrepl.LSN) (pglogrepl.LSN, error) {
 	var got string
-	if err := s.conn.QueryRow(ctx, fmt.Sprintf(recordSQL, s.table), slot, lsn.String()).Scan(&got); err != nil {
+	if err := conn.QueryRow(ctx, fmt.Sprintf(recordSQL, s.table), slot, lsn.String()).Scan(&got); err != nil {
 		return 0, fmt.Errorf("slot position: record %s for slot %s in %s: %w", lsn, slot, s.table, err)
 	}
 	return pglogrepl.ParseLSN(got)
 }
 
 // Forget deletes slot's record (the slot was dropped on purpose, or is being created anew).
-func (s *Store) Forget(ctx context.Context, slot string) error {
-	if _, err := s.conn.Exec(ctx, `DELETE FROM `+s.table+` WHERE slot_name = $1`, slot); err != nil {
+func (s *Store) Forget(ctx context.Context, conn Querier, slot string) error {
+	if _, err := conn.Exec(ctx, `DELETE FROM `+s.table+` WHERE slot_name = $1`, slot); err != nil {
 		return fmt.Errorf("slot position: delete the record of slot %s from %s: %w", slot, s.table, err)
 	}
 	return nil

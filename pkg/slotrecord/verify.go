@@ -72,11 +72,11 @@ func NewGuard(store *Store, slot string, recorded pglogrepl.LSN) *Guard {
 
 // Before must be called before flush is sent as the slot's flush position: when flush is beyond the
 // record it records it durably first. An error means the status update must not be sent.
-func (g *Guard) Before(ctx context.Context, flush pglogrepl.LSN) error {
+func (g *Guard) Before(ctx context.Context, conn Querier, flush pglogrepl.LSN) error {
 	if g == nil || flush <= g.recorded {
 		return nil
 	}
-	rec, err := g.store.Record(ctx, g.slot, flush)
+	rec, err := g.store.Record(ctx, conn, g.slot, flush)
 	if err != nil {
 		return err
 	}
@@ -84,5 +84,41 @@ func (g *Guard) Before(ctx context.Context, flush pglogrepl.LSN) error {
 	return nil
 }
 
-// Recorded is the position the record holds as far as the guard knows.
-func (g *Guard) Recorded() pglogrepl.LSN { return g.recorded }
+// Recorded is the position the record holds as far as the guard knows (0 for a nil guard).
+func (g *Guard) Recorded() pglogrepl.LSN {
+	if g == nil {
+		return 0
+	}
+	return g.recorded
+}
+
+// Plan is what start-up must do before it ensures the slot.
+type Plan struct {
+	DropSlot bool // drop the existing slot: it was created again, and a new one with a snapshot replaces it
+	Forget   bool // delete the record: the slot about to be created starts a new history
+}
+
+// Check decides what start-up does with the slot (exists says whether it does) and its record.
+// resnapshot says the snapshot mode re-reads the tables when the slot is missing or replaced
+// (when_needed, always): a missing slot is then created anew, and a slot ahead of the record is
+// dropped and created anew, each with a snapshot. Otherwise a missing slot that pgcdc had confirmed
+// is a *MissingError and a slot ahead of the record an *AheadError.
+func Check(exists bool, s Slot, r Record, table string, resnapshot bool) (Plan, error) {
+	if !r.Found {
+		return Plan{}, nil
+	}
+	if !exists {
+		if resnapshot {
+			return Plan{Forget: true}, nil
+		}
+		return Plan{}, &MissingError{Slot: s.Name, Recorded: r, Table: table}
+	}
+	err := Verify(s, r, table)
+	if err == nil {
+		return Plan{}, nil
+	}
+	if resnapshot {
+		return Plan{DropSlot: true, Forget: true}, nil
+	}
+	return Plan{}, err
+}
