@@ -47,7 +47,7 @@ func (c *Connector) slotSafety(ctx context.Context) (after func(context.Context)
 	}
 	mode := c.cfg.Snapshot.Mode
 	plan, err := slotrecord.Check(!missing, slotrecord.Slot{Name: pg.Slot, ConfirmedFlush: slot.ConfirmedFlush, Failover: slot.Failover},
-		rec, store.Table(), mode == config.SnapshotWhenNeeded || mode == config.SnapshotAlways)
+		rec, store.Table(), slotrecord.Modes{SnapshotsNewSlot: mode != config.SnapshotNoData, ReplacesAheadSlot: mode == config.SnapshotWhenNeeded || mode == config.SnapshotAlways})
 	if err != nil {
 		return nil, err
 	}
@@ -55,11 +55,6 @@ func (c *Connector) slotSafety(ctx context.Context) (after func(context.Context)
 		c.log.Warn().Str("slot", pg.Slot).Str("slot_lsn", slot.ConfirmedFlush.String()).Str("recorded_lsn", rec.Confirmed.String()).Str("snapshot_mode", mode).
 			Msg("the slot is ahead of the position pgcdc last confirmed on it (it was created again, e.g. after a failover): dropping it, creating it again and snapshotting the tables")
 		if _, err := c.sql.Exec(ctx, `SELECT pg_drop_replication_slot($1)`, pg.Slot); err != nil {
-			return nil, err
-		}
-	}
-	if plan.Forget {
-		if err := store.Forget(ctx, c.sql, pg.Slot); err != nil {
 			return nil, err
 		}
 	}

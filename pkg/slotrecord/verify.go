@@ -94,22 +94,32 @@ func (g *Guard) Recorded() pglogrepl.LSN {
 
 // Plan is what start-up must do before it ensures the slot.
 type Plan struct {
-	DropSlot bool // drop the existing slot: it was created again, and a new one with a snapshot replaces it
-	Forget   bool // delete the record: the slot about to be created starts a new history
+	// DropSlot: drop the existing slot, which was created again behind pgcdc's back; start-up then
+	// creates a new one with a snapshot.
+	DropSlot bool
 }
 
-// Check decides what start-up does with the slot (exists says whether it does) and its record.
-// resnapshot says the snapshot mode re-reads the tables when the slot is missing or replaced
-// (when_needed, always): a missing slot is then created anew, and a slot ahead of the record is
-// dropped and created anew, each with a snapshot. Otherwise a missing slot that pgcdc had confirmed
-// is a *MissingError and a slot ahead of the record an *AheadError.
-func Check(exists bool, s Slot, r Record, table string, resnapshot bool) (Plan, error) {
+// Modes say what the snapshot mode does with a slot that is missing or replaced.
+type Modes struct {
+	// SnapshotsNewSlot: a missing slot is created with a snapshot of the tables, or refused (every
+	// mode but no_data; snapshot.mode initial refuses a new slot once its snapshot is done).
+	SnapshotsNewSlot bool
+	// ReplacesAheadSlot: a slot ahead of the record is dropped and created again with a snapshot
+	// (when_needed, always).
+	ReplacesAheadSlot bool
+}
+
+// Check decides what start-up does with the slot (exists says whether it does) and its record: a
+// missing slot that pgcdc had confirmed is a *MissingError unless start-up snapshots a new slot; a
+// slot ahead of the record is an *AheadError unless the mode replaces it. The record needs no reset
+// when a new slot is created: it is raised to the new slot's position, which is above it.
+func Check(exists bool, s Slot, r Record, table string, m Modes) (Plan, error) {
 	if !r.Found {
 		return Plan{}, nil
 	}
 	if !exists {
-		if resnapshot {
-			return Plan{Forget: true}, nil
+		if m.SnapshotsNewSlot {
+			return Plan{}, nil
 		}
 		return Plan{}, &MissingError{Slot: s.Name, Recorded: r, Table: table}
 	}
@@ -117,8 +127,8 @@ func Check(exists bool, s Slot, r Record, table string, resnapshot bool) (Plan, 
 	if err == nil {
 		return Plan{}, nil
 	}
-	if resnapshot {
-		return Plan{DropSlot: true, Forget: true}, nil
+	if m.ReplacesAheadSlot {
+		return Plan{DropSlot: true}, nil
 	}
 	return Plan{}, err
 }

@@ -10,6 +10,7 @@ import (
 )
 
 func TestCheck(t *testing.T) {
+	noData, initial, whenNeeded := Modes{}, Modes{SnapshotsNewSlot: true}, Modes{SnapshotsNewSlot: true, ReplacesAheadSlot: true}
 	rec := Record{Found: true, Confirmed: 1000, UpdatedAt: time.Date(2025, 1, 2, 3, 4, 5, 0, time.UTC)}
 	cases := []struct {
 		name       string
@@ -17,24 +18,26 @@ func TestCheck(t *testing.T) {
 		confirmed  pglogrepl.LSN
 		failover   bool
 		rec        Record
-		resnapshot bool
+		modes      Modes
 		want       Plan
 		wantErr    any // nil, *AheadError or *MissingError
 	}{
-		{"no record, slot missing (first start)", false, 0, false, Record{}, false, Plan{}, nil},
-		{"no record, slot exists (record table new)", true, 5000, false, Record{}, false, Plan{}, nil},
-		{"slot at the record", true, 1000, false, rec, false, Plan{}, nil},
-		{"slot behind the record (PostgreSQL crash)", true, 400, false, rec, false, Plan{}, nil},
-		{"slot ahead of the record (recreated)", true, 1001, false, rec, false, Plan{}, &AheadError{}},
-		{"slot ahead, when_needed: replace it", true, 9000, false, rec, true, Plan{DropSlot: true, Forget: true}, nil},
-		{"failover slot ahead (synchronized copy)", true, 9000, true, rec, false, Plan{}, nil},
-		{"slot missing after it was confirmed", false, 0, false, rec, false, Plan{}, &MissingError{}},
-		{"slot missing, when_needed: create it anew", false, 0, false, rec, true, Plan{Forget: true}, nil},
+		{"no record, slot missing (first start)", false, 0, false, Record{}, noData, Plan{}, nil},
+		{"no record, slot exists (record table new)", true, 5000, false, Record{}, noData, Plan{}, nil},
+		{"slot at the record", true, 1000, false, rec, noData, Plan{}, nil},
+		{"slot behind the record (PostgreSQL crash)", true, 400, false, rec, noData, Plan{}, nil},
+		{"slot ahead of the record (recreated)", true, 1001, false, rec, noData, Plan{}, &AheadError{}},
+		{"slot ahead, initial: refused", true, 1001, false, rec, initial, Plan{}, &AheadError{}},
+		{"slot ahead, when_needed: replace it", true, 9000, false, rec, whenNeeded, Plan{DropSlot: true}, nil},
+		{"failover slot ahead (synchronized copy)", true, 9000, true, rec, noData, Plan{}, nil},
+		{"slot missing after it was confirmed, no_data", false, 0, false, rec, noData, Plan{}, &MissingError{}},
+		{"slot missing, initial: start-up snapshots or refuses", false, 0, false, rec, initial, Plan{}, nil},
+		{"slot missing, when_needed: create it anew", false, 0, false, rec, whenNeeded, Plan{}, nil},
 	}
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {
 			s := Slot{Name: "s1", ConfirmedFlush: c.confirmed, Failover: c.failover}
-			got, err := Check(c.exists, s, c.rec, `"public"."pgcdc_slot_position"`, c.resnapshot)
+			got, err := Check(c.exists, s, c.rec, `"public"."pgcdc_slot_position"`, c.modes)
 			if got != c.want {
 				t.Errorf("plan %+v, want %+v", got, c.want)
 			}
