@@ -256,7 +256,7 @@ func (w *writer) run() {
 	}
 }
 
-func (w *writer) txns() int64  { return w.n.Load() }
+func (w *writer) txns() int64   { return w.n.Load() }
 func (w *writer) nextID() int64 { return w.next.Load() }
 
 func (w *writer) failed() error {

@@ -13,14 +13,14 @@ func TestCheck(t *testing.T) {
 	noData, initial, whenNeeded := Modes{}, Modes{SnapshotsNewSlot: true}, Modes{SnapshotsNewSlot: true, ReplacesAheadSlot: true}
 	rec := Record{Found: true, Confirmed: 1000, UpdatedAt: time.Date(2025, 1, 2, 3, 4, 5, 0, time.UTC)}
 	cases := []struct {
-		name       string
-		exists     bool
-		confirmed  pglogrepl.LSN
-		failover   bool
-		rec        Record
-		modes      Modes
-		want       Plan
-		wantErr    any // nil, *AheadError or *MissingError
+		name      string
+		exists    bool
+		confirmed pglogrepl.LSN
+		failover  bool
+		rec       Record
+		modes     Modes
+		want      Plan
+		wantErr   any // nil, *AheadError or *MissingError
 	}{
 		{"no record, slot missing (first start)", false, 0, false, Record{}, noData, Plan{}, nil},
 		{"no record, slot exists (record table new)", true, 5000, false, Record{}, noData, Plan{}, nil},
