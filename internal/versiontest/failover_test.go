@@ -344,4 +344,3 @@ func (w *failoverWriter) stop() {
 		w.t.Errorf("writer: %v", w.err)
 	}
 }
-
