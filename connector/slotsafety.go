@@ -8,7 +8,6 @@ import (
 	"github.com/jackc/pglogrepl"
 	"github.com/jackc/pgx/v5"
 
-	"github.com/pgcdc/pgcdc/config"
 	"github.com/pgcdc/pgcdc/pkg/pgsource"
 	"github.com/pgcdc/pgcdc/pkg/slotrecord"
 )
@@ -47,7 +46,7 @@ func (c *Connector) slotSafety(ctx context.Context) (after func(context.Context)
 	}
 	mode := c.cfg.Snapshot.Mode
 	plan, err := slotrecord.Check(!missing, slotrecord.Slot{Name: pg.Slot, ConfirmedFlush: slot.ConfirmedFlush, Failover: slot.Failover},
-		rec, store.Table(), slotrecord.Modes{SnapshotsNewSlot: mode != config.SnapshotNoData, ReplacesAheadSlot: mode == config.SnapshotWhenNeeded || mode == config.SnapshotAlways})
+		rec, store.Table(), slotrecord.ModesFor(mode))
 	if err != nil {
 		return nil, err
 	}

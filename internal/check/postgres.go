@@ -91,6 +91,7 @@ func checkPostgres(ctx context.Context, cfg config.Config, r *Report) []pgsource
 	checkTables(cfg, f, tables, access, pub, r)
 	checkPublication(ctx, conn, cfg, f, tables, pub, r)
 	checkSlot(ctx, conn, cfg, f, r)
+	checkVersionFeatures(ctx, conn, cfg, f, r) // failover.go
 	return tables
 }
 

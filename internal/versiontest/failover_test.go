@@ -52,16 +52,10 @@ func runFailover(t *testing.T, version int, brokers []string) {
 		t.Fatal(err)
 	}
 	t.Cleanup(standby.Close)
-	// The logical walsender sends nothing the standby has not flushed, and commits wait for the
-	// standby: what pgcdc delivers and what the writer saw committed both survive the failover.
-	admin.exec(`ALTER SYSTEM SET synchronized_standby_slots = 'sb1'`)
-	admin.exec(`ALTER SYSTEM SET synchronous_standby_names = 'sb1'`)
-	admin.exec(`SELECT pg_reload_conf()`)
-
 	slot := "failover_slot"
 	prefix := testenv.UniqueName(t, "f")
 	dsn := fmt.Sprintf("postgres://postgres@127.0.0.1:%d,127.0.0.1:%d/%s?sslmode=disable&target_session_attrs=read-write", primary.Port, standby.Port, failoverDB)
-	p := runPgcdc(t, map[string]string{
+	vars := map[string]string{
 		"PGCDC_POSTGRES_DSN":                          dsn,
 		"PGCDC_POSTGRES_SLOT":                         slot,
 		"PGCDC_POSTGRES_PUBLICATION":                  "failover_pub",
@@ -78,7 +72,24 @@ func runFailover(t *testing.T, version int, brokers []string) {
 		"PGCDC_HEARTBEAT_INTERVAL":                    "500ms",
 		"PGCDC_LOG_PROGRESS_INTERVAL":                 "0s",
 		"PGCDC_METRICS_LISTEN":                        "127.0.0.1:0",
-	})
+	}
+	// pgcdc check: failover slots possible but off; on, but no standby known to synchronize.
+	off := map[string]string{}
+	for k, v := range vars {
+		off[k] = v
+	}
+	off["PGCDC_POSTGRES_FAILOVER_SLOT"] = "false"
+	requireCheck(t, off, "WARN", "has failover slots but postgres.failover_slot is false")
+	requireCheck(t, vars, "WARN", "synchronized_standby_slots is empty")
+
+	// The logical walsender sends nothing the standby has not flushed, and commits wait for the
+	// standby: what pgcdc delivers and what the writer saw committed both survive the failover.
+	admin.exec(`ALTER SYSTEM SET synchronized_standby_slots = 'sb1'`)
+	admin.exec(`ALTER SYSTEM SET synchronous_standby_names = 'sb1'`)
+	admin.exec(`SELECT pg_reload_conf()`)
+	requireCheck(t, vars, "OK", "failover slot synchronized to the standbys of synchronized_standby_slots (sb1)")
+
+	p := runPgcdc(t, vars)
 	p.waitLog(`"message":"streaming"`, 90*time.Second)
 	var failover bool
 	if err := pdb.conn.QueryRow(ctx, `SELECT failover FROM pg_replication_slots WHERE slot_name = $1`, slot).Scan(&failover); err != nil || !failover {
@@ -173,6 +184,18 @@ func runFailover(t *testing.T, version int, brokers []string) {
 	if lost > 0 || unexpected > 0 {
 		t.Errorf("%d rows lost, %d unexpected", lost, unexpected)
 	}
+}
+
+// requireCheck runs pgcdc check and requires a finding of severity sev containing msg.
+func requireCheck(t *testing.T, vars map[string]string, sev, msg string) {
+	t.Helper()
+	_, out := runCommand(t, vars, "check")
+	for _, l := range strings.Split(out, "\n") {
+		if strings.HasPrefix(strings.TrimSpace(l), sev) && strings.Contains(l, msg) {
+			return
+		}
+	}
+	t.Fatalf("pgcdc check: no %s finding %q:\n%s", sev, msg, out)
 }
 
 // waitSynced waits until the standby's copy of slot is synchronized and no longer temporary.

@@ -50,6 +50,24 @@ func pgcdcBinary(t *testing.T) string {
 	return binary.path
 }
 
+// runCommand runs `pgcdc args...` to completion with vars and returns its exit code and output.
+func runCommand(t *testing.T, vars map[string]string, args ...string) (int, string) {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	defer cancel()
+	cmd := exec.CommandContext(ctx, pgcdcBinary(t), args...)
+	cmd.Env = os.Environ()
+	for k, v := range vars {
+		cmd.Env = append(cmd.Env, k+"="+v)
+	}
+	out, err := cmd.CombinedOutput()
+	var exit *exec.ExitError
+	if err != nil && !errors.As(err, &exit) {
+		t.Fatalf("pgcdc %v: %v", args, err)
+	}
+	return cmd.ProcessState.ExitCode(), string(out)
+}
+
 // logBuffer collects a process's output.
 type logBuffer struct {
 	mu sync.Mutex

@@ -122,3 +122,17 @@ func (s *Store) Forget(ctx context.Context, conn Querier, slot string) error {
 	}
 	return nil
 }
+
+// Lookup returns the store of the table in schema when the table exists, without creating it
+// (ErrNoTable otherwise): for read-only inspection such as pgcdc check.
+func Lookup(ctx context.Context, conn Querier, schema string) (*Store, error) {
+	s := &Store{table: pgx.Identifier{schema, TableName}.Sanitize()}
+	var exists bool
+	if err := conn.QueryRow(ctx, `SELECT to_regclass($1) IS NOT NULL`, s.table).Scan(&exists); err != nil {
+		return nil, fmt.Errorf("slot position: look for %s: %w", s.table, err)
+	}
+	if !exists {
+		return nil, ErrNoTable
+	}
+	return s, nil
+}

@@ -132,3 +132,12 @@ func Check(exists bool, s Slot, r Record, table string, m Modes) (Plan, error) {
 	}
 	return Plan{}, err
 }
+
+// ModesFor returns the Modes of a snapshot.mode setting (initial, initial_only, no_data, always,
+// when_needed).
+func ModesFor(snapshotMode string) Modes {
+	return Modes{
+		SnapshotsNewSlot:  snapshotMode != "no_data",
+		ReplacesAheadSlot: snapshotMode == "when_needed" || snapshotMode == "always",
+	}
+}

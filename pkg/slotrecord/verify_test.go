@@ -7,6 +7,8 @@ import (
 	"time"
 
 	"github.com/jackc/pglogrepl"
+
+	"github.com/pgcdc/pgcdc/config"
 )
 
 func TestCheck(t *testing.T) {
@@ -89,5 +91,20 @@ func TestNilGuard(t *testing.T) {
 	var g *Guard
 	if err := g.Before(t.Context(), nil, 5); err != nil || g.Recorded() != 0 {
 		t.Fatalf("nil guard: %v, recorded %s", err, g.Recorded())
+	}
+}
+
+// ModesFor spells the snapshot modes as config does.
+func TestModesFor(t *testing.T) {
+	for mode, want := range map[string]Modes{
+		config.SnapshotInitial:     {SnapshotsNewSlot: true},
+		config.SnapshotInitialOnly: {SnapshotsNewSlot: true},
+		config.SnapshotNoData:      {},
+		config.SnapshotWhenNeeded:  {SnapshotsNewSlot: true, ReplacesAheadSlot: true},
+		config.SnapshotAlways:      {SnapshotsNewSlot: true, ReplacesAheadSlot: true},
+	} {
+		if got := ModesFor(mode); got != want {
+			t.Errorf("%s: %+v, want %+v", mode, got, want)
+		}
 	}
 }
