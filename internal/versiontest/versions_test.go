@@ -105,6 +105,23 @@ func runScenario(t *testing.T, version int, brokers []string) {
 	s.d.exec(`CREATE TABLE items (id bigint PRIMARY KEY, txn int NOT NULL, pad text NOT NULL,
 		dbl bigint GENERATED ALWAYS AS (id * 2) STORED)`)
 	s.d.exec(typesTableSQL())
+	// Publication row filter and column list (PostgreSQL 15+): only EU rows, without the secret.
+	s.d.exec(`CREATE TABLE filtered (id int, region text, secret text, PRIMARY KEY (id, region))`)
+	filters := map[string]string{
+		"PGCDC_TABLES_INCLUDE":     "public.items,public.vtypes,public.filtered",
+		"PGCDC_TABLES_ROW_FILTERS": "public.filtered=region = 'eu'",
+		"PGCDC_TABLES_COLUMNS":     "public.filtered=id,region",
+	}
+	if version < 15 {
+		p := s.start(filters)
+		if st := p.exit(time.Minute); st.ExitCode() == 0 || !strings.Contains(p.out.String(), "need PostgreSQL 15 or newer") {
+			t.Fatalf("row filters on PostgreSQL %d: %v, want a refusal:\n%s", version, st, lastBytes(p.out.String(), 3000))
+		}
+	} else {
+		for k, v := range filters {
+			s.vars[k] = v
+		}
+	}
 	s.d.exec(`INSERT INTO items (id, txn, pad) SELECT g, 0, md5(g::text) FROM generate_series(1, $1::int) g`, snapshotRows)
 
 	// Phase 1: snapshot, then streaming with protocol v1 (postgres.streaming off).
@@ -113,6 +130,8 @@ func runScenario(t *testing.T, version int, brokers []string) {
 	for _, q := range typesInsertSQL() {
 		s.d.exec(q)
 	}
+	s.d.exec(`INSERT INTO filtered VALUES (1, 'eu', 's1'), (2, 'us', 's2'), (3, 'eu', 's3')`)
+	s.d.exec(`UPDATE filtered SET secret = 's1b' WHERE id = 1`)
 	w := startWriter(t, s.dsn)
 	w.waitTxns(20)
 	s.d.exec(`INSERT INTO items (id, txn, pad) SELECT g, 1, repeat('x', 40) FROM generate_series($1::bigint, $2::bigint) g`, large1Base+1, large1Base+largeRows)
@@ -144,6 +163,9 @@ func runScenario(t *testing.T, version int, brokers []string) {
 	topic := prefix + ".public.items"
 	s.checkItems(decodeItems(t, readAll(t, brokers, topic)), w, afterDDL)
 	s.checkTypes(readAll(t, brokers, prefix+".public.vtypes"))
+	if version >= 15 {
+		s.checkFiltered(readAll(t, brokers, prefix+".public.filtered"))
+	}
 	s.recreatedSlot(topic)
 	t.Logf("PostgreSQL %d: %d writer transactions, 2 x %d-row transactions (spilled, streamed), scenario took %s",
 		version, w.txns(), largeRows, time.Since(began).Round(100*time.Millisecond))
@@ -410,6 +432,29 @@ type tombstoneOr struct {
 	id        int64
 	tombstone bool
 	ev        itemEvent
+}
+
+// checkFiltered: the row filter let only the EU rows through, the column list only id and region.
+func (s *scenario) checkFiltered(msgs []kafka.Message) {
+	t := s.t
+	t.Helper()
+	var got []string
+	for _, m := range msgs {
+		var ev itemEvent
+		if m.Value == nil {
+			continue
+		}
+		if err := json.Unmarshal(m.Value, &ev); err != nil {
+			t.Fatal(err)
+		}
+		if _, ok := ev.After["secret"]; ok {
+			t.Errorf("filtered: the column list did not hold back secret: %s", m.Value)
+		}
+		got = append(got, ev.Op+string(ev.After["id"])+string(ev.After["region"]))
+	}
+	if want := `c1"eu",c3"eu",u1"eu"`; strings.Join(got, ",") != want {
+		t.Errorf("filtered: events %v, want %s", got, want)
+	}
 }
 
 // decodeItems decodes the records of items.
