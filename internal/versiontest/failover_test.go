@@ -89,6 +89,11 @@ func runFailover(t *testing.T, version int, brokers []string) {
 	admin.exec(`SELECT pg_reload_conf()`)
 	requireCheck(t, vars, "OK", "failover slot synchronized to the standbys of synchronized_standby_slots (sb1)")
 
+	if version == 17 {
+		// An existing ordinary slot: pgcdc turns failover on (ALTER_REPLICATION_SLOT). On 18 it
+		// creates the slot itself (CREATE_REPLICATION_SLOT ... FAILOVER).
+		pdb.exec(`SELECT pg_create_logical_replication_slot($1, 'pgoutput')`, slot)
+	}
 	p := runPgcdc(t, vars)
 	p.waitLog(`"message":"streaming"`, 90*time.Second)
 	var failover bool
