@@ -19,6 +19,9 @@
 // /usr/lib/postgresql comes from Maven Central (test/postgres/pom.xml: zonky's embedded PostgreSQL
 // bundles, server binaries and contrib, no client tools), cached in .cache/postgres like the Kafka
 // jars (MavenLibs, Cached). `PGCDC_TEST_PG_VERSION=17 make test` runs the whole suite on 17.
+// Postgres.StartStandby builds a physical standby of a dedicated cluster (a low-level base backup:
+// pg_backup_start, a copy of the data directory, pg_backup_stop) and Postgres.Promote promotes it,
+// for failover tests.
 //
 // Every server process is started with Pdeathsig=SIGKILL, so it dies with the process that started it
 // even when go test times out and kills the test binary. PostgreSQL refuses to run as root: when the
