@@ -28,6 +28,10 @@ kafka-jars: ## fetch the Kafka broker jars into .cache/kafka (done on demand by 
 clean:
 	rm -rf bin .cache
 
+.PHONY: test-versions
+test-versions: ## the cross-version suite (PostgreSQL 14-18) and the failover test (17, 18); part of make test
+	$(TESTENV) $(GO) test -race -count=1 -timeout 20m ./internal/versiontest
+
 .PHONY: demo
 demo: ## end-to-end demo: throwaway PostgreSQL + Kafka, pgcdc, an insert/update/delete, a consumer printing the events
 	$(TESTENV) bash scripts/demo.sh

@@ -46,6 +46,10 @@ const (
 // progress. Tables of this name are never captured, whatever tables.include says.
 const SnapshotProgressTable = "pgcdc_snapshot_progress"
 
+// SlotPositionTable is the table (in snapshot.progress_schema) where pgcdc records the last
+// position it confirmed on each slot (package slotrecord). Never captured either.
+const SlotPositionTable = "pgcdc_slot_position"
+
 // HeartbeatConfig configures heartbeats: a small write at an interval that travels through the
 // replication stream, so that the slot keeps advancing and liveness is visible end to end.
 type HeartbeatConfig struct {
@@ -77,6 +81,10 @@ type PostgresConfig struct {
 	SSLRootCert string `yaml:"sslrootcert"` // PEM file of the CA(s) that sign the server's certificate; "system": the OS trust store
 	SSLCert     string `yaml:"sslcert"`     // client certificate (PEM) for certificate authentication; needs sslkey
 	SSLKey      string `yaml:"sslkey"`      // the client certificate's private key (PEM, unencrypted)
+	// FailoverSlot creates the slot as a failover slot (PostgreSQL 17+), or turns failover on for an
+	// existing one, so that standbys with sync_replication_slots keep a synchronized copy and pgcdc
+	// continues from it after a failover (docs/failover.md). Default false.
+	FailoverSlot bool `yaml:"failover_slot"`
 }
 
 // TablesConfig selects the captured tables.
@@ -86,6 +94,13 @@ type TablesConfig struct {
 	// PublishViaPartitionRoot publishes the changes of a partitioned table's partitions under the
 	// root table's topic (default true); false gives each partition its own topic.
 	PublishViaPartitionRoot bool `yaml:"publish_via_partition_root"`
+	// RowFilters publishes only the rows of a table that match a SQL condition (a publication row
+	// filter, PostgreSQL 15+): "schema.table" (exact name) -> condition, e.g. "region = 'eu'".
+	RowFilters map[string]string `yaml:"row_filters"`
+	// Columns publishes only the listed columns of a table (a publication column list,
+	// PostgreSQL 15+): "schema.table" (exact name) -> column names. The list must hold the replica
+	// identity (key) columns.
+	Columns map[string][]string `yaml:"columns"`
 }
 
 // KafkaConfig configures the Kafka producer and topic creation.
@@ -193,6 +208,8 @@ func Default() Config {
 		Tables: TablesConfig{
 			Include:                 []string{"public.*"},
 			PublishViaPartitionRoot: true,
+			RowFilters:              map[string]string{},
+			Columns:                 map[string][]string{},
 		},
 		Kafka: KafkaConfig{
 			CreateTopics:      true,

@@ -11,10 +11,10 @@ import (
 // matches the schema and t the table, each with path.Match (so "*" never
 // crosses the dot). Matching is case-sensitive, on the names as stored in
 // the catalog (unquoted identifiers are lower case). Malformed patterns
-// match nothing; Validate reports them. pgcdc's own snapshot progress table
-// (SnapshotProgressTable) never matches.
+// match nothing; Validate reports them. pgcdc's own tables (SnapshotProgressTable,
+// SlotPositionTable) never match.
 func (t TablesConfig) Matches(schema, table string) bool {
-	if table == SnapshotProgressTable {
+	if table == SnapshotProgressTable || table == SlotPositionTable {
 		return false
 	}
 	return matchAny(t.Include, schema, table) && !matchAny(t.Exclude, schema, table)
@@ -84,4 +84,17 @@ func (t TablesConfig) UnmatchedIncludes(captured []string) []string {
 		}
 	}
 	return out
+}
+
+// checkTableName says what is wrong with a key of tables.row_filters or tables.columns (an exact
+// schema.table, no pattern), or "" if nothing.
+func checkTableName(name string) string {
+	schema, table, ok := strings.Cut(name, ".")
+	if !ok || schema == "" || table == "" || strings.Contains(table, ".") {
+		return fmt.Sprintf("%q must be schema.table with exactly one dot, e.g. public.orders", name)
+	}
+	if strings.ContainsAny(name, "*?[\\") {
+		return fmt.Sprintf("%q must name one table, not a pattern", name)
+	}
+	return ""
 }

@@ -151,6 +151,31 @@ func (t TablesConfig) validate(v *validator) {
 			v.add(fmt.Sprintf("tables.exclude[%d]", i), "%s", msg)
 		}
 	}
+	for name, cond := range t.RowFilters {
+		if msg := checkTableName(name); msg != "" {
+			v.add("tables.row_filters", "%s", msg)
+		} else if schema, table, _ := strings.Cut(name, "."); !t.Matches(schema, table) {
+			v.add("tables.row_filters", "%s is not captured (tables.include/exclude): its row filter would do nothing", name)
+		}
+		if strings.TrimSpace(cond) == "" {
+			v.add("tables.row_filters", "%s: the condition is empty (remove the entry to publish every row)", name)
+		}
+	}
+	for name, cols := range t.Columns {
+		if msg := checkTableName(name); msg != "" {
+			v.add("tables.columns", "%s", msg)
+		} else if schema, table, _ := strings.Cut(name, "."); !t.Matches(schema, table) {
+			v.add("tables.columns", "%s is not captured (tables.include/exclude): its column list would do nothing", name)
+		}
+		if len(cols) == 0 {
+			v.add("tables.columns", "%s: the column list is empty (remove the entry to publish every column)", name)
+		}
+		for _, c := range cols {
+			if strings.TrimSpace(c) == "" {
+				v.add("tables.columns", "%s: empty column name", name)
+			}
+		}
+	}
 }
 
 func (k KafkaConfig) validate(v *validator) {

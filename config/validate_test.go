@@ -1,6 +1,8 @@
 package config
 
 import (
+	"os"
+	"path/filepath"
 	"strings"
 	"testing"
 	"time"
@@ -213,5 +215,57 @@ func TestUnmatchedIncludes(t *testing.T) {
 				t.Errorf("UnmatchedIncludes = %q, want %q", got, tt.want)
 			}
 		})
+	}
+}
+
+// Row filters and column lists are keyed by one captured table's exact name and are not empty; YAML
+// and the environment both set them.
+func TestPublicationFiltersConfig(t *testing.T) {
+	yaml := `
+postgres: {dsn: "postgres://u@h/db"}
+kafka: {brokers: [k:9092], topic_prefix: app}
+tables:
+  include: [public.*]
+  row_filters:
+    public.orders: "region = 'eu'"
+  columns:
+    public.customers: [id, name]
+`
+	path := filepath.Join(t.TempDir(), "c.yaml")
+	if err := os.WriteFile(path, []byte(yaml), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	cfg, err := Load(path, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if cfg.Tables.RowFilters["public.orders"] != "region = 'eu'" || strings.Join(cfg.Tables.Columns["public.customers"], ",") != "id,name" {
+		t.Fatalf("row_filters %v, columns %v", cfg.Tables.RowFilters, cfg.Tables.Columns)
+	}
+	cfg, err = Load(path, []string{"PGCDC_TABLES_COLUMNS=public.a=id,x,public.b=id"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := cfg.Tables.Columns; strings.Join(got["public.a"], ",") != "id,x" || strings.Join(got["public.b"], ",") != "id" {
+		t.Fatalf("columns from the environment: %v", got)
+	}
+	for _, c := range []struct {
+		env, want string
+	}{
+		{"PGCDC_TABLES_ROW_FILTERS=public.*=x > 1", "must name one table"},
+		{"PGCDC_TABLES_ROW_FILTERS=orders=x > 1", "exactly one dot"},
+		{"PGCDC_TABLES_ROW_FILTERS=other.t=x > 1", "is not captured"},
+		{"PGCDC_TABLES_ROW_FILTERS=public.t= ", "the condition is empty"},
+	} {
+		_, err := Load(path, []string{c.env})
+		if c.want == "" {
+			if err != nil {
+				t.Errorf("%s: %v", c.env, err)
+			}
+			continue
+		}
+		if err == nil || !strings.Contains(err.Error(), c.want) {
+			t.Errorf("%s: error %v, want %q", c.env, err, c.want)
+		}
 	}
 }

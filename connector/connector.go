@@ -22,6 +22,7 @@ import (
 	"github.com/pgcdc/pgcdc/pkg/kafkasink"
 	"github.com/pgcdc/pgcdc/pkg/pgsource"
 	"github.com/pgcdc/pgcdc/pkg/route"
+	"github.com/pgcdc/pgcdc/pkg/slotrecord"
 	"github.com/pgcdc/pgcdc/pkg/version"
 )
 
@@ -42,6 +43,8 @@ type Connector struct {
 
 	tablesMu sync.Mutex
 	tables   []pgsource.Table // captured tables (for the snapshot and the refresher)
+
+	slotGuard *slotrecord.Guard // records each position before it is confirmed (slotsafety.go); nil: no record table
 }
 
 // New prepares a connector for cfg (which Load has validated). m receives its metrics; nil means none.
@@ -276,11 +279,18 @@ func (c *Connector) start(ctx context.Context) error {
 		}
 	}
 
+	afterSlot, err := c.slotSafety(pgCtx) // slotsafety.go: the slot against pgcdc's record of it
+	if err != nil {
+		return err
+	}
 	repl, err := pgsource.ConnectReplication(pgCtx, c.connStr)
 	if err != nil {
 		return err
 	}
 	if err := c.ensureSlot(pgCtx, repl); err != nil { // snapshot.go: also prepares the snapshot
+		return err
+	}
+	if err := afterSlot(pgCtx); err != nil {
 		return err
 	}
 	c.tracker.Position(c.slot.ConfirmedFlush) // nothing is in flight yet
@@ -395,6 +405,9 @@ func (c *Connector) streamOptions() pgsource.StreamOptions {
 		WALSenderTimeout: c.info.WALSenderTimeout,
 		ConnectTimeout:   pg.ConnectTimeout,
 		Log:              c.log,
+	}
+	if g := c.slotGuard; g != nil { // the position is recorded before it is confirmed
+		o.BeforeConfirm = func(ctx context.Context, conn *pgx.Conn, flush pglogrepl.LSN) error { return g.Before(ctx, conn, flush) }
 	}
 	if m := c.metrics; m != nil {
 		o.OnStreaming = m.Streaming

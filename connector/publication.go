@@ -48,6 +48,10 @@ func (c *Connector) syncPublication(ctx context.Context, conn *pgx.Conn, startup
 		}
 		missing = append(missing, t)
 	}
+	filters, err := c.publicationFilters(ctx, conn, pub, publishable, startup) // pubfilter.go
+	if err != nil {
+		return nil, err
+	}
 	if !c.cfg.Postgres.CreatePublication {
 		if !pub.Exists {
 			return nil, fmt.Errorf("postgres: publication %q does not exist and postgres.create_publication is false: create it (CREATE PUBLICATION %s FOR TABLE ... WITH (publish_via_partition_root = true)) or set create_publication: true",
@@ -60,7 +64,7 @@ func (c *Connector) syncPublication(ctx context.Context, conn *pgx.Conn, startup
 		return publishable, nil
 	}
 	if !pub.Exists {
-		if err := pgsource.CreatePublication(ctx, conn, c.cfg.Postgres.Publication, missing, c.cfg.Tables.PublishViaPartitionRoot); err != nil {
+		if err := pgsource.CreatePublication(ctx, conn, c.cfg.Postgres.Publication, missing, c.cfg.Tables.PublishViaPartitionRoot, filters); err != nil {
 			return nil, err
 		}
 		c.log.Info().Str("publication", c.cfg.Postgres.Publication).Int("tables", len(missing)).Msg("created publication")
@@ -71,7 +75,7 @@ func (c *Connector) syncPublication(ctx context.Context, conn *pgx.Conn, startup
 		c.log.Info().Str("publication", c.cfg.Postgres.Publication).Bool("publish_via_partition_root", c.cfg.Tables.PublishViaPartitionRoot).Msg("changed publication setting")
 	}
 	if pub.Exists && len(missing) > 0 {
-		if err := pgsource.AddTables(ctx, conn, c.cfg.Postgres.Publication, missing); err != nil {
+		if err := pgsource.AddTables(ctx, conn, c.cfg.Postgres.Publication, missing, filters); err != nil {
 			return nil, err
 		}
 		for _, t := range missing {

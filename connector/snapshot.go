@@ -36,7 +36,7 @@ func (c *Connector) ensureSlot(ctx context.Context, repl *pgconn.PgConn) error {
 	sc, pg := c.cfg.Snapshot, c.cfg.Postgres
 	var err error
 	if sc.Mode == config.SnapshotNoData {
-		c.slot, err = pgsource.EnsureSlot(ctx, c.sql, repl, pg.Slot, c.info.Database, pg.CreateSlot)
+		c.slot, err = pgsource.EnsureSlotWith(ctx, c.sql, repl, pg.Slot, c.info.Database, pgsource.SlotOptions{Create: pg.CreateSlot, Failover: pg.FailoverSlot})
 		return err
 	}
 	store, err := snapshot.OpenStore(ctx, c.sql, sc.ProgressSchema)
@@ -83,7 +83,7 @@ func (c *Connector) ensureSlot(ctx context.Context, repl *pgconn.PgConn) error {
 			return fmt.Errorf("snapshot: record the start in %s.%s: %w", sc.ProgressSchema, snapshot.TableName, err)
 		}
 	}
-	c.slot, err = pgsource.EnsureSlotExport(ctx, c.sql, repl, pg.Slot, c.info.Database, pg.CreateSlot, need && missing)
+	c.slot, err = pgsource.EnsureSlotWith(ctx, c.sql, repl, pg.Slot, c.info.Database, pgsource.SlotOptions{Create: pg.CreateSlot, Export: need && missing, Failover: pg.FailoverSlot})
 	if err != nil || !need {
 		return err
 	}

@@ -16,6 +16,7 @@ import (
 	"github.com/pgcdc/pgcdc/config"
 	"github.com/pgcdc/pgcdc/internal/check"
 	"github.com/pgcdc/pgcdc/pkg/pgsource"
+	"github.com/pgcdc/pgcdc/pkg/slotrecord"
 )
 
 const statusSummary = `Usage: pgcdc status [--config FILE] [--json]
@@ -189,6 +190,14 @@ func slotDropFlags(fs *flag.FlagSet) func(stdout, stderr io.Writer) int {
 		}
 		fmt.Fprintf(stdout, "dropped replication slot %s (it was at confirmed_flush_lsn %s, %s behind the server's WAL end)\n",
 			cfg.Postgres.Slot, st.ConfirmedFlush, check.BytesString(st.LagBytes()))
+		// pgcdc's record of the slot's confirmed position goes with it: the next start creates a new
+		// slot on purpose, which the record would refuse as a slot created behind pgcdc's back.
+		if store, err := slotrecord.Lookup(ctx, conn, cfg.Snapshot.ProgressSchema); err == nil {
+			if err := store.Forget(ctx, conn, cfg.Postgres.Slot); err != nil {
+				fmt.Fprintf(stderr, "pgcdc slot drop: %v (delete the slot's row from %s yourself, or the next start refuses the new slot)\n", err, store.Table())
+				return 1
+			}
+		}
 		return 0
 	}
 }

@@ -99,6 +99,7 @@ func checkPostgres(ctx context.Context, cfg config.Config, o Options, r *Report)
 	checkTables(cfg, f, tables, access, pub, r)
 	checkPublication(ctx, conn, cfg, f, tables, pub, r)
 	checkSlot(ctx, conn, cfg, f, o.MaxSlotLag, r)
+	checkVersionFeatures(ctx, conn, cfg, f, r) // failover.go
 	if !o.SkipRowSizes {
 		src.rows = measureRows(ctx, conn, tables, access, f.super, r)
 	}

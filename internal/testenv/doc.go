@@ -14,6 +14,15 @@
 //     (e.g. wal_level=replica), which the test may stop, kill, restart on the same port and data
 //     directory, or freeze (Kafka.Pause/Resume send SIGSTOP/SIGCONT to the broker's JVM).
 //
+// PostgreSQL versions: StartPostgres runs the system's binaries unless PostgresOptions.Version or
+// PGCDC_TEST_PG_VERSION names a major version (14 to 18); a version not installed under
+// /usr/lib/postgresql comes from Maven Central (test/postgres/pom.xml: zonky's embedded PostgreSQL
+// bundles, server binaries and contrib, no client tools), cached in .cache/postgres like the Kafka
+// jars (MavenLibs, Cached). `PGCDC_TEST_PG_VERSION=17 make test` runs the whole suite on 17.
+// Postgres.StartStandby builds a physical standby of a dedicated cluster (a low-level base backup:
+// pg_backup_start, a copy of the data directory, pg_backup_stop) and Postgres.Promote promotes it,
+// for failover tests.
+//
 // Every server process is started with Pdeathsig=SIGKILL, so it dies with the process that started it
 // even when go test times out and kills the test binary. PostgreSQL refuses to run as root: when the
 // tests run as root, initdb and postgres run as the "postgres" user (or "nobody").

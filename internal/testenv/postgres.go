@@ -20,8 +20,11 @@ type PostgresOptions struct {
 	// Settings are extra postgresql.conf parameters, applied over the defaults (wal_level=logical,
 	// max_replication_slots=50, max_wal_senders=50, ...). Example: {"wal_level": "replica"}.
 	Settings map[string]string
-	// BinDir holds initdb and postgres; empty means PATH, then the newest /usr/lib/postgresql/*/bin.
+	// BinDir holds initdb and postgres; empty means PostgresBinDir(Version).
 	BinDir string
+	// Version is the major version (14 to 18); zero means PGCDC_TEST_PG_VERSION, else the
+	// system's binaries (PATH, then the newest /usr/lib/postgresql/*/bin).
+	Version int
 	// PasswordAuth makes TCP connections authenticate with scram-sha-256; the superuser postgres
 	// then has the password "postgres" (see DSN, which carries it).
 	PasswordAuth bool
@@ -39,6 +42,7 @@ type PostgresOptions struct {
 type Postgres struct {
 	Port     int
 	DataDir  string
+	Major    int // major version of the running server (e.g. 17), known once started
 	base     string
 	binDir   string
 	user     *serverUser
@@ -76,11 +80,8 @@ func PostgresSettings() map[string]string {
 	return out
 }
 
-// findPostgresBin locates a directory that holds both initdb and postgres.
-func findPostgresBin(dir string) (string, error) {
-	if dir != "" {
-		return dir, nil
-	}
+// findPostgresBin locates the system's directory that holds both initdb and postgres.
+func findPostgresBin() (string, error) {
 	if p, err := exec.LookPath("initdb"); err == nil {
 		d := filepath.Dir(p)
 		if _, err := os.Stat(filepath.Join(d, "postgres")); err == nil {
@@ -105,9 +106,12 @@ func versionOf(initdbPath string) int {
 
 // StartPostgres initdbs a new cluster in a temporary directory and starts it on a free loopback port.
 func StartPostgres(ctx context.Context, opts PostgresOptions) (*Postgres, error) {
-	bin, err := findPostgresBin(opts.BinDir)
-	if err != nil {
-		return nil, err
+	bin := opts.BinDir
+	if bin == "" {
+		var err error
+		if bin, err = PostgresBinDir(opts.Version); err != nil {
+			return nil, err
+		}
 	}
 	u, err := unprivilegedUser()
 	if err != nil {
@@ -229,10 +233,11 @@ func (pg *Postgres) Start(ctx context.Context) error {
 		conn, err := pgx.Connect(cctx, pg.DSN("postgres"))
 		cancel()
 		if err == nil {
-			var one int
-			err = conn.QueryRow(ctx, "SELECT 1").Scan(&one)
+			var num int
+			err = conn.QueryRow(ctx, "SELECT current_setting('server_version_num')::int").Scan(&num)
 			conn.Close(ctx)
 			if err == nil {
+				pg.Major = num / 10000
 				return nil
 			}
 		}
@@ -267,6 +272,9 @@ func (pg *Postgres) Restart(ctx context.Context, mode StopMode) error {
 	pg.Stop(mode)
 	return pg.Start(ctx)
 }
+
+// BinDir is the directory of the server binaries (initdb, postgres, pg_ctl).
+func (pg *Postgres) BinDir() string { return pg.binDir }
 
 // PID is the postmaster's process id (changes on every Start).
 func (pg *Postgres) PID() int { return pg.proc.pid() }

@@ -270,3 +270,39 @@ func alive(pid int) bool {
 	i := strings.LastIndexByte(s, ')')
 	return i > 0 && i+2 < len(s) && s[i+2] != 'Z'
 }
+
+// Every supported major version starts from the binaries testenv provides (the system's or the ones
+// fetched from Maven Central) and reports the version asked for.
+func TestPostgresVersions(t *testing.T) {
+	Require(t)
+	for _, v := range PostgresVersions {
+		t.Run(fmt.Sprint(v), func(t *testing.T) {
+			ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
+			defer cancel()
+			pg, err := StartPostgres(ctx, PostgresOptions{Version: v})
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer pg.Close()
+			if pg.Major != v {
+				t.Fatalf("started PostgreSQL %d, want %d", pg.Major, v)
+			}
+			conn, err := pgx.Connect(ctx, pg.DSN("postgres"))
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer conn.Close(ctx)
+			var level string
+			if err := conn.QueryRow(ctx, `SHOW wal_level`).Scan(&level); err != nil || level != "logical" {
+				t.Fatalf("wal_level %q (%v), want logical", level, err)
+			}
+			// pgoutput and the contrib modules the tests use are there.
+			for _, q := range []string{`CREATE EXTENSION hstore`, `CREATE EXTENSION citext`,
+				`SELECT pg_create_logical_replication_slot('v', 'pgoutput')`, `SELECT pg_drop_replication_slot('v')`} {
+				if _, err := conn.Exec(ctx, q); err != nil {
+					t.Fatalf("%s: %v", q, err)
+				}
+			}
+		})
+	}
+}

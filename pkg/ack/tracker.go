@@ -14,6 +14,7 @@ type TxnID uint64
 type txn struct {
 	id        TxnID
 	pending   int64         // events handed to the sink and not yet acknowledged
+	published bool          // it had events
 	committed bool          // Commit seen: no more events will be added
 	end       pglogrepl.LSN // end LSN of the commit record (valid once committed)
 }
@@ -24,6 +25,7 @@ type Tracker struct {
 	queue   []txn // registration order; queue[0] is the oldest not yet confirmable
 	nextID  TxnID
 	safe    pglogrepl.LSN // newest confirmable LSN
+	pub     pglogrepl.LSN // newest confirmable LSN reached by a transaction with events
 	acked   int64         // events acknowledged in total (for progress)
 	events  int64         // events added in total
 	changed chan struct{} // closed and replaced when a transaction completes or safe moves
@@ -93,6 +95,7 @@ func (t *Tracker) Add(id TxnID, n int) {
 		panic(fmt.Sprintf("ack: Add to committed transaction %d", id))
 	}
 	t.queue[i].pending += int64(n)
+	t.queue[i].published = t.queue[i].published || n > 0
 	t.events += int64(n)
 }
 
@@ -151,6 +154,9 @@ func (t *Tracker) advance() {
 			t.safe = t.queue[n].end
 			moved = true
 		}
+		if t.queue[n].published && t.queue[n].end > t.pub {
+			t.pub = t.queue[n].end
+		}
 		n++
 	}
 	if n > 0 {
@@ -185,6 +191,15 @@ func (t *Tracker) Safe() pglogrepl.LSN {
 	t.mu.Lock()
 	defer t.mu.Unlock()
 	return t.safe
+}
+
+// Published returns the newest confirmable LSN that a transaction with events reached (positions
+// that moved only by keepalives, or by transactions nothing was published for, do not count):
+// the stream confirms it promptly, the rest at its status interval.
+func (t *Tracker) Published() pglogrepl.LSN {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	return t.pub
 }
 
 // Idle reports whether nothing is in flight: no transaction open or waiting for acknowledgements.

@@ -176,6 +176,28 @@ func TestTrackerConcurrentAcks(t *testing.T) {
 	}
 }
 
+// Published moves only with transactions that had events; Safe with everything.
+func TestPublished(t *testing.T) {
+	tr := New(10)
+	tr.Position(20)
+	empty := tr.Begin()
+	tr.Commit(empty, 30)
+	if tr.Safe() != 30 || tr.Published() != 0 {
+		t.Fatalf("after a keepalive and an empty transaction: safe %d published %d", tr.Safe(), tr.Published())
+	}
+	id := tr.Begin()
+	tr.Add(id, 2)
+	tr.Commit(id, 40)
+	tr.Position(50)
+	if tr.Published() != 0 {
+		t.Fatalf("published %d before the acknowledgements", tr.Published())
+	}
+	tr.Ack(id, 2)
+	if tr.Safe() != 50 || tr.Published() != 40 {
+		t.Fatalf("safe %d published %d, want 50 and 40", tr.Safe(), tr.Published())
+	}
+}
+
 func TestChangedAndWaitIdle(t *testing.T) {
 	tr := New(0)
 	id := tr.Begin()

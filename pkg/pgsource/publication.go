@@ -87,6 +87,7 @@ func ListTables(ctx context.Context, conn *pgx.Conn, match func(schema, table st
 
 // Publication is the state of a publication.
 type Publication struct {
+	Name      string
 	Exists    bool
 	AllTables bool
 	ViaRoot   bool
@@ -95,7 +96,7 @@ type Publication struct {
 
 // ReadPublication reads publication name.
 func ReadPublication(ctx context.Context, conn *pgx.Conn, name string) (Publication, error) {
-	p := Publication{Tables: map[string]bool{}}
+	p := Publication{Name: name, Tables: map[string]bool{}}
 	err := conn.QueryRow(ctx, `SELECT puballtables, pubviaroot FROM pg_publication WHERE pubname = $1`, name).Scan(&p.AllTables, &p.ViaRoot)
 	if err == pgx.ErrNoRows {
 		return p, nil
@@ -123,12 +124,13 @@ func ReadPublication(ctx context.Context, conn *pgx.Conn, name string) (Publicat
 	return p, rows.Err()
 }
 
-// CreatePublication creates publication name for tables; viaRoot publishes the changes of
-// partitions as changes of their partitioned root table.
-func CreatePublication(ctx context.Context, conn *pgx.Conn, name string, tables []Table, viaRoot bool) error {
+// CreatePublication creates publication name for tables, with the row filters and column lists of
+// f (nil: none); viaRoot publishes the changes of partitions as changes of their partitioned root
+// table.
+func CreatePublication(ctx context.Context, conn *pgx.Conn, name string, tables []Table, viaRoot bool, f Filters) error {
 	sql := "CREATE PUBLICATION " + pgx.Identifier{name}.Sanitize()
 	if len(tables) > 0 {
-		sql += " FOR TABLE " + identList(tables)
+		sql += " FOR TABLE " + f.specList(tables)
 	}
 	sql += fmt.Sprintf(" WITH (publish_via_partition_root = %t)", viaRoot)
 	if _, err := conn.Exec(ctx, sql); err != nil {
@@ -137,12 +139,12 @@ func CreatePublication(ctx context.Context, conn *pgx.Conn, name string, tables 
 	return nil
 }
 
-// AddTables adds tables to publication name.
-func AddTables(ctx context.Context, conn *pgx.Conn, name string, tables []Table) error {
+// AddTables adds tables to publication name, with the row filters and column lists of f (nil: none).
+func AddTables(ctx context.Context, conn *pgx.Conn, name string, tables []Table, f Filters) error {
 	if len(tables) == 0 {
 		return nil
 	}
-	sql := "ALTER PUBLICATION " + pgx.Identifier{name}.Sanitize() + " ADD TABLE " + identList(tables)
+	sql := "ALTER PUBLICATION " + pgx.Identifier{name}.Sanitize() + " ADD TABLE " + f.specList(tables)
 	if _, err := conn.Exec(ctx, sql); err != nil {
 		return fmt.Errorf("postgres: add %s to publication %q: %w", identList(tables), name, describe(err))
 	}

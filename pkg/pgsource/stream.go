@@ -43,7 +43,13 @@ type Message struct {
 // Position is what the stream confirms: the newest LSN Kafka holds everything up to (an
 // *ack.Tracker). The stream never computes it.
 type Position interface {
+	// Safe is the newest confirmable position.
 	Safe() pglogrepl.LSN
+	// Published is the newest confirmable position reached by a transaction that published
+	// records: it is confirmed within ConfirmDelay. A position that moved only by WAL nothing was
+	// published for (keepalives, heartbeats, other databases) waits for the status interval.
+	Published() pglogrepl.LSN
+	// Changed is closed at the next change of the position.
 	Changed() <-chan struct{}
 }
 
@@ -64,7 +70,11 @@ type StreamOptions struct {
 	// carries it (default 1s).
 	ConfirmDelay   time.Duration
 	ConnectTimeout time.Duration // bound of one connection and START_REPLICATION (default 30s)
-	Log            zerolog.Logger
+	// BeforeConfirm, when set, is called before a status update confirms a position newer than
+	// the last one confirmed, on the stream's own SQL connection (the recorded position of
+	// docs/failover.md). When it fails, the update confirms the previous position only.
+	BeforeConfirm func(ctx context.Context, conn *pgx.Conn, flush pglogrepl.LSN) error
+	Log           zerolog.Logger
 	// Hooks for metrics; each may be nil. They are called from the stream's goroutine.
 	OnStreaming func(on bool)
 	OnStatus    func(flush, serverEnd pglogrepl.LSN)
@@ -439,7 +449,7 @@ func (r *replSession) linger(ctx context.Context) error {
 func (r *replSession) statusIfDue(now time.Time) error {
 	o := r.s.opts
 	since := now.Sub(r.lastSent)
-	if since >= o.StatusInterval || (r.s.pos.Safe() > r.flushed && since >= o.ConfirmDelay) {
+	if since >= o.StatusInterval || (r.s.pos.Published() > r.flushed && since >= o.ConfirmDelay) {
 		return r.sendStatus(now)
 	}
 	r.wake = now.Add(min(o.ConfirmDelay, o.StatusInterval-since))
@@ -450,6 +460,12 @@ func (r *replSession) statusIfDue(now time.Time) error {
 // All three are set explicitly (pglogrepl copies write into zero flush/apply fields).
 func (r *replSession) sendStatus(now time.Time) error {
 	flush := r.s.pos.Safe()
+	if flush > r.flushed && r.s.opts.BeforeConfirm != nil {
+		if err := r.s.beforeConfirm(flush); err != nil {
+			r.s.opts.Log.Warn().Err(err).Str("lsn", flush.String()).Msg("cannot record the position before confirming it: confirming the previous one")
+			flush = r.flushed
+		}
+	}
 	write := max(r.received, flush)
 	err := pglogrepl.SendStandbyStatusUpdate(context.Background(), r.conn, pglogrepl.StandbyStatusUpdate{
 		WALWritePosition: write, WALFlushPosition: flush, WALApplyPosition: flush, ClientTime: now,
@@ -465,6 +481,20 @@ func (r *replSession) sendStatus(now time.Time) error {
 		r.s.opts.OnStatus(flush, r.serverEnd)
 	}
 	return nil
+}
+
+// beforeConfirm runs BeforeConfirm on the stream's SQL connection, (re)connecting it as needed.
+func (s *Stream) beforeConfirm(flush pglogrepl.LSN) error {
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	if s.sql == nil || s.sql.IsClosed() {
+		conn, err := ConnectSQL(ctx, s.opts.ConnString)
+		if err != nil {
+			return err
+		}
+		s.sql = conn
+	}
+	return s.opts.BeforeConfirm(ctx, s.sql, flush)
 }
 
 // end finishes a session. After a stop (err nil) it sends the last status update and ends the

@@ -33,6 +33,8 @@ func (p *fakePosition) Safe() pglogrepl.LSN {
 	return p.safe
 }
 
+func (p *fakePosition) Published() pglogrepl.LSN { return p.Safe() }
+
 func (p *fakePosition) Changed() <-chan struct{} {
 	p.mu.Lock()
 	defer p.mu.Unlock()
