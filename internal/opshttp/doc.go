@@ -5,6 +5,8 @@
 //	/readyz    readiness: 200 while streaming with Kafka acknowledgements flowing, 503 with the
 //	           reason otherwise (metrics.Metrics.Ready)
 //
+// pgcdc deliver serves the same routes for its own metrics (deliver.Metrics); any Source will do.
+//
 // Start binds the listen address at once, so a port in use is an error at start-up rather than a
 // silent lack of metrics, and serves until Close:
 //

@@ -9,9 +9,14 @@ import (
 	"time"
 
 	"github.com/rs/zerolog"
-
-	"github.com/pgcdc/pgcdc/internal/metrics"
 )
+
+// Source is what the endpoint serves: Prometheus metrics and a readiness answer. pgcdc run's
+// *metrics.Metrics and pgcdc deliver's *deliver.Metrics are both one.
+type Source interface {
+	Handler() http.Handler
+	Ready() (bool, string)
+}
 
 // Server is a running operations endpoint.
 type Server struct {
@@ -21,7 +26,7 @@ type Server struct {
 }
 
 // Handler returns the endpoint's routes for m.
-func Handler(m *metrics.Metrics) http.Handler {
+func Handler(m Source) http.Handler {
 	mux := http.NewServeMux()
 	mux.Handle("GET /metrics", m.Handler())
 	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, _ *http.Request) {
@@ -44,10 +49,15 @@ func Handler(m *metrics.Metrics) http.Handler {
 }
 
 // Start listens on addr (host:port; port 0 picks a free one) and serves m's endpoint until Close.
-func Start(addr string, m *metrics.Metrics, log zerolog.Logger) (*Server, error) {
+func Start(addr string, m Source, log zerolog.Logger) (*Server, error) {
+	return StartFor("metrics.listen", addr, m, log)
+}
+
+// StartFor is Start for the endpoint configured by key (named in the error).
+func StartFor(key, addr string, m Source, log zerolog.Logger) (*Server, error) {
 	ln, err := net.Listen("tcp", addr)
 	if err != nil {
-		return nil, fmt.Errorf("metrics.listen: cannot listen on %q: %w (choose another address, or set it to off)", addr, err)
+		return nil, fmt.Errorf("%s: cannot listen on %q: %w (choose another address, or set it to off)", key, addr, err)
 	}
 	s := &Server{
 		ln: ln,

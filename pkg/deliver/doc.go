@@ -1,0 +1,3 @@
+// Package deliver is pgcdc deliver's engine: it reads change topics in a Kafka consumer group and
+// calls HTTP endpoints.
+package deliver
