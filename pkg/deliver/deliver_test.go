@@ -2,7 +2,6 @@ package deliver
 
 import (
 	"context"
-	"encoding/json"
 	"net/http"
 	"strconv"
 	"sync"
@@ -35,12 +34,11 @@ func TestDeliverFaultyEndpoint(t *testing.T) {
 	srv.SetFaults(webhooktest.Faults{Status5xx: 0.12, Timeout: 0.03, Reset: 0.05, SlowBody: 0.05, Hang: time.Second, SlowFor: 150 * time.Millisecond})
 	const badRequestKey, unavailableKey = 7, 13
 	srv.SetStatus(func(_ *http.Request, body []byte) int {
-		var v struct{ After struct{ ID, Seq int } }
-		_ = json.Unmarshal(body, &v)
+		ev, _ := webhooktest.EventOf(body)
 		switch {
-		case v.After.ID == badRequestKey && v.After.Seq%4 == 1:
+		case ev.ID == badRequestKey && ev.Seq%4 == 1:
 			return http.StatusBadRequest
-		case v.After.ID == unavailableKey && v.After.Seq == 5:
+		case ev.ID == unavailableKey && ev.Seq == 5:
 			return http.StatusServiceUnavailable
 		}
 		return 0
@@ -72,7 +70,7 @@ func TestDeliverFaultyEndpoint(t *testing.T) {
 		ev := dlqEvent(t, m)
 		deadSet[ev] = true
 		status, attempts, reason := header(m, DLQStatus), header(m, DLQAttempts), header(m, DLQReason)
-		switch ev.id {
+		switch ev.ID {
 		case badRequestKey:
 			if status != "400" || attempts != "1" || reason != "permanent" || header(m, DLQResponse) == "" {
 				t.Errorf("dead letter of %v: status %s attempts %s reason %s response %q", ev, status, attempts, reason, header(m, DLQResponse))
@@ -84,7 +82,7 @@ func TestDeliverFaultyEndpoint(t *testing.T) {
 		default:
 			t.Errorf("unexpected dead letter %v (status %s, attempts %s, error %s)", ev, status, attempts, header(m, DLQError))
 		}
-		if header(m, DLQTopic) != topic || header(m, DLQRoute) != "items" || header(m, DLQEventID) == "" || string(m.Key) != `{"id":`+strconv.Itoa(ev.id)+`}` {
+		if header(m, DLQTopic) != topic || header(m, DLQRoute) != "items" || header(m, DLQEventID) == "" || string(m.Key) != `{"id":`+strconv.Itoa(ev.ID)+`}` {
 			t.Errorf("dead letter headers/key: %s %v", m.Key, m.Headers)
 		}
 	}
@@ -94,19 +92,19 @@ func TestDeliverFaultyEndpoint(t *testing.T) {
 
 	r := check(events, seen(t, srv.Accepted()), deadSet)
 	t.Logf("events %d, accepted %d (distinct %d, duplicates %d), requests %d, injected 5xx %d, timeouts %d, resets %d, slow bodies %d",
-		len(events), srv.AcceptedCount(), r.distinct, r.duplicates, srv.Requests.Load(), srv.Injected[webhooktest.Injected5xx].Load(),
+		len(events), srv.AcceptedCount(), r.Distinct, r.Duplicates, srv.Requests.Load(), srv.Injected[webhooktest.Injected5xx].Load(),
 		srv.Injected[webhooktest.InjectedTimeout].Load(), srv.Injected[webhooktest.InjectedReset].Load(), srv.Injected[webhooktest.InjectedSlowBody].Load())
 	noAnswer := e.Metrics().Totals.NoAnswer.Load()
-	if len(r.missing) > 0 || len(r.orderErrs) > 0 || int64(r.duplicates) > noAnswer {
-		t.Fatalf("missing %v\norder %v\nduplicates %d (attempts without an answer %d)", r.missing, r.orderErrs, r.duplicates, noAnswer)
+	if len(r.Missing) > 0 || len(r.OrderErrs) > 0 || int64(r.Duplicates) > noAnswer {
+		t.Fatalf("missing %v\norder %v\nduplicates %d (attempts without an answer %d)", r.Missing, r.OrderErrs, r.Duplicates, noAnswer)
 	}
 	for i := range srv.Injected {
 		if srv.Injected[i].Load() == 0 {
 			t.Errorf("fault %d never injected: the test proves nothing about it", i)
 		}
 	}
-	if got := e.Metrics().Totals.Delivered.Load(); got != int64(r.distinct) {
-		t.Errorf("delivered metric %d, distinct events accepted %d", got, r.distinct)
+	if got := e.Metrics().Totals.Delivered.Load(); got != int64(r.Distinct) {
+		t.Errorf("delivered metric %d, distinct events accepted %d", got, r.Distinct)
 	}
 	if got := e.Metrics().Totals.DeadLettered.Load(); got != dead {
 		t.Errorf("dead-lettered metric %d", got)
@@ -130,9 +128,8 @@ func TestDeliverHold(t *testing.T) {
 			var release atomic.Bool
 			var heldAttempts atomic.Int64
 			srv.SetStatus(func(_ *http.Request, body []byte) int {
-				var v struct{ After struct{ ID, Seq int } }
-				_ = json.Unmarshal(body, &v)
-				if v.After.ID == 2 && v.After.Seq == 0 && !release.Load() {
+				ev, _ := webhooktest.EventOf(body)
+				if ev == (evt{ID: 2}) && !release.Load() {
 					heldAttempts.Add(1)
 					return http.StatusServiceUnavailable
 				}
@@ -148,7 +145,7 @@ func TestDeliverHold(t *testing.T) {
 				waitFor(t, 30*time.Second, "the other keys delivered", func() bool { return srv.AcceptedCount() == len(events)-6 })
 				got = seen(t, srv.Accepted())
 				for _, ev := range got {
-					if ev.id == 2 {
+					if ev.ID == 2 {
 						t.Fatalf("key 2 delivered while its first event is held: %v", ev)
 					}
 				}
@@ -158,16 +155,17 @@ func TestDeliverHold(t *testing.T) {
 			} else if len(got) != 2 { // only the two records before the held one
 				t.Fatalf("ordering partition: %d events delivered past a held one: %v", len(got), got)
 			}
-			if _, w := e.Metrics().readPending(); w == 0 {
-				t.Error("waiting gauge is 0 while an event is held")
-			}
+			waitFor(t, 10*time.Second, "the waiting gauge to show the held event", func() bool {
+				_, w := e.Metrics().readPending()
+				return w > 0
+			})
 			release.Store(true)
 			waitFor(t, 30*time.Second, "every event delivered", func() bool { return srv.AcceptedCount() == len(events) })
 			if err := stop(); err != nil {
 				t.Fatal(err)
 			}
 			r := check(events, seen(t, srv.Accepted()), nil)
-			if len(r.missing) > 0 || len(r.orderErrs) > 0 || r.duplicates > 0 || e.Metrics().Totals.DeadLettered.Load() != 0 {
+			if len(r.Missing) > 0 || len(r.OrderErrs) > 0 || r.Duplicates > 0 || e.Metrics().Totals.DeadLettered.Load() != 0 {
 				t.Fatalf("%+v, dead-lettered %d", r, e.Metrics().Totals.DeadLettered.Load())
 			}
 		})
@@ -219,7 +217,7 @@ func TestDeliverCleanStop(t *testing.T) {
 		t.Fatalf("UntilEnd run: %v", err)
 	}
 	r := check(events, seen(t, srv.Accepted()), nil)
-	if len(r.missing) > 0 || len(r.orderErrs) > 0 || r.duplicates != 0 {
+	if len(r.Missing) > 0 || len(r.OrderErrs) > 0 || r.Duplicates != 0 {
 		t.Fatalf("after restart: %+v", r)
 	}
 	t.Logf("stopped after %d of %d events; the restart delivered %d, no duplicate", atStop, len(events), len(events)-atStop)
@@ -279,7 +277,7 @@ func TestDeliverRedrive(t *testing.T) {
 	}
 	acc := srv.Accepted()
 	r := check(events, seen(t, acc), nil)
-	if len(r.missing) > 0 || r.duplicates > 0 {
+	if len(r.Missing) > 0 || r.Duplicates > 0 {
 		t.Fatalf("redrive: %+v", r)
 	}
 	for _, a := range acc {
@@ -291,7 +289,7 @@ func TestDeliverRedrive(t *testing.T) {
 		t.Fatalf("second redrive made %d attempts", e.Metrics().Totals.Attempts.Load())
 	}
 	// Records that fail again go back to the dead-letter topic (after the end the run stops at).
-	produce(t, brokers, topic, []evt{{100, 0}}, 999)
+	produce(t, brokers, topic, []evt{{ID: 100}}, 999)
 	down.Store(true)
 	run(o)
 	if e := run(ro); e.Metrics().Totals.DeadLettered.Load() != 1 {
@@ -299,7 +297,7 @@ func TestDeliverRedrive(t *testing.T) {
 	}
 	dlq := readDLQ(t, brokers, o.DeadLetterTopic, len(events)+2)
 	last := dlq[len(dlq)-1]
-	if dlqEvent(t, last) != (evt{100, 0}) || header(last, DLQTopic) != topic || header(last, DLQAttempts) != "2" {
+	if dlqEvent(t, last) != (evt{ID: 100}) || header(last, DLQTopic) != topic || header(last, DLQAttempts) != "2" {
 		t.Fatalf("re-dead-lettered record: %s %v", last.Value, last.Headers)
 	}
 }

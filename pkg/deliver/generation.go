@@ -4,6 +4,7 @@ import (
 	"context"
 	"sort"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/segmentio/kafka-go"
@@ -48,13 +49,14 @@ func (e *Engine) runGeneration(ctx, genCtx context.Context, endSession context.C
 	hard, hardCancel := context.WithCancel(context.Background())
 	defer hardCancel()
 	stop := make(chan struct{})
+	var drainUntil atomic.Int64
 	var wg sync.WaitGroup
 	allDone := make(chan struct{})
 	for _, p := range parts {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			p.run(stop, hard)
+			p.run(stop, &drainUntil, hard)
 		}()
 	}
 	go func() {
@@ -78,12 +80,14 @@ func (e *Engine) runGeneration(ctx, genCtx context.Context, endSession context.C
 	grace := e.o.ShutdownTimeout
 	select {
 	case <-ctx.Done():
-		e.log.Info().Dur("shutdown_timeout", grace).Msg("stopping: finishing the attempts in flight, then committing")
+		e.log.Info().Dur("shutdown_timeout", grace).Msg("stopping: delivering what was read (retries for half the shutdown timeout), then committing")
 	case <-genCtx.Done():
 		grace = min(grace, e.o.RebalanceTimeout/2)
-		e.log.Info().Int32("generation", gen.ID).Msg("rebalance: finishing the attempts in flight, then committing")
+		e.log.Info().Int32("generation", gen.ID).Dur("grace", grace).Msg("rebalance: delivering what was read (retries for half the grace), then committing")
 	case <-allDone:
 	}
+	// Half the grace for retries while draining, the rest for the last attempts to finish.
+	drainUntil.Store(time.Now().Add(grace / 2).UnixNano())
 	close(stop)
 	timer := time.AfterFunc(grace, func() {
 		e.log.Warn().Dur("after", grace).Msg("attempts still in flight: abandoning them (they are not committed and will be delivered again)")
@@ -93,7 +97,15 @@ func (e *Engine) runGeneration(ctx, genCtx context.Context, endSession context.C
 	timer.Stop()
 	bgCancel()
 	bgWG.Wait()
-	c.commit()
+	if err := c.commit(); err != nil {
+		e.log.Warn().Err(err).Int32("generation", gen.ID).Msg("final offset commit failed: the next owner of these partitions delivers their uncommitted records again")
+	} else {
+		ev := e.log.Info().Int32("generation", gen.ID)
+		for _, p := range parts {
+			ev = ev.Int64(p.topic+"/"+itoa(p.id), p.position.Load())
+		}
+		ev.Msg("generation ended: offsets committed")
+	}
 	finished := e.o.UntilEnd
 	for _, p := range parts {
 		finished = finished && p.finished
@@ -122,12 +134,12 @@ func (c *committer) loop(ctx context.Context) {
 		case <-ctx.Done():
 			return
 		case <-t.C:
-			c.commit()
+			_ = c.commit()
 		}
 	}
 }
 
-func (c *committer) commit() {
+func (c *committer) commit() error {
 	offsets := map[string]map[int]int64{}
 	changed := map[*partition]int64{}
 	for _, p := range c.parts {
@@ -145,7 +157,7 @@ func (c *committer) commit() {
 		changed[p] = pos
 	}
 	if len(changed) == 0 {
-		return
+		return nil
 	}
 	err := c.gen.CommitOffsets(offsets)
 	c.e.m.commit(err)
@@ -153,12 +165,13 @@ func (c *committer) commit() {
 		if c.fails++; c.fails == 1 || c.fails%30 == 0 {
 			c.e.log.Warn().Err(err).Int("failures", c.fails).Msg("offset commit failed; retrying at the next interval (a rebalance redelivers what is not committed)")
 		}
-		return
+		return err
 	}
 	c.fails = 0
 	for p, pos := range changed {
 		c.last[p] = pos
 	}
+	return nil
 }
 
 // lagLoop reads the assigned partitions' log end offsets for the lag metric.

@@ -2,11 +2,7 @@ package deliver
 
 import (
 	"context"
-	"encoding/json"
-	"fmt"
 	"io"
-	"sort"
-	"strconv"
 	"testing"
 	"time"
 
@@ -15,108 +11,36 @@ import (
 
 	"github.com/pgcdc/pgcdc/internal/testenv"
 	"github.com/pgcdc/pgcdc/internal/webhooktest"
-	"github.com/pgcdc/pgcdc/pkg/deliver/payload"
 	"github.com/pgcdc/pgcdc/pkg/deliver/retry"
 	"github.com/pgcdc/pgcdc/pkg/deliver/route"
 )
 
 func TestMain(m *testing.M) { testenv.Main(m) }
 
-// evt is one test change event: row id (the key) and its version for that key.
-type evt struct {
-	id, seq int
-}
+type evt = webhooktest.Event
 
-// changeRecord is a Debezium-shaped change event as pgcdc writes it (no schemas), with its
-// pgcdc.position header.
-func changeRecord(e evt, lsn int64) kafka.Message {
-	op := "u"
-	if e.seq == 0 {
-		op = "c"
-	}
-	key := fmt.Sprintf(`{"id":%d}`, e.id)
-	value := fmt.Sprintf(`{"before":null,"after":{"id":%d,"seq":%d},"source":{"version":"test","connector":"postgresql","name":"t","ts_ms":%d,"snapshot":"false","db":"d","schema":"public","table":"items","txId":1,"lsn":%d},"op":"%s","ts_ms":%d}`,
-		e.id, e.seq, time.Now().UnixMilli(), lsn, op, time.Now().UnixMilli())
-	return kafka.Message{Key: []byte(key), Value: []byte(value), Headers: []kafka.Header{{Key: payload.HeaderPosition, Value: []byte("0")}}}
-}
-
-// produce writes events in order (keys hashed to partitions like the Java client).
 func produce(t *testing.T, brokers []string, topic string, events []evt, lsnBase int64) {
 	t.Helper()
-	w := &kafka.Writer{Addr: kafka.TCP(brokers...), Topic: topic, Balancer: &kafka.Murmur2Balancer{},
-		RequiredAcks: kafka.RequireAll, BatchTimeout: 5 * time.Millisecond, BatchSize: 500}
-	defer w.Close()
-	msgs := make([]kafka.Message, len(events))
-	for i, e := range events {
-		msgs[i] = changeRecord(e, lsnBase+int64(i)*8)
-	}
 	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 	defer cancel()
-	if err := w.WriteMessages(ctx, msgs...); err != nil {
+	if err := webhooktest.Produce(ctx, brokers, topic, events, lsnBase); err != nil {
 		t.Fatalf("produce: %v", err)
 	}
 }
 
-// workload returns keys × versions events, interleaved the way a busy table changes.
-func workload(keys, versions int) []evt {
-	var out []evt
-	for s := 0; s < versions; s++ {
-		for k := 0; k < keys; k++ {
-			out = append(out, evt{k, s})
-		}
-	}
-	return out
-}
+func workload(keys, versions int) []evt { return webhooktest.Workload(keys, versions) }
 
-// seen decodes the accepted requests' events (debezium format bodies).
 func seen(t *testing.T, reqs []webhooktest.Request) []evt {
 	t.Helper()
-	out := make([]evt, 0, len(reqs))
-	for _, r := range reqs {
-		var v struct {
-			After struct{ ID, Seq int } `json:"after"`
-		}
-		if err := json.Unmarshal(r.Body, &v); err != nil {
-			t.Fatalf("accepted body is not an event: %v: %s", err, r.Body)
-		}
-		out = append(out, evt{v.After.ID, v.After.Seq})
+	evs, err := webhooktest.Events(reqs)
+	if err != nil {
+		t.Fatalf("accepted body: %v", err)
 	}
-	return out
+	return evs
 }
 
-// report is what the endpoint saw.
-type report struct {
-	distinct   int
-	duplicates int
-	missing    []evt // produced, neither accepted nor dead-lettered
-	orderErrs  []string
-}
-
-// check compares what the endpoint accepted (in order) with what was produced. Per key, the
-// events seen for the first time must come in version order (a redelivered older event may show
-// up again later: that is a duplicate, not a reordering). deadLettered events may be missing.
-func check(produced, accepted []evt, deadLettered map[evt]bool) report {
-	var r report
-	first := map[evt]bool{}
-	lastNew := map[int]int{}
-	for _, e := range accepted {
-		if first[e] {
-			r.duplicates++
-			continue
-		}
-		first[e] = true
-		if prev, ok := lastNew[e.id]; ok && e.seq < prev {
-			r.orderErrs = append(r.orderErrs, fmt.Sprintf("key %d: version %d first seen after version %d", e.id, e.seq, prev))
-		}
-		lastNew[e.id] = e.seq
-	}
-	r.distinct = len(first)
-	for _, e := range produced {
-		if !first[e] && !deadLettered[e] {
-			r.missing = append(r.missing, e)
-		}
-	}
-	return r
+func check(produced, accepted []evt, dead map[evt]bool) webhooktest.Report {
+	return webhooktest.Check(produced, accepted, dead)
 }
 
 // readDLQ reads a dead-letter topic to its end.
@@ -139,13 +63,12 @@ func header(m kafka.Message, key string) string {
 }
 
 func dlqEvent(t *testing.T, m kafka.Message) evt {
-	var v struct {
-		After struct{ ID, Seq int } `json:"after"`
-	}
-	if err := json.Unmarshal(m.Value, &v); err != nil {
+	t.Helper()
+	e, err := webhooktest.EventOf(m.Value)
+	if err != nil {
 		t.Fatalf("dead letter value: %v", err)
 	}
-	return evt{v.After.ID, v.After.Seq}
+	return e
 }
 
 // committed reads the group's committed offsets of topic's partitions.
@@ -242,14 +165,3 @@ func waitFor(t *testing.T, timeout time.Duration, what string, cond func() bool)
 		time.Sleep(20 * time.Millisecond)
 	}
 }
-
-func sortedKeys(m map[int]int64) []int {
-	var ks []int
-	for k := range m {
-		ks = append(ks, k)
-	}
-	sort.Ints(ks)
-	return ks
-}
-
-var _ = strconv.Itoa

@@ -115,10 +115,12 @@ func newPartition(e *Engine, topic string, id int, start, end int64) *partition 
 }
 
 // run delivers until stop is closed or, with UntilEnd, until every record before end is finished.
-// After stop it reads nothing more but delivers what it has read: the queues that are ready now or
-// become ready behind a delivered event, one attempt each (no retry, no waiting for a retry's
-// delay); hard aborts the attempts still running when the stop's grace is over.
-func (p *partition) run(stop <-chan struct{}, hard context.Context) {
+//
+// After stop it reads nothing more and drains: what was read keeps being delivered, retries
+// included, until drainUntil (set before stop is closed); an attempt still running then may go on
+// until hard ends it. A stop with a healthy endpoint thus leaves nothing to deliver again; what is
+// left unfinished is not committed and is delivered again by the partition's next owner.
+func (p *partition) run(stop <-chan struct{}, drainUntil *atomic.Int64, hard context.Context) {
 	defer func() {
 		p.e.pending.Add(-int64(p.tr.Pending()))
 		p.e.waiting.Add(-int64(p.open))
@@ -140,12 +142,15 @@ func (p *partition) run(stop <-chan struct{}, hard context.Context) {
 	}()
 	timer := time.NewTimer(time.Hour)
 	defer timer.Stop()
-	stopping, atEnd := false, false
+	var stopping, atEnd bool
+	var soft time.Time // while stopping: no attempt starts after it
 	for {
-		// While stopping, the events already read keep being dispatched (a clean stop with a
-		// healthy endpoint leaves nothing to redeliver); failures are not retried.
-		p.dispatch(hard)
-		if stopping && p.running == 0 && (len(p.ready) == 0 || hard.Err() != nil) {
+		now := time.Now()
+		draining := stopping && now.Before(soft) && hard.Err() == nil
+		if !stopping || draining {
+			p.dispatch(hard)
+		}
+		if stopping && p.running == 0 && (!draining || len(p.ready) == 0 && (len(p.delayed) == 0 || p.delayed[0].due.After(soft))) {
 			return
 		}
 		if atEnd && p.running == 0 && p.tr.Pending() == 0 {
@@ -156,9 +161,16 @@ func (p *partition) run(stop <-chan struct{}, hard context.Context) {
 		if !stopping && !atEnd && p.tr.Pending() < p.e.o.MaxPending {
 			in = msgs
 		}
-		if len(p.delayed) > 0 && !stopping {
-			timer.Reset(time.Until(p.delayed[0].due))
-		} else {
+		switch {
+		case len(p.delayed) > 0 && (!stopping || draining):
+			wake := p.delayed[0].due
+			if stopping && soft.Before(wake) {
+				wake = soft
+			}
+			timer.Reset(wake.Sub(now))
+		case draining:
+			timer.Reset(soft.Sub(now))
+		default:
 			timer.Stop()
 		}
 		select {
@@ -170,11 +182,12 @@ func (p *partition) run(stop <-chan struct{}, hard context.Context) {
 			}
 		case d := <-p.results:
 			p.running--
-			p.handle(d, stopping)
+			p.handle(d)
 		case <-timer.C:
 			p.promote(time.Now())
 		case <-stop:
 			stopping, stop = true, nil
+			soft = time.Unix(0, drainUntil.Load())
 			stopReading()
 		}
 		if pos, ok := p.tr.Position(); ok {
@@ -339,7 +352,7 @@ func (p *partition) dispatch(hard context.Context) {
 }
 
 // handle takes a finished attempt or dead-letter write.
-func (p *partition) handle(d *delivery, stopping bool) {
+func (p *partition) handle(d *delivery) {
 	e := p.e
 	switch d.outcome {
 	case outcomeDelivered:
@@ -358,9 +371,6 @@ func (p *partition) handle(d *delivery, stopping bool) {
 		return
 	case outcomeAborted:
 		return // not finished: delivered again after the restart or rebalance
-	}
-	if stopping {
-		return // not finished: its queue stays busy, the record uncommitted
 	}
 	dec := e.o.Retry.Next(d.attempts, d.class, d.first, d.last, d.retryAfter, rand.Float64())
 	if dec.GiveUp {
