@@ -40,3 +40,7 @@ chaos: ## long chaos run against throwaway servers: make chaos DURATION=20m (fau
 .PHONY: bench
 bench: build ## benchmark against pg_recvlogical: throughput (with and without value schemas), latency, one large transaction; BENCH_FLAGS=-quick for a short run (docs/performance.md)
 	$(GO) run ./internal/cmd/bench -pgcdc bin/pgcdc $(BENCH_FLAGS)
+
+.PHONY: demo-deliver
+demo-deliver: ## end-to-end webhook demo: throwaway PostgreSQL + Kafka, pgcdc run, pgcdc deliver, a webhook printing the calls
+	$(TESTENV) bash scripts/demo-deliver.sh
