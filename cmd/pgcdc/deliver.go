@@ -13,13 +13,11 @@ import (
 	"os/signal"
 	"strings"
 	"syscall"
-	"time"
 
 	"github.com/rs/zerolog"
 	"github.com/segmentio/kafka-go"
 
 	"github.com/pgcdc/pgcdc/config"
-	"github.com/pgcdc/pgcdc/internal/opshttp"
 	"github.com/pgcdc/pgcdc/pkg/deliver"
 	"github.com/pgcdc/pgcdc/pkg/deliver/payload"
 	"github.com/pgcdc/pgcdc/pkg/deliver/retry"
@@ -109,17 +107,12 @@ func runDeliver(path string, stdout, stderr io.Writer, adjust func(*deliver.Opti
 	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGINT, syscall.SIGTERM)
 	defer stop()
 	if cfg.Deliver.MetricsEnabled() {
-		srv, err := opshttp.StartFor("deliver.metrics_listen", cfg.Deliver.MetricsListen, m, log)
+		closeOps, err := serveOps("deliver.metrics_listen", cfg.Deliver.MetricsListen, m, log)
 		if err != nil {
 			log.Error().Err(err).Msg("pgcdc deliver cannot start")
 			return 1
 		}
-		defer func() {
-			sctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
-			_ = srv.Close(sctx)
-			cancel()
-		}()
-		log.Info().Str("addr", srv.Addr()).Msg("operations endpoint: /metrics /healthz /readyz")
+		defer closeOps()
 	}
 	routes := make([]string, 0, len(o.Routes))
 	for _, r := range o.Routes {

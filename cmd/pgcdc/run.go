@@ -18,7 +18,6 @@ import (
 	"github.com/pgcdc/pgcdc/connector"
 	"github.com/pgcdc/pgcdc/internal/check"
 	"github.com/pgcdc/pgcdc/internal/metrics"
-	"github.com/pgcdc/pgcdc/internal/opshttp"
 	"github.com/pgcdc/pgcdc/pkg/pgsource"
 	"github.com/pgcdc/pgcdc/pkg/version"
 )
@@ -50,17 +49,12 @@ func runConnector(cfg config.Config, log zerolog.Logger) int {
 	// Readiness: no acknowledgement for this long while events are in flight means not ready.
 	m.StallAfter = max(2*cfg.Kafka.WriteTimeout, 10*time.Second)
 	if cfg.Metrics.Enabled() {
-		srv, err := opshttp.Start(cfg.Metrics.Listen, m, log)
+		closeOps, err := serveOps("metrics.listen", cfg.Metrics.Listen, m, log)
 		if err != nil {
 			log.Error().Err(err).Msg("pgcdc cannot start")
 			return 1
 		}
-		defer func() {
-			sctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
-			_ = srv.Close(sctx)
-			cancel()
-		}()
-		log.Info().Str("addr", srv.Addr()).Msg("operations endpoint: /metrics /healthz /readyz")
+		defer closeOps()
 	}
 
 	c, err := connector.New(cfg, log, m)
