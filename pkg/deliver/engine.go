@@ -75,34 +75,40 @@ func httpClient(r *route.Route, concurrency int) *http.Client {
 		TLSHandshakeTimeout:   min(r.Timeout, 10*time.Second),
 		ForceAttemptHTTP2:     true,
 		MaxIdleConns:          0,
-		MaxIdleConnsPerHost:   max(concurrency*4, 16),
+		MaxIdleConnsPerHost:   max(concurrency*16, 64), // a route's requests over all assigned partitions
 		IdleConnTimeout:       90 * time.Second,
 		ExpectContinueTimeout: time.Second,
 	}
 	return &http.Client{Transport: tr, CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }}
 }
 
-// Run consumes until ctx ends (then it finishes the attempts in flight, bounded by
-// ShutdownTimeout, commits and leaves the group) or, with UntilEnd, until every partition is
-// done. The error is a start-up failure (the dead-letter topic cannot be had) or ctx's.
+// Run consumes until ctx ends (then it delivers what it has read, bounded by ShutdownTimeout,
+// commits, leaves the group and returns nil) or, with UntilEnd, until every partition is done. An
+// error is a start-up failure: the dead-letter topic or the end offsets cannot be had.
 func (e *Engine) Run(ctx context.Context) error {
 	defer e.closeClients()
+	stopped := func(err error) error {
+		if ctx.Err() != nil {
+			return nil
+		}
+		return err
+	}
 	if e.dlq != nil {
 		defer e.dlq.close()
 		if err := e.startup(ctx, "dead-letter topic", func(ctx context.Context) error {
 			return ensureTopic(ctx, e.admin, e.o.DeadLetterTopic, e.o.DeadLetterSpec)
 		}); err != nil {
-			return err
+			return stopped(err)
 		}
 	}
 	for ctx.Err() == nil {
 		topics, err := e.waitTopics(ctx)
 		if err != nil {
-			return err
+			return stopped(err)
 		}
 		if e.o.UntilEnd && e.ends == nil {
 			if err := e.startup(ctx, "end offsets", func(ctx context.Context) error { return e.readEnds(ctx, topics) }); err != nil {
-				return err
+				return stopped(err)
 			}
 		}
 		finished, err := e.runGroup(ctx, topics)

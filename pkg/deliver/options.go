@@ -111,6 +111,7 @@ func (o *Options) Defaults() {
 	}
 	if o.Redrive {
 		o.UntilEnd = true
+		o.StartOffset = kafka.FirstOffset // every dead letter, whatever start_offset says
 	}
 }
 
