@@ -5,7 +5,6 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
-	"fmt"
 	"io"
 	"net/http"
 	"os"
@@ -31,6 +30,10 @@ func buildPgcdc(t *testing.T) string {
 	}
 	return bin
 }
+
+// envProcLogs, when set, makes the deliver process tests print their processes' output and every
+// duplicate the endpoint saw, also when they pass (for looking into the duplicate counts).
+const envProcLogs = "PGCDC_TEST_PROC_LOGS"
 
 // proc is a pgcdc process started by a test, its output kept.
 type proc struct {
@@ -79,7 +82,7 @@ func startProc(t *testing.T, name, bin string, env map[string]string, args ...st
 			_ = cmd.Process.Kill()
 			<-p.done
 		}
-		if t.Failed() || os.Getenv("PGCDC_TEST_PROC_LOGS") != "" {
+		if t.Failed() || os.Getenv(envProcLogs) != "" {
 			t.Logf("--- %s output (tail) ---\n%s", name, tail(p.output(), 6000))
 		}
 	})
@@ -207,4 +210,3 @@ func waitUntil(t *testing.T, timeout time.Duration, what string, cond func() boo
 	}
 }
 
-var _ = fmt.Sprintf
