@@ -37,6 +37,11 @@ func (e *Engine) attempt(hard context.Context, d *delivery) {
 	if d.attempts == 1 {
 		d.first = start
 	}
+	if d.prep == nil { // the event cannot be put in the route's format (errText says why)
+		d.outcome, d.class, d.last = outcomeFailed, retry.Permanent, start
+		e.m.attempt(rt.Name, 0, d.attempts > 1, "payload")
+		return
+	}
 	body := d.prep.Body(d.attempts, e.o.Retry.MaxAttempts)
 	ctx, cancel := context.WithTimeout(hard, rt.Timeout)
 	defer cancel()

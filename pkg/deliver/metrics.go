@@ -58,7 +58,7 @@ func NewMetrics(version string) *Metrics {
 	}, []string{"route"})
 	m.failed = prometheus.NewCounterVec(prometheus.CounterOpts{
 		Name: "pgcdc_deliver_failed_attempts_total",
-		Help: "Attempts that did not get a 2xx, by route and reason: status_5xx, status_4xx, status_other, timeout, connection.",
+		Help: "Attempts that did not get a 2xx, by route and reason: status_5xx, status_4xx, status_other, timeout, connection, payload (on_failure hold: the event cannot be put in the route's format).",
 	}, []string{"route", "reason"})
 	m.deadLettered = prometheus.NewCounterVec(prometheus.CounterOpts{
 		Name: "pgcdc_deliver_dead_lettered_total",

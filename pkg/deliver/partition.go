@@ -280,7 +280,10 @@ func (p *partition) add(m kafka.Message) {
 			e.m.skip(skip.Reason)
 			return
 		case err != nil:
-			d.deadLetter, d.reason, d.errText = true, "payload", err.Error()
+			// Never deliverable in this format: dead-lettered at once, or (hold) failing every
+			// attempt until the route's format is changed.
+			d.errText = err.Error()
+			d.deadLetter, d.reason = e.o.OnFailure == DeadLetter, "payload"
 		}
 		d.prep = prep
 		ds = append(ds, d)
