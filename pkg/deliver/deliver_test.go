@@ -4,13 +4,17 @@ import (
 	"context"
 	"net/http"
 	"strconv"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
 
+	"github.com/segmentio/kafka-go"
+
 	"github.com/pgcdc/pgcdc/internal/testenv"
 	"github.com/pgcdc/pgcdc/internal/webhooktest"
+	"github.com/pgcdc/pgcdc/pkg/deliver/payload"
 )
 
 // An endpoint that fails a fifth of the attempts (5xx, some with Retry-After; requests hung past
@@ -305,5 +309,48 @@ func TestDeliverRedrive(t *testing.T) {
 	last := dlq[len(dlq)-1]
 	if dlqEvent(t, last) != (evt{ID: 100}) || header(last, DLQTopic) != topic || header(last, DLQAttempts) != "2" {
 		t.Fatalf("re-dead-lettered record: %s %v", last.Value, last.Headers)
+	}
+}
+
+// An event that cannot be put in the route's format (here a Hasura body from a value whose decimal
+// is not base64) goes to the dead-letter topic at once, without a request, reason "payload"; the
+// next event of its key proceeds.
+func TestDeliverUnconvertibleEvent(t *testing.T) {
+	brokers := testenv.SharedKafka(t)
+	topic := testenv.UniqueName(t, "t")
+	testenv.CreateTopic(t, brokers, topic, 1)
+	schema := `{"type":"struct","name":"t.Envelope","fields":[{"field":"after","type":"struct","optional":true,"fields":[` +
+		`{"field":"id","type":"int32"},{"field":"price","type":"bytes","optional":true,"name":"org.apache.kafka.connect.data.Decimal","parameters":{"scale":"2"}}]}]}`
+	value := func(price string) []byte {
+		return []byte(`{"schema":` + schema + `,"payload":{"before":null,"after":{"id":1,"price":"` + price + `"},` +
+			`"source":{"name":"t","schema":"public","table":"items","lsn":10},"op":"c"}}`)
+	}
+	w := &kafka.Writer{Addr: kafka.TCP(brokers...), Topic: topic, RequiredAcks: kafka.RequireAll, BatchTimeout: time.Millisecond}
+	defer w.Close()
+	if err := w.WriteMessages(context.Background(),
+		kafka.Message{Key: []byte(`{"id":1}`), Value: value("***")},
+		kafka.Message{Key: []byte(`{"id":1}`), Value: value("BM4=")}); err != nil {
+		t.Fatal(err)
+	}
+	srv := webhooktest.New(7)
+	defer srv.Close()
+	o := testOptions(t, brokers, topic, srv.URL)
+	o.Routes[0].Format = payload.Hasura
+	o.UntilEnd = true
+	e, err := New(o)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+	defer cancel()
+	if err := e.Run(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if srv.AcceptedCount() != 1 || srv.Requests.Load() != 1 || !strings.Contains(string(srv.Accepted()[0].Body), `"price":12.30`) {
+		t.Fatalf("endpoint got %d requests: %v", srv.Requests.Load(), srv.Accepted())
+	}
+	dlq := readDLQ(t, brokers, o.DeadLetterTopic, 1)
+	if header(dlq[0], DLQReason) != "payload" || header(dlq[0], DLQAttempts) != "0" || !strings.Contains(header(dlq[0], DLQError), "column price") {
+		t.Fatalf("dead letter headers: %v", dlq[0].Headers)
 	}
 }
