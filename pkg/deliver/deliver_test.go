@@ -12,7 +12,6 @@ import (
 
 	"github.com/segmentio/kafka-go"
 
-	"github.com/pgcdc/pgcdc/internal/testenv"
 	"github.com/pgcdc/pgcdc/internal/webhooktest"
 	"github.com/pgcdc/pgcdc/pkg/deliver/payload"
 )
@@ -26,12 +25,9 @@ import (
 // after the maximum attempts); the events behind them proceed. The committed offsets end at the
 // partitions' ends, and the metrics count what the endpoint saw.
 func TestDeliverFaultyEndpoint(t *testing.T) {
-	brokers := testenv.SharedKafka(t)
-	topic := testenv.UniqueName(t, "t")
 	const partitions = 3
-	testenv.CreateTopic(t, brokers, topic, partitions)
 	events := workload(40, 12) // 480 events
-	produce(t, brokers, topic, events, 1000)
+	brokers, topic := newTopic(t, partitions, events)
 
 	srv := webhooktest.New(1)
 	defer srv.Close()
@@ -120,13 +116,10 @@ func TestDeliverFaultyEndpoint(t *testing.T) {
 // ordering partition nothing behind it in its partition is delivered. Once the endpoint takes it,
 // its key's events follow in order.
 func TestDeliverHold(t *testing.T) {
-	brokers := testenv.SharedKafka(t)
 	for _, ordering := range []Ordering{OrderKey, OrderPartition} {
 		t.Run(string(ordering), func(t *testing.T) {
-			topic := testenv.UniqueName(t, "t")
-			testenv.CreateTopic(t, brokers, topic, 1)
 			events := workload(5, 6) // key 2's first event is the third record (offset 2)
-			produce(t, brokers, topic, events, 1)
+			brokers, topic := newTopic(t, 1, events)
 			srv := webhooktest.New(2)
 			defer srv.Close()
 			var release atomic.Bool
@@ -183,11 +176,8 @@ func TestDeliverHold(t *testing.T) {
 // which returns by itself) delivers the rest without sending anything twice (but for attempts
 // that got no answer, which the long timeout makes unlikely).
 func TestDeliverCleanStop(t *testing.T) {
-	brokers := testenv.SharedKafka(t)
-	topic := testenv.UniqueName(t, "t")
-	testenv.CreateTopic(t, brokers, topic, 2)
 	events := workload(20, 15) // 300
-	produce(t, brokers, topic, events, 1)
+	brokers, topic := newTopic(t, 2, events)
 	srv := webhooktest.New(3)
 	defer srv.Close()
 	srv.SetDelay(40 * time.Millisecond)
@@ -214,16 +204,7 @@ func TestDeliverCleanStop(t *testing.T) {
 		t.Fatalf("the stop came after the end (%d accepted): the test proves nothing", atStop.Distinct)
 	}
 	srv.SetDelay(0)
-	o.UntilEnd = true
-	e2, err := New(o)
-	if err != nil {
-		t.Fatal(err)
-	}
-	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
-	defer cancel()
-	if err := e2.Run(ctx); err != nil {
-		t.Fatalf("UntilEnd run: %v", err)
-	}
+	e2 := runUntilEnd(t, o)
 	r := check(events, seen(t, srv.Accepted()), nil)
 	noAnswer := e1.Metrics().Totals.NoAnswer.Load() + e2.Metrics().Totals.NoAnswer.Load()
 	if len(r.Missing) > 0 || len(r.OrderErrs) > 0 || int64(r.Duplicates) > noAnswer {
@@ -237,11 +218,8 @@ func TestDeliverCleanStop(t *testing.T) {
 // original topic in Pgcdc-Topic. A redrive returns by itself; a second one finds nothing; one
 // against a failing endpoint puts the records back in the dead-letter topic.
 func TestDeliverRedrive(t *testing.T) {
-	brokers := testenv.SharedKafka(t)
-	topic := testenv.UniqueName(t, "t")
-	testenv.CreateTopic(t, brokers, topic, 2)
 	events := workload(6, 3) // 18
-	produce(t, brokers, topic, events, 1)
+	brokers, topic := newTopic(t, 2, events)
 	srv := webhooktest.New(4)
 	defer srv.Close()
 	var down atomic.Bool
@@ -259,20 +237,7 @@ func TestDeliverRedrive(t *testing.T) {
 	})
 	o := testOptions(t, brokers, topic, srv.URL)
 	o.Retry.MaxAttempts = 2
-	o.UntilEnd = true
-	run := func(o Options) *Engine {
-		t.Helper()
-		e, err := New(o)
-		if err != nil {
-			t.Fatal(err)
-		}
-		ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
-		defer cancel()
-		if err := e.Run(ctx); err != nil {
-			t.Fatalf("Run: %v", err)
-		}
-		return e
-	}
+	run := func(o Options) *Engine { return runUntilEnd(t, o) }
 	if e := run(o); e.Metrics().Totals.DeadLettered.Load() != int64(len(events)) {
 		t.Fatalf("dead-lettered %d of %d", e.Metrics().Totals.DeadLettered.Load(), len(events))
 	}
@@ -316,9 +281,7 @@ func TestDeliverRedrive(t *testing.T) {
 // is not base64) goes to the dead-letter topic at once, without a request, reason "payload"; the
 // next event of its key proceeds.
 func TestDeliverUnconvertibleEvent(t *testing.T) {
-	brokers := testenv.SharedKafka(t)
-	topic := testenv.UniqueName(t, "t")
-	testenv.CreateTopic(t, brokers, topic, 1)
+	brokers, topic := newTopic(t, 1, nil)
 	schema := `{"type":"struct","name":"t.Envelope","fields":[{"field":"after","type":"struct","optional":true,"fields":[` +
 		`{"field":"id","type":"int32"},{"field":"price","type":"bytes","optional":true,"name":"org.apache.kafka.connect.data.Decimal","parameters":{"scale":"2"}}]}]}`
 	value := func(price string) []byte {
@@ -336,16 +299,7 @@ func TestDeliverUnconvertibleEvent(t *testing.T) {
 	defer srv.Close()
 	o := testOptions(t, brokers, topic, srv.URL)
 	o.Routes[0].Format = payload.Hasura
-	o.UntilEnd = true
-	e, err := New(o)
-	if err != nil {
-		t.Fatal(err)
-	}
-	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
-	defer cancel()
-	if err := e.Run(ctx); err != nil {
-		t.Fatal(err)
-	}
+	runUntilEnd(t, o)
 	if srv.AcceptedCount() != 1 || srv.Requests.Load() != 1 || !strings.Contains(string(srv.Accepted()[0].Body), `"price":12.30`) {
 		t.Fatalf("endpoint got %d requests: %v", srv.Requests.Load(), srv.Accepted())
 	}

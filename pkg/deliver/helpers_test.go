@@ -165,3 +165,34 @@ func waitFor(t *testing.T, timeout time.Duration, what string, cond func() bool)
 		time.Sleep(20 * time.Millisecond)
 	}
 }
+
+// newTopic creates a topic of its own for t on the shared Kafka and writes events to it.
+func newTopic(t *testing.T, partitions int, events []evt) (brokers []string, topic string) {
+	t.Helper()
+	brokers = testenv.SharedKafka(t)
+	topic = testenv.UniqueName(t, "t")
+	testenv.CreateTopic(t, brokers, topic, partitions)
+	if len(events) > 0 {
+		produce(t, brokers, topic, events, 1)
+	}
+	return brokers, topic
+}
+
+// runUntilEnd runs an engine with UntilEnd until it returns by itself (a minute at most).
+func runUntilEnd(t *testing.T, o Options) *Engine {
+	t.Helper()
+	o.UntilEnd = true
+	e, err := New(o)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+	defer cancel()
+	if err := e.Run(ctx); err != nil {
+		t.Fatalf("Run: %v", err)
+	}
+	if ctx.Err() != nil {
+		t.Fatal("Run did not return by itself within a minute")
+	}
+	return e
+}
