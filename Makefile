@@ -48,3 +48,7 @@ bench: build ## benchmark against pg_recvlogical: throughput (with and without v
 .PHONY: test-long
 test-long: ## long-form tests (about 10 min): pgcdc's peak memory over kafka.max_in_flight_bytes 4-64 MiB on 1 and 12 partitions
 	$(TESTENV) env PGCDC_TEST_LONG=1 $(GO) test -count=1 -timeout 60m -run 'TestMemoryPeak' -v ./connector
+
+.PHONY: demo-deliver
+demo-deliver: ## end-to-end webhook demo: throwaway PostgreSQL + Kafka, pgcdc run, pgcdc deliver, a webhook printing the calls
+	$(TESTENV) bash scripts/demo-deliver.sh

@@ -386,6 +386,8 @@ func TestEveryKeyHasEnv(t *testing.T) {
 			sample = "1s"
 		case f.Type == reflect.TypeOf(ByteSize(0)):
 			sample = "1KiB"
+		case f.Type == reflect.TypeOf(Routes{}):
+			sample = `[{name: a, url: "http://x", tables: [public.t]}]`
 		case f.Type.Kind() == reflect.Bool:
 			sample = "true"
 		case f.Type.Kind() == reflect.Int:

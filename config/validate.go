@@ -103,6 +103,7 @@ func (c Config) Validate() error {
 	}
 	c.Metrics.validate(v)
 	c.Snapshot.validate(v)
+	c.Deliver.validate(v)
 	return errors.Join(v.errs...)
 }
 
@@ -258,24 +259,28 @@ func (l LogConfig) validate(v *validator) {
 }
 
 func (m MetricsConfig) validate(v *validator) {
-	if !m.Enabled() {
-		return
-	}
-	host, port, err := net.SplitHostPort(m.Listen)
-	if err != nil {
-		v.add("metrics.listen", "invalid address %q: want [host]:port, e.g. :9187 or 127.0.0.1:9187 (or off to disable the endpoint)", m.Listen)
-		return
-	}
-	if n, err := strconv.Atoi(port); err != nil || n < 0 || n > 65535 {
-		v.add("metrics.listen", "invalid address %q: port must be a number from 0 to 65535", m.Listen)
-	}
-	if strings.ContainsAny(host, " /") {
-		v.add("metrics.listen", "invalid address %q: host must be an IP address or a host name", m.Listen)
+	if m.Enabled() {
+		checkListen(v, "metrics.listen", m.Listen)
 	}
 	if m.WebConfigFile != "" {
 		if _, err := os.Stat(m.WebConfigFile); err != nil {
 			v.add("metrics.web_config_file", "cannot read %q: %v", m.WebConfigFile, err)
 		}
+	}
+}
+
+// checkListen checks the [host]:port of an operations endpoint.
+func checkListen(v *validator, key, addr string) {
+	host, port, err := net.SplitHostPort(addr)
+	if err != nil {
+		v.add(key, "invalid address %q: want [host]:port, e.g. :9187 or 127.0.0.1:9187 (or off to disable the endpoint)", addr)
+		return
+	}
+	if n, err := strconv.Atoi(port); err != nil || n < 0 || n > 65535 {
+		v.add(key, "invalid address %q: port must be a number from 0 to 65535", addr)
+	}
+	if strings.ContainsAny(host, " /") {
+		v.add(key, "invalid address %q: host must be an IP address or a host name", addr)
 	}
 }
 

@@ -25,6 +25,10 @@ func TestHelpEverywhere(t *testing.T) {
 		{[]string{"version", "--help"}, "Usage: pgcdc version"},
 		{[]string{"help", "slot", "drop"}, "Without --confirm nothing is dropped"},
 		{[]string{"help", "check"}, "Usage: pgcdc check"},
+		{[]string{"deliver", "--help"}, "Usage: pgcdc deliver"},
+		{[]string{"deliver", "-h"}, "-until-end"},
+		{[]string{"deliver", "redrive", "--help"}, "-route"},
+		{[]string{"help", "deliver", "secret"}, "whsec_"},
 	}
 	for _, c := range cases {
 		var out, errOut bytes.Buffer

@@ -31,6 +31,8 @@ Usage:
   pgcdc slot drop --confirm [--config FILE]
                                          drop the replication slot (changes not yet sent are lost)
   pgcdc replay --target DSN ...          rebuild tables in a target database from the change topics
+  pgcdc deliver [--config FILE]          call HTTP endpoints (webhooks) with the change events, at
+                                         least once, in order per key (also: deliver redrive, secret)
   pgcdc version                          print the version
   pgcdc help [COMMAND]                   this help, or a command's
 
@@ -59,6 +61,10 @@ func commands() map[string]command {
 		"status":    {"status", statusSummary, statusFlags},
 		"slot drop": {"slot drop", slotDropSummary, slotDropFlags},
 		"version":   {"version", versionSummary, versionFlags},
+
+		"deliver":         {"deliver", deliverSummary, deliverFlags},
+		"deliver redrive": {"deliver redrive", redriveSummary, redriveFlags},
+		"deliver secret":  {"deliver secret", secretSummary, secretFlags},
 	}
 }
 
@@ -105,6 +111,10 @@ func run(args []string, stdout, stderr io.Writer) int {
 		return 0
 	case "replay":
 		return replayCommand(rest, stdout, stderr)
+	case "deliver":
+		if len(rest) > 0 && (rest[0] == "redrive" || rest[0] == "secret") {
+			name, rest = "deliver "+rest[0], rest[1:]
+		}
 	case "slot":
 		if len(rest) == 0 {
 			fmt.Fprint(stderr, slotSummary)
@@ -192,27 +202,34 @@ func loadPostgresConfig(path string, stderr io.Writer) (config.Config, bool) {
 // loadPartialConfig loads the configuration, failing only on problems with keys under one of the
 // prefixes (or not about a key at all, such as an unknown PGCDC_ variable).
 func loadPartialConfig(path string, stderr io.Writer, prefixes ...string) (config.Config, bool) {
+	return loadConfigFor(path, stderr, func(_ config.Config, key string) bool {
+		for _, p := range prefixes {
+			if strings.HasPrefix(key, p) {
+				return true
+			}
+		}
+		return false
+	})
+}
+
+// loadConfigFor loads the configuration for a command that needs only some keys: validation
+// problems of the keys relevant rejects do not stop it (other problems, such as unknown keys, do).
+func loadConfigFor(path string, stderr io.Writer, relevant func(cfg config.Config, key string) bool) (config.Config, bool) {
 	cfg, err := config.Load(path, os.Environ())
 	if err == nil {
 		return cfg, true
 	}
 	joined, ok := err.(interface{ Unwrap() []error })
-	relevant := !ok
+	matters := !ok
 	if ok {
 		for _, e := range joined.Unwrap() {
 			var fe *config.FieldError
-			if !errors.As(e, &fe) {
-				relevant = true
-				continue
-			}
-			for _, p := range prefixes {
-				if strings.HasPrefix(fe.Key, p) {
-					relevant = true
-				}
+			if !errors.As(e, &fe) || relevant(cfg, fe.Key) {
+				matters = true
 			}
 		}
 	}
-	if relevant {
+	if matters {
 		fmt.Fprintf(stderr, "pgcdc: invalid configuration:\n%v\n", err)
 		return cfg, false
 	}

@@ -48,17 +48,13 @@ func runConnector(cfg config.Config, log zerolog.Logger) int {
 	// Readiness: no acknowledgement for this long while events are in flight means not ready.
 	m.StallAfter = max(2*cfg.Kafka.WriteTimeout, 10*time.Second)
 	if cfg.Metrics.Enabled() {
-		srv, err := opshttp.Start(cfg.Metrics, m, log)
+		closeOps, err := serveOps(opshttp.Options{Key: "metrics.listen", Listen: cfg.Metrics.Listen,
+			WebConfigKey: "metrics.web_config_file", WebConfigFile: cfg.Metrics.WebConfigFile}, m, log)
 		if err != nil {
 			log.Error().Err(err).Msg("pgcdc cannot start")
 			return 1
 		}
-		defer func() {
-			sctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
-			_ = srv.Close(sctx)
-			cancel()
-		}()
-		log.Info().Str("addr", srv.Addr()).Bool("web_config", cfg.Metrics.WebConfigFile != "").Msg("operations endpoint: /metrics /healthz /readyz")
+		defer closeOps()
 	}
 
 	logKafkaWarnings(log, cfg.Kafka, cfg.Kafka.Brokers)

@@ -11,10 +11,24 @@ import (
 
 	"github.com/prometheus/exporter-toolkit/web"
 	"github.com/rs/zerolog"
-
-	"github.com/pgcdc/pgcdc/config"
-	"github.com/pgcdc/pgcdc/internal/metrics"
 )
+
+// Source is what the endpoint serves: Prometheus metrics and a readiness answer. pgcdc run's
+// *metrics.Metrics and pgcdc deliver's *deliver.Metrics are both one.
+type Source interface {
+	Handler() http.Handler
+	Ready() (bool, string)
+}
+
+// Options say where the endpoint listens and how.
+type Options struct {
+	Key    string // the configuration key of Listen, named in errors ("metrics.listen")
+	Listen string // host:port; port 0 picks a free one
+	// WebConfigFile is a Prometheus web configuration file (TLS, client certificates, basic auth;
+	// exporter-toolkit); "" serves plain HTTP. Its key is named in errors as WebConfigKey.
+	WebConfigFile string
+	WebConfigKey  string
+}
 
 // Server is a running operations endpoint.
 type Server struct {
@@ -24,7 +38,7 @@ type Server struct {
 }
 
 // Handler returns the endpoint's routes for m.
-func Handler(m *metrics.Metrics) http.Handler {
+func Handler(m Source) http.Handler {
 	mux := http.NewServeMux()
 	mux.Handle("GET /metrics", m.Handler())
 	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, _ *http.Request) {
@@ -46,19 +60,18 @@ func Handler(m *metrics.Metrics) http.Handler {
 	return mux
 }
 
-// Start listens on cfg.Listen (host:port; port 0 picks a free one) and serves m's endpoint until
-// Close. With cfg.WebConfigFile it serves as that Prometheus web configuration file says (TLS,
-// client certificates, basic auth; exporter-toolkit), which is checked here so that a mistake in it
-// stops start-up.
-func Start(cfg config.MetricsConfig, m *metrics.Metrics, log zerolog.Logger) (*Server, error) {
-	if cfg.WebConfigFile != "" {
-		if err := web.Validate(cfg.WebConfigFile); err != nil {
-			return nil, fmt.Errorf("metrics.web_config_file %q: %w (the format: https://prometheus.io/docs/prometheus/latest/configuration/https/)", cfg.WebConfigFile, err)
+// Start listens on o.Listen and serves m's endpoint until Close. With o.WebConfigFile it serves as
+// that Prometheus web configuration file says, which is checked here so that a mistake in it stops
+// start-up.
+func Start(o Options, m Source, log zerolog.Logger) (*Server, error) {
+	if o.WebConfigFile != "" {
+		if err := web.Validate(o.WebConfigFile); err != nil {
+			return nil, fmt.Errorf("%s %q: %w (the format: https://prometheus.io/docs/prometheus/latest/configuration/https/)", o.WebConfigKey, o.WebConfigFile, err)
 		}
 	}
-	ln, err := net.Listen("tcp", cfg.Listen)
+	ln, err := net.Listen("tcp", o.Listen)
 	if err != nil {
-		return nil, fmt.Errorf("metrics.listen: cannot listen on %q: %w (choose another address, or set it to off)", cfg.Listen, err)
+		return nil, fmt.Errorf("%s: cannot listen on %q: %w (choose another address, or set it to off)", o.Key, o.Listen, err)
 	}
 	s := &Server{
 		ln: ln,
@@ -70,8 +83,8 @@ func Start(cfg config.MetricsConfig, m *metrics.Metrics, log zerolog.Logger) (*S
 		},
 		done: make(chan struct{}),
 	}
-	webFile := cfg.WebConfigFile
-	flags := &web.FlagConfig{WebListenAddresses: &[]string{cfg.Listen}, WebConfigFile: &webFile}
+	webFile := o.WebConfigFile
+	flags := &web.FlagConfig{WebListenAddresses: &[]string{o.Listen}, WebConfigFile: &webFile}
 	// exporter-toolkit logs through slog: its start-up lines (info there) at debug here.
 	slogger := slog.New(demoteInfo{zerolog.NewSlogHandler(log.With().Str("component", "opshttp").Logger())})
 	go func() {

@@ -11,7 +11,6 @@ import (
 
 	"github.com/rs/zerolog"
 
-	"github.com/pgcdc/pgcdc/config"
 	"github.com/pgcdc/pgcdc/internal/metrics"
 )
 
@@ -29,7 +28,7 @@ func get(t *testing.T, url string) (int, string) {
 
 func TestEndpoints(t *testing.T) {
 	m := metrics.New("v1")
-	srv, err := Start(config.MetricsConfig{Listen: "127.0.0.1:0"}, m, zerolog.Nop())
+	srv, err := Start(Options{Key: "metrics.listen", Listen: "127.0.0.1:0", WebConfigKey: "metrics.web_config_file"}, m, zerolog.Nop())
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -63,7 +62,7 @@ func TestListenError(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer ln.Close()
-	_, err = Start(config.MetricsConfig{Listen: ln.Addr().String()}, metrics.New("v"), zerolog.Nop())
+	_, err = Start(Options{Key: "metrics.listen", Listen: ln.Addr().String(), WebConfigKey: "metrics.web_config_file"}, metrics.New("v"), zerolog.Nop())
 	if err == nil || !strings.Contains(err.Error(), "metrics.listen") || !strings.Contains(err.Error(), "address already in use") {
 		t.Errorf("err = %v", err)
 	}

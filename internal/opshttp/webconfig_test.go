@@ -22,7 +22,6 @@ import (
 	"github.com/rs/zerolog"
 	"golang.org/x/crypto/bcrypt"
 
-	"github.com/pgcdc/pgcdc/config"
 	"github.com/pgcdc/pgcdc/internal/metrics"
 )
 
@@ -76,7 +75,7 @@ func TestWebConfigTLSAndBasicAuth(t *testing.T) {
 		t.Fatal(err)
 	}
 	m := metrics.New("v1")
-	srv, err := Start(config.MetricsConfig{Listen: "127.0.0.1:0", WebConfigFile: webFile}, m, zerolog.Nop())
+	srv, err := Start(Options{Key: "metrics.listen", Listen: "127.0.0.1:0", WebConfigFile: webFile, WebConfigKey: "metrics.web_config_file"}, m, zerolog.Nop())
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -135,7 +134,7 @@ func TestWebConfigInvalid(t *testing.T) {
 		if err := os.WriteFile(f, []byte(yml), 0o600); err != nil {
 			t.Fatal(err)
 		}
-		_, err := Start(config.MetricsConfig{Listen: "127.0.0.1:0", WebConfigFile: f}, metrics.New("v"), zerolog.Nop())
+		_, err := Start(Options{Key: "metrics.listen", Listen: "127.0.0.1:0", WebConfigFile: f, WebConfigKey: "metrics.web_config_file"}, metrics.New("v"), zerolog.Nop())
 		if err == nil || !strings.Contains(err.Error(), "metrics.web_config_file") {
 			t.Errorf("%s: err = %v, want an error naming metrics.web_config_file", name, err)
 		}

@@ -4,7 +4,7 @@
 // Kafka, confirmed to the slot). `make bench` runs the default suite; docs/performance.md explains
 // the method and keeps the latest figures.
 //
-//	go run ./internal/cmd/bench [-rows 1000000] [-txn-rows 100] [-modes throughput,latency,large] [-json FILE]
+//	go run ./internal/cmd/bench [-rows 1000000] [-txn-rows 100] [-modes throughput,latency,large,deliver] [-json FILE]
 //
 // Servers: by default a throwaway PostgreSQL and Kafka are started through internal/testenv (their
 // pids are known, so the CPU of the broker's JVM and of the walsender are measured too). Existing
@@ -31,6 +31,10 @@
 //   - large: one transaction of -large-rows rows, committed before pgcdc starts; time from pgcdc's
 //     start to the slot confirmed past that commit, and peak RSS. With -large-ref, pg_recvlogical
 //     reads the same transaction first as the reference.
+//   - deliver: -deliver-events Debezium-shaped records (pgcdc's format, no schemas; 10,000 keys) are
+//     written to a topic of -deliver-partitions partitions, then `pgcdc deliver --until-end` sends
+//     them to an HTTP endpoint of the benchmark that answers 204 at once; events/s is measured at
+//     the endpoint from the first request to the last, with the process's CPU and peak RSS.
 //
 // Profiling: with -profile DIR (default .cache/bench), one more pgcdc run over the throughput WAL
 // has PGCDC_PPROF_ADDR set (cmd/pgcdc/pprof.go) and the benchmark saves a CPU profile taken over

@@ -37,6 +37,8 @@ type options struct {
 	largeRows int64
 	largeRef  bool
 
+	deliverEvents, deliverPartitions, deliverConcurrency int
+
 	statusInterval time.Duration
 	partitions     int
 	pgcdcEnv       map[string]string
@@ -63,7 +65,7 @@ func parseFlags(args []string) (*options, error) {
 	fs.IntVar(&o.kafkaHeapMB, "kafka-heap-mb", 512, "heap of the broker the benchmark starts")
 	fs.StringVar(&o.pgBinDir, "pg-bin", "", "directory of the PostgreSQL binaries (initdb, postgres, pg_recvlogical); default PATH or the newest /usr/lib/postgresql/*/bin")
 	fs.StringVar(&o.pgcdcBin, "pgcdc", "", "pgcdc binary to measure (default: build ./cmd/pgcdc without -race into -out)")
-	modes := fs.String("modes", "throughput,latency,large", "modes to run, comma-separated: throughput, latency, large")
+	modes := fs.String("modes", "throughput,latency,large,deliver", "modes to run, comma-separated: throughput, latency, large, deliver")
 	schemas := fs.String("schemas", "false,true", "events.value_schemas settings for the throughput runs, comma-separated")
 	fs.Int64Var(&o.rows, "rows", 1_000_000, "throughput: rows in the workload")
 	fs.IntVar(&o.txnRows, "txn-rows", 100, "throughput: rows per transaction")
@@ -74,6 +76,9 @@ func parseFlags(args []string) (*options, error) {
 	fs.DurationVar(&o.latencyWarmup, "latency-warmup", 5*time.Second, "latency: writes before the measured period, not counted")
 	fs.Int64Var(&o.largeRows, "large-rows", 2_000_000, "large: rows in the one transaction")
 	fs.BoolVar(&o.largeRef, "large-ref", true, "large: measure pg_recvlogical on the same transaction first")
+	fs.IntVar(&o.deliverEvents, "deliver-events", 200_000, "deliver: events sent to the trivial endpoint")
+	fs.IntVar(&o.deliverPartitions, "deliver-partitions", 4, "deliver: partitions of the topic")
+	fs.IntVar(&o.deliverConcurrency, "deliver-concurrency", 8, "deliver: deliver.concurrency (attempts in flight per partition)")
 	fs.DurationVar(&o.statusInterval, "status-interval", 200*time.Millisecond, "pgcdc postgres.status_interval (how soon the slot shows a confirmation)")
 	fs.IntVar(&o.partitions, "partitions", 1, "pgcdc kafka.partitions")
 	env := fs.String("pgcdc-env", "", "extra environment of every pgcdc run, comma-separated NAME=VALUE (e.g. PGCDC_KAFKA_MAX_IN_FLIGHT_BYTES=16MiB,GOMEMLIMIT=100MiB)")
@@ -105,12 +110,15 @@ func parseFlags(args []string) (*options, error) {
 		if !set["large-rows"] {
 			o.largeRows = 300_000
 		}
+		if !set["deliver-events"] {
+			o.deliverEvents = 50_000
+		}
 	}
 	o.modes = map[string]bool{}
 	for _, m := range strings.Split(*modes, ",") {
 		m = strings.TrimSpace(m)
 		switch m {
-		case "throughput", "latency", "large":
+		case "throughput", "latency", "large", "deliver":
 			o.modes[m] = true
 		case "":
 		default:
@@ -138,8 +146,9 @@ func parseFlags(args []string) (*options, error) {
 		o.pgcdcEnv[k] = v
 	}
 	o.variants = append([]variant{{Name: "default"}}, variants...)
-	if o.rows < 1 || o.txnRows < 1 || o.repeat < 1 || o.latencyRate < 1 || o.latencyBatch < 1 || o.largeRows < 1 || o.partitions < 1 {
-		return nil, errors.New("-rows, -txn-rows, -repeat, -latency-rate, -latency-batch, -large-rows and -partitions must be >= 1")
+	if o.rows < 1 || o.txnRows < 1 || o.repeat < 1 || o.latencyRate < 1 || o.latencyBatch < 1 || o.largeRows < 1 || o.partitions < 1 ||
+		o.deliverEvents < 1 || o.deliverPartitions < 1 || o.deliverConcurrency < 1 {
+		return nil, errors.New("-rows, -txn-rows, -repeat, -latency-rate, -latency-batch, -large-rows, -partitions and -deliver-* must be >= 1")
 	}
 	if o.repeat > 10 {
 		return nil, errors.New("-repeat: at most 10 (every round holds its slots)")
@@ -196,6 +205,7 @@ type Results struct {
 	Throughput *ThroughputResult `json:"throughput,omitempty"`
 	Latency    *LatencyResult    `json:"latency,omitempty"`
 	Large      *LargeResult      `json:"large_transaction,omitempty"`
+	Deliver    *DeliverResult    `json:"deliver,omitempty"`
 	Profile    *ProfileResult    `json:"profile,omitempty"`
 	Errors     []string          `json:"errors,omitempty"`
 }
@@ -322,6 +332,12 @@ func runAll(ctx context.Context, o *options, res *Results) error {
 			logf("large transaction: %v", err)
 		}
 	}
+	if o.modes["deliver"] && ctx.Err() == nil {
+		if err := b.deliver(ctx); err != nil {
+			errs = append(errs, fmt.Errorf("deliver: %w", err))
+			logf("deliver: %v", err)
+		}
+	}
 	return errors.Join(errs...)
 }
 
@@ -404,7 +420,8 @@ func settingsOf(o *options) map[string]any {
 		"latency_duration_s": o.latencyDuration.Seconds(), "latency_warmup_s": o.latencyWarmup.Seconds(),
 		"large_rows": o.largeRows, "large_ref": o.largeRef, "status_interval": o.statusInterval.String(),
 		"partitions": o.partitions, "pgcdc_env": o.pgcdcEnv, "variants": o.variants, "own_servers": o.pgDSN == "" && o.brokers == "",
-		"kafka_heap_mb": o.kafkaHeapMB,
+		"kafka_heap_mb": o.kafkaHeapMB, "deliver_events": o.deliverEvents, "deliver_partitions": o.deliverPartitions,
+		"deliver_concurrency": o.deliverConcurrency,
 	}
 }
 

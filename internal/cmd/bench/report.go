@@ -80,6 +80,13 @@ func printReport(w io.Writer, r *Results) {
 			fmt.Fprintf(w, "\nratio pgcdc/pg_recvlogical: **%.2f**\n", g.Ratio)
 		}
 	}
+	if d := r.Deliver; d != nil && d.Requests > 0 {
+		fmt.Fprintf(w, "\n### Deliver: %d events (%d keys) on %d partitions to an endpoint answering 204, ordering %s, concurrency %d per partition\n\n",
+			d.Events, d.Keys, d.Partitions, d.Ordering, d.Concurrency)
+		fmt.Fprintln(w, "| events/s (first to last request) | process seconds (join included) | requests | CPU µs/event | peak RSS |")
+		fmt.Fprintln(w, "| ---: | ---: | ---: | ---: | ---: |")
+		fmt.Fprintf(w, "| **%.0f** | %.2f | %d | %.1f | %s |\n", d.EventsPerSec, d.Seconds, d.Requests, d.CPUPerEvent, mib(d.PeakRSS))
+	}
 	if p := r.Profile; p != nil {
 		fmt.Fprintf(w, "\n### Profile (pgcdc, value schemas %v, a %.1fs run with the profiler on): %s\n\n```\n%s\n```\n", p.ValueSchemas, p.RunSeconds, p.CPUProfile, p.TopFlat)
 		fmt.Fprintf(w, "\nCumulative:\n\n```\n%s\n```\n\nAllocations (alloc_space): %s\n\n```\n%s\n```\n", p.TopCum, p.AllocsProfile, p.TopAllocs)

@@ -289,10 +289,18 @@ func pgcdcSpec(o *options, s *servers, dsn, label, slot, pub, prefix, table stri
 		vars[k] = v
 	}
 	cmd := exec.Command(o.pgcdcBin, "run")
+	cmd.Env = procEnv(vars)
+	return runSpec{label: label, cmd: cmd, slot: slot, target: target, rows: rows, readyLine: `"message":"streaming"`}
+}
+
+// procEnv is the environment of a pgcdc process: this one's without any PGCDC_* variable (a stray
+// one would change the run), plus vars.
+func procEnv(vars map[string]string) []string {
+	var env []string
 	for _, kv := range os.Environ() {
 		name, _, _ := strings.Cut(kv, "=")
-		if _, set := vars[name]; !set && !strings.HasPrefix(name, "PGCDC_") { // a stray PGCDC_* would change the run
-			cmd.Env = append(cmd.Env, kv)
+		if _, set := vars[name]; !set && !strings.HasPrefix(name, "PGCDC_") {
+			env = append(env, kv)
 		}
 	}
 	keys := make([]string, 0, len(vars))
@@ -301,9 +309,9 @@ func pgcdcSpec(o *options, s *servers, dsn, label, slot, pub, prefix, table stri
 	}
 	sort.Strings(keys)
 	for _, k := range keys {
-		cmd.Env = append(cmd.Env, k+"="+vars[k])
+		env = append(env, k+"="+vars[k])
 	}
-	return runSpec{label: label, cmd: cmd, slot: slot, target: target, rows: rows, readyLine: `"message":"streaming"`}
+	return env
 }
 
 // finishPgcdcRun checks the topic holds exactly the expected records, records their size, and

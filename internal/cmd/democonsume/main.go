@@ -1,10 +1,14 @@
-// Command democonsume is the helper of `make demo` (scripts/demo.sh). It has three subcommands:
+// Command democonsume is the helper of `make demo` (scripts/demo.sh) and `make demo-deliver`
+// (scripts/demo-deliver.sh). Its subcommands:
 //
 //	democonsume dsn [-db NAME]                     print the PostgreSQL URL, with another database
 //	democonsume sql [-db NAME] [-q] STATEMENT...   run SQL statements one by one, echoing them
 //	democonsume consume -topic T [-n N] [-timeout D] [-full]
 //	                                               read T from its first offset like any Kafka
 //	                                               consumer and pretty-print each change event
+//	democonsume webhook -url-file F [-n N] [-timeout D] [-secret-env NAME]
+//	                                               serve a webhook endpoint on loopback and print
+//	                                               each call (make demo-deliver)
 //
 // The servers come from the environment that internal/cmd/testenv sets: PGCDC_TEST_PG_DSN (a
 // superuser URL) and PGCDC_TEST_KAFKA_BROKERS. It needs no psql or Kafka command-line tools.
@@ -34,6 +38,7 @@ const usage = `usage:
   democonsume dsn [-db NAME]
   democonsume sql [-db NAME] [-q] STATEMENT...
   democonsume consume -topic TOPIC [-n N] [-timeout 60s] [-full]
+  democonsume webhook -url-file FILE [-n N] [-timeout 60s] [-secret-env NAME]
 Servers: PGCDC_TEST_PG_DSN, PGCDC_TEST_KAFKA_BROKERS (set by internal/cmd/testenv).`
 
 func main() {
@@ -49,6 +54,8 @@ func main() {
 		err = runSQL(os.Args[2:])
 	case "consume":
 		err = runConsume(os.Args[2:])
+	case "webhook":
+		err = runWebhook(os.Args[2:])
 	default:
 		fmt.Fprintln(os.Stderr, usage)
 		os.Exit(2)
