@@ -34,6 +34,31 @@ type SnapshotConfig struct {
 	ProgressSchema string `yaml:"progress_schema"`  // schema of the pgcdc_snapshot_progress table, default "public"
 }
 
+// Publication modes (postgres.publication_mode).
+const (
+	PublicationFiltered  = "filtered"
+	PublicationAllTables = "all_tables"
+	PublicationDisabled  = "disabled"
+	PublicationNoTables  = "no_tables"
+)
+
+// PublicationModeEffective is the publication mode in force: disabled when create_publication is
+// false (its older spelling), else publication_mode.
+func (p PostgresConfig) PublicationModeEffective() string {
+	if !p.CreatePublication {
+		return PublicationDisabled
+	}
+	if p.PublicationMode == "" {
+		return PublicationFiltered
+	}
+	return p.PublicationMode
+}
+
+// ManagesPublicationTables reports whether pgcdc adds the captured tables to the publication.
+func (p PostgresConfig) ManagesPublicationTables() bool {
+	return p.PublicationModeEffective() == PublicationFiltered
+}
+
 // Snapshot modes.
 const (
 	SnapshotInitial     = "initial"
@@ -68,7 +93,12 @@ type PostgresConfig struct {
 	Slot                       string        `yaml:"slot"`                         // default "pgcdc"; [a-z0-9_]{1,63}
 	Publication                string        `yaml:"publication"`                  // default "pgcdc"; [a-z_][a-z0-9_]{0,62}
 	CreateSlot                 bool          `yaml:"create_slot"`                  // default true
-	CreatePublication          bool          `yaml:"create_publication"`           // default true
+	CreatePublication          bool          `yaml:"create_publication"`           // default true; false is publication_mode disabled
+	// PublicationMode says how the publication is managed, as Debezium's publication.autocreate.mode:
+	// filtered (default: a table list kept in step with "tables"), all_tables (FOR ALL TABLES,
+	// filtered in pgcdc; needs a superuser), disabled (an administrator manages it), no_tables
+	// (created without tables, never changed). See PublicationModeEffective.
+	PublicationMode string `yaml:"publication_mode"`
 	Streaming                  bool          `yaml:"streaming"`                    // protocol v2 streaming of in-progress transactions with a local spool; default false
 	SpoolDir                   string        `yaml:"spool_dir"`                    // default filepath.Join(os.TempDir(), "pgcdc-spool-"+Slot)
 	SpoolMaxBytes              ByteSize      `yaml:"spool_max_bytes"`              // default 10GiB
@@ -93,7 +123,8 @@ type TablesConfig struct {
 	Include []string `yaml:"include"` // "schema.table" glob patterns (path.Match syntax: * ? [..]); default ["public.*"]
 	Exclude []string `yaml:"exclude"`
 	// PublishViaPartitionRoot publishes the changes of a partitioned table's partitions under the
-	// root table's topic (default true); false gives each partition its own topic.
+	// root table's topic; false (the default, as Debezium's publish.via.partition.root) gives each
+	// partition its own topic.
 	PublishViaPartitionRoot bool `yaml:"publish_via_partition_root"`
 	// RowFilters publishes only the rows of a table that match a SQL condition (a publication row
 	// filter, PostgreSQL 15+): "schema.table" (exact name) -> condition, e.g. "region = 'eu'".
@@ -199,6 +230,7 @@ func Default() Config {
 			Publication:                DefaultPublication,
 			CreateSlot:                 true,
 			CreatePublication:          true,
+			PublicationMode:            PublicationFiltered,
 			Streaming:                  false,
 			SpoolDir:                   DefaultSpoolDir(DefaultSlot),
 			SpoolMaxBytes:              DefaultSpoolMaxBytes,
@@ -208,7 +240,7 @@ func Default() Config {
 		},
 		Tables: TablesConfig{
 			Include:                 []string{"public.*"},
-			PublishViaPartitionRoot: true,
+			PublishViaPartitionRoot: false,
 			RowFilters:              map[string]string{},
 			Columns:                 map[string][]string{},
 		},

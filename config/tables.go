@@ -64,8 +64,8 @@ func hasWildcard(p string) bool { return strings.ContainsAny(p, "*?[\\") }
 // UnmatchedIncludes returns the Include entries that name a single table (no wildcard) that is
 // not among captured, the schema.table names of the tables Matches selected: a misspelt or
 // missing table, one that Exclude removes, or a partition (only partitioned roots are listed).
-// Entries with wildcards may match nothing without being a mistake. `pgcdc run` refuses to start
-// on such entries and `pgcdc check` reports them: one rule for both.
+// Entries with wildcards may match nothing without being a mistake. `pgcdc run` and `pgcdc check`
+// warn about such entries: one rule for both.
 func (t TablesConfig) UnmatchedIncludes(captured []string) []string {
 	var out []string
 	for _, p := range t.Include {

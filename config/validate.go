@@ -122,6 +122,12 @@ func (p PostgresConfig) validate(v *validator) {
 	if !slotRe.MatchString(p.Slot) {
 		v.add("postgres.slot", "invalid slot name %q: use 1 to 63 lower-case letters, digits and underscores ([a-z0-9_]{1,63})", p.Slot)
 	}
+	if p.PublicationMode != "" {
+		v.oneOf("postgres.publication_mode", p.PublicationMode, PublicationFiltered, PublicationAllTables, PublicationDisabled, PublicationNoTables)
+	}
+	if !p.CreatePublication && p.PublicationMode != "" && p.PublicationMode != PublicationFiltered && p.PublicationMode != PublicationDisabled {
+		v.add("postgres.create_publication", "false means publication_mode disabled, but publication_mode is %q: set only publication_mode", p.PublicationMode)
+	}
 	if !publicationRe.MatchString(p.Publication) {
 		v.add("postgres.publication", "invalid publication name %q: use a lower-case identifier, 1 to 63 letters, digits and underscores not starting with a digit ([a-z_][a-z0-9_]{0,62})", p.Publication)
 	}

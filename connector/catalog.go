@@ -24,25 +24,42 @@ type catalog struct {
 	log     zerolog.Logger
 }
 
-func (c *catalog) Describe(ctx context.Context, relID uint32) (decode.CatalogTable, error) {
+func (c *catalog) Describe(ctx context.Context, relID uint32) (t decode.CatalogTable, err error) {
+	err = c.query(ctx, func(q decode.PGCatalog) error {
+		t, err = q.Describe(ctx, relID)
+		return err
+	})
+	return t, err
+}
+
+func (c *catalog) DescribeType(ctx context.Context, typeOID uint32) (t decode.CatalogType, err error) {
+	err = c.query(ctx, func(q decode.PGCatalog) error {
+		t, err = q.DescribeType(ctx, typeOID)
+		return err
+	})
+	return t, err
+}
+
+// query runs fn on the catalog connection, reconnecting and retrying while the connection is lost.
+func (c *catalog) query(ctx context.Context, fn func(decode.PGCatalog) error) error {
 	b := retry.New(200*time.Millisecond, 5*time.Second)
 	for {
 		if c.conn == nil || c.conn.IsClosed() {
 			conn, err := pgsource.ConnectSQL(ctx, c.connStr)
 			if err != nil {
-				return decode.CatalogTable{}, err
+				return err
 			}
 			c.conn = conn
 		}
-		t, err := decode.PGCatalog{Conn: c.conn}.Describe(ctx, relID)
+		err := fn(decode.PGCatalog{Conn: c.conn})
 		if err == nil || !connectionLost(c.conn, err) || ctx.Err() != nil {
-			return t, err
+			return err
 		}
-		c.log.Warn().Err(err).Uint32("relation", relID).Msg("catalog connection lost; reconnecting")
+		c.log.Warn().Err(err).Msg("catalog connection lost; reconnecting")
 		c.conn.Close(context.Background())
 		c.conn = nil
 		if err := b.Wait(ctx); err != nil {
-			return t, err
+			return err
 		}
 	}
 }

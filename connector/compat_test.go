@@ -132,6 +132,9 @@ func runCompat(t *testing.T, r compatRun, withDebezium bool) {
 		"PGCDC_KAFKA_PARTITIONS":     strconv.Itoa(r.partitions),
 		"PGCDC_EVENTS_KEY_SCHEMAS":   strconv.FormatBool(r.keySchemas),
 		"PGCDC_EVENTS_VALUE_SCHEMAS": strconv.FormatBool(r.valueSchemas),
+		// As the Debezium side below: partitioned tables under their root's topic unless a run says
+		// otherwise (noschema_leaves runs both connectors with their default, false).
+		"PGCDC_TABLES_PUBLISH_VIA_PARTITION_ROOT": "true",
 	}
 	for k, v := range r.pgcdc {
 		env[k] = v

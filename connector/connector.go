@@ -45,6 +45,9 @@ type Connector struct {
 	tables   []pgsource.Table // captured tables (for the snapshot and the refresher)
 
 	slotGuard *slotrecord.Guard // records each position before it is confirmed (slotsafety.go); nil: no record table
+	noticed   map[string]bool   // warnings given once per process (guarded by tablesMu)
+	// onJoin snapshots the rows of tables that joined the publication while pgcdc ran; nil: none.
+	onJoin func(tables []string) error
 }
 
 // New prepares a connector for cfg (which Load has validated). m receives its metrics; nil means none.
@@ -255,7 +258,7 @@ func (c *Connector) start(ctx context.Context) error {
 	if c.info, err = pgsource.CheckServer(pgCtx, sql); err != nil {
 		return err
 	}
-	tables, err := c.syncPublication(pgCtx, sql, true)
+	tables, _, err := c.syncPublication(pgCtx, sql, true)
 	if err != nil {
 		return err
 	}
@@ -367,6 +370,10 @@ func (c *Connector) routeOptions() route.Options {
 	}
 	if c.metrics != nil {
 		o.OnEvent = func(table string, op event.Op) { c.metrics.Event(table, byte(op)) }
+	}
+	if !c.cfg.Postgres.ManagesPublicationTables() {
+		// The publication may carry tables "tables" does not select.
+		o.Steps = append(o.Steps, &capturedOnly{tables: c.cfg.Tables})
 	}
 	return o
 }

@@ -159,7 +159,9 @@ func itoa(n int64) string { b, _ := json.Marshal(n); return string(b) }
 
 // A primary-key change is a delete of the old key (with the new key in __debezium.newkey, also on
 // its tombstone) and a create of the new key (with __debezium.oldkey); partitions of a partitioned
-// table publish under the root's topic.
+// table publish under their own topics by default (as Debezium), under the root's topic with
+// tables.publish_via_partition_root, and an existing publication is never flipped to the other
+// setting: a start that finds it stops and says what to do.
 func TestKeyChangeAndPartitionedTables(t *testing.T) {
 	e := newEnv(t, nil, nil)
 	e.exec(`CREATE TABLE k (id int PRIMARY KEY, v text)`)
@@ -171,6 +173,20 @@ func TestKeyChangeAndPartitionedTables(t *testing.T) {
 	e.exec(`INSERT INTO k VALUES (1, 'a')`)
 	e.exec(`UPDATE k SET id = 3 WHERE id = 1`)
 	e.exec(`INSERT INTO m VALUES (1, 'eu', 10), (2, 'us', 20)`)
+	for _, leaf := range []string{"m_eu", "m_us"} {
+		if c := e.read(leaf, 1, time.Minute)[0]; c.Source.Table != leaf || c.Op != "c" {
+			t.Errorf("partition %s: table %q op %s", leaf, c.Source.Table, c.Op)
+		}
+	}
+	p.stop()
+
+	// The other setting on the same publication: refused, with both ways out.
+	root := map[string]string{"PGCDC_TABLES_PUBLISH_VIA_PARTITION_ROOT": "true"}
+	expectStartupFailure(t, e, root, 1, "publish_via_partition_root = false", "tables.publish_via_partition_root: false", "ALTER PUBLICATION")
+	e.exec(`ALTER PUBLICATION ` + e.pub + ` SET (publish_via_partition_root = true)`)
+	p = e.start(root)
+	p.waitStreaming()
+	e.exec(`INSERT INTO m VALUES (3, 'eu', 30), (4, 'us', 40)`)
 	ks := e.read("k", 4, time.Minute)
 	if ks[1].Op != "d" || !ks[2].Tombstone || ks[3].Op != "c" {
 		t.Fatalf("key change: %+v", ks)

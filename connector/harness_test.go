@@ -244,18 +244,6 @@ func (p *proc) waitLog(substr string, timeout time.Duration) {
 	}
 }
 
-// waitLogCount waits until the output contains substr at least n times.
-func (p *proc) waitLogCount(substr string, n int, timeout time.Duration) {
-	p.t.Helper()
-	deadline := time.Now().Add(timeout)
-	for strings.Count(p.out.String(), substr) < n {
-		if time.Now().After(deadline) {
-			p.t.Fatalf("pgcdc did not log %q %d times within %s:\n%s", substr, n, timeout, tail(p.out.String(), 6000))
-		}
-		time.Sleep(50 * time.Millisecond)
-	}
-}
-
 // waitStreaming waits for the connector to be streaming.
 func (p *proc) waitStreaming() { p.waitLog(`"message":"streaming"`, 60*time.Second) }
 

@@ -61,6 +61,10 @@ func (oneTable) Describe(context.Context, uint32) (decode.CatalogTable, error) {
 		Columns: []decode.CatalogColumn{{Name: "id", TypeOID: 23, TypeName: "int4", NotNull: true}}}, nil
 }
 
+func (oneTable) DescribeType(context.Context, uint32) (decode.CatalogType, error) {
+	return decode.CatalogType{}, errors.New("no types")
+}
+
 var (
 	tCols = []pg.Col{{Name: "id", OID: 23, TypeMod: -1, Key: true}}
 	ts    = time.Date(2026, 12, 7, 10, 0, 0, 0, time.UTC)

@@ -20,7 +20,7 @@ func (c *Connector) publicationFilters(ctx context.Context, conn *pgx.Conn, pub 
 	if err := f.Check(c.info.Version, pub); err != nil {
 		return nil, err
 	}
-	if !c.cfg.Postgres.CreatePublication {
+	if !c.cfg.Postgres.ManagesPublicationTables() {
 		if len(f) > 0 {
 			c.log.Warn().Str("publication", pub.Name).Msg("tables.row_filters and tables.columns are not applied: pgcdc does not manage the publication (postgres.create_publication: false); set them in the publication itself")
 		}

@@ -3,99 +3,198 @@ package connector
 import (
 	"context"
 	"fmt"
+	"strings"
 
 	"github.com/jackc/pgx/v5"
 
+	"github.com/pgcdc/pgcdc/config"
 	"github.com/pgcdc/pgcdc/pkg/pgsource"
 )
 
-// syncPublication makes the publication hold the captured tables (when pgcdc manages it) and
-// returns them. At start-up, a table that cannot be published, or an include entry naming a table
-// that does not exist, is an error; later (refresh) it is logged and retried at the next refresh.
-func (c *Connector) syncPublication(ctx context.Context, conn *pgx.Conn, startup bool) ([]pgsource.Table, error) {
+// syncPublication brings the publication in line with postgres.publication_mode and returns the
+// captured tables: those tables.include selects whose changes the publication carries. It runs at
+// start-up and at every refresh, with the same rules both times: an include entry that matches no
+// table yet is a warning (the table may be created later); a table that cannot be published without
+// breaking the application's UPDATE and DELETE (no replica identity) is left out with a warning and
+// counted in pgcdc_tables_skipped; the tables a refresh adds to the publication are returned in
+// joined (their rows are then snapshotted, see joinTables).
+func (c *Connector) syncPublication(ctx context.Context, conn *pgx.Conn, startup bool) (captured, joined []pgsource.Table, err error) {
+	pg := c.cfg.Postgres
+	mode := pg.PublicationModeEffective()
 	tables, err := pgsource.ListTables(ctx, conn, c.cfg.Tables.Matches)
 	if err != nil {
-		return nil, err
+		return nil, nil, err
 	}
 	if startup {
 		names := make([]string, len(tables))
 		for i, t := range tables {
 			names[i] = t.String()
 		}
-		if missing := c.cfg.Tables.UnmatchedIncludes(names); len(missing) > 0 {
-			return nil, fmt.Errorf("tables.include: table %s does not exist (or is excluded, or is a partition: name its partitioned root)", missing[0])
+		for _, p := range c.cfg.Tables.UnmatchedIncludes(names) {
+			c.log.Warn().Str("include", p).Msg("tables.include names a table that does not exist (yet): it is captured once it is created; check the name (schema.table, unquoted names are lower case; a partition's root, not the partition)")
 		}
 	}
-	pub, err := pgsource.ReadPublication(ctx, conn, c.cfg.Postgres.Publication)
+	pub, err := pgsource.ReadPublication(ctx, conn, pg.Publication)
 	if err != nil {
-		return nil, err
+		return nil, nil, err
 	}
 	if !startup && !pub.Exists {
-		return nil, pgsource.StopJob(&errPublicationDropped{c.cfg.Postgres.Publication})
+		return nil, nil, pgsource.StopJob(&errPublicationDropped{pg.Publication})
 	}
+	ident := pgx.Identifier{pg.Publication}.Sanitize()
+	if pub.Exists && pub.ViaRoot != c.cfg.Tables.PublishViaPartitionRoot {
+		// Never flipped silently: it changes the topics of partitioned tables.
+		return nil, nil, fmt.Errorf("postgres: publication %q has publish_via_partition_root = %t but tables.publish_via_partition_root is %t: "+
+			"the topics of partitioned tables differ (one per partitioned table when true, one per partition when false). Keep the topics consumers read: "+
+			"set tables.publish_via_partition_root: %t; or move to the other topics knowingly: ALTER PUBLICATION %s SET (publish_via_partition_root = %t)",
+			pg.Publication, pub.ViaRoot, c.cfg.Tables.PublishViaPartitionRoot, pub.ViaRoot, ident, c.cfg.Tables.PublishViaPartitionRoot)
+	}
+	switch mode {
+	case config.PublicationAllTables:
+		if !pub.Exists {
+			if err := c.warnUnpublishable(ctx, conn); err != nil {
+				return nil, nil, err
+			}
+			if err := pgsource.CreatePublicationAllTables(ctx, conn, pg.Publication, c.cfg.Tables.PublishViaPartitionRoot); err != nil {
+				return nil, nil, fmt.Errorf("%w (postgres.publication_mode all_tables needs a superuser: create it as one, or use publication_mode filtered)", err)
+			}
+			c.log.Info().Str("publication", pg.Publication).Msg("created publication FOR ALL TABLES")
+		} else if !pub.AllTables {
+			return nil, nil, fmt.Errorf("postgres: publication %q exists but is not FOR ALL TABLES, and postgres.publication_mode is all_tables: drop it (DROP PUBLICATION %s) to let pgcdc create it, or set publication_mode to filtered or disabled",
+				pg.Publication, ident)
+		}
+		return tables, nil, nil
+	case config.PublicationDisabled, config.PublicationNoTables:
+		if !pub.Exists && mode == config.PublicationDisabled {
+			return nil, nil, fmt.Errorf("postgres: publication %q does not exist and pgcdc does not manage it (postgres.publication_mode disabled, or create_publication: false): as an administrator, CREATE PUBLICATION %s FOR TABLE ... WITH (publish_via_partition_root = %t); or set publication_mode: filtered",
+				pg.Publication, ident, c.cfg.Tables.PublishViaPartitionRoot)
+		}
+		if !pub.Exists {
+			if err := pgsource.CreatePublication(ctx, conn, pg.Publication, nil, c.cfg.Tables.PublishViaPartitionRoot, nil); err != nil {
+				return nil, nil, err
+			}
+			c.log.Info().Str("publication", pg.Publication).Msg("created publication without tables (publication_mode no_tables): an administrator adds them")
+		}
+		var in []pgsource.Table
+		for _, t := range tables {
+			if pub.AllTables || pub.Tables[t.String()] {
+				in = append(in, t)
+			} else if c.firstNotice("unpublished " + t.String()) {
+				c.log.Warn().Str("table", t.String()).Str("publication", pg.Publication).Str("publication_mode", mode).
+					Msg("table matches tables.include but is not in the publication, which pgcdc does not manage: its changes are not captured; add it with ALTER PUBLICATION ... ADD TABLE")
+			}
+		}
+		return in, nil, nil
+	}
+
+	// filtered: the publication lists the captured tables.
 	var publishable, missing []pgsource.Table
+	skipped := 0
 	for _, t := range tables {
 		if pub.Tables[t.String()] || pub.AllTables {
 			publishable = append(publishable, t)
 			continue
 		}
 		if problem := t.IdentityProblem(); problem != "" {
-			if startup && c.cfg.Postgres.CreatePublication {
-				return nil, fmt.Errorf("postgres: refusing to capture %s: %s", t, problem)
+			skipped++
+			if c.firstNotice("identity " + t.String()) {
+				c.log.Warn().Str("table", t.String()).Msg("not captured: " + problem)
 			}
-			c.log.Error().Str("table", t.String()).Msg("not captured: " + problem)
 			continue
 		}
 		missing = append(missing, t)
 	}
+	c.metrics.TablesSkipped(skipped)
 	filters, err := c.publicationFilters(ctx, conn, pub, publishable, startup) // pubfilter.go
 	if err != nil {
-		return nil, err
-	}
-	if !c.cfg.Postgres.CreatePublication {
-		if !pub.Exists {
-			return nil, fmt.Errorf("postgres: publication %q does not exist and postgres.create_publication is false: create it (CREATE PUBLICATION %s FOR TABLE ... WITH (publish_via_partition_root = true)) or set create_publication: true",
-				c.cfg.Postgres.Publication, pgx.Identifier{c.cfg.Postgres.Publication}.Sanitize())
-		}
-		for _, t := range missing {
-			c.log.Warn().Str("table", t.String()).Str("publication", c.cfg.Postgres.Publication).
-				Msg("table matches tables.include but is not in the publication, which pgcdc does not manage (postgres.create_publication: false): its changes are not captured; add it with ALTER PUBLICATION ... ADD TABLE")
-		}
-		return publishable, nil
+		return nil, nil, err
 	}
 	if !pub.Exists {
-		if err := pgsource.CreatePublication(ctx, conn, c.cfg.Postgres.Publication, missing, c.cfg.Tables.PublishViaPartitionRoot, filters); err != nil {
-			return nil, err
+		if err := pgsource.CreatePublication(ctx, conn, pg.Publication, missing, c.cfg.Tables.PublishViaPartitionRoot, filters); err != nil {
+			return nil, nil, err
 		}
-		c.log.Info().Str("publication", c.cfg.Postgres.Publication).Int("tables", len(missing)).Msg("created publication")
-	} else if pub.ViaRoot != c.cfg.Tables.PublishViaPartitionRoot {
-		if err := pgsource.SetViaRoot(ctx, conn, c.cfg.Postgres.Publication, c.cfg.Tables.PublishViaPartitionRoot); err != nil {
-			return nil, err
-		}
-		c.log.Info().Str("publication", c.cfg.Postgres.Publication).Bool("publish_via_partition_root", c.cfg.Tables.PublishViaPartitionRoot).Msg("changed publication setting")
+		c.log.Info().Str("publication", pg.Publication).Int("tables", len(missing)).Msg("created publication")
+		return missing, nil, nil
 	}
-	if pub.Exists && len(missing) > 0 {
-		if err := pgsource.AddTables(ctx, conn, c.cfg.Postgres.Publication, missing, filters); err != nil {
-			return nil, err
+	if len(missing) > 0 {
+		if err := pgsource.AddTables(ctx, conn, pg.Publication, missing, filters); err != nil {
+			return nil, nil, err
 		}
 		for _, t := range missing {
-			c.log.Info().Str("table", t.String()).Str("publication", c.cfg.Postgres.Publication).Msg("added table to publication")
+			c.log.Info().Str("table", t.String()).Str("publication", pg.Publication).Msg("added table to publication")
+		}
+		if !startup {
+			joined = missing
 		}
 	}
-	return append(publishable, missing...), nil
+	return append(publishable, missing...), joined, nil
+}
+
+// warnUnpublishable lists, before a FOR ALL TABLES publication is created, the tables whose UPDATE
+// and DELETE will fail once published (no primary key, no replica identity): every table of the
+// database, captured or not.
+func (c *Connector) warnUnpublishable(ctx context.Context, conn *pgx.Conn) error {
+	all, err := pgsource.ListTables(ctx, conn, func(string, string) bool { return true })
+	if err != nil {
+		return err
+	}
+	var bad []string
+	for _, t := range all {
+		if t.IdentityProblem() != "" {
+			bad = append(bad, t.String())
+		}
+	}
+	if len(bad) > 0 {
+		c.log.Warn().Strs("tables", bad).Msg("publication_mode all_tables: once the publication FOR ALL TABLES exists, UPDATE and DELETE on these tables fail in the application (no primary key or replica identity): give each a primary key or REPLICA IDENTITY FULL, or use publication_mode filtered")
+	}
+	return nil
+}
+
+// firstNotice reports whether what is noticed for the first time in this process (a warning said
+// once, not at every refresh).
+func (c *Connector) firstNotice(what string) bool {
+	c.tablesMu.Lock()
+	defer c.tablesMu.Unlock()
+	if c.noticed == nil {
+		c.noticed = map[string]bool{}
+	}
+	if c.noticed[what] {
+		return false
+	}
+	c.noticed[what] = true
+	return true
 }
 
 // refreshPublication is the periodic job that re-syncs the publication, so that tables created
-// later that match tables.include are captured. A dropped publication stops pgcdc.
+// later that match tables.include are captured (and, in publication_mode filtered, snapshotted
+// when they join). A dropped publication stops pgcdc.
 func (c *Connector) refreshPublication(ctx context.Context, conn *pgx.Conn) error {
-	tables, err := c.syncPublication(ctx, conn, false)
+	tables, joined, err := c.syncPublication(ctx, conn, false)
 	if err != nil {
 		return err
 	}
 	c.tablesMu.Lock()
 	c.tables = tables
 	c.tablesMu.Unlock()
+	if len(joined) > 0 {
+		return c.joinTables(ctx, joined)
+	}
 	return nil
+}
+
+// joinTables is called with the tables a refresh added to the publication: changes made to them
+// before that moment were not published, so their rows are snapshotted now, consistently with the
+// stream (an incremental snapshot), and every version after the join is streamed.
+func (c *Connector) joinTables(_ context.Context, tables []pgsource.Table) error {
+	names := make([]string, len(tables))
+	for i, t := range tables {
+		names[i] = t.String()
+	}
+	if c.onJoin == nil {
+		c.log.Warn().Str("tables", strings.Join(names, ", ")).Msg("tables joined the publication; their rows from before the join are not snapshotted in this build")
+		return nil
+	}
+	return c.onJoin(names)
 }
 
 // errPublicationDropped is the publication refresher's finding that the publication pgcdc streams

@@ -359,7 +359,7 @@ func snapshotRelation(ctx context.Context, q decode.Querier, t *snapshot.Table) 
 	if err != nil {
 		return nil, err
 	}
-	et, err := decode.BuildTable(msg, cat)
+	et, err := decode.BuildTable(msg, cat, nil)
 	if err != nil {
 		return nil, fmt.Errorf("table %s: %w", t, err)
 	}

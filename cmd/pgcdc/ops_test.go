@@ -185,7 +185,7 @@ func TestCheckHealthyStatusAndSlotDrop(t *testing.T) {
 		`CREATE TABLE public.orders (id int PRIMARY KEY, v text)`,
 		`CREATE TABLE public.kept (id int PRIMARY KEY)`,
 		"GRANT SELECT ON ALL TABLES IN SCHEMA public TO "+role,
-		"CREATE PUBLICATION "+pub+" FOR TABLE public.orders, public.kept WITH (publish_via_partition_root = true)")
+		"CREATE PUBLICATION "+pub+" FOR TABLE public.orders, public.kept")
 	brokers := testenv.SharedKafka(t)
 	// The topic of "kept" exists already with a 1-day retention.
 	kept := prefix + ".public.kept"

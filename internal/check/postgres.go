@@ -179,8 +179,8 @@ func checkTables(cfg config.Config, f serverFacts, tables []pgsource.Table, acce
 		names[i] = t.String()
 	}
 	for _, p := range cfg.Tables.UnmatchedIncludes(names) {
-		r.add(Fail, "table", "create the table, fix the name in tables.include (schema.table, as stored: unquoted names are lower case), or name the partitioned root rather than a partition",
-			"tables.include names %s, which does not exist (or is excluded, or is a partition)", p)
+		r.add(Warn, "table", "create the table (it is captured from then on), fix the name in tables.include (schema.table, as stored: unquoted names are lower case), or name the partitioned root rather than a partition",
+			"tables.include names %s, which does not exist yet (or is excluded, or is a partition)", p)
 	}
 	if len(tables) == 0 {
 		r.add(Warn, "table", "check tables.include and tables.exclude (schema.table globs, e.g. public.*)",
@@ -192,12 +192,12 @@ func checkTables(cfg config.Config, f serverFacts, tables []pgsource.Table, acce
 		name := t.String()
 		if problem := t.IdentityProblem(); problem != "" {
 			msg, fix, _ := strings.Cut(problem, " Fix: ")
-			r.add(Fail, "table", fix, "%s", msg)
+			r.add(Warn, "table", fix, "%s; pgcdc leaves it out (pgcdc_tables_skipped)", msg)
 			continue
 		}
 		a := access[name]
 		inPub := pub.AllTables || pub.Tables[name]
-		if !inPub && cfg.Postgres.CreatePublication && !f.super && !a.owner {
+		if !inPub && cfg.Postgres.ManagesPublicationTables() && !f.super && !a.owner {
 			r.add(Fail, "role", fmt.Sprintf("add it to the publication as its owner or an admin (ALTER PUBLICATION %s ADD TABLE %s), or make %s its owner",
 				pgx.Identifier{cfg.Postgres.Publication}.Sanitize(), t.Ident(), f.user),
 				"role %s does not own %s, so pgcdc cannot add it to publication %s", f.user, name, cfg.Postgres.Publication)
@@ -225,11 +225,22 @@ func checkPublication(ctx context.Context, conn *pgx.Conn, cfg config.Config, f 
 	if forTables == "" {
 		forTables = "<tables>"
 	}
+	mode := cfg.Postgres.PublicationModeEffective()
 	if !pub.Exists {
-		if !cfg.Postgres.CreatePublication {
-			r.add(Fail, "publication", fmt.Sprintf("as an admin: CREATE PUBLICATION %s FOR TABLE %s WITH (publish_via_partition_root = %t); or set postgres.create_publication: true", ident, forTables, cfg.Tables.PublishViaPartitionRoot),
-				"publication %s does not exist and postgres.create_publication is false", name)
+		if mode == config.PublicationDisabled {
+			r.add(Fail, "publication", fmt.Sprintf("as an admin: CREATE PUBLICATION %s FOR TABLE %s WITH (publish_via_partition_root = %t); or set postgres.publication_mode: filtered", ident, forTables, cfg.Tables.PublishViaPartitionRoot),
+				"publication %s does not exist and postgres.publication_mode is disabled", name)
 			return
+		}
+		if mode == config.PublicationAllTables {
+			if !f.super {
+				r.add(Fail, "role", fmt.Sprintf("as a superuser: CREATE PUBLICATION %s FOR ALL TABLES WITH (publish_via_partition_root = %t); or set postgres.publication_mode: filtered", ident, cfg.Tables.PublishViaPartitionRoot),
+					"publication %s does not exist and role %s may not create it FOR ALL TABLES (a superuser's privilege)", name, f.user)
+			}
+			checkUnpublishable(ctx, conn, name, r)
+			if !f.super {
+				return
+			}
 		}
 		if !f.super && !f.createOnDatabase {
 			r.add(Fail, "role", fmt.Sprintf("GRANT CREATE ON DATABASE %s TO %s; or create the publication as an admin and set postgres.create_publication: false",
@@ -272,11 +283,11 @@ func checkPublication(ctx context.Context, conn *pgx.Conn, cfg config.Config, f 
 		}
 	}
 	switch {
-	case len(missing) > 0 && cfg.Postgres.CreatePublication:
+	case len(missing) > 0 && cfg.Postgres.ManagesPublicationTables():
 		r.add(Info, "publication", "", "pgcdc adds to publication %s at start: %s", name, strings.Join(missing, ", "))
 	case len(missing) > 0:
 		r.add(Warn, "publication", fmt.Sprintf("ALTER PUBLICATION %s ADD TABLE ... (as the tables' owner or an admin), or exclude them in tables.exclude", ident),
-			"tables match tables.include but are not in publication %s, which pgcdc does not manage (create_publication: false): their changes are not captured: %s", name, strings.Join(missing, ", "))
+			"tables match tables.include but are not in publication %s, which pgcdc does not manage (publication_mode %s): their changes are not captured: %s", name, mode, strings.Join(missing, ", "))
 	default:
 		r.add(OK, "publication", "", "publication %s holds every captured table", name)
 	}
@@ -284,9 +295,29 @@ func checkPublication(ctx context.Context, conn *pgx.Conn, cfg config.Config, f 
 		r.add(Warn, "publication", fmt.Sprintf("ALTER PUBLICATION %s DROP TABLE ..., or add them to tables.include", ident),
 			"publication %s also holds tables that tables.include does not match; their changes are streamed too: %s", name, strings.Join(extra, ", "))
 	}
-	if pub.ViaRoot != cfg.Tables.PublishViaPartitionRoot && !cfg.Postgres.CreatePublication {
-		r.add(Warn, "publication", fmt.Sprintf("ALTER PUBLICATION %s SET (publish_via_partition_root = %t)", ident, cfg.Tables.PublishViaPartitionRoot),
-			"publication %s has publish_via_partition_root = %t but tables.publish_via_partition_root is %t", name, pub.ViaRoot, cfg.Tables.PublishViaPartitionRoot)
+	if pub.ViaRoot != cfg.Tables.PublishViaPartitionRoot {
+		r.add(Fail, "publication", fmt.Sprintf("set tables.publish_via_partition_root: %t to keep the current topics, or ALTER PUBLICATION %s SET (publish_via_partition_root = %t) to move partitioned tables to the other topics", pub.ViaRoot, ident, cfg.Tables.PublishViaPartitionRoot),
+			"publication %s has publish_via_partition_root = %t but tables.publish_via_partition_root is %t: pgcdc refuses to start rather than change the topics of partitioned tables", name, pub.ViaRoot, cfg.Tables.PublishViaPartitionRoot)
+	}
+}
+
+// checkUnpublishable warns about the tables whose UPDATE and DELETE fail once a FOR ALL TABLES
+// publication exists (no primary key, no replica identity).
+func checkUnpublishable(ctx context.Context, conn *pgx.Conn, pubName string, r *Report) {
+	all, err := pgsource.ListTables(ctx, conn, func(string, string) bool { return true })
+	if err != nil {
+		r.add(Warn, "publication", "", "cannot list the tables without a replica identity: %v", err)
+		return
+	}
+	var bad []string
+	for _, t := range all {
+		if t.IdentityProblem() != "" {
+			bad = append(bad, t.String())
+		}
+	}
+	if len(bad) > 0 {
+		r.add(Warn, "publication", "give each a primary key or REPLICA IDENTITY FULL before the publication is created, or use postgres.publication_mode: filtered",
+			"publication %s FOR ALL TABLES would make UPDATE and DELETE fail on the tables without a replica identity: %s", pubName, strings.Join(bad, ", "))
 	}
 }
 

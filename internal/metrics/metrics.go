@@ -67,6 +67,7 @@ type Metrics struct {
 	errors         *prometheus.CounterVec
 	snapshotDone   *prometheus.GaugeVec
 	snapshotTotal  *prometheus.GaugeVec
+	tablesSkipped  prometheus.Gauge
 
 	mu        sync.Mutex
 	probe     func() Probe
@@ -126,6 +127,10 @@ func New(version string) *Metrics {
 		Name: "pgcdc_snapshot_rows_estimated",
 		Help: "Rows the table's current (or last) snapshot is expected to publish (from pg_class.reltuples, or counted by the chunk planner); 0 before any snapshot.",
 	}, []string{"table"})
+	m.tablesSkipped = prometheus.NewGauge(prometheus.GaugeOpts{
+		Name: "pgcdc_tables_skipped",
+		Help: "Tables tables.include selects that pgcdc leaves out of the publication because they have no replica identity (publishing them would make the application's UPDATE and DELETE fail); the log names them and the fix.",
+	})
 	for _, kind := range []string{ErrKafkaWrite, ErrReplicationStream, ErrFatal, ErrStartup, ErrSlotPoll} {
 		m.errors.WithLabelValues(kind)
 	}
@@ -141,7 +146,7 @@ func New(version string) *Metrics {
 			ConstLabels: prometheus.Labels{"version": version},
 		}, func() float64 { return 1 }),
 		m.events, m.recordsWritten, m.bytesWritten, m.writeLatency, m.reconnects, m.errors,
-		m.snapshotDone, m.snapshotTotal,
+		m.snapshotDone, m.snapshotTotal, m.tablesSkipped,
 		gauge("pgcdc_in_flight_events", "Events handed to Kafka and not yet acknowledged.",
 			func() float64 { return float64(m.readProbe().InFlightEvents) }),
 		gauge("pgcdc_in_flight_bytes", "Bytes of the records not yet acknowledged (bounded by kafka.max_in_flight_bytes).",
@@ -195,6 +200,14 @@ func (m *Metrics) readProbe() Probe {
 		return Probe{}
 	}
 	return f()
+}
+
+// TablesSkipped sets the number of selected tables left out for lack of a replica identity.
+func (m *Metrics) TablesSkipped(n int) {
+	if m == nil {
+		return
+	}
+	m.tablesSkipped.Set(float64(n))
 }
 
 // Tables makes the per-table series exist (at 0) for the captured tables, so rates and snapshot

@@ -37,11 +37,26 @@ type CatalogTable struct {
 	PrimaryKey   bool     // Key is the primary key (else a unique index)
 	Identity     byte     // relreplident: 'd' default, 'f' full, 'i' index, 'n' nothing
 	Partitioned  bool     // relkind 'p': a partitioned table (its changes come through its partitions)
+	// Root is the "schema.table" of the partitioned table a partition belongs to (its top-most
+	// ancestor), "" for a table that is not a partition.
+	Root string
 }
 
-// Catalog describes relations by OID.
+// CatalogType is what the catalog says about a type, by OID: what Describe says of a column's type.
+type CatalogType struct {
+	TypeName   string   // domains resolved to their base type; arrays as "_<base>"
+	TypeMod    int32    // a domain's typmod (-1 otherwise)
+	EnumValues []string // labels in sort order when the (element) type is an enum
+	Domain     string   // the declared domain's name, "" when none
+	Composite  bool
+}
+
+// Catalog describes relations and types by OID.
 type Catalog interface {
 	Describe(ctx context.Context, relID uint32) (CatalogTable, error)
+	// DescribeType describes a type that a relation's column had when a change was written, when
+	// the column's type is another one now (an ALTER COLUMN ... TYPE since).
+	DescribeType(ctx context.Context, typeOID uint32) (CatalogType, error)
 }
 
 // Querier is the part of *pgx.Conn the catalog needs.
@@ -54,7 +69,9 @@ type Querier interface {
 type PGCatalog struct{ Conn Querier }
 
 const describeTableSQL = `
-SELECT n.nspname, c.relname, c.relreplident::text, c.relkind = 'p'
+SELECT n.nspname, c.relname, c.relreplident::text, c.relkind = 'p',
+       CASE WHEN c.relispartition THEN (SELECT rn.nspname || '.' || r.relname FROM pg_class r JOIN pg_namespace rn ON rn.oid = r.relnamespace
+                                        WHERE r.oid = pg_partition_root(c.oid)) ELSE '' END
 FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
 WHERE c.oid = $1`
 
@@ -107,11 +124,45 @@ JOIN pg_attribute a ON a.attrelid = $1 AND a.attnum = u.attnum
 WHERE u.ord <= array_length(k.indkey::int2[], 1)
 ORDER BY u.ord`
 
+// describeTypeSQL resolves a type as describeColumnsSQL resolves a column's: array element, domain
+// chain to the base type (with the outermost domain's typmod), enum labels.
+const describeTypeSQL = `
+WITH RECURSIVE t0 AS (
+  SELECT t.oid, t.typcategory = 'A' AND t.typelem <> 0 AS isarray,
+         CASE WHEN t.typcategory = 'A' AND t.typelem <> 0 THEN t.typelem ELSE t.oid END AS elem
+  FROM pg_type t WHERE t.oid = $1
+), chain AS (
+  SELECT elem AS oid, -1 AS typmod, 0 AS depth, ''::name AS domain FROM t0
+  UNION ALL
+  SELECT t.typbasetype, CASE WHEN ch.typmod = -1 THEN t.typtypmod ELSE ch.typmod END, ch.depth + 1,
+         CASE WHEN ch.domain = '' THEN t.typname ELSE ch.domain END
+  FROM chain ch JOIN pg_type t ON t.oid = ch.oid
+  WHERE t.typtype = 'd' AND ch.depth < 16
+), base AS (
+  SELECT oid, typmod, domain FROM chain ORDER BY depth DESC LIMIT 1
+)
+SELECT CASE WHEN t0.isarray THEN coalesce(ba.typname, '_' || b.typname) ELSE b.typname END,
+       base.typmod, base.domain::text, b.typtype = 'c',
+       COALESCE((SELECT array_agg(e.enumlabel::text ORDER BY e.enumsortorder) FROM pg_enum e WHERE e.enumtypid = b.oid), '{}')
+FROM t0, base
+JOIN pg_type b ON b.oid = base.oid
+LEFT JOIN pg_type ba ON ba.oid = b.typarray AND b.typarray <> 0`
+
+// DescribeType reads type typeOID from the catalog.
+func (c PGCatalog) DescribeType(ctx context.Context, typeOID uint32) (CatalogType, error) {
+	var t CatalogType
+	err := c.Conn.QueryRow(ctx, describeTypeSQL, typeOID).Scan(&t.TypeName, &t.TypeMod, &t.Domain, &t.Composite, &t.EnumValues)
+	if err != nil {
+		return t, fmt.Errorf("catalog: type %d: %w", typeOID, err)
+	}
+	return t, nil
+}
+
 // Describe reads relation relID's name, columns and key from the catalog.
 func (c PGCatalog) Describe(ctx context.Context, relID uint32) (CatalogTable, error) {
 	var t CatalogTable
 	var ident string
-	if err := c.Conn.QueryRow(ctx, describeTableSQL, relID).Scan(&t.Schema, &t.Name, &ident, &t.Partitioned); err != nil {
+	if err := c.Conn.QueryRow(ctx, describeTableSQL, relID).Scan(&t.Schema, &t.Name, &ident, &t.Partitioned, &t.Root); err != nil {
 		return t, fmt.Errorf("catalog: relation %d: %w", relID, err)
 	}
 	if len(ident) == 1 {

@@ -102,17 +102,17 @@ func (d *Decoder) apply(ctx context.Context, lsn pglogrepl.LSN, msg pglogrepl.Me
 	case *pglogrepl.RelationMessageV2:
 		return d.relation(ctx, lsn, &m.RelationMessage, emit)
 	case *pglogrepl.InsertMessage:
-		return d.insert(lsn, m, emit)
+		return d.insert(ctx, lsn, m, emit)
 	case *pglogrepl.InsertMessageV2:
-		return d.insert(lsn, &m.InsertMessage, emit)
+		return d.insert(ctx, lsn, &m.InsertMessage, emit)
 	case *pglogrepl.UpdateMessage:
-		return d.update(lsn, m, emit)
+		return d.update(ctx, lsn, m, emit)
 	case *pglogrepl.UpdateMessageV2:
-		return d.update(lsn, &m.UpdateMessage, emit)
+		return d.update(ctx, lsn, &m.UpdateMessage, emit)
 	case *pglogrepl.DeleteMessage:
-		return d.delete(lsn, m, emit)
+		return d.delete(ctx, lsn, m, emit)
 	case *pglogrepl.DeleteMessageV2:
-		return d.delete(lsn, &m.DeleteMessage, emit)
+		return d.delete(ctx, lsn, &m.DeleteMessage, emit)
 	case *pglogrepl.TruncateMessage:
 		return d.truncate(lsn, m, emit)
 	case *pglogrepl.TruncateMessageV2:
@@ -121,8 +121,12 @@ func (d *Decoder) apply(ctx context.Context, lsn pglogrepl.LSN, msg pglogrepl.Me
 		return d.message(lsn, m, emit)
 	case *pglogrepl.LogicalDecodingMessageV2:
 		return d.message(lsn, &m.LogicalDecodingMessage, emit)
-	case *pglogrepl.TypeMessage, *pglogrepl.TypeMessageV2, *pglogrepl.OriginMessage:
-		// Types are read from the catalog; the origin does not change the event.
+	case *pglogrepl.TypeMessage:
+		d.rels.Type(m)
+	case *pglogrepl.TypeMessageV2:
+		d.rels.Type(&m.TypeMessage)
+	case *pglogrepl.OriginMessage:
+		// The origin does not change the event.
 	case *pglogrepl.StreamStartMessageV2:
 		d.inStream, d.streamXid = true, m.Xid
 	case *pglogrepl.StreamStopMessageV2:
@@ -190,7 +194,7 @@ func (d *Decoder) rowErr(ch *Change, err error) error {
 	return fmt.Errorf("%s at LSN %s: %w", ch.Relation.Name, ch.LSN, err)
 }
 
-func (d *Decoder) insert(lsn pglogrepl.LSN, m *pglogrepl.InsertMessage, emit func(*Change) error) error {
+func (d *Decoder) insert(ctx context.Context, lsn pglogrepl.LSN, m *pglogrepl.InsertMessage, emit func(*Change) error) error {
 	ch, err := d.change(KindInsert, lsn, m.RelationID)
 	if err != nil {
 		return err
@@ -199,10 +203,29 @@ func (d *Decoder) insert(lsn pglogrepl.LSN, m *pglogrepl.InsertMessage, emit fun
 		return d.rowErr(ch, err)
 	}
 	ch.After = d.after
+	return d.emitRow(ctx, ch, emit)
+}
+
+// emitRow emits a row change, after re-describing its relation when the row holds an enum value
+// the relation's labels lack (a label added since they were read).
+func (d *Decoder) emitRow(ctx context.Context, ch *Change, emit func(*Change) error) error {
+	if ch.Relation.Stale(ch.After) || ch.Relation.Stale(ch.Before) {
+		row := *ch
+		rel, err := d.rels.Refresh(ctx, ch.Relation)
+		if err != nil {
+			return fmt.Errorf("table %s: %w", ch.Relation.Name, err)
+		}
+		if err := emit(&Change{Kind: KindRelation, LSN: ch.LSN, Txn: ch.Txn, Relation: rel}); err != nil {
+			return err
+		}
+		row.Relation = rel
+		d.ch = row
+		ch = &d.ch
+	}
 	return emit(ch)
 }
 
-func (d *Decoder) update(lsn pglogrepl.LSN, m *pglogrepl.UpdateMessage, emit func(*Change) error) error {
+func (d *Decoder) update(ctx context.Context, lsn pglogrepl.LSN, m *pglogrepl.UpdateMessage, emit func(*Change) error) error {
 	ch, err := d.change(KindUpdate, lsn, m.RelationID)
 	if err != nil {
 		return err
@@ -224,10 +247,10 @@ func (d *Decoder) update(lsn pglogrepl.LSN, m *pglogrepl.UpdateMessage, emit fun
 			}
 		}
 	}
-	return emit(ch)
+	return d.emitRow(ctx, ch, emit)
 }
 
-func (d *Decoder) delete(lsn pglogrepl.LSN, m *pglogrepl.DeleteMessage, emit func(*Change) error) error {
+func (d *Decoder) delete(ctx context.Context, lsn pglogrepl.LSN, m *pglogrepl.DeleteMessage, emit func(*Change) error) error {
 	ch, err := d.change(KindDelete, lsn, m.RelationID)
 	if err != nil {
 		return err
@@ -237,7 +260,7 @@ func (d *Decoder) delete(lsn pglogrepl.LSN, m *pglogrepl.DeleteMessage, emit fun
 	}
 	ch.Before = d.before
 	ch.BeforeIsKey = m.OldTupleType == pglogrepl.UpdateMessageTupleTypeKey
-	return emit(ch)
+	return d.emitRow(ctx, ch, emit)
 }
 
 func (d *Decoder) truncate(lsn pglogrepl.LSN, m *pglogrepl.TruncateMessage, emit func(*Change) error) error {

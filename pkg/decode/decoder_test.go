@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/jackc/pglogrepl"
+	"github.com/jackc/pgx/v5"
 
 	pg "github.com/pgcdc/pgcdc/internal/pgoutputtest"
 	"github.com/pgcdc/pgcdc/internal/spool"
@@ -344,5 +345,84 @@ func TestParse(t *testing.T) {
 				}
 			}
 		})
+	}
+}
+
+// A catalog whose answers a test changes between calls (DDL happening meanwhile).
+type changingCatalog struct {
+	table decode.CatalogTable
+	types map[uint32]decode.CatalogType
+}
+
+func (c *changingCatalog) Describe(context.Context, uint32) (decode.CatalogTable, error) {
+	return c.table, nil
+}
+
+func (c *changingCatalog) DescribeType(_ context.Context, oid uint32) (decode.CatalogType, error) {
+	t, ok := c.types[oid]
+	if !ok {
+		return t, fmt.Errorf("catalog: type %d: %w", oid, pgx.ErrNoRows)
+	}
+	return t, nil
+}
+
+// Schema changes between the write and the decode: every value is described with the column as it
+// was when the change was written.
+func TestDecoderSchemaAsOfTheChange(t *testing.T) {
+	const moodOID, colourOID = 16390, 16395
+	mood := decode.CatalogColumn{Name: "mood", TypeOID: moodOID, TypeName: "mood", TypeMod: -1, EnumValues: []string{"happy", "sad"}}
+	cat := &changingCatalog{table: decode.CatalogTable{Schema: "public", Name: "customers", Key: []string{"id"}, PrimaryKey: true,
+		Columns: []decode.CatalogColumn{{Name: "id", TypeOID: oidInt4, TypeName: "int4", NotNull: true}, mood}}}
+	d := decode.NewDecoder(decode.NewRelations(cat), nil)
+	var rels []*decode.Relation
+	var rows []string
+	decodeAll := func(msgs ...msg) {
+		t.Helper()
+		for _, m := range msgs {
+			if err := d.Decode(context.Background(), m.lsn, m.data, func(ch *decode.Change) error {
+				switch ch.Kind {
+				case decode.KindRelation:
+					rels = append(rels, ch.Relation)
+				case decode.KindInsert:
+					rows = append(rows, fmt.Sprintf("%s:%v", ch.Relation.Table.Columns[1].TypeName, ch.Relation.Table.Columns[1].EnumValues))
+				}
+				return nil
+			}); err != nil {
+				t.Fatal(err)
+			}
+		}
+	}
+	moodCols := []pg.Col{{Name: "id", OID: oidInt4, TypeMod: -1, Key: true}, {Name: "mood", OID: moodOID, TypeMod: -1}}
+	decodeAll(msg{100, pg.Begin(200, commitTime, 7)}, msg{101, pg.Relation(0, relID, "public", "customers", 'd', moodCols...)},
+		msg{110, pg.Insert(0, relID, pg.Texts("1", "happy"))})
+	// ALTER TYPE mood ADD VALUE 'ok', then a row with it: the labels read earlier lack it.
+	cat.table.Columns[1].EnumValues = []string{"happy", "ok", "sad"}
+	decodeAll(msg{120, pg.Insert(0, relID, pg.Texts("2", "ok"))})
+	if len(rels) != 2 {
+		t.Fatalf("%d relation descriptions, want 2 (the second after the new label)", len(rels))
+	}
+	want := []string{"mood:[happy sad]", "mood:[happy ok sad]"}
+	if strings.Join(rows, " ") != strings.Join(want, " ") {
+		t.Fatalf("rows %v, want %v", rows, want)
+	}
+
+	// The column's type changed since (ALTER COLUMN ... TYPE colour): a change written before it
+	// comes with the old type's OID, described by OID; a type dropped since keeps the name its
+	// Type message gave.
+	cat.table.Columns[1] = decode.CatalogColumn{Name: "mood", TypeOID: colourOID, TypeName: "colour", TypeMod: -1}
+	cat.types = map[uint32]decode.CatalogType{moodOID: {TypeName: "mood", TypeMod: -1, EnumValues: []string{"happy", "ok", "sad"}}}
+	rels = nil
+	decodeAll(msg{130, pg.Relation(0, relID, "public", "customers", 'd', moodCols...)})
+	if c := rels[0].Table.Columns[1]; c.TypeName != "mood" || len(c.EnumValues) != 3 {
+		t.Fatalf("column described as %+v, want the old type mood with its labels", c)
+	}
+	delete(cat.types, moodOID)
+	typeMsg := []byte{'Y'}
+	typeMsg = binary.BigEndian.AppendUint32(typeMsg, moodOID)
+	typeMsg = append(append(typeMsg, "public"...), 0)
+	typeMsg = append(append(typeMsg, "mood"...), 0)
+	decodeAll(msg{140, typeMsg}, msg{141, pg.Relation(0, relID, "public", "customers", 'd', moodCols...)})
+	if c := rels[1].Table.Columns[1]; c.TypeName != "public.mood" {
+		t.Fatalf("dropped type described as %+v, want the Type message's name", c)
 	}
 }

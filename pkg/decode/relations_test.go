@@ -3,11 +3,13 @@ package decode_test
 import (
 	"context"
 	"errors"
+	"fmt"
 	"reflect"
 	"strings"
 	"testing"
 
 	"github.com/jackc/pglogrepl"
+	"github.com/jackc/pgx/v5"
 
 	"github.com/pgcdc/pgcdc/pkg/decode"
 	"github.com/pgcdc/pgcdc/pkg/event"
@@ -98,9 +100,44 @@ func TestBuildTable(t *testing.T) {
 			wantKey: nil,
 		},
 		{
-			name:    "published column list without the key column",
-			msg:     relMsg(col{"name", oidText, -1}, col{"email", oidVarchar, 104}),
+			name: "published column list without the key column",
+			msg: func() *pglogrepl.RelationMessage {
+				m := relMsg(col{"name", oidText, -1}, col{"email", oidVarchar, 104})
+				m.ReplicaIdentity = 'f' // every column flagged: the flags cannot stand in for the key
+				return m
+			}(),
 			wantErr: []string{"public.customers", `key column "id"`, "column list"},
+		},
+		{
+			name: "key column renamed since: the replica identity columns the message flags are the key as of the change",
+			msg: func() *pglogrepl.RelationMessage {
+				m := relMsg(col{"cust_id", oidInt4, -1}, col{"name", oidText, -1})
+				m.Columns[1].Flags = 0
+				return m
+			}(),
+			want: []event.Column{
+				{Name: "cust_id", TypeOID: oidInt4, TypeName: "int4", TypeMod: -1, Optional: false},
+				{Name: "name", TypeOID: oidText, TypeName: "text", TypeMod: -1, Optional: true},
+			},
+			wantKey: []int{0},
+		},
+		{
+			name: "type modifier as of the change, not as the catalog has it now",
+			msg:  relMsg(col{"id", oidInt4, -1}, col{"email", oidVarchar, 54}),
+			want: []event.Column{
+				{Name: "id", TypeOID: oidInt4, TypeName: "int4", TypeMod: -1, Optional: false},
+				{Name: "email", TypeOID: oidVarchar, TypeName: "varchar", TypeMod: 54, Optional: true},
+			},
+			wantKey: []int{0},
+		},
+		{
+			name: "a domain column's modifier comes from the domain",
+			msg:  relMsg(col{"id", oidInt4, -1}, col{"email", oidVarchar, -1}),
+			want: []event.Column{
+				{Name: "id", TypeOID: oidInt4, TypeName: "int4", TypeMod: -1, Optional: false},
+				{Name: "email", TypeOID: oidVarchar, TypeName: "varchar", TypeMod: 104, Optional: true},
+			},
+			wantKey: []int{0},
 		},
 		{
 			name: "type changed since (built-in OID): name from the OID, catalog's NOT NULL not trusted",
@@ -147,7 +184,7 @@ func TestBuildTable(t *testing.T) {
 			if c.cat != nil {
 				c.cat(&cat)
 			}
-			got, err := decode.BuildTable(c.msg, cat)
+			got, err := decode.BuildTable(c.msg, cat, nil)
 			if c.wantErr != nil {
 				if err == nil {
 					t.Fatalf("no error; table %+v", got)
@@ -239,7 +276,16 @@ func TestRow(t *testing.T) {
 
 type fakeCatalog struct {
 	tables map[uint32]decode.CatalogTable
+	types  map[uint32]decode.CatalogType
 	calls  int
+}
+
+func (f *fakeCatalog) DescribeType(_ context.Context, oid uint32) (decode.CatalogType, error) {
+	t, ok := f.types[oid]
+	if !ok {
+		return t, fmt.Errorf("catalog: type %d: %w", oid, pgx.ErrNoRows)
+	}
+	return t, nil
 }
 
 func (f *fakeCatalog) Describe(_ context.Context, id uint32) (decode.CatalogTable, error) {

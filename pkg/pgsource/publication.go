@@ -139,6 +139,15 @@ func CreatePublication(ctx context.Context, conn *pgx.Conn, name string, tables 
 	return nil
 }
 
+// CreatePublicationAllTables creates publication name FOR ALL TABLES (a superuser's privilege).
+func CreatePublicationAllTables(ctx context.Context, conn *pgx.Conn, name string, viaRoot bool) error {
+	sql := fmt.Sprintf("CREATE PUBLICATION %s FOR ALL TABLES WITH (publish_via_partition_root = %t)", pgx.Identifier{name}.Sanitize(), viaRoot)
+	if _, err := conn.Exec(ctx, sql); err != nil {
+		return fmt.Errorf("postgres: create publication %q FOR ALL TABLES: %w", name, describe(err))
+	}
+	return nil
+}
+
 // AddTables adds tables to publication name, with the row filters and column lists of f (nil: none).
 func AddTables(ctx context.Context, conn *pgx.Conn, name string, tables []Table, f Filters) error {
 	if len(tables) == 0 {
