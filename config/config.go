@@ -87,18 +87,18 @@ type HeartbeatConfig struct {
 // PostgresConfig configures the source database, the replication slot and
 // the publication.
 type PostgresConfig struct {
-	DSN                        string        `yaml:"dsn"`                          // libpq URL or key=value; may contain no password (then Password/PasswordFile)
-	Password                   string        `yaml:"password"`                     // normally from env PGCDC_POSTGRES_PASSWORD
-	PasswordFile               string        `yaml:"password_file"`                // file whose first line (trimmed) is the password
-	Slot                       string        `yaml:"slot"`                         // default "pgcdc"; [a-z0-9_]{1,63}
-	Publication                string        `yaml:"publication"`                  // default "pgcdc"; [a-z_][a-z0-9_]{0,62}
-	CreateSlot                 bool          `yaml:"create_slot"`                  // default true
-	CreatePublication          bool          `yaml:"create_publication"`           // default true; false is publication_mode disabled
+	DSN               string `yaml:"dsn"`                // libpq URL or key=value; may contain no password (then Password/PasswordFile)
+	Password          string `yaml:"password"`           // normally from env PGCDC_POSTGRES_PASSWORD
+	PasswordFile      string `yaml:"password_file"`      // file whose first line (trimmed) is the password
+	Slot              string `yaml:"slot"`               // default "pgcdc"; [a-z0-9_]{1,63}
+	Publication       string `yaml:"publication"`        // default "pgcdc"; [a-z_][a-z0-9_]{0,62}
+	CreateSlot        bool   `yaml:"create_slot"`        // default true
+	CreatePublication bool   `yaml:"create_publication"` // default true; false is publication_mode disabled
 	// PublicationMode says how the publication is managed, as Debezium's publication.autocreate.mode:
 	// filtered (default: a table list kept in step with "tables"), all_tables (FOR ALL TABLES,
 	// filtered in pgcdc; needs a superuser), disabled (an administrator manages it), no_tables
 	// (created without tables, never changed). See PublicationModeEffective.
-	PublicationMode string `yaml:"publication_mode"`
+	PublicationMode            string        `yaml:"publication_mode"`
 	Streaming                  bool          `yaml:"streaming"`                    // protocol v2 streaming of in-progress transactions with a local spool; default false
 	SpoolDir                   string        `yaml:"spool_dir"`                    // default filepath.Join(os.TempDir(), "pgcdc-spool-"+Slot)
 	SpoolMaxBytes              ByteSize      `yaml:"spool_max_bytes"`              // default 10GiB
