@@ -53,6 +53,20 @@ func newChanges(c *Connector, keepAlive func() error) *changes {
 	return &changes{c: c, keepAlive: keepAlive}
 }
 
+// sessionLastCommit is source.sequence[0] of a stream session's first event. Debezium restores
+// its last commit LSN (lsn_commit) from its offsets after a restart, so the first event after a
+// restart carries the previous transaction's end; pgcdc's counterpart is where the session resumes:
+// the slot's confirmed position, or the newer end of a transaction Kafka acknowledged (it differs
+// only when idle keepalives moved the slot past the last commit). The first session on a slot this
+// process created begins at the slot's consistent point and, as Debezium's first events after its
+// initial snapshot, has none (null).
+func (c *Connector) sessionLastCommit(start pglogrepl.LSN) pglogrepl.LSN {
+	if c.slot.Created && start == c.slot.ConfirmedFlush {
+		return 0
+	}
+	return start
+}
+
 // busy reports whether something is half done: a transaction being decoded or a stream block
 // open. A clean stop waits for it, and a keepalive's WAL end is not confirmable meanwhile.
 func (h *changes) busy() bool {

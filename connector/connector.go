@@ -214,6 +214,9 @@ func (c *Connector) eventOptions() event.Options {
 		BinaryHandling:     e.BinaryHandling,
 		IntervalHandling:   e.IntervalHandling,
 		HstoreHandling:     e.HstoreHandling,
+
+		SchemaNameAdjustment: e.SchemaNameAdjust,
+		FieldNameAdjustment:  e.FieldNameAdjust,
 	}
 }
 

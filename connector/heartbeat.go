@@ -12,10 +12,13 @@ import (
 	"github.com/pgcdc/pgcdc/pkg/pgsource"
 )
 
-// heartbeatSQL writes pgcdc's heartbeat: a transactional logical decoding message. It comes back
-// through the stream as a transaction of its own, whose commit pgcdc confirms, so the slot advances
-// even when no captured table changes.
-const heartbeatSQL = `SELECT pg_logical_emit_message(true, '` + HeartbeatPrefix + `', $1)`
+// heartbeatSQL writes pgcdc's heartbeat: a non-transactional logical decoding message. It comes
+// back through the stream on its own, outside any transaction, and pgcdc confirms just past it, so
+// the slot advances even when no captured table changes. Being non-transactional, it writes no
+// transaction (no BEGIN/COMMIT) that other logical decoding consumers of the database would see:
+// a Debezium connector beside pgcdc shows no transaction metadata for it, and its message topic
+// leaves it out with message.prefix.exclude.list=__pgcdc_heartbeat (README).
+const heartbeatSQL = `SELECT pg_logical_emit_message(false, '` + HeartbeatPrefix + `', $1)`
 
 // heartbeats writes a heartbeat every heartbeat.interval until ctx ends, on a connection of its own.
 func (c *Connector) heartbeats(ctx context.Context) {
@@ -64,16 +67,30 @@ func (c *Connector) heartbeats(ctx context.Context) {
 
 // heartbeat handles pgcdc's own heartbeat message coming back through the stream: nothing is
 // published unless heartbeat.topic asks for Debezium's heartbeat records.
+//
+// A heartbeat outside a transaction (pgcdc's own, non-transactional) is a transaction of its own
+// for the tracker, confirmable just past its LSN once its record (if any) is acknowledged; one
+// inside a transaction (written by an older pgcdc, transactional) belongs to that transaction.
 func (h *changes) heartbeat(ctx context.Context, lsn pglogrepl.LSN) error {
-	if !h.c.cfg.Heartbeat.Topic || !h.inTxn {
-		return nil
+	own := !h.inTxn
+	if own {
+		h.begin(lsn, 0, time.Now())
 	}
-	topic := h.c.meta.HeartbeatTopic()
-	if err := h.c.sink.EnsureTopic(ctx, topic); err != nil {
-		return err
+	if h.c.cfg.Heartbeat.Topic {
+		topic := h.c.meta.HeartbeatTopic()
+		if err := h.c.sink.EnsureTopic(ctx, topic); err != nil {
+			return err
+		}
+		if err := h.send(ctx, kafkasink.Record{
+			Topic: topic, Key: h.c.meta.AppendHeartbeatKey(nil), Value: h.c.meta.AppendHeartbeatValue(nil, time.Now()),
+			Table: "heartbeat", LSN: uint64(lsn),
+		}); err != nil {
+			return err
+		}
 	}
-	return h.send(ctx, kafkasink.Record{
-		Topic: topic, Key: h.c.meta.AppendHeartbeatKey(nil), Value: h.c.meta.AppendHeartbeatValue(nil, time.Now()),
-		Table: "heartbeat", LSN: uint64(lsn),
-	})
+	if own {
+		h.c.tracker.Commit(h.txn, ackLSN(lsn+1))
+		h.inTxn = false
+	}
+	return nil
 }

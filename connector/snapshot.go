@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"slices"
 	"strconv"
 	"time"
 
@@ -137,6 +138,10 @@ func (c *Connector) runSnapshot(ctx context.Context) (stop bool, err error) {
 	c.tablesMu.Lock()
 	captured := append([]pgsource.Table(nil), c.tables...)
 	c.tablesMu.Unlock()
+	// Debezium's snapshot order (and so its first/last markers): tables.include order, then name
+	slices.SortStableFunc(captured, func(a, b pgsource.Table) int {
+		return c.cfg.Tables.IncludeIndex(a.Schema, a.Name) - c.cfg.Tables.IncludeIndex(b.Schema, b.Name)
+	})
 	tables := map[string]*snapshot.Table{}
 	eventTables := map[string]event.Table{}
 	for _, t := range captured {
@@ -362,7 +367,9 @@ func (h *snapshotHandler) encoder(ctx context.Context, w *snapshotWorker, table 
 	if enc := w.encs[table]; enc != nil {
 		return enc, nil
 	}
-	enc, err := event.NewEncoder(h.c.eventOptions(), h.tables[table])
+	opts := h.c.eventOptions()
+	opts.Snapshot = true // Debezium reads snapshot rows through JDBC (event.Options.Snapshot)
+	enc, err := event.NewEncoder(opts, h.tables[table])
 	if err != nil {
 		return nil, fatal(err)
 	}

@@ -100,6 +100,7 @@ func (c *Connector) stream(ctx context.Context) error {
 
 	s := &session{c: c, conn: conn, statusEvery: c.statusInterval(), received: start, lastFlush: start, progressAt: time.Now()}
 	s.h = newChanges(c, s.keepAlive)
+	s.h.lastCommit = c.sessionLastCommit(start)
 	return s.run(ctx)
 }
 
