@@ -91,7 +91,7 @@ var typeDocs = []typeDoc{
 	{pg: "date[]", name: "_date", mod: -1, example: "{2024-01-01,infinity}", note: "as pgjdbc's java.sql.Date: BC dates lose their era, infinity as Debezium writes it"},
 	{pg: "time[]", name: "_time", mod: -1, example: "{12:34:56.789123,24:00:00}", note: "as pgjdbc's java.sql.Time: milliseconds, 24:00:00 is 0"},
 	{pg: "timetz[]", name: "_timetz", mod: -1, example: "{12:34:56.789+02}", note: "whole seconds"},
-	{pg: "timestamp[]", name: "_timestamp", mod: -1, example: `{"2024-05-06 07:08:09.5"}`},
+	{pg: "timestamp[]", name: "_timestamp", mod: -1, example: `{"2024-05-06 07:08:09.5"}`, note: "as pgjdbc's java.sql.Timestamp: dates before 1582-10-15 read as Julian (also in timestamptz[])"},
 	{pg: "timestamptz[]", name: "_timestamptz", mod: -1, example: `{"2024-05-06 07:08:09+00",-infinity}`},
 	{pg: "bytea[]", name: "_bytea", mod: -1, example: `{"\\xdead",NULL}`},
 	{pg: "hstore[]", name: "_hstore", mod: -1, example: `{"\"k\"=>\"v\""}`},

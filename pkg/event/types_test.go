@@ -77,7 +77,13 @@ func TestTypeValues(t *testing.T) {
 		{"timestamp nanoseconds infinity", nanos, "timestamp", -1, "infinity", `9223372036854775807`},
 		{"timestamp nanoseconds out of range", nanos, "timestamp", -1, "0001-01-01 00:00:00", `null`},
 		{"timestamp microseconds, timestamp(3)", micros, "timestamp", 3, "2024-05-06 07:08:09.123", `1714979289123000`},
+		{"timestamptz array: calendar fields (era dropped, cutover gap)", Options{}, "_timestamptz", 3, `{"1582-10-10 12:00:00+00","0044-03-15 12:00:00+00 BC"}`,
+			`["1582-10-20T12:00:00.000Z","0044-03-15T12:00:00.000Z"]`},
+		{"date array: cutover gap", iso, "_date", -1, `{1582-10-10,1582-10-04,"0044-03-15 BC"}`, `["1582-10-20Z","1582-10-04Z","0044-03-15Z"]`},
+		{"date snapshot: cutover gap", snap, "date", -1, "1582-10-10", `-141422`},
 		{"timestamp(3) array", Options{}, "_timestamp", 3, `{"2024-05-06 07:08:09.123"}`, `[1714979289123]`},
+		{"timestamp array: Julian dates before 1582-10-15", iso, "_timestamp", -1, `{"0044-03-15 12:00:00 BC","1582-10-10 12:00:00","1582-10-15 00:00:00",infinity}`,
+			`["-0043-03-13T12:00:00Z","1582-10-20T12:00:00Z","1582-10-15T00:00:00Z","+294247-01-10T04:00:25.2Z"]`},
 	}
 	for _, c := range cases {
 		got, err := encodeOne(t, c.opts, Column{TypeName: c.typ, TypeMod: c.mod, Optional: true}, txt(c.in))

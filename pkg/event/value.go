@@ -158,6 +158,9 @@ func (c *codec) appendValue(dst, text []byte, s *scratch) ([]byte, error) {
 			if secs, frac, err = parseTimestampSecs(text, false); err != nil {
 				return dst, err
 			}
+			if c.inArray {
+				secs += julianShift(text) * 86_400
+			}
 		}
 		dst = append(dst, '"')
 		dst = appendZonedTimestampSecs(dst, secs, frac, -1)
@@ -180,6 +183,9 @@ func (c *codec) appendValue(dst, text []byte, s *scratch) ([]byte, error) {
 		secs, frac, err := parseTimestampSecs(text, true)
 		if err != nil {
 			return dst, err
+		}
+		if c.inArray {
+			secs += jdbcFieldsShift(text) * 86_400
 		}
 		dst = append(dst, '"')
 		dst = appendZonedTimestampSecs(dst, secs, frac, c.fracWidth)
@@ -601,9 +607,11 @@ func (c *codec) localDate(text []byte) (y, m, d int64, err error) {
 		return 0, 0, 0, errSyntax
 	}
 	if !c.jdbcDate {
-		y = astroYear(y, bc)
-	} // java.sql.Date.getYear() drops the era
-	return y, m, d, nil
+		return astroYear(y, bc), m, d, nil
+	}
+	// java.sql.Date.toLocalDate() takes the calendar fields: the era is dropped, and a date in
+	// the Julian-Gregorian gap (1582-10-05..14) is normalized ten days on
+	return y, m, d + gapDays(y, m, d), nil
 }
 
 // dateDays is a date as Debezium's epoch days: (int) LocalDate.toEpochDay(), which wraps.
@@ -651,6 +659,9 @@ func (c *codec) appendTimestamp(dst, text []byte) ([]byte, error) {
 		if err != nil {
 			return dst, err
 		}
+		if c.inArray {
+			secs += julianShift(text) * 86_400
+		}
 		switch c.unit {
 		case unitMillis:
 			return strconv.AppendInt(dst, secs*1000+frac/1000, 10), nil
@@ -677,4 +688,57 @@ func (c *codec) appendTimestamp(dst, text []byte) ([]byte, error) {
 		return strconv.AppendInt(dst, floorDiv(us, 1000), 10), nil
 	}
 	return strconv.AppendInt(dst, us, 10), nil
+}
+
+// julianShift is what happens to the date of a timestamp array element before 1582-10-15 on its
+// way through pgjdbc's java.sql.Timestamp: pgjdbc reads the fields with a GregorianCalendar, which
+// takes dates before its cutover as Julian ones, and Debezium turns the instant into a proleptic
+// Gregorian date (observed with Debezium 3.6.1: 0044-03-15 BC becomes -0043-03-13, 1582-10-10
+// becomes 1582-10-20). It returns the days to add to the proleptic Gregorian reading of text.
+func julianShift(text []byte) int64 {
+	p := dtParser{b: text}
+	y, m, d, ok := p.date()
+	if !ok {
+		return 0
+	}
+	// the era comes at the end: "... BC"
+	bc := len(text) > 3 && string(text[len(text)-3:]) == " BC"
+	y = astroYear(y, bc)
+	if y > 1582 || (y == 1582 && (m > 10 || (m == 10 && d >= 15))) {
+		return 0
+	}
+	return julianDays(y, m, d) - daysFromCivil(y, m, d)
+}
+
+// julianDays returns days since 1970-01-01 of a (proleptic) Julian calendar date, astronomical
+// year numbering.
+func julianDays(y, m, d int64) int64 {
+	a := (14 - m) / 12
+	yy := y + 4800 - a
+	mm := m + 12*a - 3
+	jdn := d + (153*mm+2)/5 + 365*yy + floorDiv(yy, 4) - 32083
+	return jdn - 2440588
+}
+
+// gapDays: java.util.GregorianCalendar (lenient) normalizes the dates that do not exist at its
+// cutover, 1582-10-05 to 1582-10-14, ten days on.
+func gapDays(y, m, d int64) int64 {
+	if y == 1582 && m == 10 && d >= 5 && d <= 14 {
+		return 10
+	}
+	return 0
+}
+
+// jdbcFieldsShift is what happens to the date of a timestamptz array element through pgjdbc's
+// java.sql.Timestamp and Timestamp.toLocalDateTime() (Debezium's resolveArrayValue), which takes
+// the calendar fields: a BC date loses its era, a date in the cutover gap moves ten days on
+// (observed with Debezium 3.6.1). It returns the days to add to the proleptic Gregorian reading.
+func jdbcFieldsShift(text []byte) int64 {
+	p := dtParser{b: text}
+	y, m, d, ok := p.date()
+	if !ok {
+		return 0
+	}
+	bc := len(text) > 3 && string(text[len(text)-3:]) == " BC"
+	return daysFromCivil(y, m, d+gapDays(y, m, d)) - daysFromCivil(astroYear(y, bc), m, d)
 }
