@@ -5,7 +5,7 @@ LDFLAGS  := -s -w -X github.com/pgcdc/pgcdc/pkg/version.Version=$(VERSION)
 TESTENV  := $(GO) run ./internal/cmd/testenv --
 PKGS     := ./...
 
-.PHONY: all build test test-unit lint kafka-jars clean
+.PHONY: all build test test-unit test-long lint kafka-jars clean
 
 all: lint build test
 
@@ -14,6 +14,9 @@ build: ## build bin/pgcdc
 
 test: ## unit and integration tests with -race against real PostgreSQL and Kafka started on loopback
 	$(TESTENV) $(GO) test -race -count=1 -timeout 45m $(PKGS)
+
+test-long: ## long forms: the live comparison with Debezium 3.6.1 in every mode set (Kafka Connect standalone, jars from Maven Central)
+	$(TESTENV) env PGCDC_TEST_LONG=1 $(GO) test -race -count=1 -timeout 60m -run 'TestCompatDebezium' ./connector/
 
 test-unit: ## unit tests only (integration tests skip under -short)
 	$(GO) test -short -race -count=1 $(PKGS)

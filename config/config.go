@@ -165,10 +165,12 @@ type EventsConfig struct {
 	UnavailableValue   string `yaml:"unavailable_value_placeholder"` // default "__debezium_unavailable_value"
 	UnknownTypes       string `yaml:"unknown_types"`                 // error (default) | text
 	DecimalHandling    string `yaml:"decimal_handling"`              // precise (default) | double | string
-	TimePrecision      string `yaml:"time_precision"`                // adaptive (default) | adaptive_time_microseconds | connect
+	TimePrecision      string `yaml:"time_precision"`                // adaptive (default) | adaptive_time_microseconds | connect | isostring | microseconds | nanoseconds
 	BinaryHandling     string `yaml:"binary_handling"`               // bytes (default) | base64 | base64-url-safe | hex
 	IntervalHandling   string `yaml:"interval_handling"`             // numeric (default) | string
 	HstoreHandling     string `yaml:"hstore_handling"`               // json (default) | map
+	SchemaNameAdjust   string `yaml:"schema_name_adjustment"`        // none (default) | avro | avro_unicode: Debezium's schema.name.adjustment.mode
+	FieldNameAdjust    string `yaml:"field_name_adjustment"`         // none (default) | avro | avro_unicode: Debezium's field.name.adjustment.mode
 
 	Truncate             bool     `yaml:"truncate"`               // publish TRUNCATE as op "t" events (null key); default false, as Debezium (skipped.operations=t)
 	Messages             bool     `yaml:"messages"`               // publish logical decoding messages to <prefix>.message; default true, as Debezium
@@ -272,6 +274,8 @@ func Default() Config {
 			BinaryHandling:       "bytes",
 			IntervalHandling:     "numeric",
 			HstoreHandling:       "json",
+			SchemaNameAdjust:     "none",
+			FieldNameAdjust:      "none",
 			Messages:             true,
 			MessagePrefixInclude: []string{},
 			MessagePrefixExclude: []string{},

@@ -20,6 +20,18 @@ func (t TablesConfig) Matches(schema, table string) bool {
 	return matchAny(t.Include, schema, table) && !matchAny(t.Exclude, schema, table)
 }
 
+// IncludeIndex returns the position in Include of the first pattern schema.table matches (-1:
+// none). Debezium snapshots tables in the order of table.include.list, the tables one pattern
+// matches sorted by name; sorting by this index (stably, after the names) gives the same order.
+func (t TablesConfig) IncludeIndex(schema, table string) int {
+	for i, p := range t.Include {
+		if matchAny([]string{p}, schema, table) {
+			return i
+		}
+	}
+	return -1
+}
+
 func matchAny(patterns []string, schema, table string) bool {
 	// path.Match's wildcards never match '/', which may occur in quoted
 	// identifiers; patterns cannot contain it, so map it to a byte they can

@@ -251,7 +251,9 @@ func (e EventsConfig) validate(v *validator) {
 		}
 	}
 	v.oneOf("events.decimal_handling", e.DecimalHandling, "precise", "double", "string")
-	v.oneOf("events.time_precision", e.TimePrecision, "adaptive", "adaptive_time_microseconds", "connect")
+	v.oneOf("events.time_precision", e.TimePrecision, "adaptive", "adaptive_time_microseconds", "connect", "isostring", "microseconds", "nanoseconds")
+	v.oneOf("events.schema_name_adjustment", e.SchemaNameAdjust, "none", "avro", "avro_unicode")
+	v.oneOf("events.field_name_adjustment", e.FieldNameAdjust, "none", "avro", "avro_unicode")
 	v.oneOf("events.binary_handling", e.BinaryHandling, "bytes", "base64", "base64-url-safe", "hex")
 	v.oneOf("events.interval_handling", e.IntervalHandling, "numeric", "string")
 }

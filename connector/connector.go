@@ -111,7 +111,8 @@ func (c *Connector) stream(soft context.Context) error {
 		return err
 	}
 	src := pgsource.NewStream(c.streamOptions(), c.tracker)
-	p := &pipeline{dec: decode.NewDecoder(decode.NewRelations(cat), sp), router: router, sink: c.sink, tracker: c.tracker}
+	p := &pipeline{dec: decode.NewDecoder(decode.NewRelations(cat), sp), router: router, sink: c.sink, tracker: c.tracker,
+		lastCommit: c.sessionLastCommit}
 	if c.metrics != nil {
 		p.onCommit = func(end pglogrepl.LSN, txn *decode.Txn) { c.metrics.Committed(uint64(end), txn.CommitTime) }
 	}
@@ -150,6 +151,20 @@ func (c *Connector) stream(soft context.Context) error {
 		c.metrics.Error(metrics.ErrFatal)
 	}
 	return err
+}
+
+// sessionLastCommit is source.sequence[0] of a stream session's first event. Debezium restores its
+// last commit LSN (lsn_commit) from its offsets after a restart, so the first event after a restart
+// carries the previous transaction's end; pgcdc's counterpart is where the session resumes: the
+// slot's confirmed position, or the newer end of a transaction Kafka acknowledged (it differs only
+// when idle keepalives moved the slot past the last commit). The first session on a slot this
+// process created begins at the slot's consistent point and, as Debezium's first events after its
+// initial snapshot, has none (null).
+func (c *Connector) sessionLastCommit(start pglogrepl.LSN) pglogrepl.LSN {
+	if c.slot.Created && start == c.slot.ConfirmedFlush {
+		return 0
+	}
+	return start
 }
 
 // stopDeadline bounds a soft stop: kafka.shutdown_timeout after it began, it ends every stage.
@@ -352,6 +367,9 @@ func (c *Connector) eventOptions() event.Options {
 		BinaryHandling:     e.BinaryHandling,
 		IntervalHandling:   e.IntervalHandling,
 		HstoreHandling:     e.HstoreHandling,
+
+		SchemaNameAdjustment: e.SchemaNameAdjust,
+		FieldNameAdjustment:  e.FieldNameAdjust,
 	}
 }
 

@@ -29,6 +29,8 @@ type pipeline struct {
 	tracker *ack.Tracker
 	// onCommit is told of every transaction's end (metrics: replication lag); may be nil.
 	onCommit func(end pglogrepl.LSN, txn *decode.Txn)
+	// lastCommit gives source.sequence[0] of a session's first event from where it starts; nil: none.
+	lastCommit func(start pglogrepl.LSN) pglogrepl.LSN
 
 	ctx context.Context // the hard context of the current run (Append and catalog reads wait on it)
 	txn ack.TxnID       // the tracker's id of the transaction being decoded
@@ -67,7 +69,13 @@ func (p *pipeline) handle(m pgsource.Message) error {
 		// A new session: transactions the last one cut off come again, whole.
 		p.tracker.DiscardOpen()
 		p.router.Reset()
-		return p.dec.Reset()
+		if err := p.dec.Reset(); err != nil {
+			return err
+		}
+		if p.lastCommit != nil {
+			p.dec.SetLastCommit(p.lastCommit(m.LSN))
+		}
+		return nil
 	case pgsource.MessageKeepalive:
 		// Everything decodable before the server's WAL end has been received and handled: once
 		// it is acknowledged, that end is confirmable (but not while a transaction is open: it

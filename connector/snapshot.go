@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"slices"
 	"time"
 
 	"github.com/jackc/pglogrepl"
@@ -137,6 +138,10 @@ func (c *Connector) runSnapshot(ctx context.Context) (stop bool, err error) {
 	c.tablesMu.Lock()
 	captured := append([]pgsource.Table(nil), c.tables...)
 	c.tablesMu.Unlock()
+	// Debezium's snapshot order (and so its first/last markers): tables.include order, then name
+	slices.SortStableFunc(captured, func(a, b pgsource.Table) int {
+		return c.cfg.Tables.IncludeIndex(a.Schema, a.Name) - c.cfg.Tables.IncludeIndex(b.Schema, b.Name)
+	})
 	tables := map[string]*snapshot.Table{}
 	relations := map[string]*decode.Relation{}
 	for _, t := range captured {
@@ -205,8 +210,10 @@ func (c *Connector) runSnapshot(ctx context.Context) (stop bool, err error) {
 	go func() { recorded <- c.recordChunks(recStore, slotName, reads, quit, progress, perTable) }()
 
 	h := &snapshotHandler{c: c, sess: sess, relations: relations, reads: reads, workers: make([]snapshotWorker, sc.Workers)}
+	ro := c.routeOptions()
+	ro.Event.Snapshot = true // Debezium reads snapshot rows through JDBC (event.Options.Snapshot)
 	for i := range h.workers {
-		if h.workers[i].router, err = route.New(c.routeOptions()); err != nil {
+		if h.workers[i].router, err = route.New(ro); err != nil {
 			return true, err
 		}
 	}

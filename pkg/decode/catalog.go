@@ -80,7 +80,8 @@ WHERE c.oid = $1`
 // recursively); ba the array type of b (for arrays of domains).
 const describeColumnsSQL = `
 WITH RECURSIVE cols AS (
-  SELECT a.attnum, a.attname, a.atttypid, a.atttypmod, a.attnotnull, a.atthasdef,
+  SELECT a.attnum, a.attname, a.atttypid, a.atttypmod, a.attnotnull,
+         a.atthasdef AND a.attgenerated = '' AS atthasdef, -- a generated column's expression is no default (Debezium has none)
          pg_get_expr(d.adbin, d.adrelid) AS defexpr,
          t.typcategory = 'A' AND t.typelem <> 0 AS isarray,
          CASE WHEN t.typcategory = 'A' AND t.typelem <> 0 THEN t.typelem ELSE t.oid END AS elem

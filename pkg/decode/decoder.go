@@ -56,6 +56,10 @@ func (d *Decoder) Reset() error {
 	return nil
 }
 
+// SetLastCommit sets the end of the commit before the next transaction (source.sequence[0] of its
+// events), for a session's first transaction (Reset forgets it).
+func (d *Decoder) SetLastCommit(end pglogrepl.LSN) { d.lastCommit = end }
+
 // Decode decodes the pgoutput message data that starts at WAL position lsn and calls emit for each
 // change it completes. Errors name the LSN; a malformed message is an error, never a crash.
 func (d *Decoder) Decode(ctx context.Context, lsn pglogrepl.LSN, data []byte, emit func(*Change) error) error {

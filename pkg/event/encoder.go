@@ -16,9 +16,10 @@ type Encoder struct {
 	topic string
 	ph    string
 
-	cols     []*codec
-	colNames [][]byte // `"name":` per column, JSON-escaped
-	key      []int
+	cols       []*codec
+	colNames   [][]byte // `"name":` per column, JSON-escaped
+	fieldNames []string // field name per column (field.name.adjustment.mode applied)
+	key        []int
 
 	keyPrefix []byte // `{"schema":...,"payload":{` or `{`
 	keySuffix []byte // `}}` or `}`
@@ -39,7 +40,7 @@ func NewEncoder(opts Options, t Table) (*Encoder, error) {
 		opts.UnavailableValue = DefaultUnavailableValue
 	}
 	switch opts.TimePrecision {
-	case "", "adaptive", "adaptive_time_microseconds", "connect":
+	case "", "adaptive", "adaptive_time_microseconds", "connect", "isostring", "microseconds", "nanoseconds":
 	default:
 		return nil, fmt.Errorf("unknown time precision mode %q", opts.TimePrecision)
 	}
@@ -48,9 +49,20 @@ func NewEncoder(opts Options, t Table) (*Encoder, error) {
 	default:
 		return nil, fmt.Errorf("unknown interval handling mode %q", opts.IntervalHandling)
 	}
+	schemaNames, err := newNameAdjuster(opts.SchemaNameAdjustment, false)
+	if err != nil {
+		return nil, err
+	}
+	fieldNames, err := newNameAdjuster(opts.FieldNameAdjustment, true)
+	if err != nil {
+		return nil, err
+	}
 	e := &Encoder{opts: opts, table: t, ph: opts.UnavailableValue}
 	e.topic = SanitizeTopic(opts.TopicPrefix + "." + t.Schema + "." + t.Name)
-	prefix := opts.TopicPrefix + "." + t.Schema + "." + t.Name
+	// Debezium names the record schemas after the (sanitized) topic, then applies
+	// schema.name.adjustment.mode (TableSchemaBuilder.create); field names go through
+	// field.name.adjustment.mode.
+	prefix := e.topic
 
 	valueFields := make([]connectField, len(t.Columns))
 	for i, c := range t.Columns {
@@ -75,8 +87,10 @@ func NewEncoder(opts Options, t Table) (*Encoder, error) {
 		}
 		cd.schema = sc
 		e.cols = append(e.cols, cd)
-		e.colNames = append(e.colNames, append(appendJSONString(nil, c.Name), ':'))
-		valueFields[i] = connectField{c.Name, sc}
+		name := fieldNames.adjust(c.Name)
+		e.fieldNames = append(e.fieldNames, name)
+		e.colNames = append(e.colNames, append(appendJSONString(nil, name), ':'))
+		valueFields[i] = connectField{name, sc}
 	}
 	for _, k := range t.Key {
 		if k < 0 || k >= len(t.Columns) {
@@ -87,9 +101,9 @@ func NewEncoder(opts Options, t Table) (*Encoder, error) {
 
 	// key
 	if len(e.key) > 0 {
-		ks := &connectSchema{typ: "struct", name: prefix + ".Key"}
+		ks := &connectSchema{typ: "struct", name: schemaNames.adjust(prefix + ".Key")}
 		for _, k := range e.key {
-			ks.fields = append(ks.fields, connectField{t.Columns[k].Name, e.cols[k].schema})
+			ks.fields = append(ks.fields, valueFields[k])
 		}
 		if opts.KeySchemas {
 			e.keyPrefix = append(e.keyPrefix, `{"schema":`...)
@@ -103,9 +117,9 @@ func NewEncoder(opts Options, t Table) (*Encoder, error) {
 	}
 
 	// value envelope
-	row := &connectSchema{typ: "struct", optional: true, name: prefix + ".Value", fields: valueFields}
+	row := &connectSchema{typ: "struct", optional: true, name: schemaNames.adjust(prefix + ".Value"), fields: valueFields}
 	env := &connectSchema{
-		typ: "struct", name: prefix + ".Envelope", version: envelopeVersion,
+		typ: "struct", name: schemaNames.adjust(prefix + ".Envelope"), version: envelopeVersion,
 		fields: []connectField{
 			{"before", row}, {"after", row}, {"source", sourceSchema},
 			{"transaction", transactionSchema},
@@ -247,12 +261,7 @@ func (e *Encoder) appendDatum(dst []byte, i int, d Datum) ([]byte, error) {
 		}
 		return out, nil
 	case DatumUnchanged:
-		out, err := cd.appendPlaceholder(dst, e.ph)
-		if err != nil {
-			c := e.table.Columns[i]
-			return dst, fmt.Errorf("%s.%s column %q (%s): %w", e.table.Schema, e.table.Name, c.Name, c.TypeName, err)
-		}
-		return out, nil
+		return cd.appendPlaceholder(dst), nil
 	default: // DatumNull, DatumAbsent
 		// Kafka Connect's JsonConverter (replace.null.with.default=true, its
 		// default) writes a field's schema default in place of a null, so a NULL

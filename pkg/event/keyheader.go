@@ -24,7 +24,7 @@ func (e *Encoder) AppendKeyHeader(dst []byte, row []Datum) (out []byte, ok bool,
 		if i > 0 {
 			dst = append(dst, ',')
 		}
-		dst = appendValuesString(dst, []byte(e.table.Columns[k].Name))
+		dst = appendValuesString(dst, []byte(e.fieldNames[k]))
 		dst = append(dst, ':')
 		if dst, err = e.appendHeaderDatum(dst, k, row[k]); err != nil {
 			return dst[:start], false, err

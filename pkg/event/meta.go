@@ -1,6 +1,8 @@
 package event
 
 import (
+	"encoding/base64"
+	"encoding/hex"
 	"strconv"
 	"time"
 )
@@ -22,12 +24,11 @@ type MetaEncoder struct {
 }
 
 var (
-	bytesOpt          = &connectSchema{typ: "bytes", optional: true}
-	messageKeySchema  = &connectSchema{typ: "struct", name: "io.debezium.connector.postgresql.MessageKey", version: 1, fields: []connectField{{"prefix", strOpt}}}
-	messageBodySchema = &connectSchema{typ: "struct", name: "io.debezium.connector.postgresql.Message", version: 1, fields: []connectField{{"prefix", strOpt}, {"content", bytesOpt}}}
-	txKeySchema       = &connectSchema{typ: "struct", name: "io.debezium.connector.common.TransactionMetadataKey", version: 1, fields: []connectField{{"id", strReq}}}
-	txCollection      = &connectSchema{typ: "struct", optional: true, name: "event.collection", version: 1, fields: []connectField{{"data_collection", strReq}, {"event_count", int64Req}}}
-	txValueSchema     = &connectSchema{typ: "struct", name: "io.debezium.connector.common.TransactionMetadataValue", version: 1, fields: []connectField{
+	bytesOpt         = &connectSchema{typ: "bytes", optional: true}
+	messageKeySchema = &connectSchema{typ: "struct", name: "io.debezium.connector.postgresql.MessageKey", version: 1, fields: []connectField{{"prefix", strOpt}}}
+	txKeySchema      = &connectSchema{typ: "struct", name: "io.debezium.connector.common.TransactionMetadataKey", version: 1, fields: []connectField{{"id", strReq}}}
+	txCollection     = &connectSchema{typ: "struct", optional: true, name: "event.collection", version: 1, fields: []connectField{{"data_collection", strReq}, {"event_count", int64Req}}}
+	txValueSchema    = &connectSchema{typ: "struct", name: "io.debezium.connector.common.TransactionMetadataValue", version: 1, fields: []connectField{
 		{"status", strReq}, {"id", strReq}, {"event_count", int64Opt},
 		{"data_collections", &connectSchema{typ: "array", optional: true, items: txCollection}},
 		{"ts_ms", int64Req},
@@ -49,6 +50,12 @@ func NewMetaEncoder(opts Options) (*MetaEncoder, error) {
 		return append(pre, `,"payload":{`...), []byte("}}")
 	}
 	m.msgKeyPre, m.msgKeySuf = wrap(opts.KeySchemas, messageKeySchema)
+	// The content follows binary.handling.mode (LogicalDecodingMessageMonitor.convertContent).
+	content := bytesOpt
+	if opts.BinaryHandling != "" && opts.BinaryHandling != "bytes" {
+		content = strOpt
+	}
+	messageBodySchema := &connectSchema{typ: "struct", name: "io.debezium.connector.postgresql.Message", version: 1, fields: []connectField{{"prefix", strOpt}, {"content", content}}}
 	// As Debezium 3.6.1 writes it (live comparison): op, ts_ms, source, transaction, message;
 	// no ts_us/ts_ns.
 	msgValue := &connectSchema{typ: "struct", name: "io.debezium.connector.postgresql.MessageValue", version: 1, fields: []connectField{
@@ -106,7 +113,22 @@ func (m *MetaEncoder) AppendMessageValueTx(dst []byte, prefix string, content []
 	dst = append(dst, `,"message":{"prefix":`...)
 	dst = appendJSONString(dst, prefix)
 	dst = append(dst, `,"content":`...)
-	dst = appendBase64(dst, content)
+	switch m.opts.BinaryHandling {
+	case "base64":
+		dst = append(dst, '"')
+		dst = base64.StdEncoding.AppendEncode(dst, content)
+		dst = append(dst, '"')
+	case "base64-url-safe":
+		dst = append(dst, '"')
+		dst = base64.URLEncoding.AppendEncode(dst, content)
+		dst = append(dst, '"')
+	case "hex":
+		dst = append(dst, '"')
+		dst = hex.AppendEncode(dst, content)
+		dst = append(dst, '"')
+	default:
+		dst = appendBase64(dst, content)
+	}
 	dst = append(dst, '}')
 	return append(dst, m.msgValSuf...)
 }
@@ -135,8 +157,12 @@ func (m *MetaEncoder) AppendTxBegin(dst []byte, id string, ts time.Time) []byte 
 	return append(dst, m.txValSuf...)
 }
 
-// AppendTxEnd appends an END transaction metadata value with the event counts per table.
+// AppendTxEnd appends an END transaction metadata value with the event counts per table, given in
+// the order of their first events. Debezium keeps the counts in a java.util.HashMap keyed by the
+// collection name (TransactionContext.perTableEventCount) and lists them in its iteration order;
+// so does pgcdc (the counts are reordered in place).
 func (m *MetaEncoder) AppendTxEnd(dst []byte, id string, ts time.Time, total int64, counts []CollectionCount) []byte {
+	hashMapOrder(counts)
 	dst = append(dst, m.txValPre...)
 	dst = append(dst, `"status":"END","id":`...)
 	dst = appendJSONString(dst, id)
@@ -198,4 +224,21 @@ func (m *MetaEncoder) AppendHeartbeatValue(dst []byte, ts time.Time) []byte {
 		dst = append(dst, '}')
 	}
 	return dst
+}
+
+// hashMapOrder sorts counts (given in insertion order) into the iteration order of a
+// java.util.HashMap<String, Long> built with the default constructor and filled in that order:
+// by bucket (the spread String.hashCode masked by the table size, 16 doubled while the size
+// exceeds three quarters of it), insertion order within a bucket.
+func hashMapOrder(counts []CollectionCount) {
+	capacity := 16
+	for len(counts) > capacity*3/4 {
+		capacity *= 2
+	}
+	bucket := func(c CollectionCount) uint32 { return javaSpreadHash([]byte(c.Collection)) & uint32(capacity-1) }
+	for i := 1; i < len(counts); i++ { // stable insertion sort: transactions touch few tables
+		for j := i; j > 0 && bucket(counts[j]) < bucket(counts[j-1]); j-- {
+			counts[j], counts[j-1] = counts[j-1], counts[j]
+		}
+	}
 }

@@ -505,12 +505,11 @@ type arrayElem struct {
 	text []byte
 }
 
-var errMultiDim = errors.New("multi-dimensional arrays are not supported")
-
-// parseArray parses a one-dimensional PostgreSQL array literal such as
-// {1,NULL,"a \"b\""}; elements alias b unless they needed unescaping, in which
-// case they are copied into scratch. An optional "[l:u]=" prefix is skipped.
-func parseArray(b []byte, elems []arrayElem, scratch []byte) ([]arrayElem, []byte, error) {
+// parseArray parses a PostgreSQL array literal such as {1,NULL,"a \"b\""} whose elements are
+// separated by delim (the element type's typdelim). A multi-dimensional array ({{1,2},{3,4}})
+// yields its elements in row-major order. Elements alias b unless they needed unescaping, in
+// which case they are copied into scratch. A "[l:u]=" dimension prefix is skipped.
+func parseArray(b []byte, delim byte, elems []arrayElem, scratch []byte) ([]arrayElem, []byte, error) {
 	i := 0
 	if len(b) > 0 && b[0] == '[' {
 		for i < len(b) && b[i] != '=' {
@@ -518,72 +517,97 @@ func parseArray(b []byte, elems []arrayElem, scratch []byte) ([]arrayElem, []byt
 		}
 		i++
 	}
-	if i >= len(b) || b[i] != '{' || b[len(b)-1] != '}' {
+	if i >= len(b) || b[i] != '{' {
 		return elems, scratch, errSyntax
 	}
-	body := b[i+1 : len(b)-1]
-	if len(body) == 0 {
-		return elems, scratch, nil
-	}
-	j := 0
-	for {
-		for j < len(body) && body[j] == ' ' {
-			j++
+	i++
+	depth := 1
+	skip := func() {
+		for i < len(b) && (b[i] == ' ' || b[i] == '\t' || b[i] == '\n' || b[i] == '\r') {
+			i++
 		}
-		if j >= len(body) {
+	}
+	// after an element or a closed sub-array: a delimiter, or the end of the enclosing array
+	next := func() error {
+		skip()
+		if i < len(b) && b[i] == delim {
+			i++
+			return nil
+		}
+		if i < len(b) && b[i] == '}' {
+			return nil
+		}
+		return errSyntax
+	}
+	for depth > 0 {
+		skip()
+		if i >= len(b) {
 			return elems, scratch, errSyntax
 		}
-		switch body[j] {
-		case '{':
-			return elems, scratch, errMultiDim
-		case '"':
-			j++
+		switch c := b[i]; {
+		case c == '{':
+			depth++
+			i++
+		case c == '}':
+			depth--
+			i++
+			if depth == 0 {
+				skip()
+				if i != len(b) {
+					return elems, scratch, errSyntax
+				}
+				return elems, scratch, nil
+			}
+			if err := next(); err != nil {
+				return elems, scratch, err
+			}
+		case c == '"':
+			i++
 			start := len(scratch)
 			closed := false
-			for j < len(body) {
-				c := body[j]
-				if c == '\\' && j+1 < len(body) {
-					scratch = append(scratch, body[j+1])
-					j += 2
+			for i < len(b) {
+				ch := b[i]
+				if ch == '\\' && i+1 < len(b) {
+					scratch = append(scratch, b[i+1])
+					i += 2
 					continue
 				}
-				if c == '"' {
-					j++
+				i++
+				if ch == '"' {
 					closed = true
 					break
 				}
-				scratch = append(scratch, c)
-				j++
+				scratch = append(scratch, ch)
 			}
 			if !closed {
 				return elems, scratch, errSyntax
 			}
 			elems = append(elems, arrayElem{text: scratch[start:len(scratch):len(scratch)]})
-		default:
-			start := j
-			for j < len(body) && body[j] != ',' {
-				j++
+			if err := next(); err != nil {
+				return elems, scratch, err
 			}
-			end := j
-			for end > start && body[end-1] == ' ' {
+		default:
+			start := i
+			for i < len(b) && b[i] != delim && b[i] != '}' {
+				if b[i] == '\\' && i+1 < len(b) {
+					i++ // an escaped character in an unquoted element (not produced by array_out)
+				}
+				i++
+			}
+			end := i
+			for end > start && (b[end-1] == ' ' || b[end-1] == '\t') {
 				end--
 			}
-			t := body[start:end]
+			t := b[start:end]
 			if len(t) == 4 && (t[0]|0x20) == 'n' && (t[1]|0x20) == 'u' && (t[2]|0x20) == 'l' && (t[3]|0x20) == 'l' {
 				elems = append(elems, arrayElem{null: true})
 			} else {
 				elems = append(elems, arrayElem{text: t})
 			}
+			if err := next(); err != nil {
+				return elems, scratch, err
+			}
 		}
-		for j < len(body) && body[j] == ' ' {
-			j++
-		}
-		if j == len(body) {
-			return elems, scratch, nil
-		}
-		if body[j] != ',' {
-			return elems, scratch, errSyntax
-		}
-		j++
 	}
+	return elems, scratch, nil
 }

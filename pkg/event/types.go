@@ -75,10 +75,21 @@ type Options struct {
 
 	// Modes; zero values mean Debezium's defaults.
 	DecimalHandling  string // "precise" (default), "double", "string"
-	TimePrecision    string // "adaptive" (default), "adaptive_time_microseconds", "connect"
+	TimePrecision    string // "adaptive" (default), "adaptive_time_microseconds", "connect", "isostring", "microseconds", "nanoseconds"
 	BinaryHandling   string // "bytes" (default), "base64", "base64-url-safe", "hex"
 	IntervalHandling string // "numeric" (default), "string"
 	HstoreHandling   string // "json" (default): io.debezium.data.Json string; "map": a map of strings
+
+	// SchemaNameAdjustment and FieldNameAdjustment are Debezium's schema.name.adjustment.mode and
+	// field.name.adjustment.mode: "none" (default), "avro" (invalid characters become '_'),
+	// "avro_unicode" (invalid characters become _uXXXX).
+	SchemaNameAdjustment string
+	FieldNameAdjustment  string
+
+	// Snapshot marks an encoder for snapshot records. Debezium reads snapshot rows through JDBC,
+	// which converts a few types differently from the streamed text (dates: see value.go); the
+	// records of a snapshot encoder follow that path.
+	Snapshot bool
 }
 
 // DefaultUnavailableValue is Debezium's default unavailable.value.placeholder.

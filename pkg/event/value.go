@@ -31,15 +31,6 @@ const (
 	pgNegInfMicros = -9223372036832400000
 )
 
-// Dates: POSITIVE_INFINITY_LOCAL_DATE = LocalDate.parse("-5877611-06-21"),
-// NEGATIVE_INFINITY_LOCAL_DATE = "-5877611-06-22" (sic), converted to epoch days.
-var (
-	posInfDateDays = civil.DaysFromCivil(-5877611, 6, 21)
-	negInfDateDays = civil.DaysFromCivil(-5877611, 6, 22)
-)
-
-var errNotToastable = errors.New("unchanged TOAST value for a type that cannot be TOASTed")
-
 // appendValue appends the JSON payload value of text.
 func (c *codec) appendValue(dst, text []byte, s *scratch) ([]byte, error) {
 	switch c.kind {
@@ -120,67 +111,83 @@ func (c *codec) appendValue(dst, text []byte, s *scratch) ([]byte, error) {
 		}
 		return appendBase64(dst, raw), nil
 	case kDate:
+		days, err := c.dateDays(text)
+		if err != nil {
+			return dst, err
+		}
+		return strconv.AppendInt(dst, days, 10), nil
+	case kIsoDate:
+		y, m, d, err := c.localDate(text)
+		if err != nil {
+			return dst, err
+		}
+		dst = append(dst, '"')
+		dst = appendISODate(dst, y, m, d)
+		return append(dst, 'Z', '"'), nil
+	case kTime, kIsoTime:
+		us, err := parseTime(text)
+		if err != nil {
+			return dst, err
+		}
 		if c.inArray {
-			return appendArrayDate(dst, text)
+			// pgjdbc's java.sql.Time: milliseconds, and 24:00:00 is midnight
+			us = us / 1000 * 1000 % 86_400_000_000
 		}
-		switch string(text) {
-		case "infinity":
-			return strconv.AppendInt(dst, int64(int32(posInfDateDays)), 10), nil
-		case "-infinity":
-			return strconv.AppendInt(dst, int64(int32(negInfDateDays)), 10), nil
+		if c.kind == kIsoTime {
+			// IsoTime: LocalTime.of(0, 0).plus(duration) (24:00:00 wraps), ISO_OFFSET_TIME
+			dst = append(dst, '"')
+			dst = appendClock(dst, us%86_400_000_000*1000, -1)
+			return append(dst, 'Z', '"'), nil
 		}
-		d, err := parseDate(text)
-		if err != nil {
-			return dst, err
-		}
-		if d < math.MinInt32 || d > math.MaxInt32 {
-			return dst, strconv.ErrRange
-		}
-		return strconv.AppendInt(dst, d, 10), nil
-	case kTimeMillis:
-		us, err := parseTime(text)
-		if err != nil {
-			return dst, err
-		}
-		return strconv.AppendInt(dst, us/1000, 10), nil
-	case kTimeMicros:
-		us, err := parseTime(text)
-		if err != nil {
-			return dst, err
+		switch c.unit {
+		case unitMillis:
+			return strconv.AppendInt(dst, us/1000, 10), nil
+		case unitNanos:
+			return strconv.AppendInt(dst, us*1000, 10), nil
 		}
 		return strconv.AppendInt(dst, us, 10), nil
-	case kTsMillis, kTsMicros:
-		var us int64
+	case kTimestamp:
+		return c.appendTimestamp(dst, text)
+	case kIsoTs:
+		var secs, frac int64
 		switch string(text) {
 		case "infinity":
-			us = pgPosInfMicros
+			secs, frac = civil.FloorDiv(pgPosInfMicros, 1_000_000), pgPosInfMicros-civil.FloorDiv(pgPosInfMicros, 1_000_000)*1_000_000
 		case "-infinity":
-			us = pgNegInfMicros
+			secs, frac = civil.FloorDiv(pgNegInfMicros, 1_000_000), pgNegInfMicros-civil.FloorDiv(pgNegInfMicros, 1_000_000)*1_000_000
 		default:
-			secs, frac, err := parseTimestampSecs(text, false)
-			if err != nil {
+			var err error
+			if secs, frac, err = parseTimestampSecs(text, false); err != nil {
 				return dst, err
 			}
-			if c.kind == kTsMillis {
-				return strconv.AppendInt(dst, secs*1000+frac/1000, 10), nil
+			if c.inArray {
+				secs += julianShift(text) * 86_400
 			}
-			// MicroTimestamp: TimeUnit.SECONDS.toMicros(epochSecond) (saturating)
-			// + micros of the second (wrapping), as Java computes it.
-			us = saturatingMul(secs, 1_000_000) + frac
 		}
-		if c.kind == kTsMillis {
-			return strconv.AppendInt(dst, civil.FloorDiv(us, 1000), 10), nil
-		}
-		return strconv.AppendInt(dst, us, 10), nil
+		dst = append(dst, '"')
+		dst = appendZonedTimestampSecs(dst, secs, frac, -1)
+		return append(dst, '"'), nil
 	case kTsTZ:
 		switch string(text) {
-		case "infinity", "-infinity":
+		case "-infinity":
+			if c.inArray {
+				// pgjdbc's -infinity java.sql.Timestamp through toLocalDateTime() comes out as this
+				// instant (observed with Debezium 3.6.1), formatted like any other
+				dst = append(dst, '"')
+				dst = appendZonedTimestampSecs(dst, arrayTsTZNegInfSecs, 0, c.fracWidth)
+				return append(dst, '"'), nil
+			}
+			return appendJSONString(dst, text), nil
+		case "infinity":
 			// PostgresValueConverter.convertTimestampWithZone returns the PG string as is
 			return appendJSONString(dst, text), nil
 		}
 		secs, frac, err := parseTimestampSecs(text, true)
 		if err != nil {
 			return dst, err
+		}
+		if c.inArray {
+			secs += jdbcFieldsShift(text) * 86_400
 		}
 		dst = append(dst, '"')
 		dst = appendZonedTimestampSecs(dst, secs, frac, c.fracWidth)
@@ -193,6 +200,9 @@ func (c *codec) appendValue(dst, text []byte, s *scratch) ([]byte, error) {
 		// OffsetTime.withOffsetSameInstant(UTC), formatted ISO_OFFSET_TIME
 		const day = 86_400_000_000
 		utc := ((us-off*1_000_000)%day + day) % day
+		if c.inArray {
+			utc = utc / 1_000_000 * 1_000_000 // java.sql.Time.toLocalTime() keeps whole seconds
+		}
 		dst = append(dst, '"')
 		dst = appendClock(dst, utc*1000, -1)
 		dst = append(dst, 'Z', '"')
@@ -212,6 +222,14 @@ func (c *codec) appendValue(dst, text []byte, s *scratch) ([]byte, error) {
 		return appendHstore(dst, text, s, true)
 	case kHstoreMap:
 		return appendHstore(dst, text, s, false)
+	case kPoint:
+		return appendPoint(dst, text)
+	case kGeometry:
+		return appendGeometry(dst, text, s)
+	case kVector, kHalfVector:
+		return appendVector(dst, text, c.kind == kHalfVector)
+	case kSparseVec:
+		return appendSparseVector(dst, text)
 	case kArray:
 		return c.appendArray(dst, text, s)
 	}
@@ -452,12 +470,14 @@ func appendIntervalISO(dst []byte, iv interval) []byte {
 	return append(dst, 'S', '"')
 }
 
+// appendArray writes an array's elements. A multi-dimensional array is written flat, its
+// elements in row-major order: the schema is an array of the element type, and Debezium itself
+// cannot convert the inner arrays (see README, "Differences from Debezium").
 func (c *codec) appendArray(dst, text []byte, s *scratch) ([]byte, error) {
 	// elements may be converted with the same scratch buffers, so parse into
 	// private storage
-	elems, unq, err := parseArray(text, s.elems[:0], nil)
+	elems, _, err := parseArray(text, c.delim, s.elems[:0], nil)
 	s.elems = elems[:0]
-	_ = unq
 	if err != nil {
 		return dst, err
 	}
@@ -486,8 +506,14 @@ func (c *codec) appendFallback(dst []byte) []byte {
 		return append(dst, `""`...)
 	case kBool, kBitBool:
 		return append(dst, "false"...)
-	case kInt16, kInt32, kInt64, kDate, kTimeMillis, kTimeMicros, kTsMillis, kTsMicros, kIntervalNum:
+	case kInt16, kInt32, kInt64, kDate, kTime, kTimestamp, kIntervalNum:
 		return append(dst, '0')
+	case kIsoDate:
+		return append(dst, `"1970-01-01Z"`...)
+	case kIsoTime:
+		return append(dst, `"00:00:00Z"`...)
+	case kIsoTs:
+		return append(dst, `"1970-01-01T00:00:00Z"`...)
 	case kFloat32, kFloat64, kDecDouble:
 		return append(dst, "0.0"...)
 	case kDecimal:
@@ -511,38 +537,23 @@ func (c *codec) appendFallback(dst []byte) []byte {
 		return append(dst, `"00:00:00Z"`...)
 	case kIntervalStr:
 		return append(dst, `"P0Y0M0DT0H0M0S"`...)
-	case kArray:
+	case kArray, kVector, kHalfVector:
 		return append(dst, "[]"...)
+	case kPoint:
+		return append(dst, `{"x":0.0,"y":0.0,"wkb":"AQEAAAAAAAAAAAAAAAAAAAAAAAAA","srid":null}`...)
+	case kGeometry:
+		return append(dst, `{"wkb":"AQcAAAAAAAAA","srid":null}`...) // GEOMETRYCOLLECTION EMPTY
 	}
 	return append(dst, "null"...)
 }
 
-// appendPlaceholder appends the unchanged-TOAST placeholder in the column's
-// representation (UnchangedToastedPlaceholder, PostgresValueConverter
-// convertString/convertBinaryToBytes/handleUnknownData).
-func (c *codec) appendPlaceholder(dst []byte, ph string) ([]byte, error) {
-	switch c.toast {
-	case toastString:
-		return appendJSONString(dst, ph), nil
-	case toastBytes:
-		dst = append(dst, '"')
-		dst = base64.StdEncoding.AppendEncode(dst, []byte(ph))
-		return append(dst, '"'), nil
-	case toastStringArray:
-		dst = append(dst, '[')
-		dst = appendJSONString(dst, ph)
-		return append(dst, ']'), nil
-	case toastIntArray:
-		dst = append(dst, '[')
-		for i := 0; i < len(ph); i++ {
-			if i > 0 {
-				dst = append(dst, ',')
-			}
-			dst = strconv.AppendInt(dst, int64(int8(ph[i])), 10)
-		}
-		return append(dst, ']'), nil
+// appendPlaceholder appends what an unchanged TOAST value of the column becomes (placeholder in
+// toast.go).
+func (c *codec) appendPlaceholder(dst []byte) []byte {
+	if c.ph == nil {
+		return append(dst, "null"...)
 	}
-	return dst, errNotToastable
+	return append(dst, c.ph...)
 }
 
 // saturatingMul is a*b clamped to the int64 range (Java TimeUnit.toMicros).
@@ -556,31 +567,180 @@ func saturatingMul(a, b int64) int64 {
 	return a * b
 }
 
-// Date array elements reach Debezium as java.sql.Date objects from pgjdbc's
-// PgArray, converted with Date.toLocalDate(): the era of a BC date is lost
-// (4713-01-01 BC becomes 4713-01-01), and pgjdbc's infinity dates (Long.MAX/MIN
-// based millisecond sentinels) come out as these day counts (observed with
-// Debezium 3.6.1).
-const (
-	arrayDatePosInf = -622191234
-	arrayDateNegInf = -625821272
+// Dates that reach Debezium as java.sql.Date objects from pgjdbc (array elements, and every date
+// of a snapshot, which Debezium reads through JDBC) are converted with Date.toLocalDate(): the
+// era of a BC date is lost (4713-01-01 BC becomes 4713-01-01), and pgjdbc's infinity dates (Long
+// MAX/MIN based millisecond sentinels) become these local dates (observed with Debezium 3.6.1);
+// as epoch days they overflow Java's int.
+var (
+	jdbcDatePosInf = [3]int64{292278994, 8, 16}
+	jdbcDateNegInf = [3]int64{292269055, 12, 2}
 )
 
-func appendArrayDate(dst, text []byte) ([]byte, error) {
+// Dates Debezium streams (LocalDate from the text) have POSITIVE_INFINITY_LOCAL_DATE =
+// -5877611-06-21 and NEGATIVE_INFINITY_LOCAL_DATE = -5877611-06-22 (sic) for ±infinity.
+var (
+	streamDatePosInf = [3]int64{-5877611, 6, 21}
+	streamDateNegInf = [3]int64{-5877611, 6, 22}
+)
+
+// localDate returns the LocalDate Debezium converts a date's text into.
+func (c *codec) localDate(text []byte) (y, m, d int64, err error) {
+	inf := func(v [3]int64) (int64, int64, int64, error) { return v[0], v[1], v[2], nil }
 	switch string(text) {
 	case "infinity":
-		return strconv.AppendInt(dst, arrayDatePosInf, 10), nil
+		if c.jdbcDate {
+			return inf(jdbcDatePosInf)
+		}
+		return inf(streamDatePosInf)
 	case "-infinity":
-		return strconv.AppendInt(dst, arrayDateNegInf, 10), nil
+		if c.jdbcDate {
+			return inf(jdbcDateNegInf)
+		}
+		return inf(streamDateNegInf)
 	}
 	p := dtParser{b: text}
 	y, m, d, ok := p.date()
 	if !ok {
-		return dst, errSyntax
+		return 0, 0, 0, errSyntax
 	}
-	p.bc() // dropped, as java.sql.Date.getYear() does
+	bc := p.bc()
 	if !p.end() {
-		return dst, errSyntax
+		return 0, 0, 0, errSyntax
 	}
-	return strconv.AppendInt(dst, int64(int32(civil.DaysFromCivil(y, m, d))), 10), nil
+	if !c.jdbcDate {
+		return astroYear(y, bc), m, d, nil
+	}
+	// java.sql.Date.toLocalDate() takes the calendar fields: the era is dropped, and a date in
+	// the Julian-Gregorian gap (1582-10-05..14) is normalized ten days on
+	return y, m, d + gapDays(y, m, d), nil
+}
+
+// dateDays is a date as Debezium's epoch days: (int) LocalDate.toEpochDay(), which wraps.
+func (c *codec) dateDays(text []byte) (int64, error) {
+	y, m, d, err := c.localDate(text)
+	if err != nil {
+		return 0, err
+	}
+	days := civil.DaysFromCivil(y, m, d)
+	if !c.jdbcDate && (days < math.MinInt32 || days > math.MaxInt32) && string(text) != "infinity" && string(text) != "-infinity" {
+		return 0, strconv.ErrRange
+	}
+	return int64(int32(days)), nil
+}
+
+// appendISODate writes ISO_LOCAL_DATE (years beyond 4 digits signed).
+func appendISODate(dst []byte, y, m, d int64) []byte {
+	dst = appendISOYear(dst, y)
+	dst = append(dst, '-')
+	dst = append2(dst, m)
+	dst = append(dst, '-')
+	return append2(dst, d)
+}
+
+// arrayTsTZNegInfSecs: a timestamptz array's -infinity element comes out of pgjdbc and
+// Debezium's resolveArrayValue as +292269055-12-02T23:00:00Z (observed with Debezium 3.6.1).
+var arrayTsTZNegInfSecs = civil.DaysFromCivil(292269055, 12, 2)*86_400 + 23*3_600
+
+// appendTimestamp writes a timestamp without time zone in c.unit since the epoch.
+func (c *codec) appendTimestamp(dst, text []byte) ([]byte, error) {
+	var us int64
+	switch string(text) {
+	case "infinity":
+		if c.unit == unitNanos {
+			return strconv.AppendInt(dst, math.MaxInt64, 10), nil
+		}
+		us = pgPosInfMicros
+	case "-infinity":
+		if c.unit == unitNanos {
+			return strconv.AppendInt(dst, math.MinInt64, 10), nil
+		}
+		us = pgNegInfMicros
+	default:
+		secs, frac, err := parseTimestampSecs(text, false)
+		if err != nil {
+			return dst, err
+		}
+		if c.inArray {
+			secs += julianShift(text) * 86_400
+		}
+		switch c.unit {
+		case unitMillis:
+			return strconv.AppendInt(dst, secs*1000+frac/1000, 10), nil
+		case unitNanos:
+			// NanoTimestamp.toEpochNanos: exact arithmetic; out of range it throws and Debezium
+			// writes null
+			day := civil.FloorDiv(secs, 86_400)
+			nod := (secs-day*86_400)*1_000_000_000 + frac*1000
+			const nanosPerDay = 86_400_000_000_000
+			if day > math.MaxInt64/nanosPerDay || day < math.MinInt64/nanosPerDay {
+				return append(dst, "null"...), nil
+			}
+			n := day * nanosPerDay
+			if (nod > 0 && n > math.MaxInt64-nod) || (nod < 0 && n < math.MinInt64-nod) {
+				return append(dst, "null"...), nil
+			}
+			return strconv.AppendInt(dst, n+nod, 10), nil
+		}
+		// MicroTimestamp: TimeUnit.SECONDS.toMicros(epochSecond) (saturating)
+		// + micros of the second (wrapping), as Java computes it.
+		us = saturatingMul(secs, 1_000_000) + frac
+	}
+	if c.unit == unitMillis {
+		return strconv.AppendInt(dst, civil.FloorDiv(us, 1000), 10), nil
+	}
+	return strconv.AppendInt(dst, us, 10), nil
+}
+
+// julianShift is what happens to the date of a timestamp array element before 1582-10-15 on its
+// way through pgjdbc's java.sql.Timestamp: pgjdbc reads the fields with a GregorianCalendar, which
+// takes dates before its cutover as Julian ones, and Debezium turns the instant into a proleptic
+// Gregorian date (observed with Debezium 3.6.1: 0044-03-15 BC becomes -0043-03-13, 1582-10-10
+// becomes 1582-10-20). It returns the days to add to the proleptic Gregorian reading of text.
+func julianShift(text []byte) int64 {
+	p := dtParser{b: text}
+	y, m, d, ok := p.date()
+	if !ok {
+		return 0
+	}
+	// the era comes at the end: "... BC"
+	bc := len(text) > 3 && string(text[len(text)-3:]) == " BC"
+	y = astroYear(y, bc)
+	if y > 1582 || (y == 1582 && (m > 10 || (m == 10 && d >= 15))) {
+		return 0
+	}
+	return julianDays(y, m, d) - civil.DaysFromCivil(y, m, d)
+}
+
+// julianDays returns days since 1970-01-01 of a (proleptic) Julian calendar date, astronomical
+// year numbering.
+func julianDays(y, m, d int64) int64 {
+	a := (14 - m) / 12
+	yy := y + 4800 - a
+	mm := m + 12*a - 3
+	jdn := d + (153*mm+2)/5 + 365*yy + civil.FloorDiv(yy, 4) - 32083
+	return jdn - 2440588
+}
+
+// gapDays: java.util.GregorianCalendar (lenient) normalizes the dates that do not exist at its
+// cutover, 1582-10-05 to 1582-10-14, ten days on.
+func gapDays(y, m, d int64) int64 {
+	if y == 1582 && m == 10 && d >= 5 && d <= 14 {
+		return 10
+	}
+	return 0
+}
+
+// jdbcFieldsShift is what happens to the date of a timestamptz array element through pgjdbc's
+// java.sql.Timestamp and Timestamp.toLocalDateTime() (Debezium's resolveArrayValue), which takes
+// the calendar fields: a BC date loses its era, a date in the cutover gap moves ten days on
+// (observed with Debezium 3.6.1). It returns the days to add to the proleptic Gregorian reading.
+func jdbcFieldsShift(text []byte) int64 {
+	p := dtParser{b: text}
+	y, m, d, ok := p.date()
+	if !ok {
+		return 0
+	}
+	bc := len(text) > 3 && string(text[len(text)-3:]) == " BC"
+	return civil.DaysFromCivil(y, m, d+gapDays(y, m, d)) - civil.DaysFromCivil(astroYear(y, bc), m, d)
 }

@@ -136,7 +136,9 @@ func TestRoundTrip(t *testing.T) {
 }
 
 // TestPlaceholderDetected: the unchanged-TOAST placeholder is recognised in every form pgcdc
-// writes it (string, base64 bytes, arrays), and real values are not taken for it.
+// writes it (string, base64 bytes, arrays, hstore's map), and real values are not taken for it.
+// Types whose unchanged value is written as null, as Debezium writes it (varbit here), cannot be
+// recognised: "bits" is unchanged below but not detectable.
 func TestPlaceholderDetected(t *testing.T) {
 	for _, schemas := range []bool{true, false} {
 		enc := encoder(t, schemas)
@@ -158,7 +160,7 @@ func TestPlaceholderDetected(t *testing.T) {
 			} else {
 				cd = codecFromTarget(&tc, Modes{})
 			}
-			want := strings.Contains(","+strings.Join(unchanged, ",")+",", ","+f.name+",")
+			want := strings.Contains(","+strings.Join(unchanged, ",")+",", ","+f.name+",") && f.name != "bits"
 			if got := ph.is(f.raw, cd); got != want {
 				t.Errorf("schemas=%v %s = %s: placeholder %v, want %v", schemas, f.name, f.raw, got, want)
 			}

@@ -389,7 +389,9 @@ func (r *Router) message(ch *decode.Change, emit func(kafkasink.Record) error) e
 		r.position = 0
 	}
 	if m.Prefix == HeartbeatPrefix {
-		if !r.opts.HeartbeatTopic || ch.Txn == nil {
+		// pgcdc's heartbeat: non-transactional (a transaction of its own for the tracker), or
+		// transactional when an older pgcdc wrote it. A Debezium heartbeat record when asked.
+		if !r.opts.HeartbeatTopic {
 			return nil
 		}
 		return emit(r.numbered(kafkasink.Record{

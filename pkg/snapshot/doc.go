@@ -32,9 +32,11 @@
 // # Markers
 //
 // Records carry source.snapshot as Debezium 3.6.1 sets it (RelationalSnapshotChangeEventSource,
-// checked against a live run): "first" for the first row of the snapshot, "last" for its last
-// row, "first_in_data_collection"/"last_in_data_collection" for the first/last row of every other
-// table (last wins when a table has one row), "true" otherwise. The snapshot's first chunk starts
+// checked against a live run): "first" for the first row of the snapshot's first table (none when
+// that table is empty), "last" for the snapshot's last row, "first_in_data_collection"/
+// "last_in_data_collection" for the first/last row of every other table (last wins when a table
+// has one row), "true" otherwise. Tables come in the order of tables.include (the tables one
+// pattern matches by name), as Debezium orders them by table.include.list. The snapshot's first chunk starts
 // before any other chunk is handed out and its last chunk runs alone after all the others, so
 // "first" and "last" are the first and last records written, as with Debezium's sequential
 // snapshot. Markers come from the plan: when a resumed plan (read under a newer snapshot) has an

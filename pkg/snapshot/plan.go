@@ -68,7 +68,7 @@ type Chunk struct {
 	Estimate   int64
 	// Markers (see the package doc).
 	LastInTable     bool // the table's final chunk
-	FirstInSnapshot bool // the first chunk of the first non-empty table
+	FirstInSnapshot bool // the first chunk of the first table, when it has rows
 	LastInSnapshot  bool // the final chunk of the last non-empty table
 	Done            bool
 	Rows            int64 // rows read (recorded when done)
@@ -82,12 +82,14 @@ SELECT c.oid::int8, c.relkind = 'p',
 FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
 WHERE n.nspname = $1 AND c.relname = $2`
 
-// Published columns: not dropped, not generated (pgoutput does not send generated columns), and
-// on PostgreSQL 15+ within the publication's column list when it has one.
+// Columns a snapshot reads: not dropped, and on PostgreSQL 15+ within the publication's column
+// list when it has one. Stored generated columns are read: Debezium's snapshot records have them
+// (it reads the table through JDBC), while its streamed records do not (pgoutput does not send
+// them), so a table's snapshot and streamed schemas differ by these columns (README).
 const columnsSQL = `
 SELECT a.attname, a.atttypid::int8, a.atttypmod
 FROM pg_attribute a
-WHERE a.attrelid = $1 AND a.attnum > 0 AND NOT a.attisdropped AND a.attgenerated = ''
+WHERE a.attrelid = $1 AND a.attnum > 0 AND NOT a.attisdropped
   AND ($2 = '' OR NOT EXISTS (SELECT 1 FROM pg_publication_tables pt WHERE pt.pubname = $2 AND pt.schemaname = $3 AND pt.tablename = $4 AND pt.attnames IS NOT NULL)
        OR a.attname = ANY (SELECT unnest(pt.attnames) FROM pg_publication_tables pt WHERE pt.pubname = $2 AND pt.schemaname = $3 AND pt.tablename = $4))
 ORDER BY a.attnum`
@@ -95,7 +97,7 @@ ORDER BY a.attnum`
 const columnsSQL14 = `
 SELECT a.attname, a.atttypid::int8, a.atttypmod
 FROM pg_attribute a
-WHERE a.attrelid = $1 AND a.attnum > 0 AND NOT a.attisdropped AND a.attgenerated = ''
+WHERE a.attrelid = $1 AND a.attnum > 0 AND NOT a.attisdropped
 ORDER BY a.attnum`
 
 // The key as the event key takes it: primary key first, else the replica identity index.
@@ -302,7 +304,10 @@ func keyBounds(ctx context.Context, q Querier, t *Table, chunkRows int64) ([][]s
 }
 
 // MarkPlan numbers the chunks of a plan (tables in order, each table's chunks in order) and marks
-// the snapshot's first and last chunk: those of the first and the last non-empty table.
+// the snapshot's first and last chunk. As in Debezium 3.6.1 (RelationalSnapshotChangeEventSource:
+// "first" only in the first table of the order; BufferingSnapshotChangeRecordReceiver: "last" on
+// the last record written), the first chunk is the first table's when that table has rows (else
+// no record is "first"), and the last chunk is the last non-empty table's.
 func MarkPlan(tables [][]*Chunk, empty []bool) []*Chunk {
 	var all []*Chunk
 	first, last := -1, -1
@@ -319,8 +324,10 @@ func MarkPlan(tables [][]*Chunk, empty []bool) []*Chunk {
 			all = append(all, c)
 		}
 	}
-	if first >= 0 {
-		tables[first][0].FirstInSnapshot = true
+	if first == 0 {
+		tables[0][0].FirstInSnapshot = true
+	}
+	if last >= 0 {
 		tables[last][len(tables[last])-1].LastInSnapshot = true
 	}
 	return all

@@ -38,7 +38,7 @@ func TestMarkerPrecedence(t *testing.T) {
 	}
 }
 
-func TestMarkPlanSkipsEmptyTables(t *testing.T) {
+func TestMarkPlanMarkers(t *testing.T) {
 	mk := func(n int) []*Chunk {
 		var cs []*Chunk
 		for i := 0; i < n; i++ {
@@ -56,14 +56,21 @@ func TestMarkPlanSkipsEmptyTables(t *testing.T) {
 			t.Fatalf("chunk %d has ordinal %d", i, c.Ordinal)
 		}
 	}
-	if !tables[1][0].FirstInSnapshot || tables[0][0].FirstInSnapshot {
-		t.Fatal("first chunk must be the first non-empty table's")
+	for _, c := range all {
+		if c.FirstInSnapshot {
+			t.Fatal(`the first table is empty: as in Debezium, no record is "first"`)
+		}
 	}
 	if !tables[2][2].LastInSnapshot || tables[3][0].LastInSnapshot {
 		t.Fatal("last chunk must be the last non-empty table's final chunk")
 	}
 	if tables[2][1].TableOrder != 2 {
 		t.Fatalf("table order %d", tables[2][1].TableOrder)
+	}
+	tables = [][]*Chunk{mk(2), mk(1)}
+	MarkPlan(tables, []bool{false, true})
+	if !tables[0][0].FirstInSnapshot || !tables[0][1].LastInSnapshot {
+		t.Fatal("first and last chunk must be the first table's, the only non-empty one")
 	}
 	none := MarkPlan([][]*Chunk{mk(1)}, []bool{true})
 	if none[0].FirstInSnapshot || none[0].LastInSnapshot {
