@@ -23,7 +23,7 @@ func applyEnv(cfg *Config, env []string) error {
 		if !ok || !strings.HasPrefix(name, EnvPrefix) {
 			continue
 		}
-		if strings.HasPrefix(name, EnvTestPrefix) || name == EnvConfigFile {
+		if strings.HasPrefix(name, EnvTestPrefix) || strings.HasPrefix(name, EnvReplayPrefix) || name == EnvConfigFile {
 			continue
 		}
 		f, known := byName[name]

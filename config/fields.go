@@ -30,6 +30,10 @@ const EnvPrefix = "PGCDC_"
 // such variables.
 const EnvTestPrefix = "PGCDC_TEST_"
 
+// EnvReplayPrefix is reserved for `pgcdc replay`'s own variables (PGCDC_REPLAY_TARGET_PASSWORD);
+// Load ignores such variables.
+const EnvReplayPrefix = "PGCDC_REPLAY_"
+
 // EnvConfigFile is reserved for the command to name the configuration file;
 // Load ignores it.
 const EnvConfigFile = "PGCDC_CONFIG"

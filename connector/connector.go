@@ -46,6 +46,8 @@ type Connector struct {
 
 	slotGuard *slotrecord.Guard // records each position before it is confirmed (slotsafety.go); nil: no record table
 	noticed   map[string]bool   // warnings given once per process (guarded by tablesMu)
+	// createdPublication: this start-up created the publication (undone if the start fails).
+	createdPublication bool
 	// onJoin snapshots the rows of tables that joined the publication while pgcdc ran; nil: none.
 	onJoin func(tables []string) error
 }
@@ -262,7 +264,7 @@ func (c *Connector) logProgress(ctx context.Context, every time.Duration, src *p
 }
 
 // start checks the setup and prepares publication, topics and slot, bounded by the connect timeouts.
-func (c *Connector) start(ctx context.Context) error {
+func (c *Connector) start(ctx context.Context) (err error) {
 	pgCtx, cancel := context.WithTimeout(ctx, c.cfg.Postgres.ConnectTimeout)
 	defer cancel()
 	sql, err := pgsource.ConnectSQL(pgCtx, c.connStr)
@@ -273,12 +275,15 @@ func (c *Connector) start(ctx context.Context) error {
 	if c.info, err = pgsource.CheckServer(pgCtx, sql); err != nil {
 		return err
 	}
-	tables, _, err := c.syncPublication(pgCtx, sql, true)
+	// What can be checked is checked before anything is created: the REPLICATION attribute, Kafka
+	// answering, the topics creatable (validateOnly).
+	if err := pgsource.CheckReplicationRole(pgCtx, sql); err != nil {
+		return err
+	}
+	selected, err := pgsource.ListTables(pgCtx, sql, c.cfg.Tables.Matches)
 	if err != nil {
 		return err
 	}
-	c.tables = tables
-
 	c.tracker = ack.New(0)
 	kctx, kcancel := context.WithTimeout(ctx, c.cfg.Kafka.ConnectTimeout)
 	defer kcancel()
@@ -286,6 +291,26 @@ func (c *Connector) start(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
+	topicNames := make([]string, len(selected))
+	for i, t := range selected {
+		topicNames[i] = c.topicOf(t)
+	}
+	if err := c.sink.ValidateTopics(kctx, topicNames); err != nil {
+		return err
+	}
+
+	// From here on start-up creates things (publication, topics, slot); a failure undoes what this
+	// start created, so a failed start leaves nothing behind.
+	defer func() {
+		if err != nil {
+			c.undoStart()
+		}
+	}()
+	tables, _, err := c.syncPublication(pgCtx, sql, true)
+	if err != nil {
+		return err
+	}
+	c.tables = tables
 	tracker, sink := c.tracker, c.sink
 	c.metrics.SetProbe(func() metrics.Probe {
 		st := tracker.Stats()
@@ -331,6 +356,43 @@ func (c *Connector) start(ctx context.Context) error {
 		Bool("streaming", c.cfg.Postgres.Streaming).
 		Msg("pgcdc starting")
 	return nil
+}
+
+// undoStart removes what a failed start-up created: the topics (they hold no record yet), the
+// publication, the slot (nothing was confirmed on it).
+func (c *Connector) undoStart() {
+	ctx, cancel := context.WithTimeout(context.Background(), 15*time.Second)
+	defer cancel()
+	var undone []string
+	if c.sink != nil {
+		for _, t := range c.sink.UndoCreatedTopics(ctx) {
+			undone = append(undone, "topic "+t)
+		}
+	}
+	if c.sql == nil || c.sql.IsClosed() {
+		if len(undone) > 0 {
+			c.log.Info().Strs("removed", undone).Msg("start-up failed: removed what it had created")
+		}
+		return
+	}
+	if c.slot.Created {
+		c.closeSnapshot() // the exported snapshot's connection holds the slot's creation open
+		if _, err := c.sql.Exec(ctx, `SELECT pg_drop_replication_slot($1)`, c.slot.Name); err != nil {
+			c.log.Warn().Err(err).Str("slot", c.slot.Name).Msg("start-up failed and the slot it created could not be dropped: drop it (pgcdc slot drop --confirm) or start again")
+		} else {
+			undone = append(undone, "slot "+c.slot.Name)
+		}
+	}
+	if c.createdPublication {
+		if _, err := c.sql.Exec(ctx, "DROP PUBLICATION IF EXISTS "+pgx.Identifier{c.cfg.Postgres.Publication}.Sanitize()); err != nil {
+			c.log.Warn().Err(err).Str("publication", c.cfg.Postgres.Publication).Msg("start-up failed and the publication it created could not be dropped")
+		} else {
+			undone = append(undone, "publication "+c.cfg.Postgres.Publication)
+		}
+	}
+	if len(undone) > 0 {
+		c.log.Info().Strs("removed", undone).Msg("start-up failed: removed what it had created")
+	}
 }
 
 func (c *Connector) closeAll() {

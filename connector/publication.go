@@ -58,6 +58,7 @@ func (c *Connector) syncPublication(ctx context.Context, conn *pgx.Conn, startup
 			if err := pgsource.CreatePublicationAllTables(ctx, conn, pg.Publication, c.cfg.Tables.PublishViaPartitionRoot); err != nil {
 				return nil, nil, fmt.Errorf("%w (postgres.publication_mode all_tables needs a superuser: create it as one, or use publication_mode filtered)", err)
 			}
+			c.createdPublication = startup
 			c.log.Info().Str("publication", pg.Publication).Msg("created publication FOR ALL TABLES")
 		} else if !pub.AllTables {
 			return nil, nil, fmt.Errorf("postgres: publication %q exists but is not FOR ALL TABLES, and postgres.publication_mode is all_tables: drop it (DROP PUBLICATION %s) to let pgcdc create it, or set publication_mode to filtered or disabled",
@@ -73,6 +74,7 @@ func (c *Connector) syncPublication(ctx context.Context, conn *pgx.Conn, startup
 			if err := pgsource.CreatePublication(ctx, conn, pg.Publication, nil, c.cfg.Tables.PublishViaPartitionRoot, nil); err != nil {
 				return nil, nil, err
 			}
+			c.createdPublication = startup
 			c.log.Info().Str("publication", pg.Publication).Msg("created publication without tables (publication_mode no_tables): an administrator adds them")
 		}
 		var in []pgsource.Table
@@ -113,6 +115,7 @@ func (c *Connector) syncPublication(ctx context.Context, conn *pgx.Conn, startup
 		if err := pgsource.CreatePublication(ctx, conn, pg.Publication, missing, c.cfg.Tables.PublishViaPartitionRoot, filters); err != nil {
 			return nil, nil, err
 		}
+		c.createdPublication = startup
 		c.log.Info().Str("publication", pg.Publication).Int("tables", len(missing)).Msg("created publication")
 		return missing, nil, nil
 	}

@@ -322,3 +322,63 @@ func TestSIGTERMStopsCleanly(t *testing.T) {
 		t.Errorf("confirmed_flush_lsn %s after a clean stop, want past the insert (lsn %s)", fmtLSN(cf), fmtLSN(uint64(ins.Source.LSN)))
 	}
 }
+
+// A failed start leaves nothing behind: what can be checked (Kafka answering, the REPLICATION
+// attribute) is checked before anything is created, and a failure after creating something (no
+// replication slot left to create the slot) removes what this start created: topics and publication.
+func TestFailedStartLeavesNothingBehind(t *testing.T) {
+	t.Parallel()
+	pg := startDedicatedPostgres(t, testenv.PostgresOptions{Settings: map[string]string{"max_replication_slots": "1"}})
+	e := newEnv(t, pg, nil)
+	e.exec(`CREATE TABLE t (id int PRIMARY KEY)`)
+	pubExists := func() bool {
+		var n int
+		if err := e.db.QueryRow(context.Background(), `SELECT count(*) FROM pg_publication WHERE pubname = $1`, e.pub).Scan(&n); err != nil {
+			t.Fatal(err)
+		}
+		return n > 0
+	}
+	topicExists := func() bool { return testenv.TopicRecords(context.Background(), e.brokers, e.topic("t")) >= 0 }
+
+	// Kafka unreachable: stopped before the publication is created.
+	expectStartupFailure(t, e, map[string]string{"PGCDC_KAFKA_BROKERS": unusedAddr(t)}, 1, "kafka")
+	if pubExists() {
+		t.Fatal("the publication was created although Kafka was unreachable")
+	}
+
+	// A role without REPLICATION: stopped before the publication or any topic is created.
+	e.exec(`CREATE ROLE norepl LOGIN`)
+	e.exec(`GRANT CREATE ON DATABASE ` + dbName(t, e.dsn) + ` TO norepl`)
+	e.exec(`ALTER TABLE t OWNER TO norepl`)
+	u, err := url.Parse(e.dsn)
+	if err != nil {
+		t.Fatal(err)
+	}
+	u.User = url.User("norepl")
+	expectStartupFailure(t, e, map[string]string{"PGCDC_POSTGRES_DSN": u.String()}, 1, "REPLICATION", "ALTER ROLE")
+	if pubExists() || topicExists() {
+		t.Fatalf("a start without REPLICATION left a publication (%v) or topic (%v)", pubExists(), topicExists())
+	}
+
+	// The only replication slot is taken: the publication and the topic were created, then removed.
+	e.exec(`SELECT pg_create_logical_replication_slot('taken', 'pgoutput')`)
+	out := expectStartupFailure(t, e, nil, 1, "replication slot")
+	for deadline := time.Now().Add(15 * time.Second); topicExists() && time.Now().Before(deadline); {
+		time.Sleep(100 * time.Millisecond) // a deleted topic leaves the metadata shortly after
+	}
+	if pubExists() || topicExists() {
+		t.Fatalf("the failed start left its publication (%v) or topic (%v) behind:\n%s", pubExists(), topicExists(), tail(out, 3000))
+	}
+	if !strings.Contains(out, "removed what it had created") {
+		t.Errorf("the log does not say what was removed:\n%s", tail(out, 3000))
+	}
+	e.exec(`SELECT pg_drop_replication_slot('taken')`)
+}
+
+func dbName(t *testing.T, dsn string) string {
+	u, err := url.Parse(dsn)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return strings.TrimPrefix(u.Path, "/")
+}

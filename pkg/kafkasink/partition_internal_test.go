@@ -113,6 +113,10 @@ func (missingTopics) CreateTopics(context.Context, *kafka.CreateTopicsRequest) (
 	return nil, errors.New("not allowed")
 }
 
+func (missingTopics) DeleteTopics(context.Context, *kafka.DeleteTopicsRequest) (*kafka.DeleteTopicsResponse, error) {
+	return nil, errors.New("not allowed")
+}
+
 func (missingTopics) DescribeConfigs(context.Context, *kafka.DescribeConfigsRequest) (*kafka.DescribeConfigsResponse, error) {
 	return nil, errors.New("not allowed")
 }

@@ -153,6 +153,19 @@ func (s *Sink) EnsureTopic(ctx context.Context, topic string) error {
 	return err
 }
 
+// ValidateTopics checks, creating nothing, that the topics could be used: the missing ones could be
+// created as configured (or creation is allowed at all). Start-up calls it before it creates
+// anything anywhere.
+func (s *Sink) ValidateTopics(ctx context.Context, topics []string) error {
+	return s.topics.validate(ctx, topics)
+}
+
+// UndoCreatedTopics deletes the topics this sink created and returns their names: for a start-up
+// that failed after creating them (they hold no record yet).
+func (s *Sink) UndoCreatedTopics(ctx context.Context) []string {
+	return s.topics.undoCreated(ctx)
+}
+
 // Append hands rec to its partition's writer: the partition is the Java client's (murmur2 over the
 // key bytes; partition 0 for a null key). It waits while the bytes in flight are at
 // kafka.max_in_flight_bytes, until Kafka acknowledges enough, the sink fails, or ctx ends.

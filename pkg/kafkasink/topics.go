@@ -25,6 +25,7 @@ type topicInfo struct {
 type topicAdmin interface {
 	Metadata(ctx context.Context, req *kafka.MetadataRequest) (*kafka.MetadataResponse, error)
 	CreateTopics(ctx context.Context, req *kafka.CreateTopicsRequest) (*kafka.CreateTopicsResponse, error)
+	DeleteTopics(ctx context.Context, req *kafka.DeleteTopicsRequest) (*kafka.DeleteTopicsResponse, error)
 	DescribeConfigs(ctx context.Context, req *kafka.DescribeConfigsRequest) (*kafka.DescribeConfigsResponse, error)
 }
 
@@ -36,6 +37,7 @@ type topics struct {
 	explain func(error) error // names the TLS/SASL setting behind a connection failure; may be nil
 	mu      sync.Mutex
 	byName  map[string]topicInfo
+	created []string // topics this process created
 	setupMu sync.Mutex // one topic set-up at a time (the pipeline and snapshot workers may ask together)
 }
 
@@ -170,8 +172,81 @@ func (t *topics) create(ctx context.Context, topic string) error {
 		}
 		return err
 	}
+	if err == nil {
+		t.mu.Lock()
+		t.created = append(t.created, topic)
+		t.mu.Unlock()
+	}
 	t.log.Info().Str("topic", topic).Int("partitions", t.opts.Partitions).Int("replication_factor", t.opts.ReplicationFactor).Msg("created topic")
 	return nil
+}
+
+// validate asks the cluster whether the topics that do not exist could be created as configured
+// (CreateTopics with validateOnly: authorization, replication factor, configs), creating nothing.
+func (t *topics) validate(ctx context.Context, names []string) error {
+	if len(names) == 0 {
+		return nil
+	}
+	md, err := t.admin.Metadata(ctx, &kafka.MetadataRequest{Topics: names})
+	if err != nil {
+		return fmt.Errorf("kafka: metadata of the topics: %w", err)
+	}
+	var missing []kafka.TopicConfig
+	var entries []kafka.ConfigEntry
+	for k, v := range t.opts.TopicConfig {
+		entries = append(entries, kafka.ConfigEntry{ConfigName: k, ConfigValue: v})
+	}
+	for _, tm := range md.Topics {
+		if tm.Error == nil {
+			continue
+		}
+		if !errors.Is(tm.Error, kafka.UnknownTopicOrPartition) {
+			if fix := permanentAdminError(tm.Error); fix != "" {
+				return &topicError{fmt.Errorf("kafka: topic %s: %w (%s)", tm.Name, tm.Error, fix)}
+			}
+			continue
+		}
+		if !t.opts.CreateTopics {
+			return &topicError{fmt.Errorf("kafka: topic %s does not exist and kafka.create_topics is false: create it, or set create_topics: true", tm.Name)}
+		}
+		missing = append(missing, kafka.TopicConfig{Topic: tm.Name, NumPartitions: t.opts.Partitions, ReplicationFactor: t.opts.ReplicationFactor, ConfigEntries: entries})
+	}
+	if len(missing) == 0 {
+		return nil
+	}
+	res, err := t.admin.CreateTopics(ctx, &kafka.CreateTopicsRequest{Topics: missing, ValidateOnly: true})
+	if err != nil {
+		return fmt.Errorf("kafka: check that the topics can be created: %w", err)
+	}
+	for name, terr := range res.Errors {
+		if terr != nil && !errors.Is(terr, kafka.TopicAlreadyExists) {
+			err := fmt.Errorf("kafka: topic %s could not be created (partitions %d, replication factor %d): %w", name, t.opts.Partitions, t.opts.ReplicationFactor, terr)
+			if fix := permanentAdminError(terr); fix != "" {
+				err = fmt.Errorf("%w (%s)", err, fix)
+			}
+			return &topicError{err}
+		}
+	}
+	return nil
+}
+
+// undoCreated deletes the topics this process created (a start that failed after creating them).
+func (t *topics) undoCreated(ctx context.Context) []string {
+	t.mu.Lock()
+	names := append([]string(nil), t.created...)
+	t.created = nil
+	for _, n := range names {
+		delete(t.byName, n)
+	}
+	t.mu.Unlock()
+	if len(names) == 0 {
+		return nil
+	}
+	if _, err := t.admin.DeleteTopics(ctx, &kafka.DeleteTopicsRequest{Topics: names}); err != nil {
+		t.log.Warn().Err(err).Strs("topics", names).Msg("could not delete the topics this failed start created")
+		return nil
+	}
+	return names
 }
 
 // describe reads a topic's partitions (all with a leader) and max.message.bytes.

@@ -164,6 +164,21 @@ func IsConnectionError(err error) bool {
 	return pgconn.SafeToRetry(err) || pgconn.Timeout(err) || errors.Is(err, context.DeadlineExceeded)
 }
 
+// CheckReplicationRole fails, naming the fix, when the connected role may not stream (no
+// REPLICATION attribute, not a superuser): checked before start-up creates anything.
+func CheckReplicationRole(ctx context.Context, conn *pgx.Conn) error {
+	var user string
+	var ok bool
+	if err := conn.QueryRow(ctx, `SELECT current_user::text, rolreplication OR rolsuper FROM pg_roles WHERE rolname = current_user`).Scan(&user, &ok); err != nil {
+		return fmt.Errorf("postgres: read the role's attributes: %w", err)
+	}
+	if !ok {
+		return fmt.Errorf("postgres: role %s has no REPLICATION attribute, which logical replication needs: ALTER ROLE %s REPLICATION (as a superuser), or connect as a role that has it (postgres.dsn)",
+			user, pgx.Identifier{user}.Sanitize())
+	}
+	return nil
+}
+
 // ServerInfo is what pgcdc checks about the server before it starts.
 type ServerInfo struct {
 	Version          int // server_version_num
