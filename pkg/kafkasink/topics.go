@@ -37,7 +37,7 @@ type topics struct {
 	explain func(error) error // names the TLS/SASL setting behind a connection failure; may be nil
 	mu      sync.Mutex
 	byName  map[string]topicInfo
-	created []string // topics this process created
+	created []string   // topics this process created
 	setupMu sync.Mutex // one topic set-up at a time (the pipeline and snapshot workers may ask together)
 }
 
