@@ -72,7 +72,8 @@ type StreamOptions struct {
 	ConnectTimeout time.Duration // bound of one connection and START_REPLICATION (default 30s)
 	// BeforeConfirm, when set, is called before a status update confirms a position newer than
 	// the last one confirmed, on the stream's own SQL connection (the recorded position of
-	// docs/failover.md). When it fails, the update confirms the previous position only.
+	// docs/failover.md). When it fails, the session ends (a reconnect follows; a permanent error,
+	// such as a privilege lost, ends Run) and nothing past the record is confirmed.
 	BeforeConfirm func(ctx context.Context, conn *pgx.Conn, flush pglogrepl.LSN) error
 	Log           zerolog.Logger
 	// Hooks for metrics; each may be nil. They are called from the stream's goroutine.
@@ -98,8 +99,9 @@ type Stream struct {
 	serverEnd atomic.Uint64
 
 	// Seams for tests (nil: the real server).
-	readSlot func(ctx context.Context) (SlotInfo, error)
-	connect  func(ctx context.Context) (*pgconn.PgConn, error)
+	readSlot   func(ctx context.Context) (SlotInfo, error)
+	connect    func(ctx context.Context) (*pgconn.PgConn, error)
+	connectSQL func(ctx context.Context) (*pgx.Conn, error)
 }
 
 // NewStream prepares a stream that confirms pos.
@@ -462,8 +464,10 @@ func (r *replSession) sendStatus(now time.Time) error {
 	flush := r.s.pos.Safe()
 	if flush > r.flushed && r.s.opts.BeforeConfirm != nil {
 		if err := r.s.beforeConfirm(flush); err != nil {
-			r.s.opts.Log.Warn().Err(err).Str("lsn", flush.String()).Msg("cannot record the position before confirming it: confirming the previous one")
-			flush = r.flushed
+			// Nothing past the record may be confirmed. The session ends instead of lingering
+			// unconfirmed: a PostgreSQL that shuts down (the usual cause: it refuses the write)
+			// waits for its walsenders to see everything sent confirmed, or their client gone.
+			return fmt.Errorf("postgres: record the position %s before confirming it: %w", flush, err)
 		}
 	}
 	write := max(r.received, flush)
@@ -487,6 +491,13 @@ func (r *replSession) sendStatus(now time.Time) error {
 func (s *Stream) beforeConfirm(flush pglogrepl.LSN) error {
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
+	if s.connectSQL != nil {
+		conn, err := s.connectSQL(ctx)
+		if err != nil {
+			return err
+		}
+		return s.opts.BeforeConfirm(ctx, conn, flush)
+	}
 	if s.sql == nil || s.sql.IsClosed() {
 		conn, err := ConnectSQL(ctx, s.opts.ConnString)
 		if err != nil {

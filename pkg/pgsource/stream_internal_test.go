@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/jackc/pglogrepl"
+	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgconn"
 	"github.com/jackc/pgx/v5/pgproto3"
 	"github.com/rs/zerolog"
@@ -464,5 +465,57 @@ func TestSlotInfoLag(t *testing.T) {
 	}
 	if (SlotInfo{ServerWALEnd: 1000}).LagBytes() != 0 || (SlotInfo{ServerWALEnd: 5, ConfirmedFlush: 9}).LagBytes() != 0 {
 		t.Fatal("lag of an unknown or newer position must be 0")
+	}
+}
+
+// A position is confirmed only after BeforeConfirm recorded it; when it cannot be recorded (e.g. a
+// PostgreSQL shutting down refuses the write) the session ends instead of lingering: the walsender
+// of a shutting-down server waits for its client to confirm everything or to go.
+func TestStreamRecordsBeforeConfirming(t *testing.T) {
+	srv := newFakeServer(t)
+	pos := newPosition(100)
+	var mu sync.Mutex
+	var recorded []pglogrepl.LSN
+	fail := false
+	reconnected := make(chan error, 10)
+	s := testStream(t, srv, pos, goodSlot, func(o *StreamOptions) {
+		o.BeforeConfirm = func(_ context.Context, _ *pgx.Conn, flush pglogrepl.LSN) error {
+			mu.Lock()
+			defer mu.Unlock()
+			if fail {
+				return errors.New("the database system is shutting down")
+			}
+			recorded = append(recorded, flush)
+			return nil
+		}
+		o.OnReconnect = func(err error) { reconnected <- err }
+	})
+	s.sql = nil
+	s.connectSQL = func(context.Context) (*pgx.Conn, error) { return nil, nil }
+	out := make(chan Message, 10)
+	runStream(t, s, out)
+	w := <-srv.sessions
+	receive(t, out)
+	pos.set(150)
+	w.statusWith(150, 5*time.Second)
+	mu.Lock()
+	if len(recorded) == 0 || recorded[len(recorded)-1] != 150 {
+		t.Fatalf("recorded %v before confirming 0/96", recorded)
+	}
+	fail = true
+	mu.Unlock()
+	pos.set(200)
+	select {
+	case err := <-reconnected:
+		if !strings.Contains(err.Error(), "record the position 0/C8") {
+			t.Fatalf("session ended with %v", err)
+		}
+	case <-time.After(10 * time.Second):
+		t.Fatal("the session went on although the position could not be recorded")
+	}
+	for len(w.statuses) > 0 {
+		if st := <-w.statuses; st.WALFlushPosition > 150 {
+			t.Fatalf("confirmed %s without a record", st.WALFlushPosition)
+		}
 	}
 }
