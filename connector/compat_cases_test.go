@@ -236,6 +236,38 @@ func typeTables(groups ...[]typeTable) []typeTable {
 func compatRuns() []compatRun {
 	return []compatRun{
 		{
+			// Schema changes between a change and its decoding (issue 13): Debezium decodes them
+			// live; pgcdc live for the script, and after all of the DDL for whileStopped.
+			name:       "ddl",
+			keySchemas: true, valueSchemas: true, partitions: 1,
+			tables: []string{"dd", "ddr"},
+			setup: []string{
+				`CREATE TYPE public.mood AS ENUM ('happy', 'sad')`,
+				`CREATE TABLE public.dd (id int PRIMARY KEY, amount numeric(10,2), at timestamp(0), note text, m public.mood)`,
+			},
+			script: func(e *env) {
+				e.exec(`INSERT INTO public.dd VALUES (1, 12.34, '2026-01-01 10:00:00', 'a', 'happy')`)
+				e.exec(`ALTER TABLE public.dd ALTER amount TYPE numeric(12,4), ALTER at TYPE timestamp(6)`)
+				e.exec(`INSERT INTO public.dd VALUES (2, 12.3456, '2026-01-01 10:00:00.123456', 'b', 'sad')`)
+				e.exec(`ALTER TABLE public.dd ADD COLUMN extra int`)
+				e.exec(`INSERT INTO public.dd VALUES (3, 1.5, '2026-01-01 10:00:01', 'c', 'happy', 33)`)
+			},
+			whileStopped: []string{
+				`INSERT INTO public.dd VALUES (4, 2.5, '2026-01-01 10:00:02.5', 'd', 'sad', 44)`,
+				`ALTER TABLE public.dd ALTER amount TYPE numeric(10,2) USING round(amount, 2), ALTER at TYPE timestamp(0)`,
+				`ALTER TYPE public.mood ADD VALUE 'ok'`,
+				`INSERT INTO public.dd VALUES (5, 7.25, '2026-01-01 10:00:03', 'e', 'ok', 55)`,
+				`ALTER TABLE public.dd RENAME COLUMN note TO remark`,
+				`UPDATE public.dd SET remark = 'renamed' WHERE id = 1`,
+				`ALTER TABLE public.dd DROP COLUMN extra`,
+				`INSERT INTO public.dd VALUES (6, 3, '2026-01-01 10:00:04', 'f', 'happy')`,
+				`ALTER TABLE public.dd ALTER COLUMN id TYPE bigint`,
+				`DELETE FROM public.dd WHERE id = 2`,
+				`ALTER TABLE public.dd RENAME TO ddr`,
+				`INSERT INTO public.ddr VALUES (7, 4, '2026-01-01 10:00:05', 'g', 'sad')`,
+			},
+		},
+		{
 			// Debezium's defaults, schemas in keys and values, 3 partitions, every scenario, truncate
 			// events, logical decoding messages and transaction metadata.
 			name:       "defaults",

@@ -126,6 +126,7 @@ type compatRun struct {
 	pgcdcInclude []string                                 // pgcdc\'s tables.include when it differs (partitions: their root)
 	setup        []string                                 // SQL run before both start
 	script       func(e *env)                             // the changes
+	whileStopped []string                                 // SQL run after the script while pgcdc is stopped: decoded after it, on the next start
 	types        []typeTable                              // type tables: created with their snapshot rows before both start, streamed rows after the script
 	extraTopics  []string                                 // topic suffixes after the prefix, e.g. "transaction"
 	check        func(t *testing.T, got map[string][]rec) // further assertions on pgcdc's records
@@ -309,6 +310,16 @@ func runCompat(t *testing.T, r compatRun, withDebezium bool, used []int) {
 
 	if r.script != nil {
 		r.script(e)
+	}
+	if len(r.whileStopped) > 0 {
+		// pgcdc decodes these changes after all of their DDL, on its next start; Debezium as they come.
+		if code := p.stop(); code != 0 {
+			t.Fatalf("pgcdc exit %d on a clean stop", code)
+		}
+		for _, s := range r.whileStopped {
+			e.exec(s)
+		}
+		p = e.start(env)
 	}
 	for _, tt := range r.types {
 		for _, s := range tt.streamRows() {

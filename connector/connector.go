@@ -276,7 +276,11 @@ func (c *Connector) start(ctx context.Context) (err error) {
 		return err
 	}
 	// What can be checked is checked before anything is created: the REPLICATION attribute, Kafka
-	// answering, the topics creatable (validateOnly).
+	// answering. Then the topics are created first (the first thing a missing Kafka privilege
+	// stops), then the publication, then the slot; a failure undoes what this start created, so a
+	// failed start leaves nothing behind. (Kafka's CreateTopics with validateOnly would check the
+	// topics without creating them, but kafka-go waits for the topics to appear after any
+	// CreateTopics, which they never do then.)
 	if err := pgsource.CheckReplicationRole(pgCtx, sql); err != nil {
 		return err
 	}
@@ -291,21 +295,19 @@ func (c *Connector) start(ctx context.Context) (err error) {
 	if err != nil {
 		return err
 	}
-	topicNames := make([]string, len(selected))
-	for i, t := range selected {
-		topicNames[i] = c.topicOf(t)
-	}
-	if err := c.sink.ValidateTopics(kctx, topicNames); err != nil {
-		return err
-	}
-
-	// From here on start-up creates things (publication, topics, slot); a failure undoes what this
-	// start created, so a failed start leaves nothing behind.
 	defer func() {
 		if err != nil {
 			c.undoStart()
 		}
 	}()
+	for _, t := range selected {
+		if c.cfg.Postgres.ManagesPublicationTables() && t.IdentityProblem() != "" {
+			continue // left out of the publication (syncPublication says why)
+		}
+		if err := c.sink.EnsureTopic(kctx, c.topicOf(t)); err != nil {
+			return err
+		}
+	}
 	tables, _, err := c.syncPublication(pgCtx, sql, true)
 	if err != nil {
 		return err
@@ -316,11 +318,6 @@ func (c *Connector) start(ctx context.Context) (err error) {
 		st := tracker.Stats()
 		return metrics.Probe{InFlightEvents: st.Events - st.Acked, InFlightBytes: sink.InFlight(), Acked: st.Acked}
 	})
-	for _, t := range tables {
-		if err := c.sink.EnsureTopic(kctx, c.topicOf(t)); err != nil {
-			return err
-		}
-	}
 
 	afterSlot, err := c.slotSafety(pgCtx) // slotsafety.go: the slot against pgcdc's record of it
 	if err != nil {

@@ -153,13 +153,6 @@ func (s *Sink) EnsureTopic(ctx context.Context, topic string) error {
 	return err
 }
 
-// ValidateTopics checks, creating nothing, that the topics could be used: the missing ones could be
-// created as configured (or creation is allowed at all). Start-up calls it before it creates
-// anything anywhere.
-func (s *Sink) ValidateTopics(ctx context.Context, topics []string) error {
-	return s.topics.validate(ctx, topics)
-}
-
 // UndoCreatedTopics deletes the topics this sink created and returns their names: for a start-up
 // that failed after creating them (they hold no record yet).
 func (s *Sink) UndoCreatedTopics(ctx context.Context) []string {

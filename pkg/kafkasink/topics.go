@@ -181,55 +181,6 @@ func (t *topics) create(ctx context.Context, topic string) error {
 	return nil
 }
 
-// validate asks the cluster whether the topics that do not exist could be created as configured
-// (CreateTopics with validateOnly: authorization, replication factor, configs), creating nothing.
-func (t *topics) validate(ctx context.Context, names []string) error {
-	if len(names) == 0 {
-		return nil
-	}
-	md, err := t.admin.Metadata(ctx, &kafka.MetadataRequest{Topics: names})
-	if err != nil {
-		return fmt.Errorf("kafka: metadata of the topics: %w", err)
-	}
-	var missing []kafka.TopicConfig
-	var entries []kafka.ConfigEntry
-	for k, v := range t.opts.TopicConfig {
-		entries = append(entries, kafka.ConfigEntry{ConfigName: k, ConfigValue: v})
-	}
-	for _, tm := range md.Topics {
-		if tm.Error == nil {
-			continue
-		}
-		if !errors.Is(tm.Error, kafka.UnknownTopicOrPartition) {
-			if fix := permanentAdminError(tm.Error); fix != "" {
-				return &topicError{fmt.Errorf("kafka: topic %s: %w (%s)", tm.Name, tm.Error, fix)}
-			}
-			continue
-		}
-		if !t.opts.CreateTopics {
-			return &topicError{fmt.Errorf("kafka: topic %s does not exist and kafka.create_topics is false: create it, or set create_topics: true", tm.Name)}
-		}
-		missing = append(missing, kafka.TopicConfig{Topic: tm.Name, NumPartitions: t.opts.Partitions, ReplicationFactor: t.opts.ReplicationFactor, ConfigEntries: entries})
-	}
-	if len(missing) == 0 {
-		return nil
-	}
-	res, err := t.admin.CreateTopics(ctx, &kafka.CreateTopicsRequest{Topics: missing, ValidateOnly: true})
-	if err != nil {
-		return fmt.Errorf("kafka: check that the topics can be created: %w", err)
-	}
-	for name, terr := range res.Errors {
-		if terr != nil && !errors.Is(terr, kafka.TopicAlreadyExists) {
-			err := fmt.Errorf("kafka: topic %s could not be created (partitions %d, replication factor %d): %w", name, t.opts.Partitions, t.opts.ReplicationFactor, terr)
-			if fix := permanentAdminError(terr); fix != "" {
-				err = fmt.Errorf("%w (%s)", err, fix)
-			}
-			return &topicError{err}
-		}
-	}
-	return nil
-}
-
 // undoCreated deletes the topics this process created (a start that failed after creating them).
 func (t *topics) undoCreated(ctx context.Context) []string {
 	t.mu.Lock()
