@@ -17,6 +17,7 @@ type Config struct {
 	Metrics   MetricsConfig   `yaml:"metrics"`
 	Heartbeat HeartbeatConfig `yaml:"heartbeat"`
 	Snapshot  SnapshotConfig  `yaml:"snapshot"`
+	Outbox    OutboxConfig    `yaml:"outbox"`
 }
 
 // SnapshotConfig configures the initial snapshot: the rows that exist before streaming starts,
@@ -260,6 +261,7 @@ func Default() Config {
 		Metrics: MetricsConfig{
 			Listen: DefaultMetricsListen,
 		},
+		Outbox: defaultOutbox(),
 	}
 }
 

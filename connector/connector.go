@@ -20,6 +20,7 @@ import (
 	"github.com/pgcdc/pgcdc/pkg/event"
 	"github.com/pgcdc/pgcdc/pkg/kafkaclient"
 	"github.com/pgcdc/pgcdc/pkg/kafkasink"
+	"github.com/pgcdc/pgcdc/pkg/outbox"
 	"github.com/pgcdc/pgcdc/pkg/pgsource"
 	"github.com/pgcdc/pgcdc/pkg/route"
 	"github.com/pgcdc/pgcdc/pkg/slotrecord"
@@ -45,6 +46,8 @@ type Connector struct {
 	tables   []pgsource.Table // captured tables (for the snapshot and the refresher)
 
 	slotGuard *slotrecord.Guard // records each position before it is confirmed (slotsafety.go); nil: no record table
+
+	outbox *outbox.Router // outbox routing (outbox.go); nil: none
 }
 
 // New prepares a connector for cfg (which Load has validated). m receives its metrics; nil means none.
@@ -53,7 +56,11 @@ func New(cfg config.Config, log zerolog.Logger, m *metrics.Metrics) (*Connector,
 	if err != nil {
 		return nil, err
 	}
-	return &Connector{cfg: cfg, log: log, connStr: connStr, metrics: m}, nil
+	c := &Connector{cfg: cfg, log: log, connStr: connStr, metrics: m}
+	if c.outbox, err = newOutbox(cfg, c.eventOptions(), log); err != nil { // outbox.go
+		return nil, err
+	}
+	return c, nil
 }
 
 // ErrShutdownTimeout ends a stop that could not finish within kafka.shutdown_timeout: events were
@@ -260,6 +267,9 @@ func (c *Connector) start(ctx context.Context) error {
 		return err
 	}
 	c.tables = tables
+	if err := c.checkOutboxTables(tables); err != nil { // outbox.go
+		return err
+	}
 
 	c.tracker = ack.New(0)
 	kctx, kcancel := context.WithTimeout(ctx, c.cfg.Kafka.ConnectTimeout)
@@ -274,6 +284,9 @@ func (c *Connector) start(ctx context.Context) error {
 		return metrics.Probe{InFlightEvents: st.Events - st.Acked, InFlightBytes: sink.InFlight(), Acked: st.Acked}
 	})
 	for _, t := range tables {
+		if !c.publishesTableTopic(t) { // outbox.go
+			continue
+		}
 		if err := c.sink.EnsureTopic(kctx, c.topicOf(t)); err != nil {
 			return err
 		}
@@ -367,6 +380,9 @@ func (c *Connector) routeOptions() route.Options {
 	}
 	if c.metrics != nil {
 		o.OnEvent = func(table string, op event.Op) { c.metrics.Event(table, byte(op)) }
+	}
+	if c.outbox != nil {
+		o.Steps = append(o.Steps, c.outbox.Step())
 	}
 	return o
 }
