@@ -39,10 +39,7 @@ var updateGolden = flag.Bool("update-golden", false, "rewrite connector/testdata
 
 // allowed lists the deliberate differences: a regular expression over "<table> <path>: ..." diff
 // lines, and the reason.
-var allowed = []struct {
-	re     *regexp.Regexp
-	reason string
-}{
+var allowed = []allowance{
 	{regexp.MustCompile(`^\S+ headers\.__debezium\.context\.`), "Debezium's extended headers describe the Kafka Connect task (connector name, task id); pgcdc has no task"},
 	{regexp.MustCompile(`^\S+ headers\.pgcdc\.position: only in pgcdc`), "pgcdc's own header: the event's position in its transaction, which with source.lsn identifies an event across re-deliveries"},
 	{regexp.MustCompile(`^public\.alltypes value\.(payload\.)?(before|after)\.nm: debezium=null pgcdc="`), "columns of type name: Debezium 3.6.1 writes null (its pgoutput value resolver has no case for the name type), pgcdc writes the value"},
@@ -52,6 +49,12 @@ var allowed = []struct {
 	{regexp.MustCompile(`^message value\.payload\.source\.ts_(ms|us|ns): `), "a non-transactional logical decoding message has no commit time: pgcdc writes the time it decoded the message, Debezium the time of an earlier transaction"},
 	{regexp.MustCompile(`^(public\.trunc|message) value\.payload\.source\.sequence: `), "source.sequence[0] of the transaction after a non-transactional logical decoding message: pgcdc keeps the last commit's end LSN, Debezium moves it to the end of the message's WAL record, which pgoutput does not transmit"},
 	{regexp.MustCompile(`^public\.nokey #\d+ tombstone with a null key only in Debezium`), "a delete on a table without a key: Debezium also sends a tombstone with a null key, which deletes nothing and which a compacted topic rejects; pgcdc sends none"},
+}
+
+// allowance is a deliberate difference: a regular expression over diff lines, and the reason.
+type allowance struct {
+	re     *regexp.Regexp
+	reason string
 }
 
 // compatRun is one Debezium + pgcdc pair with one configuration.
@@ -161,7 +164,7 @@ func runCompat(t *testing.T, r compatRun, withDebezium bool) {
 			// Debezium's default; set explicitly, Kafka Connect 4.3's config validation fails (NPE)
 			delete(extra, "publish.via.partition.root")
 		}
-		c, err := debeziumtest.Start(ctx, debeziumtest.Options{
+		startDebezium(t, ctx, debeziumtest.Options{
 			PostgresDSN:  e.dsn,
 			Brokers:      e.brokers,
 			TopicPrefix:  dbzPrefix,
@@ -172,24 +175,6 @@ func runCompat(t *testing.T, r compatRun, withDebezium bool) {
 			Extra:        extra,
 			KeySchemas:   r.keySchemas,
 			ValueSchemas: r.valueSchemas,
-		})
-		if err != nil {
-			t.Fatal(err)
-		}
-		t.Cleanup(func() {
-			if t.Failed() {
-				var errs []string
-				for _, l := range strings.Split(c.Log(), "\n") {
-					if strings.Contains(l, "Exception") || strings.Contains(l, "ERROR") || strings.Contains(l, "WARN io.debezium") {
-						errs = append(errs, l)
-					}
-				}
-				if len(errs) > 40 {
-					errs = errs[:40]
-				}
-				t.Logf("Kafka Connect log (errors and warnings):\n%s", strings.Join(errs, "\n"))
-			}
-			c.Stop()
 		})
 	}
 	t.Logf("started in %s", time.Since(start).Round(time.Millisecond))
@@ -282,13 +267,48 @@ func runCompat(t *testing.T, r compatRun, withDebezium bool) {
 			diffs = append(diffs, diffRecords(tp, golden[tp], maskAll(got[tp]))...)
 		}
 	}
-	// The same difference in many records is reported once, with its count.
-	diffs = dedupe(diffs)
-	used := make([]int, len(allowed))
+	reportDiffs(t, diffs, allowed)
+	t.Logf("%d topics compared in %s", len(topics), time.Since(start).Round(time.Millisecond))
+}
+
+// startDebezium starts Debezium in Kafka Connect for the test; its errors and warnings are logged
+// when the test fails, and it is stopped at the end.
+func startDebezium(t *testing.T, ctx context.Context, opts debeziumtest.Options) {
+	t.Helper()
+	c, err := debeziumtest.Start(ctx, opts)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		if t.Failed() {
+			var errs []string
+			for _, l := range strings.Split(c.Log(), "\n") {
+				if strings.Contains(l, "Exception") || strings.Contains(l, "ERROR") || strings.Contains(l, "WARN io.debezium") {
+					errs = append(errs, l)
+				}
+			}
+			if len(errs) > 40 {
+				errs = errs[:40]
+			}
+			t.Logf("Kafka Connect log (errors and warnings):\n%s", strings.Join(errs, "\n"))
+		}
+		c.Stop()
+	})
+}
+
+// reportDiffs fails t for every difference no allowance names (the same difference in many
+// records once, with its count), and logs the allowances used.
+func reportDiffs(t *testing.T, diffs []string, allowances ...[]allowance) {
+	t.Helper()
+	var all []allowance
+	for _, a := range allowances {
+		all = append(all, a...)
+	}
+	used := make([]int, len(all))
 	n := 0
-	for _, d := range diffs {
+	for _, d := range dedupe(diffs) {
 		ok := false
-		for i, a := range allowed {
+		for i, a := range all {
 			if a.re.MatchString(d) {
 				used[i]++
 				ok = true
@@ -305,12 +325,11 @@ func runCompat(t *testing.T, r compatRun, withDebezium bool) {
 	if n > 200 {
 		t.Errorf("... %d differences in all", n)
 	}
-	for i, a := range allowed {
+	for i, a := range all {
 		if used[i] > 0 {
 			t.Logf("deliberate difference (%d occurrences): %s: %s", used[i], a.re, a.reason)
 		}
 	}
-	t.Logf("%d topics compared in %s", len(topics), time.Since(start).Round(time.Millisecond))
 }
 
 // readNormalized reads every record of <prefix>.<suffix> (at least atLeast; a missing topic is

@@ -17,20 +17,7 @@ func newOutbox(cfg config.Config, ev event.Options, log zerolog.Logger) (*outbox
 	if !o.Enabled() {
 		return nil, nil
 	}
-	opts := outbox.Defaults()
-	opts.Tables = o.Tables
-	opts.MessagePrefixes = o.Messages.Prefixes
-	opts.MessageRouteByField = o.Messages.RouteByField
-	opts.MessageNullFields = o.Messages.NullFields
-	opts.EventIDField, opts.EventKeyField, opts.PayloadField = o.EventIDField, o.EventKeyField, o.PayloadField
-	if opts.EventKeyField == config.OutboxNoKey {
-		opts.EventKeyField = ""
-	}
-	opts.RouteByField, opts.TopicRegex, opts.TopicReplacement = o.RouteByField, o.TopicRegex, o.TopicReplacement
-	opts.ExpandJSONPayload, opts.JSONNullFields = o.ExpandJSONPayload, o.JSONNullFields
-	opts.AdditionalFields, opts.AdditionalMissing = o.AdditionalFields, o.AdditionalMissing
-	opts.TombstoneOnEmptyPayload, opts.InvalidOp = o.TombstoneOnEmptyPayload, o.OpInvalidBehavior
-	opts.RawEvents, opts.InvalidEvent = o.RawEvents, o.InvalidEvent
+	opts := outbox.FromConfig(o)
 	opts.Event, opts.Log = ev, log.With().Str("component", "outbox").Logger()
 	return outbox.New(opts)
 }

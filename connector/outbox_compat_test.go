@@ -33,10 +33,7 @@ import (
 // TestOutboxCompatDebezium runs Debezium (make test-long, or -update-golden to rewrite the files).
 
 // outboxAllowed are the deliberate differences of the outbox comparison (besides compat_test.go's).
-var outboxAllowed = []struct {
-	re     *regexp.Regexp
-	reason string
-}{
+var outboxAllowed = []allowance{
 	{regexp.MustCompile(`^\S+ #\d+ only in Debezium: key=.*"nontx"`), "a non-transactional logical decoding message is written whether or not its transaction commits, so it is no outbox event: pgcdc does not route it (and warns); Debezium's DecodeLogicalDecodingMessageContent routes every message"},
 	{regexp.MustCompile(`^\S+ value\.schema\.name: debezium="PREFIX\.public\.outbox\.[a-z]+_TOKEN\.Value" pgcdc="PREFIX\.public\.outbox\.[a-z]+_TOKEN\.Value"`), "the envelope's schema name: Debezium caches the envelope schema by payload schema alone, so an event gets the name built for the first routing value seen with the same payload schema since its start; pgcdc names it after the event's own routing value"},
 }
@@ -284,29 +281,11 @@ func runOutboxCompat(t *testing.T, r outboxRun, withDebezium bool) {
 		for k, v := range r.dbz {
 			extra["transforms.outbox."+k] = v
 		}
-		c, err := debeziumtest.Start(ctx, debeziumtest.Options{
+		startDebezium(t, ctx, debeziumtest.Options{
 			PostgresDSN: e.dsn, Brokers: e.brokers, TopicPrefix: dbzPrefix,
 			Slot: testenv.UniqueName(t, "dslot"), Publication: testenv.UniqueName(t, "dpub"),
 			Tables: tables, Partitions: r.partitions, Extra: extra,
 			KeySchemas: r.keySchemas, ValueSchemas: r.valueSchemas,
-		})
-		if err != nil {
-			t.Fatal(err)
-		}
-		t.Cleanup(func() {
-			if t.Failed() {
-				var lines []string
-				for _, l := range strings.Split(c.Log(), "\n") {
-					if strings.Contains(l, "Exception") || strings.Contains(l, "ERROR") || strings.Contains(l, "WARN") {
-						lines = append(lines, l)
-					}
-				}
-				if len(lines) > 40 {
-					lines = lines[:40]
-				}
-				t.Logf("Kafka Connect log (errors and warnings):\n%s", strings.Join(lines, "\n"))
-			}
-			c.Stop()
 		})
 	}
 	t.Logf("started in %s", time.Since(start).Round(time.Millisecond))
@@ -359,36 +338,7 @@ func runOutboxCompat(t *testing.T, r outboxRun, withDebezium bool) {
 	if withDebezium && *updateGolden {
 		writeGolden(t, r.name, want)
 	}
-	used := make([]int, len(allowed)+len(outboxAllowed))
-	for _, d := range dedupe(diffs) {
-		ok := false
-		for i, a := range allowed {
-			if a.re.MatchString(d) {
-				used[i]++
-				ok = true
-				break
-			}
-		}
-		for i, a := range outboxAllowed {
-			if !ok && a.re.MatchString(d) {
-				used[len(allowed)+i]++
-				ok = true
-			}
-		}
-		if !ok {
-			t.Errorf("%s", d)
-		}
-	}
-	for i, n := range used {
-		if n == 0 {
-			continue
-		}
-		if i < len(allowed) {
-			t.Logf("deliberate difference (%d): %s", n, allowed[i].reason)
-		} else {
-			t.Logf("deliberate difference (%d): %s", n, outboxAllowed[i-len(allowed)].reason)
-		}
-	}
+	reportDiffs(t, diffs, allowed, outboxAllowed)
 	t.Logf("%d topics compared in %s", len(topics), time.Since(start).Round(time.Millisecond))
 }
 

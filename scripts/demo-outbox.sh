@@ -19,9 +19,7 @@ DB=pgcdc_outbox_demo
 SLOT=pgcdc_outbox_demo
 TOPIC=outbox.event.order
 start=$SECONDS
-
-if [ -t 1 ]; then b=$'\033[1;34m' g=$'\033[1;32m' r=$'\033[0m'; else b='' g='' r=''; fi
-step() { printf '\n%s▶ %s%s\n' "$b" "$*" "$r"; }
+. scripts/demo-lib.sh # step, start_pgcdc, stop_pgcdc, the clean-up on exit
 
 step "build bin/pgcdc, the demo helper and the example service (examples/outbox)"
 mkdir -p bin
@@ -31,29 +29,8 @@ mkdir -p bin
 demo=bin/democonsume
 svc=bin/outbox-example
 
-work=$(mktemp -d)
-log="$work/pgcdc.log"
-pgcdc_pid=""
-cleanup() {
-	status=$?
-	if [ -n "$pgcdc_pid" ] && kill -0 "$pgcdc_pid" 2>/dev/null; then
-		kill -TERM "$pgcdc_pid" 2>/dev/null || true
-		wait "$pgcdc_pid" 2>/dev/null || true
-	fi
-	if [ $status -ne 0 ] && [ -s "$log" ]; then
-		echo "--- pgcdc log (last 40 lines) ---" >&2
-		tail -n 40 "$log" >&2
-	fi
-	rm -rf "$work"
-	exit $status
-}
-trap cleanup EXIT
-trap 'exit 130' INT TERM
-
 step "create database $DB: the order service's tables (orders, outbox) and the shipping service's (shipments, processed_events)"
-drop_slot="SELECT pg_drop_replication_slot(slot_name) FROM pg_replication_slots WHERE slot_name = '$SLOT' AND NOT active"
-"$demo" sql -q -db "$DB" "$drop_slot" 2>/dev/null || true
-"$demo" sql "DROP DATABASE IF EXISTS $DB WITH (FORCE)" "CREATE DATABASE $DB"
+fresh_database
 DSN=$("$demo" dsn -db "$DB")
 "$svc" setup -dsn "$DSN"
 
@@ -72,22 +49,7 @@ export PGCDC_OUTBOX_ADDITIONAL_FIELDS=type:header:eventType
 export PGCDC_EVENTS_KEY_SCHEMAS=false
 export PGCDC_EVENTS_VALUE_SCHEMAS=false
 env | grep -E '^PGCDC_(TABLES|OUTBOX|EVENTS)_' | sort
-if [ -t 1 ]; then show='s/^/  pgcdc │ /'; else show='s/\x1b\[[0-9;]*m//g; s/^/  pgcdc │ /'; fi
-bin/pgcdc run > >(tee "$log" | sed -u "$show") 2>&1 &
-pgcdc_pid=$!
-deadline=$((SECONDS + 60))
-until sed 's/\x1b\[[0-9;]*m//g' "$log" 2>/dev/null | grep -E ' INF streaming( |$)' >/dev/null; do
-	if ! kill -0 "$pgcdc_pid" 2>/dev/null; then
-		wait "$pgcdc_pid" || true
-		echo "pgcdc exited before it was streaming" >&2
-		exit 1
-	fi
-	if [ $SECONDS -ge $deadline ]; then
-		echo "pgcdc was not streaming after 60s" >&2
-		exit 1
-	fi
-	sleep 0.2
-done
+start_pgcdc
 
 step "place 4 orders: each order and its event in one transaction (order 2 fails validation and rolls back)"
 "$svc" order -dsn "$DSN" -n 4 -reject 2
@@ -102,24 +64,8 @@ step "at least once: read every event again from the first offset (a re-delivery
 "$svc" status -dsn "$DSN"
 
 step "stop pgcdc (SIGTERM)"
-kill -TERM "$pgcdc_pid"
-(sleep 45 && kill -KILL "$pgcdc_pid" 2>/dev/null) &
-watchdog=$!
-pgcdc_status=0
-wait "$pgcdc_pid" || pgcdc_status=$?
-kill "$watchdog" 2>/dev/null || true
-wait "$watchdog" 2>/dev/null || true
-pgcdc_pid=""
-sleep 0.1
-echo "pgcdc exited with status $pgcdc_status"
-
-for _ in 1 2 3 4 5; do
-	if "$demo" sql -q -db "$DB" "$drop_slot" 2>/dev/null &&
-		"$demo" sql -q "DROP DATABASE IF EXISTS $DB WITH (FORCE)" 2>/dev/null; then
-		break
-	fi
-	sleep 0.5
-done
+stop_pgcdc
+drop_demo
 
 if [ $pgcdc_status -ne 0 ]; then
 	echo "demo FAILED (pgcdc status $pgcdc_status)" >&2

@@ -96,13 +96,26 @@ CREATE TABLE IF NOT EXISTS processed_events (
 	processed_at timestamptz NOT NULL DEFAULT now()
 );`
 
-func runSetup(ctx context.Context, args []string) error {
-	fs := flag.NewFlagSet("setup", flag.ContinueOnError)
+// dbCommand parses a subcommand's flags (-dsn and those flags adds) and connects to its database.
+func dbCommand(ctx context.Context, name string, args []string, flags func(fs *flag.FlagSet)) (*pgx.Conn, error) {
+	fs := flag.NewFlagSet(name, flag.ContinueOnError)
 	dsn := fs.String("dsn", os.Getenv("OUTBOX_DSN"), "PostgreSQL URL (or OUTBOX_DSN)")
-	if err := fs.Parse(args); err != nil {
-		return err
+	if flags != nil {
+		flags(fs)
 	}
-	conn, err := connect(ctx, *dsn)
+	if err := fs.Parse(args); err != nil {
+		return nil, err
+	}
+	if *dsn == "" {
+		return nil, errors.New("-dsn is required")
+	}
+	cctx, cancel := context.WithTimeout(ctx, 30*time.Second)
+	defer cancel()
+	return pgx.Connect(cctx, *dsn)
+}
+
+func runSetup(ctx context.Context, args []string) error {
+	conn, err := dbCommand(ctx, "setup", args, nil)
 	if err != nil {
 		return err
 	}
@@ -112,14 +125,11 @@ func runSetup(ctx context.Context, args []string) error {
 }
 
 func runOrder(ctx context.Context, args []string) error {
-	fs := flag.NewFlagSet("order", flag.ContinueOnError)
-	dsn := fs.String("dsn", os.Getenv("OUTBOX_DSN"), "PostgreSQL URL (or OUTBOX_DSN)")
-	n := fs.Int("n", 3, "orders to place")
-	reject := fs.Int("reject", 0, "this order (1..n) fails validation after its rows were written, and rolls back")
-	if err := fs.Parse(args); err != nil {
-		return err
-	}
-	conn, err := connect(ctx, *dsn)
+	var n, reject *int
+	conn, err := dbCommand(ctx, "order", args, func(fs *flag.FlagSet) {
+		n = fs.Int("n", 3, "orders to place")
+		reject = fs.Int("reject", 0, "this order (1..n) fails validation after its rows were written, and rolls back")
+	})
 	if err != nil {
 		return err
 	}
@@ -185,25 +195,25 @@ func PlaceOrder(ctx context.Context, conn *pgx.Conn, o Order, reject bool) (stri
 }
 
 func runShip(ctx context.Context, args []string) error {
-	fs := flag.NewFlagSet("ship", flag.ContinueOnError)
-	dsn := fs.String("dsn", os.Getenv("OUTBOX_DSN"), "PostgreSQL URL of the shipping service's database (or OUTBOX_DSN)")
-	brokers := fs.String("brokers", os.Getenv("OUTBOX_BROKERS"), "Kafka brokers, comma-separated (or OUTBOX_BROKERS)")
-	topic := fs.String("topic", "outbox.event.order", "topic of the OrderPlaced events")
-	group := fs.String("group", "shipping", "consumer group")
-	n := fs.Int("n", 3, "stop after this many events (re-deliveries included)")
-	fromStart := fs.Bool("from-start", false, "read the topic from its first offset in a fresh group (a re-delivery of everything, as after a replay)")
-	timeout := fs.Duration("timeout", 60*time.Second, "give up when the events do not arrive in time")
-	if err := fs.Parse(args); err != nil {
-		return err
-	}
-	if *brokers == "" {
-		return errors.New("-brokers is required")
-	}
-	conn, err := connect(ctx, *dsn)
+	var brokers, topic, group *string
+	var n *int
+	var fromStart *bool
+	var timeout *time.Duration
+	conn, err := dbCommand(ctx, "ship", args, func(fs *flag.FlagSet) {
+		brokers = fs.String("brokers", os.Getenv("OUTBOX_BROKERS"), "Kafka brokers, comma-separated (or OUTBOX_BROKERS)")
+		topic = fs.String("topic", "outbox.event.order", "topic of the OrderPlaced events")
+		group = fs.String("group", "shipping", "consumer group")
+		n = fs.Int("n", 3, "stop after this many events (re-deliveries included)")
+		fromStart = fs.Bool("from-start", false, "read the topic from its first offset in a fresh group (a re-delivery of everything, as after a replay)")
+		timeout = fs.Duration("timeout", 60*time.Second, "give up when the events do not arrive in time")
+	})
 	if err != nil {
 		return err
 	}
 	defer conn.Close(context.Background())
+	if *brokers == "" {
+		return errors.New("-brokers is required")
+	}
 	gid := *group
 	if *fromStart {
 		gid = fmt.Sprintf("%s-replay-%d", *group, time.Now().UnixNano())
@@ -296,12 +306,7 @@ func Ship(ctx context.Context, conn *pgx.Conn, ev Event) (done bool, err error) 
 }
 
 func runStatus(ctx context.Context, args []string) error {
-	fs := flag.NewFlagSet("status", flag.ContinueOnError)
-	dsn := fs.String("dsn", os.Getenv("OUTBOX_DSN"), "PostgreSQL URL (or OUTBOX_DSN)")
-	if err := fs.Parse(args); err != nil {
-		return err
-	}
-	conn, err := connect(ctx, *dsn)
+	conn, err := dbCommand(ctx, "status", args, nil)
 	if err != nil {
 		return err
 	}
@@ -313,13 +318,4 @@ func runStatus(ctx context.Context, args []string) error {
 	}
 	fmt.Printf("orders: %d, outbox rows: %d, shipments: %d, processed events: %d\n", orders, outbox, shipments, processed)
 	return nil
-}
-
-func connect(ctx context.Context, dsn string) (*pgx.Conn, error) {
-	if dsn == "" {
-		return nil, errors.New("-dsn is required")
-	}
-	cctx, cancel := context.WithTimeout(ctx, 30*time.Second)
-	defer cancel()
-	return pgx.Connect(cctx, dsn)
 }

@@ -402,13 +402,8 @@ func appendValue(dst []byte, n *jnode, s *event.Schema, path string) ([]byte, er
 			return dst, mismatch()
 		}
 		return strconv.AppendBool(dst, n.b), nil
-	case "int32":
-		if n.kind != jInt32 {
-			return dst, mismatch()
-		}
-		return append(dst, n.str...), nil
-	case "int64":
-		if n.kind != jInt64 {
+	case "int32", "int64":
+		if (s.Type == "int32") != (n.kind == jInt32) || (n.kind != jInt32 && n.kind != jInt64) {
 			return dst, mismatch()
 		}
 		return append(dst, n.str...), nil

@@ -7,6 +7,7 @@ import (
 
 	"github.com/rs/zerolog"
 
+	"github.com/pgcdc/pgcdc/config"
 	"github.com/pgcdc/pgcdc/pkg/event"
 )
 
@@ -62,20 +63,36 @@ type Options struct {
 	Log   zerolog.Logger
 }
 
-// Defaults returns Options with Debezium's EventRouter defaults and no outbox.
-func Defaults() Options {
-	return Options{
-		EventIDField:      "id",
-		EventKeyField:     "aggregateid",
-		PayloadField:      "payload",
-		RouteByField:      "aggregatetype",
-		TopicRegex:        "(?<routedByValue>.*)",
-		TopicReplacement:  "outbox.event.${routedByValue}",
-		JSONNullFields:    "ignore",
-		AdditionalMissing: "error",
-		InvalidOp:         "warn",
-		InvalidEvent:      "fail",
+// Defaults returns Options with Debezium's EventRouter defaults (config.Default's) and no outbox.
+func Defaults() Options { return FromConfig(config.Default().Outbox) }
+
+// FromConfig returns the Options of pgcdc's outbox configuration section; Event and Log are left
+// to the caller.
+func FromConfig(c config.OutboxConfig) Options {
+	o := Options{
+		Tables:                  c.Tables,
+		MessagePrefixes:         c.Messages.Prefixes,
+		MessageRouteByField:     c.Messages.RouteByField,
+		MessageNullFields:       c.Messages.NullFields,
+		EventIDField:            c.EventIDField,
+		EventKeyField:           c.EventKeyField,
+		PayloadField:            c.PayloadField,
+		RouteByField:            c.RouteByField,
+		TopicRegex:              c.TopicRegex,
+		TopicReplacement:        c.TopicReplacement,
+		ExpandJSONPayload:       c.ExpandJSONPayload,
+		JSONNullFields:          c.JSONNullFields,
+		AdditionalFields:        c.AdditionalFields,
+		AdditionalMissing:       c.AdditionalMissing,
+		TombstoneOnEmptyPayload: c.TombstoneOnEmptyPayload,
+		InvalidOp:               c.OpInvalidBehavior,
+		RawEvents:               c.RawEvents,
+		InvalidEvent:            c.InvalidEvent,
 	}
+	if o.EventKeyField == config.OutboxNoKey {
+		o.EventKeyField = ""
+	}
+	return o
 }
 
 // Enabled reports whether o routes anything.

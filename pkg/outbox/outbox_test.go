@@ -53,6 +53,21 @@ func options(mod func(*Options)) Options {
 	return o
 }
 
+// failedAs reports whether want is set; then err must contain it.
+func failedAs(t *testing.T, err error, want string) bool {
+	t.Helper()
+	if want == "" {
+		if err != nil {
+			t.Fatal(err)
+		}
+		return false
+	}
+	if err == nil || !strings.Contains(err.Error(), want) {
+		t.Fatalf("error %v, want one containing %q", err, want)
+	}
+	return true
+}
+
 func newStep(t *testing.T, mod func(*Options)) *Step {
 	t.Helper()
 	r, err := New(options(mod))
@@ -210,9 +225,7 @@ func TestTableEventErrors(t *testing.T) {
 				ch.Kind, ch.After = decode.KindUpdate, row("1")
 			}
 			_, err := s.Apply(ch, nil)
-			if err == nil || !strings.Contains(err.Error(), c.want) {
-				t.Fatalf("error %v, want one containing %q", err, c.want)
-			}
+			failedAs(t, err, c.want)
 		})
 	}
 }
@@ -281,14 +294,8 @@ func TestMessageEvents(t *testing.T) {
 				ch.Txn = &decode.Txn{Xid: 5}
 			}
 			got, err := s.Apply(ch, append([]kafkasink.Record(nil), rawMsg...))
-			if c.wantErr != "" {
-				if err == nil || !strings.Contains(err.Error(), c.wantErr) {
-					t.Fatalf("error %v, want one containing %q", err, c.wantErr)
-				}
+			if failedAs(t, err, c.wantErr) {
 				return
-			}
-			if err != nil {
-				t.Fatal(err)
 			}
 			if g, w := strings.Join(render(got), "\n"), strings.Join(c.want, "\n"); g != w {
 				t.Errorf("got\n%s\nwant\n%s", g, w)
@@ -335,14 +342,8 @@ func TestJSONInference(t *testing.T) {
 			}
 			in := inferrer{keepNulls: c.keepNulls}
 			s, err := in.schema("payload", true, n)
-			if c.schemaErr != "" {
-				if err == nil || !strings.Contains(err.Error(), c.schemaErr) {
-					t.Fatalf("schema error %v, want %q", err, c.schemaErr)
-				}
+			if failedAs(t, err, c.schemaErr) {
 				return
-			}
-			if err != nil {
-				t.Fatal(err)
 			}
 			if c.schema != "" {
 				if got := string(event.AppendSchema(nil, s, "")); got != c.schema {
@@ -350,14 +351,8 @@ func TestJSONInference(t *testing.T) {
 				}
 			}
 			v, err := appendValue(nil, n, s, "payload")
-			if c.err != "" {
-				if err == nil || !strings.Contains(err.Error(), c.err) {
-					t.Fatalf("value error %v, want %q", err, c.err)
-				}
+			if failedAs(t, err, c.err) {
 				return
-			}
-			if err != nil {
-				t.Fatal(err)
 			}
 			if c.value != "" && !bytes.Equal(v, []byte(c.value)) {
 				t.Errorf("value\n%s\nwant\n%s", v, c.value)
