@@ -336,7 +336,13 @@ func reportDiffs(t *testing.T, diffs []string, allowances ...[]allowance) {
 // empty when nothing is expected) and normalizes it.
 func readNormalized(t *testing.T, brokers []string, prefix, suffix string, atLeast int) []rec {
 	t.Helper()
-	topic := prefix + "." + suffix
+	return readTopicNormalized(t, brokers, prefix+"."+suffix, prefix, atLeast, nil)
+}
+
+// readTopicNormalized reads every record of topic (at least atLeast) and normalizes it with the
+// topic prefix prefix, after rewrite (when not nil) of its key, value and header values.
+func readTopicNormalized(t *testing.T, brokers []string, topic, prefix string, atLeast int, rewrite func([]byte) []byte) []rec {
+	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
 	defer cancel()
 	if atLeast > 0 {
@@ -362,8 +368,17 @@ func readNormalized(t *testing.T, brokers []string, prefix, suffix string, atLea
 	nparts := partitionCount(ctx, brokers, topic)
 	out := make([]rec, 0, len(msgs))
 	for _, m := range msgs {
+		raw := m.Key
+		if rewrite != nil {
+			m.Key, m.Value = rewrite(m.Key), rewrite(m.Value)
+			hs := make([]kafka.Header, len(m.Headers))
+			for i, h := range m.Headers {
+				hs[i] = kafka.Header{Key: h.Key, Value: rewrite(h.Value)}
+			}
+			m.Headers = hs
+		}
 		r := normalize(t, prefix, m)
-		r.nparts = nparts
+		r.rawKey, r.nparts = raw, nparts
 		out = append(out, r)
 	}
 	return out
