@@ -12,7 +12,10 @@ func TestValidateOutbox(t *testing.T) {
 		want   string // one FieldError's text starts with it
 	}{
 		{"table not exact", func(c *Config) { c.Outbox.Tables = []string{"public.out*"} }, `outbox.tables[0]: "public.out*": want an exact schema.table name`},
-		{"table not captured", func(c *Config) { c.Tables.Exclude = []string{"public.outbox"}; c.Outbox.Tables = []string{"public.outbox"} }, "outbox.tables[0]: public.outbox is not captured"},
+		{"table not captured", func(c *Config) {
+			c.Tables.Exclude = []string{"public.outbox"}
+			c.Outbox.Tables = []string{"public.outbox"}
+		}, "outbox.tables[0]: public.outbox is not captured"},
 		{"prefix regexp", func(c *Config) { c.Outbox.Messages.Prefixes = []string{"("} }, `outbox.messages.prefixes[0]: invalid regular expression "("`},
 		{"topic regexp", func(c *Config) { c.Outbox.TopicRegex = "(?=x)" }, `outbox.topic_regex: invalid regular expression`},
 		{"replacement group", func(c *Config) { c.Outbox.TopicReplacement = "x.${nope}" }, `outbox.topic_replacement: "x.${nope}" refers to group "nope"`},
