@@ -11,7 +11,9 @@ import (
 	"github.com/pgcdc/pgcdc/pkg/pgsource"
 )
 
-// newOutbox validates the outbox configuration; nil when nothing is routed as outbox events.
+// newOutbox validates the outbox configuration; nil when nothing is routed as outbox events. ev
+// gives the topic prefix, the converter's schema settings and the type modes (its Database, not
+// known before start-up, is not used: outbox records carry no source block).
 func newOutbox(cfg config.Config, ev event.Options, log zerolog.Logger) (*outbox.Router, error) {
 	o := cfg.Outbox
 	if !o.Enabled() {
