@@ -39,6 +39,10 @@ test-versions: ## the cross-version suite (PostgreSQL 14-18) and the failover te
 demo: ## end-to-end demo: throwaway PostgreSQL + Kafka, pgcdc, an insert/update/delete, a consumer printing the events
 	$(TESTENV) bash scripts/demo.sh
 
+.PHONY: demo-outbox
+demo-outbox: ## the transactional outbox end to end: examples/outbox places orders, pgcdc routes their events, a consumer ships each order once (README "Reliable eventing")
+	$(TESTENV) bash scripts/demo-outbox.sh
+
 .PHONY: chaos
 chaos: DURATION ?= 20m
 chaos: ## long chaos run against throwaway servers: make chaos DURATION=20m (faults, then verification)
@@ -49,8 +53,8 @@ bench: build ## benchmark against pg_recvlogical: throughput (with and without v
 	$(GO) run ./internal/cmd/bench -pgcdc bin/pgcdc $(BENCH_FLAGS)
 
 .PHONY: test-long
-test-long: ## long-form tests (about 10 min): pgcdc's peak memory over kafka.max_in_flight_bytes 4-64 MiB on 1 and 12 partitions
-	$(TESTENV) env PGCDC_TEST_LONG=1 $(GO) test -count=1 -timeout 60m -run 'TestMemoryPeak' -v ./connector
+test-long: ## long-form tests (about 15 min): pgcdc's peak memory over kafka.max_in_flight_bytes 4-64 MiB on 1 and 12 partitions; the outbox against Debezium's EventRouter in Kafka Connect
+	$(TESTENV) env PGCDC_TEST_LONG=1 $(GO) test -count=1 -timeout 60m -run 'TestMemoryPeak|TestOutboxCompatDebezium' -v ./connector
 
 .PHONY: demo-deliver
 demo-deliver: ## end-to-end webhook demo: throwaway PostgreSQL + Kafka, pgcdc run, pgcdc deliver, a webhook printing the calls

@@ -18,6 +18,7 @@ type Config struct {
 	Heartbeat HeartbeatConfig `yaml:"heartbeat"`
 	Snapshot  SnapshotConfig  `yaml:"snapshot"`
 	Deliver   DeliverConfig   `yaml:"deliver"`
+	Outbox    OutboxConfig    `yaml:"outbox"`
 }
 
 // SnapshotConfig configures the initial snapshot: the rows that exist before streaming starts,
@@ -298,6 +299,7 @@ func Default() Config {
 			Listen: DefaultMetricsListen,
 		},
 		Deliver: defaultDeliver(),
+		Outbox: defaultOutbox(),
 	}
 }
 

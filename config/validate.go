@@ -104,6 +104,7 @@ func (c Config) Validate() error {
 	c.Metrics.validate(v)
 	c.Snapshot.validate(v)
 	c.Deliver.validate(v)
+	c.Outbox.validate(v, c.Tables)
 	return errors.Join(v.errs...)
 }
 

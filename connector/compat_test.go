@@ -41,17 +41,7 @@ var updateGolden = flag.Bool("update-golden", false, "rewrite connector/testdata
 
 // allowed lists the deliberate differences: a regular expression over "<table> <path>: ..." diff
 // lines, and the reason.
-var allowed = []struct {
-	re     *regexp.Regexp
-	reason string
-	readme string // the "where" of its row in README's "Differences from Debezium" table
-	// sometimes: the difference depends on the run (timing, Java object identities), so a run
-	// without it does not make the entry stale
-	sometimes bool
-	// liveOnly: the difference lies in what the golden files mask (source positions and times,
-	// the transaction topic), so only the live comparison can find it
-	liveOnly bool
-}{
+var allowed = []allowance{
 	{re: regexp.MustCompile(`^\S+ headers\.__debezium\.context\.`),
 		reason: "Debezium's extended headers describe the Kafka Connect task (connector name, task id); pgcdc has no task",
 		readme: "headers `__debezium.context.*`"},
@@ -111,6 +101,19 @@ func TestCompatAllowListInREADME(t *testing.T) {
 			t.Errorf("allow-list entry %s: README's Differences table has no row %q", a.re, a.readme)
 		}
 	}
+}
+
+// allowance is a deliberate difference: a regular expression over diff lines, and the reason.
+type allowance struct {
+	re     *regexp.Regexp
+	reason string
+	readme string // the "where" of its row in README's "Differences from Debezium" table
+	// sometimes: the difference depends on the run (timing, Java object identities), so a run
+	// without it does not make the entry stale
+	sometimes bool
+	// liveOnly: the difference lies in what the golden files mask (source positions and times,
+	// the transaction topic), so only the live comparison can find it
+	liveOnly bool
 }
 
 // compatRun is one Debezium + pgcdc pair with one configuration.
@@ -275,7 +278,7 @@ func runCompat(t *testing.T, r compatRun, withDebezium bool, used []int) {
 			// Debezium's default; set explicitly, Kafka Connect 4.3's config validation fails (NPE)
 			delete(extra, "publish.via.partition.root")
 		}
-		c, err := debeziumtest.Start(ctx, debeziumtest.Options{
+		startDebezium(t, ctx, debeziumtest.Options{
 			PostgresDSN:  e.dsn,
 			Brokers:      e.brokers,
 			TopicPrefix:  dbzPrefix,
@@ -286,24 +289,6 @@ func runCompat(t *testing.T, r compatRun, withDebezium bool, used []int) {
 			Extra:        extra,
 			KeySchemas:   r.keySchemas,
 			ValueSchemas: r.valueSchemas,
-		})
-		if err != nil {
-			t.Fatal(err)
-		}
-		t.Cleanup(func() {
-			if t.Failed() {
-				var errs []string
-				for _, l := range strings.Split(c.Log(), "\n") {
-					if strings.Contains(l, "Exception") || strings.Contains(l, "ERROR") || strings.Contains(l, "WARN io.debezium") {
-						errs = append(errs, l)
-					}
-				}
-				if len(errs) > 40 {
-					errs = errs[:40]
-				}
-				t.Logf("Kafka Connect log (errors and warnings):\n%s", strings.Join(errs, "\n"))
-			}
-			c.Stop()
 		})
 	}
 	t.Logf("started in %s", time.Since(start).Round(time.Millisecond))
@@ -417,16 +402,51 @@ func runCompat(t *testing.T, r compatRun, withDebezium bool, used []int) {
 			diffs = append(diffs, diffRecords(tp, golden[tp], maskAll(got[tp]))...)
 		}
 	}
-	// The same difference in many records is reported once, with its count.
-	diffs = dedupe(diffs)
-	usedHere := make([]int, len(allowed))
+	reportDiffs(t, diffs, used)
+	t.Logf("%d topics compared in %s", len(topics), time.Since(start).Round(time.Millisecond))
+}
+
+// startDebezium starts Debezium in Kafka Connect for the test; its errors and warnings are logged
+// when the test fails, and it is stopped at the end.
+func startDebezium(t *testing.T, ctx context.Context, opts debeziumtest.Options) {
+	t.Helper()
+	c, err := debeziumtest.Start(ctx, opts)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		if t.Failed() {
+			var errs []string
+			for _, l := range strings.Split(c.Log(), "\n") {
+				if strings.Contains(l, "Exception") || strings.Contains(l, "ERROR") || strings.Contains(l, "WARN io.debezium") {
+					errs = append(errs, l)
+				}
+			}
+			if len(errs) > 40 {
+				errs = errs[:40]
+			}
+			t.Logf("Kafka Connect log (errors and warnings):\n%s", strings.Join(errs, "\n"))
+		}
+		c.Stop()
+	})
+}
+
+// reportDiffs fails t for every difference neither allowed nor extra names (the same difference
+// in many records once, with its count), and logs the allowances used. used (when not nil) counts
+// the uses of each entry of allowed, across runs, to find stale entries.
+func reportDiffs(t *testing.T, diffs []string, used []int, extra ...allowance) {
+	t.Helper()
+	all := append(append([]allowance(nil), allowed...), extra...)
+	usedHere := make([]int, len(all))
 	n := 0
-	for _, d := range diffs {
+	for _, d := range dedupe(diffs) {
 		ok := false
-		for i, a := range allowed {
+		for i, a := range all {
 			if a.re.MatchString(d) {
 				usedHere[i]++
-				used[i]++
+				if used != nil && i < len(used) {
+					used[i]++
+				}
 				ok = true
 				break
 			}
@@ -441,19 +461,24 @@ func runCompat(t *testing.T, r compatRun, withDebezium bool, used []int) {
 	if n > 200 {
 		t.Errorf("... %d differences in all", n)
 	}
-	for i, a := range allowed {
+	for i, a := range all {
 		if usedHere[i] > 0 {
 			t.Logf("deliberate difference (%d occurrences): %s: %s", usedHere[i], a.re, a.reason)
 		}
 	}
-	t.Logf("%d topics compared in %s", len(topics), time.Since(start).Round(time.Millisecond))
 }
 
 // readNormalized reads every record of <prefix>.<suffix> (at least atLeast; a missing topic is
 // empty when nothing is expected) and normalizes it.
 func readNormalized(t *testing.T, brokers []string, prefix, suffix string, atLeast int) []rec {
 	t.Helper()
-	topic := prefix + "." + suffix
+	return readTopicNormalized(t, brokers, prefix+"."+suffix, prefix, atLeast, nil)
+}
+
+// readTopicNormalized reads every record of topic (at least atLeast) and normalizes it with the
+// topic prefix prefix, after rewrite (when not nil) of its key, value and header values.
+func readTopicNormalized(t *testing.T, brokers []string, topic, prefix string, atLeast int, rewrite func([]byte) []byte) []rec {
+	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
 	defer cancel()
 	if atLeast > 0 {
@@ -479,8 +504,17 @@ func readNormalized(t *testing.T, brokers []string, prefix, suffix string, atLea
 	nparts := partitionCount(ctx, brokers, topic)
 	out := make([]rec, 0, len(msgs))
 	for _, m := range msgs {
+		raw := m.Key
+		if rewrite != nil {
+			m.Key, m.Value = rewrite(m.Key), rewrite(m.Value)
+			hs := make([]kafka.Header, len(m.Headers))
+			for i, h := range m.Headers {
+				hs[i] = kafka.Header{Key: h.Key, Value: rewrite(h.Value)}
+			}
+			m.Headers = hs
+		}
 		r := normalize(t, prefix, m)
-		r.nparts = nparts
+		r.rawKey, r.nparts = raw, nparts
 		out = append(out, r)
 	}
 	return out

@@ -20,6 +20,7 @@ import (
 	"github.com/pgcdc/pgcdc/pkg/event"
 	"github.com/pgcdc/pgcdc/pkg/kafkaclient"
 	"github.com/pgcdc/pgcdc/pkg/kafkasink"
+	"github.com/pgcdc/pgcdc/pkg/outbox"
 	"github.com/pgcdc/pgcdc/pkg/pgsource"
 	"github.com/pgcdc/pgcdc/pkg/route"
 	"github.com/pgcdc/pgcdc/pkg/slotrecord"
@@ -50,6 +51,8 @@ type Connector struct {
 	createdPublication bool
 	// onJoin snapshots the rows of tables that joined the publication while pgcdc ran; nil: none.
 	onJoin func(tables []string) error
+
+	outbox *outbox.Router // outbox routing (outbox.go); nil: none
 }
 
 // New prepares a connector for cfg (which Load has validated). m receives its metrics; nil means none.
@@ -58,7 +61,11 @@ func New(cfg config.Config, log zerolog.Logger, m *metrics.Metrics) (*Connector,
 	if err != nil {
 		return nil, err
 	}
-	return &Connector{cfg: cfg, log: log, connStr: connStr, metrics: m}, nil
+	c := &Connector{cfg: cfg, log: log, connStr: connStr, metrics: m}
+	if c.outbox, err = newOutbox(cfg, c.eventOptions(), log); err != nil { // outbox.go
+		return nil, err
+	}
+	return c, nil
 }
 
 // ErrShutdownTimeout ends a stop that could not finish within kafka.shutdown_timeout: events were
@@ -263,6 +270,21 @@ func (c *Connector) logProgress(ctx context.Context, every time.Duration, src *p
 	}
 }
 
+// capturable is the tables of selected that pgcdc can capture: when it manages the publication's
+// tables, those it can add to it (syncPublication says why it leaves the others out).
+func (c *Connector) capturable(selected []pgsource.Table) []pgsource.Table {
+	if !c.cfg.Postgres.ManagesPublicationTables() {
+		return selected
+	}
+	var out []pgsource.Table
+	for _, t := range selected {
+		if t.IdentityProblem() == "" {
+			out = append(out, t)
+		}
+	}
+	return out
+}
+
 // start checks the setup and prepares publication, topics and slot, bounded by the connect timeouts.
 func (c *Connector) start(ctx context.Context) (err error) {
 	pgCtx, cancel := context.WithTimeout(ctx, c.cfg.Postgres.ConnectTimeout)
@@ -288,6 +310,9 @@ func (c *Connector) start(ctx context.Context) (err error) {
 	if err != nil {
 		return err
 	}
+	if err := c.checkOutboxTables(c.capturable(selected)); err != nil { // outbox.go
+		return err
+	}
 	c.tracker = ack.New(0)
 	kctx, kcancel := context.WithTimeout(ctx, c.cfg.Kafka.ConnectTimeout)
 	defer kcancel()
@@ -300,9 +325,9 @@ func (c *Connector) start(ctx context.Context) (err error) {
 			c.undoStart()
 		}
 	}()
-	for _, t := range selected {
-		if c.cfg.Postgres.ManagesPublicationTables() && t.IdentityProblem() != "" {
-			continue // left out of the publication (syncPublication says why)
+	for _, t := range c.capturable(selected) {
+		if !c.publishesTableTopic(t) { // outbox.go: an outbox table's own topic only with raw_events
+			continue
 		}
 		if err := c.sink.EnsureTopic(kctx, c.topicOf(t)); err != nil {
 			return err
@@ -451,6 +476,9 @@ func (c *Connector) routeOptions() route.Options {
 	if !c.cfg.Postgres.ManagesPublicationTables() {
 		// The publication may carry tables "tables" does not select.
 		o.Steps = append(o.Steps, &capturedOnly{tables: c.cfg.Tables})
+	}
+	if c.outbox != nil {
+		o.Steps = append(o.Steps, c.outbox.Step())
 	}
 	return o
 }

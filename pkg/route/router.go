@@ -31,7 +31,10 @@ const HeartbeatPrefix = "__pgcdc_heartbeat"
 // Step is a transform of the route stage (see the package documentation).
 type Step interface {
 	// Apply returns the records to publish for ch instead of recs. It may modify recs in place
-	// and return it. It must not keep ch or its row images after it returns.
+	// and return it. It must not keep ch or its row images after it returns. It is called for
+	// row changes, TRUNCATEs, snapshot rows (Kind Read) and logical decoding messages (Kind
+	// Message: recs holds the <prefix>.message record when events.messages publishes it, else
+	// nothing); a step that does not handle a kind returns recs as they are.
 	Apply(ch *decode.Change, recs []kafkasink.Record) ([]kafkasink.Record, error)
 }
 
@@ -399,9 +402,29 @@ func (r *Router) message(ch *decode.Change, emit func(kafkasink.Record) error) e
 			Table: "heartbeat", LSN: ch.LSN,
 		}))
 	}
-	if !r.msgs.publish(m.Prefix) {
-		return nil
+	recs := r.recs[:0]
+	if r.msgs.publish(m.Prefix) {
+		rec, err := r.messageRecord(ch)
+		if err != nil {
+			return err
+		}
+		recs = append(recs, rec)
 	}
+	// Steps see every message but pgcdc's heartbeats, published to <prefix>.message or not (the
+	// outbox routes messages of its own prefixes whatever events.messages says).
+	var err error
+	for _, s := range r.opts.Steps {
+		if recs, err = s.Apply(ch, recs); err != nil {
+			return fmt.Errorf("at LSN %s: %w", ch.LSN, err)
+		}
+	}
+	r.recs = recs[:0]
+	return r.publish(recs, emit)
+}
+
+// messageRecord builds the <prefix>.message record of a logical decoding message.
+func (r *Router) messageRecord(ch *decode.Change) (kafkasink.Record, error) {
+	m := ch.Message
 	src := event.Source{Snapshot: "false", LSN: uint64(ch.LSN)}
 	if ch.Txn != nil {
 		src.CommitTime, src.LastCommitLSN = ch.Txn.CommitTime, uint64(ch.Txn.LastCommit)
@@ -413,12 +436,12 @@ func (r *Router) message(ch *decode.Change, emit func(kafkasink.Record) error) e
 		src.TxID = ch.Txn.Xid
 		var err error
 		if tx, err = r.transactionBlock(m.Prefix, ch.LSN); err != nil {
-			return err
+			return kafkasink.Record{}, err
 		}
 	}
 	key := r.meta.AppendMessageKey(make([]byte, 0, 64), m.Prefix)
 	value := r.meta.AppendMessageValueTx(make([]byte, 0, 256+len(m.Content)), m.Prefix, m.Content, src, tx, r.opts.Now())
-	return r.publish([]kafkasink.Record{{Topic: r.meta.MessageTopic(), Key: key, Value: value, Table: "message " + strconv.Quote(m.Prefix), LSN: ch.LSN}}, emit)
+	return kafkasink.Record{Topic: r.meta.MessageTopic(), Key: key, Value: value, Table: "message " + strconv.Quote(m.Prefix), LSN: ch.LSN}, nil
 }
 
 // messageFilter decides which logical decoding message prefixes are published.
