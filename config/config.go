@@ -299,7 +299,7 @@ func Default() Config {
 			Listen: DefaultMetricsListen,
 		},
 		Deliver: defaultDeliver(),
-		Outbox: defaultOutbox(),
+		Outbox:  defaultOutbox(),
 	}
 }
 
