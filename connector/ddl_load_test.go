@@ -288,6 +288,9 @@ func TestDDLUnderLoad(t *testing.T) {
 	var keepMu sync.Mutex
 	stop := make(chan struct{})
 	var wg sync.WaitGroup
+	var stopOnce sync.Once
+	stopWriter := func() { stopOnce.Do(func() { close(stop) }); wg.Wait() }
+	defer stopWriter() // also when the test fails early: the writer must not outlive it
 	wg.Add(1)
 	go w.openTransactions(stop, &wg, keep, &keepMu)
 
@@ -319,8 +322,7 @@ func TestDDLUnderLoad(t *testing.T) {
 		}
 		time.Sleep(time.Duration(w.rnd.Intn(40)) * time.Millisecond)
 	}
-	close(stop)
-	wg.Wait()
+	stopWriter()
 	w.txn([]string{`INSERT INTO keep VALUES (1)`}, nil) // the end marker
 	keep.live[1] = true
 	t.Logf("%d committed row versions; operations %v; %d kills, stopped across DDL: %v", len(w.versions), w.ops, kills, stoppedAcross)

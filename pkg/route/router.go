@@ -129,16 +129,17 @@ func (r *Router) Route(ch *decode.Change, emit func(kafkasink.Record) error) err
 		err := r.endTransactionMetadata(ch.LSN, emit)
 		r.txn = nil
 		return err
-	case decode.KindRelation:
-		_, err := r.describe(ch.Relation)
-		return err
 	case decode.KindMessage:
 		return r.message(ch, emit)
 	}
 	for _, f := range r.filters {
 		if !f.Keep(ch) {
-			return nil
+			return nil // a table a filter drops is not described either: its types may have no mapping
 		}
+	}
+	if ch.Kind == decode.KindRelation {
+		_, err := r.describe(ch.Relation) // early, so that a type without a mapping stops at its RELATION
+		return err
 	}
 	var err error
 	r.recs = r.recs[:0]

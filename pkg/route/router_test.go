@@ -339,3 +339,22 @@ func TestKeyChanged(t *testing.T) {
 		})
 	}
 }
+
+// A table a filter drops is not described: a type without a mapping in a table the connector does
+// not capture (a FOR ALL TABLES publication carries every table) stops nothing.
+func TestRouterFilteredRelationNotDescribed(t *testing.T) {
+	opts := options()
+	opts.Steps = []route.Step{dropKeyless{}}
+	r, err := route.New(opts)
+	if err != nil {
+		t.Fatal(err)
+	}
+	weird := &decode.Relation{ID: 1, Name: "public.w", Table: event.Table{Schema: "public", Name: "w",
+		Columns: []event.Column{{Name: "shape", TypeOID: 99999, TypeName: "mystery", TypeMod: -1}}}}
+	if err := r.Route(&decode.Change{Kind: decode.KindRelation, Relation: weird}, nil); err != nil {
+		t.Fatalf("filtered relation described: %v", err)
+	}
+	if err := r.Route(&decode.Change{Kind: decode.KindInsert, Relation: weird, After: row("x")}, nil); err != nil {
+		t.Fatalf("filtered insert: %v", err)
+	}
+}
