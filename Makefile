@@ -15,8 +15,12 @@ build: ## build bin/pgcdc
 test: ## unit and integration tests with -race against real PostgreSQL and Kafka started on loopback
 	$(TESTENV) $(GO) test -race -count=1 -timeout 45m $(PKGS)
 
-test-long: ## long forms: the live comparison with Debezium 3.6.1 in every mode set (Kafka Connect standalone, jars from Maven Central)
-	$(TESTENV) env PGCDC_TEST_LONG=1 $(GO) test -race -count=1 -timeout 60m -run 'TestCompatDebezium' ./connector/
+# The long forms (about 40 min): the live comparisons with Debezium 3.6.1 in Kafka Connect (every
+# mode set, the outbox EventRouter), pgcdc's peak memory over kafka.max_in_flight_bytes 4-64 MiB on
+# 1 and 12 partitions (without -race, which would inflate it), DDL under load for 10 minutes.
+LONG_TESTS := TestCompatDebezium|TestOutboxCompatDebezium|TestMemoryPeak|TestDDLUnderLoad
+test-long: ## long-form tests: live Debezium comparisons in every mode set, memory sweep, 10 min of DDL under load
+	$(TESTENV) env PGCDC_TEST_LONG=1 PGCDC_TEST_DDL_DURATION=10m $(GO) test -count=1 -timeout 120m -run '$(LONG_TESTS)' -v ./connector
 
 test-unit: ## unit tests only (integration tests skip under -short)
 	$(GO) test -short -race -count=1 $(PKGS)
@@ -51,10 +55,6 @@ chaos: ## long chaos run against throwaway servers: make chaos DURATION=20m (fau
 .PHONY: bench
 bench: build ## benchmark against pg_recvlogical: throughput (with and without value schemas), latency, one large transaction; BENCH_FLAGS=-quick for a short run (docs/performance.md)
 	$(GO) run ./internal/cmd/bench -pgcdc bin/pgcdc $(BENCH_FLAGS)
-
-.PHONY: test-long
-test-long: ## long-form tests (about 15 min): pgcdc's peak memory over kafka.max_in_flight_bytes 4-64 MiB on 1 and 12 partitions; the outbox against Debezium's EventRouter in Kafka Connect
-	$(TESTENV) env PGCDC_TEST_LONG=1 $(GO) test -count=1 -timeout 60m -run 'TestMemoryPeak|TestOutboxCompatDebezium' -v ./connector
 
 .PHONY: demo-deliver
 demo-deliver: ## end-to-end webhook demo: throwaway PostgreSQL + Kafka, pgcdc run, pgcdc deliver, a webhook printing the calls
