@@ -16,9 +16,13 @@ type Encoder struct {
 	topic string
 	ph    string
 
-	cols     []*codec
-	colNames [][]byte // `"name":` per column, JSON-escaped
-	key      []int
+	cols          []*codec
+	colNames      [][]byte // `"name":` per column, JSON-escaped
+	key           []int
+	mappers       []*colMapper   // per column: the column mapper changing its values; nil: none
+	row           *connectSchema // the Value struct (the columns not omitted)
+	keySchemaName string
+	keyExtra      []byte // `,"name":"value"` of Table.KeyFields
 
 	keyPrefix []byte // `{"schema":...,"payload":{` or `{`
 	keySuffix []byte // `}}` or `}`
@@ -51,8 +55,12 @@ func NewEncoder(opts Options, t Table) (*Encoder, error) {
 	e := &Encoder{opts: opts, table: t, ph: opts.UnavailableValue}
 	e.topic = SanitizeTopic(opts.TopicPrefix + "." + t.Schema + "." + t.Name)
 	prefix := opts.TopicPrefix + "." + t.Schema + "." + t.Name
+	if t.SchemaName != "" {
+		prefix = t.SchemaName
+	}
 
-	valueFields := make([]connectField, len(t.Columns))
+	valueFields := make([]connectField, 0, len(t.Columns))
+	e.mappers = make([]*colMapper, len(t.Columns))
 	for i, c := range t.Columns {
 		cd, err := e.codecFor(c)
 		if err != nil {
@@ -76,7 +84,12 @@ func NewEncoder(opts Options, t Table) (*Encoder, error) {
 		cd.schema = sc
 		e.cols = append(e.cols, cd)
 		e.colNames = append(e.colNames, append(appendJSONString(nil, c.Name), ':'))
-		valueFields[i] = connectField{c.Name, sc}
+		if !c.Omit {
+			// The key keeps the column's own schema; the value's carries the mapper's parameter.
+			var vs *connectSchema
+			e.mappers[i], vs = prepareMapper(c, sc)
+			valueFields = append(valueFields, connectField{c.Name, vs})
+		}
 	}
 	for _, k := range t.Key {
 		if k < 0 || k >= len(t.Columns) {
@@ -87,9 +100,17 @@ func NewEncoder(opts Options, t Table) (*Encoder, error) {
 
 	// key
 	if len(e.key) > 0 {
-		ks := &connectSchema{typ: "struct", name: prefix + ".Key"}
+		e.keySchemaName = prefix + ".Key"
+		ks := &connectSchema{typ: "struct", name: e.keySchemaName}
 		for _, k := range e.key {
 			ks.fields = append(ks.fields, connectField{t.Columns[k].Name, e.cols[k].schema})
+		}
+		for _, f := range t.KeyFields {
+			ks.fields = append(ks.fields, connectField{f.Name, strReq})
+			e.keyExtra = append(e.keyExtra, ',')
+			e.keyExtra = appendJSONString(e.keyExtra, f.Name)
+			e.keyExtra = append(e.keyExtra, ':')
+			e.keyExtra = appendJSONString(e.keyExtra, f.Value)
 		}
 		if opts.KeySchemas {
 			e.keyPrefix = append(e.keyPrefix, `{"schema":`...)
@@ -104,6 +125,7 @@ func NewEncoder(opts Options, t Table) (*Encoder, error) {
 
 	// value envelope
 	row := &connectSchema{typ: "struct", optional: true, name: prefix + ".Value", fields: valueFields}
+	e.row = row
 	env := &connectSchema{
 		typ: "struct", name: prefix + ".Envelope", version: envelopeVersion,
 		fields: []connectField{
@@ -170,6 +192,7 @@ func (e *Encoder) AppendKey(dst []byte, row []Datum) (out []byte, ok bool, err e
 			return dst[:start], false, err
 		}
 	}
+	dst = append(dst, e.keyExtra...)
 	return append(dst, e.keySuffix...), true, nil
 }
 
@@ -225,16 +248,30 @@ func (e *Encoder) appendRow(dst []byte, row []Datum) ([]byte, error) {
 	}
 	dst = append(dst, '{')
 	var err error
+	first := true
 	for i := range e.cols {
-		if i > 0 {
+		if e.table.Columns[i].Omit {
+			continue
+		}
+		if !first {
 			dst = append(dst, ',')
 		}
+		first = false
 		dst = append(dst, e.colNames[i]...)
-		if dst, err = e.appendDatum(dst, i, row[i]); err != nil {
+		if dst, err = e.appendValueDatum(dst, i, row[i]); err != nil {
 			return dst, err
 		}
 	}
 	return append(dst, '}'), nil
+}
+
+// appendValueDatum appends column i's value in the event value: mapped when the column has a
+// mapper that changes values.
+func (e *Encoder) appendValueDatum(dst []byte, i int, d Datum) ([]byte, error) {
+	if e.mappers[i] != nil {
+		return e.appendMapped(dst, i, d)
+	}
+	return e.appendDatum(dst, i, d)
 }
 
 func (e *Encoder) appendDatum(dst []byte, i int, d Datum) ([]byte, error) {
@@ -270,6 +307,10 @@ func (e *Encoder) appendDatum(dst []byte, i int, d Datum) ([]byte, error) {
 
 func (e *Encoder) valueError(i int, text []byte, err error) error {
 	c := e.table.Columns[i]
+	if c.Mapper != nil { // a masked column's value never reaches a log
+		// Nor does the parser's message, which may quote it.
+		return fmt.Errorf("%s.%s column %q (%s): invalid value (not shown: the column is masked or truncated)", e.table.Schema, e.table.Name, c.Name, c.TypeName)
+	}
 	t := text
 	suffix := ""
 	if len(t) > 64 {
