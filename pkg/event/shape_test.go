@@ -57,7 +57,7 @@ func peopleTable() Table {
 	mask := &Mapper{Kind: MaskChars, N: 4}
 	return Table{Schema: "public", Name: "people", Columns: []Column{
 		{Name: "id", TypeName: "int4", TypeMod: -1},
-		{Name: "email", TypeName: "text", TypeMod: -1, Mapper: mask},           // masked (and the key below)
+		{Name: "email", TypeName: "text", TypeMod: -1, Mapper: mask},               // masked (and the key below)
 		{Name: "age", TypeName: "int4", TypeMod: -1, Optional: true, Mapper: mask}, // schema parameter only
 		{Name: "nick", TypeName: "varchar", TypeMod: 8 + 4, Optional: true, Mapper: &Mapper{Kind: HashV2, NewHash: md5.New, Salt: []byte("x")}},
 		{Name: "bio", TypeName: "text", TypeMod: -1, Optional: true, Mapper: &Mapper{Kind: Truncate, N: 3}},
@@ -228,4 +228,3 @@ func TestChangedFields(t *testing.T) {
 		t.Errorf("changed %v unchanged %v %v", ch, un, err)
 	}
 }
-
