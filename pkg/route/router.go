@@ -59,7 +59,7 @@ type Options struct {
 	ChangedHeader     string            // ExtractChangedRecordState's header.changed.name
 	UnchangedHeader   string            // ExtractChangedRecordState's header.unchanged.name
 	Unwrap            *Unwrap           // ExtractNewRecordState: the row instead of the envelope
-	Log                  zerolog.Logger
+	Log               zerolog.Logger
 	// OnEvent is called for every change event published (not tombstones, metadata or
 	// heartbeats), for metrics. May be nil.
 	OnEvent func(table string, op event.Op)
