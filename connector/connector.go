@@ -45,6 +45,8 @@ type Connector struct {
 	tables   []pgsource.Table // captured tables (for the snapshot and the refresher)
 
 	slotGuard *slotrecord.Guard // records each position before it is confirmed (slotsafety.go); nil: no record table
+
+	shape *shaping // event shaping (shaping.go), shared by every router
 }
 
 // New prepares a connector for cfg (which Load has validated). m receives its metrics; nil means none.
@@ -53,7 +55,11 @@ func New(cfg config.Config, log zerolog.Logger, m *metrics.Metrics) (*Connector,
 	if err != nil {
 		return nil, err
 	}
-	return &Connector{cfg: cfg, log: log, connStr: connStr, metrics: m}, nil
+	shape, err := newShaping(cfg)
+	if err != nil {
+		return nil, err
+	}
+	return &Connector{cfg: cfg, log: log, connStr: connStr, metrics: m, shape: shape}, nil
 }
 
 // ErrShutdownTimeout ends a stop that could not finish within kafka.shutdown_timeout: events were
@@ -329,9 +335,9 @@ func (c *Connector) closeAll() {
 	}
 }
 
-// topicOf is the data topic of a table.
+// topicOf is the data topic of a table, after the topic routers (shaping.go).
 func (c *Connector) topicOf(t pgsource.Table) string {
-	return route.Topic(c.cfg.Kafka.TopicPrefix, t.Schema, t.Name)
+	return route.RenameTopic(c.shape.steps, route.Topic(c.cfg.Kafka.TopicPrefix, t.Schema, t.Name))
 }
 
 func (c *Connector) eventOptions() event.Options {
@@ -365,6 +371,7 @@ func (c *Connector) routeOptions() route.Options {
 		HeartbeatTopic:       c.cfg.Heartbeat.Topic,
 		Log:                  c.log,
 	}
+	c.shape.apply(&o) // shaping.go
 	if c.metrics != nil {
 		o.OnEvent = func(table string, op event.Op) { c.metrics.Event(table, byte(op)) }
 	}

@@ -160,13 +160,13 @@ func TestFieldRefs(t *testing.T) {
 }
 
 func TestSkippedAndDeleteModes(t *testing.T) {
-	if s, err := ParseSkippedOperations([]string{"c", " t"}); err != nil || !s['c'] || !s['t'] || s['u'] {
+	if s, err := ParseSkippedOperations("c, t"); err != nil || !s['c'] || !s['t'] || s['u'] {
 		t.Errorf("c,t: %v %v", s, err)
 	}
-	if s, err := ParseSkippedOperations([]string{"none"}); err != nil || len(s) != 0 {
+	if s, err := ParseSkippedOperations("none"); err != nil || len(s) != 0 {
 		t.Errorf("none: %v %v", s, err)
 	}
-	for _, bad := range [][]string{{"r"}, {"none", "c"}, {"x"}} {
+	for _, bad := range []string{"r", "none,c", "x", ""} {
 		if _, err := ParseSkippedOperations(bad); err == nil {
 			t.Errorf("%v: no error", bad)
 		}

@@ -2,13 +2,16 @@ package dbzopt
 
 import (
 	"fmt"
+	"slices"
 	"strings"
 )
 
-// ParseSkippedOperations parses skipped.operations: operation codes c (create), u (update),
-// d (delete), t (truncate), or "none" alone for none. It returns the set of skipped codes.
-func ParseSkippedOperations(list []string) (map[byte]bool, error) {
+// ParseSkippedOperations parses skipped.operations: comma-separated operation codes c (create),
+// u (update), d (delete), t (truncate), or "none" alone for none. It returns the set of skipped
+// codes.
+func ParseSkippedOperations(s string) (map[byte]bool, error) {
 	out := map[byte]bool{}
+	list := strings.Split(s, ",")
 	for _, it := range list {
 		it = strings.TrimSpace(it)
 		switch it {
@@ -111,4 +114,22 @@ func simpleFieldStruct(f string) string {
 		return ""
 	}
 	return "source"
+}
+
+// KnownFields says which fields add.fields and add.headers can name.
+const KnownFields = "the envelope's op, ts_ms, ts_us, ts_ns; source's version, connector, name, ts_ms, snapshot, db, sequence, ts_us, ts_ns, schema, table, txId, lsn, xmin, origin, origin_lsn; transaction's id, total_order, data_collection_order"
+
+// KnownField reports whether a PostgreSQL change event has the field (struct "", "source" or
+// "transaction").
+func KnownField(st, field string) bool {
+	var names []string
+	switch st {
+	case "":
+		names = []string{"op", "ts_ms", "ts_us", "ts_ns"}
+	case "source":
+		names = []string{"version", "connector", "name", "ts_ms", "snapshot", "db", "sequence", "ts_us", "ts_ns", "schema", "table", "txId", "lsn", "xmin", "origin", "origin_lsn"}
+	case "transaction":
+		names = []string{"id", "total_order", "data_collection_order"}
+	}
+	return slices.Contains(names, field)
 }
