@@ -40,7 +40,9 @@ func TestShapingValidation(t *testing.T) {
 		{"both column lists", func(c *Config) { c.Tables.ColumnIncludeList, c.Tables.ColumnExcludeList = "a.b.c", "a.b.d" }, "tables.column_include_list"},
 		{"bad column regex", func(c *Config) { c.Tables.ColumnExcludeList = "a(?=b)" }, "tables.column_exclude_list"},
 		{"unknown mapper", func(c *Config) { c.Tables.ColumnMappers = map[string]string{"column.blur.with.3.chars": "a.b.c"} }, "tables.column_mappers"},
-		{"unknown hash", func(c *Config) { c.Tables.ColumnMappers = map[string]string{"column.mask.hash.ROT13.with.salt.x": "a.b.c"} }, "tables.column_mappers"},
+		{"unknown hash", func(c *Config) {
+			c.Tables.ColumnMappers = map[string]string{"column.mask.hash.ROT13.with.salt.x": "a.b.c"}
+		}, "tables.column_mappers"},
 		{"bad key columns", func(c *Config) { c.Tables.MessageKeyColumns = "public.t" }, "tables.message_key_columns"},
 		{"bad operation", func(c *Config) { c.Events.SkippedOperations = "r" }, "events.skipped_operations"},
 		{"truncate and skipped t", func(c *Config) { c.Events.Truncate, c.Events.SkippedOperations = true, "t" }, "events.truncate"},

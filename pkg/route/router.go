@@ -51,6 +51,12 @@ type Options struct {
 	TransactionMetadata  bool // BEGIN/END events and the envelope's transaction block
 	HeartbeatTopic       bool // Debezium heartbeat records for pgcdc's heartbeats
 	Steps                []Step
+	Log                  zerolog.Logger
+	// OnEvent is called for every change event published (not tombstones, metadata or
+	// heartbeats), for metrics. May be nil.
+	OnEvent func(table string, op event.Op)
+	// Now returns the processing time (the envelope's ts_ms); time.Now when nil.
+	Now func() time.Time
 
 	// Event shaping as Debezium's options and transforms do it (shaping.go, unwrap.go); zero
 	// values change nothing.
@@ -59,12 +65,6 @@ type Options struct {
 	ChangedHeader     string            // ExtractChangedRecordState's header.changed.name
 	UnchangedHeader   string            // ExtractChangedRecordState's header.unchanged.name
 	Unwrap            *Unwrap           // ExtractNewRecordState: the row instead of the envelope
-	Log               zerolog.Logger
-	// OnEvent is called for every change event published (not tombstones, metadata or
-	// heartbeats), for metrics. May be nil.
-	OnEvent func(table string, op event.Op)
-	// Now returns the processing time (the envelope's ts_ms); time.Now when nil.
-	Now func() time.Time
 }
 
 // Router builds the records of changes. It is used by one goroutine.
