@@ -314,6 +314,7 @@ func (c Config) Redacted() Config {
 		m[k] = v
 	}
 	c.Kafka.TopicConfig = m
+	c.Tables.ColumnMappers = redactSalts(c.Tables.ColumnMappers) // shaping.go
 	c.Tables.Include = append([]string(nil), c.Tables.Include...)
 	c.Tables.Exclude = append([]string(nil), c.Tables.Exclude...)
 	c.Kafka.Brokers = append([]string(nil), c.Kafka.Brokers...)

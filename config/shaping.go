@@ -168,3 +168,16 @@ func (e EventsConfig) RoutedTopic(topic string) string {
 	}
 	return topic
 }
+
+// redactSalts returns a copy of column mapper properties with the hash salts replaced by
+// "xxxxx": a salt lets anyone who knows it test guesses against the hashes.
+func redactSalts(m map[string]string) map[string]string {
+	out := make(map[string]string, len(m))
+	for k, v := range m {
+		if i := strings.Index(k, ".with.salt."); i >= 0 && strings.HasPrefix(k, "column.mask.hash.") {
+			k = k[:i] + ".with.salt." + redactedPassword
+		}
+		out[k] = v
+	}
+	return out
+}

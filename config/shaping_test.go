@@ -78,3 +78,15 @@ func TestShapingValidation(t *testing.T) {
 		t.Error(FormatUnwrap)
 	}
 }
+
+func TestRedactedSalts(t *testing.T) {
+	c := valid()
+	c.Tables.ColumnMappers = map[string]string{"column.mask.hash.SHA-256.with.salt.s3cret": "a.b.c", "column.mask.with.3.chars": "a.b.d"}
+	r := c.Redacted()
+	if _, ok := r.Tables.ColumnMappers["column.mask.hash.SHA-256.with.salt.xxxxx"]; !ok || len(r.Tables.ColumnMappers) != 2 {
+		t.Errorf("redacted %v", r.Tables.ColumnMappers)
+	}
+	if _, ok := c.Tables.ColumnMappers["column.mask.hash.SHA-256.with.salt.s3cret"]; !ok {
+		t.Error("Redacted changed the original")
+	}
+}

@@ -158,3 +158,37 @@ func checkKeyColumns(c *change) error {
 	}
 	return nil
 }
+
+// withEarlierColumns adds to row the columns of prev (an earlier state of the same key in the
+// batch) that row does not have, so that collapsing the two applies both. Flattened rows leave
+// out the fields an update did not change (drop.fields.header.name); change event envelopes
+// always carry every column, and the placeholder columns are handled before.
+func withEarlierColumns(row, prev rowImage) rowImage {
+	var extra []int
+	for j, pf := range prev.fields {
+		found := false
+		for _, f := range row.fields {
+			if f.name == pf.name {
+				found = true
+				break
+			}
+		}
+		if !found {
+			extra = append(extra, j)
+		}
+	}
+	if len(extra) == 0 {
+		return row
+	}
+	out := rowImage{
+		fields: append([]field(nil), row.fields...),
+		cols:   append([]*targetCol(nil), row.cols...),
+		codecs: append([]*codec(nil), row.codecs...),
+	}
+	for _, j := range extra {
+		out.fields = append(out.fields, prev.fields[j])
+		out.cols = append(out.cols, prev.cols[j])
+		out.codecs = append(out.codecs, prev.codecs[j])
+	}
+	return out
+}

@@ -21,7 +21,9 @@ type built struct {
 
 // build appends the records of one change event: the Debezium envelope (and after a delete its
 // tombstone), or with Options.Unwrap the flattened row (unwrap.go). With Options.ChangedHeader /
-// UnchangedHeader the event (not its tombstone) carries ExtractChangedRecordState's headers.
+// UnchangedHeader the event carries ExtractChangedRecordState's headers, and so does its
+// tombstone: in Kafka Connect a delete and its tombstone share one headers object, so what the
+// transforms add to the delete's headers is on the tombstone too (checked against Debezium 3.6.1).
 func (r *Router) build(recs []kafkasink.Record, t *table, ch *decode.Change, b built) ([]kafkasink.Record, error) {
 	evHeaders := b.headers
 	var changed, unchanged []string
@@ -50,7 +52,7 @@ func (r *Router) build(recs []kafkasink.Record, t *table, ch *decode.Change, b b
 	t.keyCap, t.valueCap = len(b.key)+len(b.key)/8+8, len(value)+len(value)/8+64
 	recs = append(recs, kafkasink.Record{Topic: t.topic, Key: b.key, Value: value, Headers: evHeaders, Table: t.rel.Name, LSN: ch.LSN})
 	if b.op == event.OpDelete && r.opts.TombstonesOnDelete && b.key != nil {
-		recs = append(recs, kafkasink.Record{Topic: t.topic, Key: b.key, Headers: b.headers, Table: t.rel.Name, LSN: ch.LSN})
+		recs = append(recs, kafkasink.Record{Topic: t.topic, Key: b.key, Headers: evHeaders, Table: t.rel.Name, LSN: ch.LSN})
 	}
 	return recs, nil
 }

@@ -96,8 +96,9 @@ func (r *Router) flatEncoder(enc *event.Encoder) (*event.Flat, error) {
 	return event.NewFlat(enc, event.FlatOptions{Deleted: u.Delete.Rewrites(), Fields: u.Fields, DropKeepSchemaCompatible: u.DropKeepSchemaCompatible})
 }
 
-// unwrapRecords appends the records ExtractNewRecordState leaves of one change event.
-// evHeaders are the event's headers, b.headers those its tombstone gets.
+// unwrapRecords appends the records ExtractNewRecordState leaves of one change event with its
+// headers evHeaders. Its tombstone shares them (see build), added headers included, and gets
+// its own op header besides.
 func (r *Router) unwrapRecords(recs []kafkasink.Record, t *table, ch *decode.Change, b built, evHeaders []kafkasink.Header, changed, unchanged []string) ([]kafkasink.Record, error) {
 	u := r.opts.Unwrap
 	var drop []string
@@ -142,9 +143,10 @@ func (r *Router) unwrapRecords(recs []kafkasink.Record, t *table, ch *decode.Cha
 	if len(value) > 0 {
 		t.valueCap = len(value) + len(value)/8 + 64
 	}
-	recs = append(recs, record(key, value, r.addHeaders(t, evHeaders, b, false)))
+	evHeaders = r.addHeaders(t, evHeaders, b, false)
+	recs = append(recs, record(key, value, evHeaders))
 	if b.op == event.OpDelete && r.opts.TombstonesOnDelete && b.key != nil && u.Delete == dbzopt.DeleteRewriteWithTombstone {
-		recs = append(recs, record(b.key, nil, r.addHeaders(t, b.headers, b, true)))
+		recs = append(recs, record(b.key, nil, r.addHeaders(t, evHeaders, b, true)))
 	}
 	return recs, nil
 }
