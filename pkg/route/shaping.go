@@ -113,5 +113,12 @@ func (r *Router) shapeTable(rel *decode.Relation) event.Table {
 			ts.ShapeTable(&t, topic)
 		}
 	}
+	for _, k := range t.Key {
+		if c := t.Columns[k]; c.Mapper != nil && !r.logged["key "+rel.Name+"."+c.Name] {
+			r.logged["key "+rel.Name+"."+c.Name] = true
+			r.opts.Log.Warn().Str("table", rel.Name).Str("column", c.Name).
+				Msg("a masked or truncated column is part of the key: the key (and the __debezium.oldkey/newkey headers) carries its real value, as in Debezium; choose other key columns with tables.message_key_columns")
+		}
+	}
 	return t
 }

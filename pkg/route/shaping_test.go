@@ -1,8 +1,11 @@
 package route_test
 
 import (
+	"bytes"
 	"strings"
 	"testing"
+
+	"github.com/rs/zerolog"
 
 	"github.com/pgcdc/pgcdc/pkg/decode"
 	"github.com/pgcdc/pgcdc/pkg/event"
@@ -61,6 +64,8 @@ func TestShapingColumnsAndKeys(t *testing.T) {
 	}
 	o := options()
 	o.Shaping = sh
+	var logged bytes.Buffer
+	o.Log = zerolog.New(&logged)
 	recs := raw(t, o, []step{
 		{lsn: 110, kind: decode.KindInsert, rel: users, after: row("1", "a@x", "n")},
 		{lsn: 120, kind: decode.KindUpdate, rel: users, before: row("1", "a@x", "n"), after: row("1", "b@x", "n")}, // the key column changed
@@ -84,6 +89,10 @@ func TestShapingColumnsAndKeys(t *testing.T) {
 	}
 	if len(got) != 5 {
 		t.Errorf("%d records: %q", len(got), got)
+	}
+	// A masked key column is named in a warning (its values never are).
+	if l := logged.String(); !strings.Contains(l, `"table":"public.users","column":"email"`) || strings.Contains(l, "a@x") {
+		t.Errorf("log: %s", l)
 	}
 
 	// Snapshot rows are shaped the same way.
