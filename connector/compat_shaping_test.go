@@ -122,8 +122,8 @@ func shapingRuns() []compatRun {
 	}
 	unwrapDbz := map[string]string{
 		"column.include.list":                      include,
-		"transforms":                               "changes,unwrap,unwrapDrop,unwrapDtt,unwrapRwt,rename",
-		"predicates":                               "unwrap,unwrapDrop,unwrapDtt,unwrapRwt",
+		"transforms":                               "changes,unwrap,unwrapDrop,unwrapDtt,unwrapRwt,unwrapTomb,rename",
+		"predicates":                               "unwrap,unwrapDrop,unwrapDtt,unwrapRwt,unwrapTomb",
 		"transforms.changes.type":                  "io.debezium.transforms.ExtractChangedRecordState",
 		"transforms.changes.header.changed.name":   "Changed",
 		"transforms.changes.header.unchanged.name": "Unchanged",
@@ -136,6 +136,7 @@ func shapingRuns() []compatRun {
 	unwrapProps("unwrapDrop", "drop", `.*\.public\.m_drop`, unwrapDbz)
 	unwrapProps("unwrapDtt", "delete-to-tombstone", `.*\.public\.m_dtt`, unwrapDbz)
 	unwrapProps("unwrapRwt", "rewrite-with-tombstone", `.*\.public\.m_rwt`, unwrapDbz)
+	unwrapProps("unwrapTomb", "tombstone", `.*\.public\.m_tomb`, unwrapDbz) // the default, with schemas
 	mode := func(m, table string) map[string]string {
 		return map[string]string{
 			"PGCDC_TABLES_INCLUDE": "public." + table, "PGCDC_EVENTS_UNWRAP_DELETE_TOMBSTONE_HANDLING_MODE": m,
@@ -144,11 +145,12 @@ func shapingRuns() []compatRun {
 	unwrap := compatRun{
 		name:       "shape_unwrap",
 		keySchemas: true, valueSchemas: true, partitions: 1,
-		tables:      []string{"orders", "lines", "m_drop", "m_dtt", "m_rwt"},
+		tables:      []string{"orders", "lines", "m_drop", "m_dtt", "m_rwt", "m_tomb"},
 		extraTopics: []string{"shop.orders"},
 		// the main pgcdc process captures orders and lines; one process per other delete mode
 		pgcdcInclude: []string{"orders", "lines"},
-		extraPgcdc:   []map[string]string{mode("drop", "m_drop"), mode("delete-to-tombstone", "m_dtt"), mode("rewrite-with-tombstone", "m_rwt")},
+		extraPgcdc: []map[string]string{mode("drop", "m_drop"), mode("delete-to-tombstone", "m_dtt"), mode("rewrite-with-tombstone", "m_rwt"),
+			mode("tombstone", "m_tomb")},
 		setup: []string{
 			`CREATE TABLE public.orders (id int PRIMARY KEY, status text NOT NULL, amount numeric(10,2), note text, internal text)`,
 			`ALTER TABLE public.orders REPLICA IDENTITY FULL`,
@@ -156,6 +158,7 @@ func shapingRuns() []compatRun {
 			`CREATE TABLE public.m_drop (id int PRIMARY KEY, v text)`,
 			`CREATE TABLE public.m_dtt (id int PRIMARY KEY, v text)`,
 			`CREATE TABLE public.m_rwt (id int PRIMARY KEY, v text)`,
+			`CREATE TABLE public.m_tomb (id int PRIMARY KEY, v text)`,
 		},
 		script: func(e *env) {
 			e.exec(`INSERT INTO public.orders VALUES (1, 'new', 9.99, 'n', 'secret'), (2, 'new', 5, NULL, 'x')`)
@@ -165,7 +168,7 @@ func shapingRuns() []compatRun {
 			e.exec(`INSERT INTO public.lines VALUES (1, 1, 2)`)
 			e.exec(`UPDATE public.lines SET qty = 3 WHERE id = 1`)
 			e.exec(`DELETE FROM public.lines WHERE id = 1`)
-			for _, tb := range []string{"m_drop", "m_dtt", "m_rwt"} {
+			for _, tb := range []string{"m_drop", "m_dtt", "m_rwt", "m_tomb"} {
 				e.exec(`INSERT INTO public.` + tb + ` VALUES (1, 'a'), (2, 'b')`)
 				e.exec(`UPDATE public.` + tb + ` SET v = 'c' WHERE id = 1`)
 				e.exec(`DELETE FROM public.` + tb + ` WHERE id = 1`)

@@ -269,3 +269,31 @@ func TestTopicRouters(t *testing.T) {
 		t.Error("bad replacement: no error")
 	}
 }
+
+func TestLogicalTableRouterKeyField(t *testing.T) {
+	for _, tc := range []struct {
+		opts route.LogicalTableRouterOptions
+		want string
+	}{
+		{route.LogicalTableRouterOptions{TopicRegex: `(.*)\.public\.(customers)`, TopicReplacement: "$1.all", KeyEnforceUniqueness: false},
+			`{"schema":{"type":"struct","fields":[{"type":"int32","optional":false,"field":"id"}],"optional":false,"name":"app.all.Key"},"payload":{"id":1}}`},
+		{route.LogicalTableRouterOptions{TopicRegex: `(.*)\.public\.(customers)`, TopicReplacement: "$1.all", KeyEnforceUniqueness: true,
+			KeyFieldName: "src", KeyFieldRegex: `.*\.(\w+)`, KeyFieldReplacement: "t_$1"},
+			`{"schema":{"type":"struct","fields":[{"type":"int32","optional":false,"field":"id"},{"type":"string","optional":false,"field":"src"}],"optional":false,"name":"app.all.Key"},"payload":{"id":1,"src":"t_customers"}}`},
+	} {
+		l, err := route.NewLogicalTableRouter(tc.opts)
+		if err != nil {
+			t.Fatal(err)
+		}
+		o := options()
+		o.Event.KeySchemas = true
+		o.Steps = []route.Step{l}
+		recs := raw(t, o, []step{{lsn: 110, kind: decode.KindInsert, rel: customers, after: row("1", "a")}})
+		if len(recs) != 1 || recs[0].Topic != "app.all" || string(recs[0].Key) != tc.want {
+			t.Errorf("%+v:\n got %s %s\nwant %s", tc.opts, recs[0].Topic, recs[0].Key, tc.want)
+		}
+	}
+	if _, err := route.NewLogicalTableRouter(route.LogicalTableRouterOptions{TopicRegex: "(.*)", TopicReplacement: "x", KeyFieldRegex: "(.*)"}); err == nil {
+		t.Error("key.field.regex without key.field.replacement: no error")
+	}
+}
