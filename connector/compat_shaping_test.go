@@ -193,17 +193,37 @@ func shapingRuns() []compatRun {
 	}
 
 	// Run 3: without schemas, on 3 partitions: ByLogicalTableRouter (two shards into one topic,
-	// keys kept apart), ExtractNewRecordState in its default delete mode, skipped updates.
+	// keys kept apart; in two more pgcdc processes without the key field, and with another field
+	// name and value), ExtractNewRecordState in its default delete mode, skipped updates.
 	const shards, shardTopic = `(.*)\.public\.shard_(a|b)`, "$1.public.shards"
+	const ushards, kshards = `(.*)\.public\.ushard_(1|2)`, `(.*)\.public\.kshard_(1|2)`
 	router := compatRun{
 		name:       "shape_router_noschema",
 		keySchemas: false, valueSchemas: false, partitions: 3,
-		tables:      []string{"shard_a", "shard_b", "plain"},
-		extraTopics: []string{"public.shards"},
+		tables:       []string{"shard_a", "shard_b", "plain", "ushard_1", "ushard_2", "kshard_1", "kshard_2"},
+		pgcdcInclude: []string{"shard_a", "shard_b", "plain"},
+		extraTopics:  []string{"public.shards", "public.ushards", "public.kshards"},
+		extraPgcdc: []map[string]string{{
+			"PGCDC_TABLES_INCLUDE":                                     "public.ushard_1,public.ushard_2",
+			"PGCDC_EVENTS_LOGICAL_TABLE_ROUTER_TOPIC_REGEX":            ushards,
+			"PGCDC_EVENTS_LOGICAL_TABLE_ROUTER_TOPIC_REPLACEMENT":      "$1.public.ushards",
+			"PGCDC_EVENTS_LOGICAL_TABLE_ROUTER_KEY_ENFORCE_UNIQUENESS": "false",
+		}, {
+			"PGCDC_TABLES_INCLUDE":                                    "public.kshard_1,public.kshard_2",
+			"PGCDC_EVENTS_LOGICAL_TABLE_ROUTER_TOPIC_REGEX":           kshards,
+			"PGCDC_EVENTS_LOGICAL_TABLE_ROUTER_TOPIC_REPLACEMENT":     "$1.public.kshards",
+			"PGCDC_EVENTS_LOGICAL_TABLE_ROUTER_KEY_FIELD_NAME":        "shard",
+			"PGCDC_EVENTS_LOGICAL_TABLE_ROUTER_KEY_FIELD_REGEX":       `.*_(\d)`,
+			"PGCDC_EVENTS_LOGICAL_TABLE_ROUTER_KEY_FIELD_REPLACEMENT": "s$1",
+		}},
 		setup: []string{
 			`CREATE TABLE public.shard_a (id int PRIMARY KEY, v text)`,
 			`CREATE TABLE public.shard_b (id int PRIMARY KEY, v text)`,
 			`CREATE TABLE public.plain (id int PRIMARY KEY, v text)`,
+			`CREATE TABLE public.ushard_1 (id int PRIMARY KEY, v text)`,
+			`CREATE TABLE public.ushard_2 (id int PRIMARY KEY, v text)`,
+			`CREATE TABLE public.kshard_1 (id int PRIMARY KEY, v text)`,
+			`CREATE TABLE public.kshard_2 (id int PRIMARY KEY, v text)`,
 		},
 		script: func(e *env) {
 			for i := 1; i <= 6; i++ { // the same ids in both shards, kept apart by the key field
@@ -211,19 +231,33 @@ func shapingRuns() []compatRun {
 				e.exec(`INSERT INTO public.shard_b VALUES ($1, 'b')`, i)
 			}
 			e.exec(`UPDATE public.shard_a SET v = 'skipped' WHERE id = 1`)
-			e.exec(`UPDATE public.shard_b SET id = 9 WHERE id = 2`) // a key change: still published (d and c)
+			e.exec(`UPDATE public.shard_b SET id = 9 WHERE id = 2`) // skipped too: Debezium's publication publishes no updates
 			e.exec(`DELETE FROM public.shard_a WHERE id = 3`)
 			e.exec(`INSERT INTO public.plain VALUES (1, 'x')`)
 			e.exec(`UPDATE public.plain SET v = 'y' WHERE id = 1`)
 			e.exec(`DELETE FROM public.plain WHERE id = 1`)
+			for _, tb := range []string{"ushard_1", "ushard_2", "kshard_1", "kshard_2"} {
+				e.exec(`INSERT INTO public.`+tb+` VALUES (1, $1), (2, $1)`, tb)
+				e.exec(`DELETE FROM public.` + tb + ` WHERE id = 2`)
+			}
 		},
 		dbz: map[string]string{
-			"skipped.operations":                   "u,t",
-			"transforms":                           "reroute,unwrap",
-			"transforms.reroute.type":              "io.debezium.transforms.ByLogicalTableRouter",
-			"transforms.reroute.topic.regex":       shards,
-			"transforms.reroute.topic.replacement": shardTopic,
-			"transforms.unwrap.type":               "io.debezium.transforms.ExtractNewRecordState",
+			"skipped.operations":                         "u,t",
+			"transforms":                                 "reroute,rerouteU,rerouteK,unwrap",
+			"transforms.reroute.type":                    "io.debezium.transforms.ByLogicalTableRouter",
+			"transforms.reroute.topic.regex":             shards,
+			"transforms.reroute.topic.replacement":       shardTopic,
+			"transforms.rerouteU.type":                   "io.debezium.transforms.ByLogicalTableRouter",
+			"transforms.rerouteU.topic.regex":            ushards,
+			"transforms.rerouteU.topic.replacement":      "$1.public.ushards",
+			"transforms.rerouteU.key.enforce.uniqueness": "false",
+			"transforms.rerouteK.type":                   "io.debezium.transforms.ByLogicalTableRouter",
+			"transforms.rerouteK.topic.regex":            kshards,
+			"transforms.rerouteK.topic.replacement":      "$1.public.kshards",
+			"transforms.rerouteK.key.field.name":         "shard",
+			"transforms.rerouteK.key.field.regex":        `.*_(\d)`,
+			"transforms.rerouteK.key.field.replacement":  "s$1",
+			"transforms.unwrap.type":                     "io.debezium.transforms.ExtractNewRecordState",
 		},
 		pgcdc: map[string]string{
 			"PGCDC_EVENTS_SKIPPED_OPERATIONS":                     "u,t",
@@ -306,7 +340,14 @@ func checkShapeRouter(t *testing.T, got map[string][]rec) {
 			ids[orderedString(r.key)] = true
 		}
 	}
-	if len(ids) < 12 {
-		t.Errorf("public.shards: %d distinct keys, want 13 (ids 1-6 of both shards and 9, kept apart by __dbz__physicalTableIdentifier)", len(ids))
+	if len(ids) != 12 {
+		t.Errorf("public.shards: %d distinct keys, want 12 (ids 1-6 of both shards, kept apart by __dbz__physicalTableIdentifier)", len(ids))
+	}
+	for topic, want := range map[string]string{"public.ushards": `{"id":1}`, "public.kshards": `"shard":"s`} {
+		for _, r := range got[topic] {
+			if k := orderedString(r.key); !strings.Contains(k, want) && !strings.Contains(k, `"id":2`) {
+				t.Errorf("%s key %s, want %s", topic, k, want)
+			}
+		}
 	}
 }
