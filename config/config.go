@@ -134,6 +134,14 @@ type TablesConfig struct {
 	// PostgreSQL 15+): "schema.table" (exact name) -> column names. The list must hold the replica
 	// identity (key) columns.
 	Columns map[string][]string `yaml:"columns"`
+
+	// Event shaping with Debezium's options (shaping.go, docs/shaping.md). Regular expressions
+	// over "<schema>.<table>.<column>", matched whole and case-insensitively, comma-separated
+	// as Debezium writes them ("\," for a comma inside one).
+	ColumnIncludeList string            `yaml:"column_include_list"` // column.include.list: only these columns are in the values
+	ColumnExcludeList string            `yaml:"column_exclude_list"` // column.exclude.list: these are not
+	ColumnMappers     map[string]string `yaml:"column_mappers"`      // column.mask.with.N.chars, column.mask.hash[.v2].<alg>.with.salt.<salt>, column.truncate.to.N.chars => columns
+	MessageKeyColumns string            `yaml:"message_key_columns"` // message.key.columns: "<table regex>:<col>[,<col>];..."
 }
 
 // KafkaConfig configures the Kafka producer and topic creation.
@@ -178,6 +186,14 @@ type EventsConfig struct {
 	MessagePrefixInclude []string `yaml:"message_prefix_include"` // regular expressions (whole prefix); empty: all
 	MessagePrefixExclude []string `yaml:"message_prefix_exclude"` // regular expressions (whole prefix)
 	TransactionMetadata  bool     `yaml:"transaction_metadata"`   // BEGIN/END events on <prefix>.transaction and the envelope's transaction block; default false
+
+	// Event shaping with Debezium's options and transforms (shaping.go, docs/shaping.md).
+	SkippedOperations  string                   `yaml:"skipped_operations"`   // skipped.operations: "c,u,d,t" or "none"; "": t unless events.truncate
+	Format             string                   `yaml:"format"`               // envelope (default) | io.debezium.transforms.ExtractNewRecordState (or unwrap)
+	Unwrap             UnwrapConfig             `yaml:"unwrap"`               // ExtractNewRecordState's options
+	ChangedFields      ChangedFieldsConfig      `yaml:"changed_fields"`       // ExtractChangedRecordState's headers
+	RegexRouter        RegexRouterConfig        `yaml:"regex_router"`         // Kafka Connect's RegexRouter
+	LogicalTableRouter LogicalTableRouterConfig `yaml:"logical_table_router"` // Debezium's ByLogicalTableRouter
 }
 
 // LogConfig configures logging.
@@ -246,6 +262,7 @@ func Default() Config {
 			PublishViaPartitionRoot: false,
 			RowFilters:              map[string]string{},
 			Columns:                 map[string][]string{},
+			ColumnMappers:           map[string]string{},
 		},
 		Kafka: KafkaConfig{
 			CreateTopics:      true,
@@ -280,6 +297,16 @@ func Default() Config {
 			Messages:             true,
 			MessagePrefixInclude: []string{},
 			MessagePrefixExclude: []string{},
+			Format:               FormatEnvelope,
+			Unwrap: UnwrapConfig{
+				DeleteTombstoneHandlingMode:    "tombstone",
+				AddFields:                      []string{},
+				AddFieldsPrefix:                "__",
+				AddHeaders:                     []string{},
+				AddHeadersPrefix:               "__",
+				DropFieldsKeepSchemaCompatible: true,
+			},
+			LogicalTableRouter: LogicalTableRouterConfig{KeyEnforceUniqueness: true, KeyFieldName: DefaultLogicalTableKeyField},
 		},
 		Log: LogConfig{
 			Level:            "info",
@@ -327,6 +354,7 @@ func (c Config) Redacted() Config {
 		m[k] = v
 	}
 	c.Kafka.TopicConfig = m
+	c.Tables.ColumnMappers = redactSalts(c.Tables.ColumnMappers) // shaping.go
 	c.Tables.Include = append([]string(nil), c.Tables.Include...)
 	c.Tables.Exclude = append([]string(nil), c.Tables.Exclude...)
 	c.Kafka.Brokers = append([]string(nil), c.Kafka.Brokers...)

@@ -92,8 +92,10 @@ func (c Config) Validate() error {
 	v := &validator{}
 	c.Postgres.validate(v)
 	c.Tables.validate(v)
+	c.Tables.validateShaping(v) // shaping.go
 	c.Kafka.validate(v)
 	c.Events.validate(v)
+	c.Events.validateShaping(v)
 	c.Log.validate(v)
 	if c.Heartbeat.Interval < 0 {
 		v.add("heartbeat.interval", "must be a duration >= 0 (0 disables heartbeats), got %s", c.Heartbeat.Interval)

@@ -53,6 +53,8 @@ type Connector struct {
 	onJoin func(tables []string) error
 
 	outbox *outbox.Router // outbox routing (outbox.go); nil: none
+
+	shape *shaping // event shaping (shaping.go), shared by every router
 }
 
 // New prepares a connector for cfg (which Load has validated). m receives its metrics; nil means none.
@@ -62,6 +64,9 @@ func New(cfg config.Config, log zerolog.Logger, m *metrics.Metrics) (*Connector,
 		return nil, err
 	}
 	c := &Connector{cfg: cfg, log: log, connStr: connStr, metrics: m}
+	if c.shape, err = newShaping(cfg); err != nil { // shaping.go
+		return nil, err
+	}
 	if c.outbox, err = newOutbox(cfg, c.eventOptions(), log); err != nil { // outbox.go
 		return nil, err
 	}
@@ -431,9 +436,9 @@ func (c *Connector) closeAll() {
 	}
 }
 
-// topicOf is the data topic of a table.
+// topicOf is the data topic of a table, after the topic routers (shaping.go).
 func (c *Connector) topicOf(t pgsource.Table) string {
-	return route.Topic(c.cfg.Kafka.TopicPrefix, t.Schema, t.Name)
+	return route.RenameTopic(c.shape.steps, route.Topic(c.cfg.Kafka.TopicPrefix, t.Schema, t.Name))
 }
 
 func (c *Connector) eventOptions() event.Options {
@@ -470,6 +475,7 @@ func (c *Connector) routeOptions() route.Options {
 		HeartbeatTopic:       c.cfg.Heartbeat.Topic,
 		Log:                  c.log,
 	}
+	c.shape.apply(&o) // shaping.go
 	if c.metrics != nil {
 		o.OnEvent = func(table string, op event.Op) { c.metrics.Event(table, byte(op)) }
 	}

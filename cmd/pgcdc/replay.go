@@ -72,6 +72,7 @@ func replayCommand(args []string, stdout, stderr io.Writer) int {
 	parkTopic := fs.String("park-topic", "", "produce records that cannot be applied to this Kafka topic (with the reason in headers) and go on")
 	placeholder := fs.String("placeholder", config.DefaultUnavailableValue, "pgcdc's events.unavailable_value_placeholder (unchanged TOAST values; never written)")
 	allowCompacted := fs.Bool("allow-compacted-toast", false, "accept compacted topics of tables with TOASTable columns (only safe with REPLICA IDENTITY FULL on the source)")
+	flatPrefix := fs.String("flat-field-prefix", "__", "topics flattened by events.format ExtractNewRecordState: the prefix of its added fields (events.unwrap.add_fields_prefix), which are not columns")
 	refresh := fs.Duration("refresh-interval", 30*time.Second, "follow mode: how often to look for new topics")
 	logLevel := fs.String("log-level", "info", "trace, debug, info, warn or error")
 	logFormat := fs.String("log-format", "json", "json, console or auto")
@@ -140,7 +141,7 @@ func replayCommand(args []string, stdout, stderr io.Writer) int {
 		Target: *target, TargetPassword: password, OffsetsTable: *offsetsTable, CreateTables: *createTables,
 		UntilEnd: *untilEnd, BatchSize: *batch, Workers: *workers, RefreshInterval: *refresh,
 		Modes:       replay.Modes{DecimalHandling: *decimal, TimePrecision: *timePrec, BinaryHandling: *binary, HstoreHandling: *hstore},
-		Placeholder: *placeholder, AllowCompactedTOAST: *allowCompacted, ParkFile: *parkFile, ParkTopic: *parkTopic,
+		Placeholder: *placeholder, AllowCompactedTOAST: *allowCompacted, ParkFile: *parkFile, ParkTopic: *parkTopic, FlatFieldPrefix: *flatPrefix,
 		Log: log, ProgressInterval: *progressInterval,
 	}
 	if *fromTime != "" {

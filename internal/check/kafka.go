@@ -42,7 +42,7 @@ func checkKafka(ctx context.Context, cfg config.Config, src source, r *Report) {
 	topics := make([]string, 0, len(tables))
 	byTopic := map[string]pgsource.Table{}
 	for _, t := range tables {
-		name := event.SanitizeTopic(k.TopicPrefix + "." + t.Schema + "." + t.Name)
+		name := cfg.Events.RoutedTopic(event.SanitizeTopic(k.TopicPrefix + "." + t.Schema + "." + t.Name)) // after the topic routers
 		topics = append(topics, name)
 		byTopic[name] = t
 	}

@@ -21,6 +21,12 @@
 // configured placeholder, NULLs in NOT NULL columns become the column default
 // or the type's zero value (as Debezium does for key-only before images).
 //
+// A Table can be shaped as Debezium's connector options shape it: columns
+// left out of the values (Column.Omit), values masked, hashed or cut
+// (Column.Mapper, mapper.go), other key columns (Table.Key), schema names and
+// key fields of ByLogicalTableRouter (Table.SchemaName, KeyFields). Flat
+// writes the values as ExtractNewRecordState flattens them (flat.go).
+//
 // An Encoder is not safe for concurrent use. The Debezium sources each rule
 // follows are cited next to the code (schema.go, types_map.go, value.go).
 package event

@@ -16,10 +16,14 @@ type Encoder struct {
 	topic string
 	ph    string
 
-	cols       []*codec
-	colNames   [][]byte // `"name":` per column, JSON-escaped
-	fieldNames []string // field name per column (field.name.adjustment.mode applied)
-	key        []int
+	cols          []*codec
+	colNames      [][]byte // `"name":` per column, JSON-escaped (field.name.adjustment.mode applied)
+	fieldNames    []string // field name per column (field.name.adjustment.mode applied)
+	key           []int
+	mappers       []*colMapper   // per column: the column mapper changing its values; nil: none
+	row           *connectSchema // the Value struct (the columns not omitted)
+	keySchemaName string
+	keyExtra      []byte // `,"name":"value"` of Table.KeyFields
 
 	keyPrefix []byte // `{"schema":...,"payload":{` or `{`
 	keySuffix []byte // `}}` or `}`
@@ -61,10 +65,16 @@ func NewEncoder(opts Options, t Table) (*Encoder, error) {
 	e.topic = SanitizeTopic(opts.TopicPrefix + "." + t.Schema + "." + t.Name)
 	// Debezium names the record schemas after the (sanitized) topic, then applies
 	// schema.name.adjustment.mode (TableSchemaBuilder.create); field names go through
-	// field.name.adjustment.mode.
-	prefix := e.topic
+	// field.name.adjustment.mode. A Table.SchemaName (ByLogicalTableRouter) replaces the
+	// topic-derived prefix: the transform renames the schemas after the connector built them,
+	// with its own schema.name.adjustment.mode (default none), so that name is used as given.
+	schemaName := func(suffix string) string { return schemaNames.adjust(e.topic + suffix) }
+	if t.SchemaName != "" {
+		schemaName = func(suffix string) string { return t.SchemaName + suffix }
+	}
 
-	valueFields := make([]connectField, len(t.Columns))
+	valueFields := make([]connectField, 0, len(t.Columns))
+	e.mappers = make([]*colMapper, len(t.Columns))
 	for i, c := range t.Columns {
 		cd, err := e.codecFor(c)
 		if err != nil {
@@ -90,7 +100,12 @@ func NewEncoder(opts Options, t Table) (*Encoder, error) {
 		name := fieldNames.adjust(c.Name)
 		e.fieldNames = append(e.fieldNames, name)
 		e.colNames = append(e.colNames, append(appendJSONString(nil, name), ':'))
-		valueFields[i] = connectField{name, sc}
+		if !c.Omit {
+			// The key keeps the column's own schema; the value's carries the mapper's parameter.
+			var vs *connectSchema
+			e.mappers[i], vs = prepareMapper(c, sc)
+			valueFields = append(valueFields, connectField{name, vs})
+		}
 	}
 	for _, k := range t.Key {
 		if k < 0 || k >= len(t.Columns) {
@@ -101,9 +116,18 @@ func NewEncoder(opts Options, t Table) (*Encoder, error) {
 
 	// key
 	if len(e.key) > 0 {
-		ks := &connectSchema{typ: "struct", name: schemaNames.adjust(prefix + ".Key")}
+		e.keySchemaName = schemaName(".Key")
+		ks := &connectSchema{typ: "struct", name: e.keySchemaName}
 		for _, k := range e.key {
-			ks.fields = append(ks.fields, valueFields[k])
+			// The key's fields: the column's own schema (no mapper parameter), omitted or not.
+			ks.fields = append(ks.fields, connectField{e.fieldNames[k], e.cols[k].schema})
+		}
+		for _, f := range t.KeyFields {
+			ks.fields = append(ks.fields, connectField{f.Name, strReq})
+			e.keyExtra = append(e.keyExtra, ',')
+			e.keyExtra = appendJSONString(e.keyExtra, f.Name)
+			e.keyExtra = append(e.keyExtra, ':')
+			e.keyExtra = appendJSONString(e.keyExtra, f.Value)
 		}
 		if opts.KeySchemas {
 			e.keyPrefix = append(e.keyPrefix, `{"schema":`...)
@@ -117,9 +141,10 @@ func NewEncoder(opts Options, t Table) (*Encoder, error) {
 	}
 
 	// value envelope
-	row := &connectSchema{typ: "struct", optional: true, name: schemaNames.adjust(prefix + ".Value"), fields: valueFields}
+	row := &connectSchema{typ: "struct", optional: true, name: schemaName(".Value"), fields: valueFields}
+	e.row = row
 	env := &connectSchema{
-		typ: "struct", name: schemaNames.adjust(prefix + ".Envelope"), version: envelopeVersion,
+		typ: "struct", name: schemaName(".Envelope"), version: envelopeVersion,
 		fields: []connectField{
 			{"before", row}, {"after", row}, {"source", sourceSchema},
 			{"transaction", transactionSchema},
@@ -184,6 +209,7 @@ func (e *Encoder) AppendKey(dst []byte, row []Datum) (out []byte, ok bool, err e
 			return dst[:start], false, err
 		}
 	}
+	dst = append(dst, e.keyExtra...)
 	return append(dst, e.keySuffix...), true, nil
 }
 
@@ -239,16 +265,30 @@ func (e *Encoder) appendRow(dst []byte, row []Datum) ([]byte, error) {
 	}
 	dst = append(dst, '{')
 	var err error
+	first := true
 	for i := range e.cols {
-		if i > 0 {
+		if e.table.Columns[i].Omit {
+			continue
+		}
+		if !first {
 			dst = append(dst, ',')
 		}
+		first = false
 		dst = append(dst, e.colNames[i]...)
-		if dst, err = e.appendDatum(dst, i, row[i]); err != nil {
+		if dst, err = e.appendValueDatum(dst, i, row[i]); err != nil {
 			return dst, err
 		}
 	}
 	return append(dst, '}'), nil
+}
+
+// appendValueDatum appends column i's value in the event value: mapped when the column has a
+// mapper that changes values.
+func (e *Encoder) appendValueDatum(dst []byte, i int, d Datum) ([]byte, error) {
+	if e.mappers[i] != nil {
+		return e.appendMapped(dst, i, d)
+	}
+	return e.appendDatum(dst, i, d)
 }
 
 func (e *Encoder) appendDatum(dst []byte, i int, d Datum) ([]byte, error) {
@@ -279,6 +319,10 @@ func (e *Encoder) appendDatum(dst []byte, i int, d Datum) ([]byte, error) {
 
 func (e *Encoder) valueError(i int, text []byte, err error) error {
 	c := e.table.Columns[i]
+	if c.Mapper != nil { // a masked column's value never reaches a log
+		// Nor does the parser's message, which may quote it.
+		return fmt.Errorf("%s.%s column %q (%s): invalid value (not shown: the column is masked or truncated)", e.table.Schema, e.table.Name, c.Name, c.TypeName)
+	}
 	t := text
 	suffix := ""
 	if len(t) > 64 {

@@ -92,3 +92,16 @@ func appendValuesString(dst, s []byte) []byte {
 	}
 	return append(dst, '"')
 }
+
+// AppendStringList appends a list of strings as Kafka Connect's SimpleHeaderConverter writes a
+// List<String> header (Values.convertToString): ["a","b"], with '\' and '"' escaped.
+func AppendStringList(dst []byte, list []string) []byte {
+	dst = append(dst, '[')
+	for i, s := range list {
+		if i > 0 {
+			dst = append(dst, ',')
+		}
+		dst = appendValuesString(dst, []byte(s))
+	}
+	return append(dst, ']')
+}

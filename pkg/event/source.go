@@ -22,25 +22,10 @@ func (e *Encoder) appendSource(dst []byte, src Source, now time.Time) []byte {
 		dst = appendJSONString(dst, src.Snapshot)
 	}
 	dst = append(dst, e.dbSeq...)
-	// sequence: Jackson writes ["<lastCommitLsn>","<lsn>"] (nulls as null),
-	// then it is itself a JSON string
-	dst = append(dst, `"[`...)
-	if src.LastCommitLSN == 0 {
-		dst = append(dst, "null"...)
-	} else {
-		dst = append(dst, `\"`...)
-		dst = strconv.AppendUint(dst, src.LastCommitLSN, 10)
-		dst = append(dst, `\"`...)
-	}
-	dst = append(dst, ',')
-	if src.LSN == 0 {
-		dst = append(dst, "null"...)
-	} else {
-		dst = append(dst, `\"`...)
-		dst = strconv.AppendUint(dst, src.LSN, 10)
-		dst = append(dst, `\"`...)
-	}
-	dst = append(dst, `]","ts_us":`...)
+	dst = append(dst, '"')
+	dst = appendSequence(dst, src, `\"`)
+	dst = append(dst, '"')
+	dst = append(dst, `,"ts_us":`...)
 	dst = strconv.AppendInt(dst, ct.UnixMicro(), 10)
 	dst = append(dst, `,"ts_ns":`...)
 	dst = strconv.AppendInt(dst, ct.UnixNano(), 10)
@@ -57,4 +42,24 @@ func (e *Encoder) appendSource(dst []byte, src Source, now time.Time) []byte {
 		dst = strconv.AppendUint(dst, src.LSN, 10)
 	}
 	return append(dst, `,"xmin":null,"origin":null,"origin_lsn":null}`...)
+}
+
+// appendSequence appends source.sequence's text, the JSON array ["<last commit LSN>","<LSN>"]
+// (nulls as null) that Jackson writes, with its quotes as quote (`"`, or `\"` inside a JSON
+// string).
+func appendSequence(dst []byte, src Source, quote string) []byte {
+	dst = append(dst, '[')
+	dst = appendSeqLSN(dst, src.LastCommitLSN, quote)
+	dst = append(dst, ',')
+	dst = appendSeqLSN(dst, src.LSN, quote)
+	return append(dst, ']')
+}
+
+func appendSeqLSN(dst []byte, lsn uint64, quote string) []byte {
+	if lsn == 0 {
+		return append(dst, "null"...)
+	}
+	dst = append(dst, quote...)
+	dst = strconv.AppendUint(dst, lsn, 10)
+	return append(dst, quote...)
 }

@@ -23,6 +23,13 @@ type Column struct {
 	// caller (catalog reader) decides; this package only encodes.
 	HasDefault bool
 	Default    []byte
+
+	// Omit leaves the column out of the event value and its schema, as Debezium's
+	// column.include.list / column.exclude.list do; a key column stays in the key.
+	Omit bool
+	// Mapper changes the column's values in the event value (never in the key), as Debezium's
+	// column mappers (column.mask.*, column.truncate.*) do; nil: none. See Mapper.
+	Mapper *Mapper
 }
 
 // Table describes one captured table at one schema version.
@@ -31,6 +38,18 @@ type Table struct {
 	Name    string
 	Columns []Column
 	Key     []int // indexes into Columns of the key columns (primary key from the catalog); empty => null Kafka key
+
+	// SchemaName, when set, replaces "<prefix>.<schema>.<table>" in the names of the Key, Value
+	// and Envelope schemas (ByLogicalTableRouter names them after the new topic).
+	SchemaName string
+	// KeyFields are appended to the key, each a required string field (ByLogicalTableRouter's
+	// physical table identifier). A table without a key has none.
+	KeyFields []KeyField
+}
+
+// KeyField is a constant field appended to a table's key.
+type KeyField struct {
+	Name, Value string
 }
 
 // DatumKind says what a Datum holds.

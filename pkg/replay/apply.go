@@ -165,6 +165,9 @@ func (ts *tableState) segmentSQL(b *pgx.Batch, seg []*prepared, ph *placeholder,
 		if dropped {
 			row = kept
 		}
+		if prev != nil {
+			row = withEarlierColumns(row, prev.row) // flat.go: rows that leave out unchanged columns
+		}
 		st := upsert{row: row, source: p}
 		if i, ok := index[p.keyID]; ok {
 			states[i] = st

@@ -156,7 +156,7 @@ func BenchmarkDecode(b *testing.B) {
 			val, _ := enc.AppendValue(nil, event.OpUpdate, nil, row, event.Source{LSN: 9}, nil, time.Now())
 			cols := []targetCol{col("int8", 'N', -1, false), col("text", 'S', -1, false), col("numeric", 'N', (12<<16|2)+4, false),
 				col("timestamptz", 'D', -1, false), col("jsonb", 'U', -1, false)}
-			d := newDecoder()
+			d := newDecoder(DefaultFlatFieldPrefix)
 			b.SetBytes(int64(len(key) + len(val)))
 			for i := 0; i < b.N; i++ {
 				var c change

@@ -96,7 +96,7 @@ func TestRoundTrip(t *testing.T) {
 				t.Fatal(err)
 			}
 			var c change
-			if err := newDecoder().decode(key, val, 0, &c); err != nil {
+			if err := newDecoder(DefaultFlatFieldPrefix).decode(key, val, 0, &c); err != nil {
 				t.Fatal(err)
 			}
 			if c.op != 'u' || c.lsn != 77 || c.schema != "public" || c.table != "rt" {
@@ -148,7 +148,7 @@ func TestPlaceholderDetected(t *testing.T) {
 			t.Fatal(err)
 		}
 		var c change
-		if err := newDecoder().decode(nil, val, 0, &c); err != nil {
+		if err := newDecoder(DefaultFlatFieldPrefix).decode(nil, val, 0, &c); err != nil {
 			t.Fatal(err)
 		}
 		ph := newPlaceholder(event.DefaultUnavailableValue)

@@ -112,7 +112,8 @@ func (e *engine) newCoordinator(ctx context.Context, t topicInfo) (*coordinator,
 			return nil, err
 		}
 	}
-	c := &coordinator{e: e, ts: newTableState(t.name, t.compacted), topic: t.name, dec: newDecoder(), notify: make(chan struct{}, 1)}
+	c := &coordinator{e: e, ts: newTableState(t.name, t.compacted), topic: t.name, dec: newDecoder(e.opts.FlatFieldPrefix), notify: make(chan struct{}, 1)}
+	c.dec.topicTable(e.opts.TopicPrefix, t.name) // for flattened rows (flat.go)
 	for _, id := range t.partitions {
 		p := &partState{id: id, end: -1, hwm: last[id], ch: make(chan chunk, 4)}
 		off, ok := stored[id]

@@ -1,6 +1,7 @@
 package replay
 
 import (
+	"bytes"
 	"fmt"
 	"strconv"
 
@@ -48,10 +49,17 @@ type decoder struct {
 	schemas map[string]*rowSchema // raw value-schema bytes => row schema
 	keySchs map[string]*rowSchema
 	names   map[string]string // raw quoted name => name
+
+	// Flattened rows (flat.go).
+	flat                  bool            // the topic holds flattened rows: its tombstones are deletes
+	flatPrefix            string          // the prefix of the fields ExtractNewRecordState adds
+	flatSchema, flatTable string          // the table the topic's name gives
+	flatSchemas           map[string]bool // raw value-schema bytes => a flattened row's
 }
 
-func newDecoder() *decoder {
-	return &decoder{schemas: map[string]*rowSchema{}, keySchs: map[string]*rowSchema{}, names: map[string]string{}}
+func newDecoder(flatPrefix string) *decoder {
+	return &decoder{schemas: map[string]*rowSchema{}, keySchs: map[string]*rowSchema{}, names: map[string]string{},
+		flatPrefix: flatPrefix, flatSchemas: map[string]bool{}}
 }
 
 func (d *decoder) name(raw []byte) (string, error) {
@@ -140,11 +148,26 @@ func (d *decoder) decode(key, value []byte, prevLSN uint64, c *change) error {
 	}
 	if value == nil {
 		c.op = 0
+		if d.flat && c.key != nil { // a tombstone of a flattened topic deletes its key
+			c.op = 'd'
+			c.schema, c.table = d.flatSchema, d.flatTable
+		}
 		return nil
+	}
+	if isNull(bytes.TrimSpace(value)) { // a flattened delete without schemas (delete.tombstone.handling.mode tombstone)
+		return d.decodeFlat(nil, nil, c)
 	}
 	vs, payload, err := unwrap(value)
 	if err != nil {
 		return fmt.Errorf("value is not a JSON object: %w", err)
+	}
+	if flat, err := d.isFlat(vs, payload); err != nil {
+		return err
+	} else if flat {
+		if err := d.decodeFlat(vs, payload, c); err != nil {
+			return err
+		}
+		return checkKeyColumns(c)
 	}
 	if vs != nil {
 		rs, ok := d.schemas[string(vs)]
@@ -203,5 +226,5 @@ func (d *decoder) decode(key, value []byte, prevLSN uint64, c *change) error {
 	if c.schema == "" || c.table == "" {
 		return fmt.Errorf("value has no source.schema/source.table")
 	}
-	return nil
+	return checkKeyColumns(c) // flat.go
 }

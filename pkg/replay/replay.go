@@ -43,6 +43,7 @@ type Options struct {
 	Modes               Modes  // how topics without schemas were encoded (pgcdc's events.* settings)
 	Placeholder         string // unchanged-TOAST placeholder; default __debezium_unavailable_value
 	AllowCompactedTOAST bool   // accept compacted topics of tables with TOASTable columns
+	FlatFieldPrefix     string // flattened topics (ExtractNewRecordState): the prefix of its added fields (add.fields.prefix); default "__"
 
 	// Records replay cannot apply (malformed, a value the target column refuses, a constraint
 	// violation, an unchanged TOAST value it cannot fill) stop it, naming topic, partition and
@@ -173,6 +174,9 @@ func (o *Options) defaults() error {
 	}
 	if o.Placeholder == "" {
 		o.Placeholder = "__debezium_unavailable_value"
+	}
+	if o.FlatFieldPrefix == "" {
+		o.FlatFieldPrefix = DefaultFlatFieldPrefix
 	}
 	if o.ProgressInterval == 0 {
 		o.ProgressInterval = 10 * time.Second

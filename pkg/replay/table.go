@@ -37,7 +37,12 @@ func (e *engine) prepare(ctx context.Context, ts *tableState, c *change) (*prepa
 	if c.op == 0 {
 		return p, nil
 	}
-	if ts.tgt == nil || ts.tgt.schema != c.schema || ts.tgt.name != c.table {
+	if ts.tgt != nil && (ts.tgt.schema != c.schema || ts.tgt.name != c.table) {
+		// One topic, one table: the coordinator orders and applies by topic.
+		return nil, fmt.Errorf("topic %s holds events of %s and of %s.%s: replay needs one table per topic (a topic router such as ByLogicalTableRouter merged them); replay from the tables' own topics",
+			ts.topic, ts.tgt, c.schema, c.table)
+	}
+	if ts.tgt == nil {
 		if err := e.ensureTable(ctx, ts, c); err != nil {
 			return nil, err
 		}

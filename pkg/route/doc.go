@@ -14,4 +14,15 @@
 // others (outbox routing replaces a row's change event by the event the row describes; a topic
 // router renames; a filter drops). A step that drops whole changes before they are encoded
 // implements Filter as well. Steps run in order; add one with Options.Steps.
+//
+// # Shaping as Debezium users configure it
+//
+// Options.Shaping (column.include/exclude.list, column mappers, message.key.columns) shapes each
+// relation's table before its encoder is built, and steps implementing TableShaper change it
+// there too (LogicalTableRouter names the schemas and adds the key field), so schemas, row images
+// and keys agree, in snapshots and streaming alike (shaping.go). Options.SkippedOperations,
+// ChangedHeader/UnchangedHeader (ExtractChangedRecordState) and Unwrap (ExtractNewRecordState,
+// unwrap.go) shape the records built for a change (records.go). RegexRouter and
+// LogicalTableRouter are steps renaming topics (topics.go); RenameTopic gives a table's topic
+// after them. docs/shaping.md describes each option and the comparison with Debezium.
 package route

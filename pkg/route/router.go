@@ -60,6 +60,14 @@ type Options struct {
 	OnEvent func(table string, op event.Op)
 	// Now returns the processing time (the envelope's ts_ms); time.Now when nil.
 	Now func() time.Time
+
+	// Event shaping as Debezium's options and transforms do it (shaping.go, unwrap.go); zero
+	// values change nothing.
+	Shaping           *Shaping          // columns in the values, column mappers, key columns
+	SkippedOperations map[event.Op]bool // skipped.operations: c, u (every update), d (truncates: Truncate)
+	ChangedHeader     string            // ExtractChangedRecordState's header.changed.name
+	UnchangedHeader   string            // ExtractChangedRecordState's header.unchanged.name
+	Unwrap            *Unwrap           // ExtractNewRecordState: the row instead of the envelope
 }
 
 // Router builds the records of changes. It is used by one goroutine.
@@ -81,6 +89,7 @@ type Router struct {
 type table struct {
 	rel              *decode.Relation
 	enc              *event.Encoder
+	flat             *event.Flat // the flattened values (Options.Unwrap); nil: envelopes
 	topic            string
 	keyCap, valueCap int // sizes of the last event, to allocate its successor's buffers once
 }
@@ -193,11 +202,14 @@ func (r *Router) describe(rel *decode.Relation) (*table, error) {
 	if t := r.tables[rel.ID]; t != nil && t.rel == rel {
 		return t, nil
 	}
-	enc, err := event.NewEncoder(r.opts.Event, rel.Table)
+	enc, err := event.NewEncoder(r.opts.Event, r.shapeTable(rel)) // shaping.go
 	if err != nil {
 		return nil, fmt.Errorf("table %s: %w", rel.Name, err)
 	}
 	t := &table{rel: rel, enc: enc, topic: enc.Topic(), keyCap: 64, valueCap: 512}
+	if t.flat, err = r.flatEncoder(enc); err != nil { // unwrap.go
+		return nil, fmt.Errorf("table %s: %w", rel.Name, err)
+	}
 	r.tables[rel.ID] = t
 	if raw := r.opts.Event.TopicPrefix + "." + rel.Name; raw != t.topic && !r.logged[rel.Name] {
 		r.logged[rel.Name] = true
@@ -216,9 +228,18 @@ func (r *Router) route(ch *decode.Change) (*table, error) {
 }
 
 func (r *Router) update(recs []kafkasink.Record, ch *decode.Change) ([]kafkasink.Record, error) {
+	if r.opts.SkippedOperations[event.OpUpdate] {
+		// Debezium 3.6.1 creates its publication WITH (publish = ...) without updates: the server
+		// sends none, not even those that change the key.
+		return recs, nil
+	}
 	before, after := ch.Before, ch.After
-	rel := ch.Relation
-	if before != nil && len(rel.Key) > 0 && KeyChanged(rel.Key, before, after) {
+	t, err := r.route(ch)
+	if err != nil {
+		return recs, err
+	}
+	// The key as published (message.key.columns may choose other columns than the catalog's).
+	if key := t.enc.Table().Key; before != nil && len(key) > 0 && KeyChanged(key, before, after) {
 		return r.keyChange(recs, ch)
 	}
 	if ch.BeforeIsKey {
@@ -246,12 +267,10 @@ func (r *Router) Snapshot(rel *decode.Relation, row []event.Datum, src event.Sou
 			return fmt.Errorf("snapshot of %s: %w", rel.Name, err)
 		}
 	}
-	value, err := t.enc.AppendValue(make([]byte, 0, t.valueCap), event.OpRead, nil, row, src, nil, r.opts.Now())
+	recs, err := r.build(r.recs[:0], t, ch, built{op: event.OpRead, after: row, src: src, now: r.opts.Now(), key: key}) // records.go
 	if err != nil {
 		return fmt.Errorf("snapshot of %s: %w", rel.Name, err)
 	}
-	t.keyCap, t.valueCap = len(key)+len(key)/8+8, len(value)+len(value)/8+64
-	recs := append(r.recs[:0], kafkasink.Record{Topic: t.topic, Key: key, Value: value, Table: rel.Name, LSN: pglogrepl.LSN(src.LSN)})
 	if r.opts.OnEvent != nil {
 		r.opts.OnEvent(rel.Name, event.OpRead)
 	}
@@ -312,6 +331,9 @@ func (r *Router) keyChange(recs []kafkasink.Record, ch *decode.Change) ([]kafkas
 
 // change appends one change event (and, after a delete, its tombstone).
 func (r *Router) change(recs []kafkasink.Record, ch *decode.Change, op event.Op, before, after []event.Datum, headers []kafkasink.Header) ([]kafkasink.Record, error) {
+	if r.opts.SkippedOperations[op] { // skipped.operations: not published, not counted
+		return recs, nil
+	}
 	t, err := r.route(ch)
 	if err != nil {
 		return recs, err
@@ -334,17 +356,12 @@ func (r *Router) change(recs []kafkasink.Record, ch *decode.Change, op event.Op,
 	if err != nil {
 		return recs, err
 	}
-	value, err := t.enc.AppendValue(make([]byte, 0, t.valueCap), op, before, after, r.source(ch.LSN), tx, r.opts.Now())
+	recs, err = r.build(recs, t, ch, built{op: op, before: before, after: after, src: r.source(ch.LSN), tx: tx, now: r.opts.Now(), key: key, headers: headers}) // records.go
 	if err != nil {
 		return recs, fmt.Errorf("at LSN %s: %w", ch.LSN, err)
 	}
-	t.keyCap, t.valueCap = len(key)+len(key)/8+8, len(value)+len(value)/8+64
-	recs = append(recs, kafkasink.Record{Topic: t.topic, Key: key, Value: value, Headers: headers, Table: rel.Name, LSN: ch.LSN})
 	if r.opts.OnEvent != nil {
 		r.opts.OnEvent(rel.Name, op)
-	}
-	if op == event.OpDelete && r.opts.TombstonesOnDelete && key != nil {
-		recs = append(recs, kafkasink.Record{Topic: t.topic, Key: key, Headers: headers, Table: rel.Name, LSN: ch.LSN})
 	}
 	return recs, nil
 }
@@ -372,6 +389,9 @@ func (r *Router) truncate(recs []kafkasink.Record, ch *decode.Change) ([]kafkasi
 		tx, err := r.transactionBlock(rel.Name, ch.LSN)
 		if err != nil {
 			return recs, err
+		}
+		if t.flat != nil {
+			continue // ExtractNewRecordState drops truncate events (counted in the transaction as in Debezium)
 		}
 		value, err := t.enc.AppendValue(make([]byte, 0, 256), event.OpTruncate, nil, nil, r.source(ch.LSN), tx, r.opts.Now())
 		if err != nil {
