@@ -105,7 +105,7 @@ func (f *Flat) AppendNull(dst []byte) []byte { return append(dst, f.null...) }
 // AppendValue appends the flattened value of a change: for op c, u and r the after image, for d
 // (the rewrite modes) the before image, then __deleted and the added fields. drop names fields
 // to leave out (drop.fields.header.name); on a delete the added fields are never dropped (they
-// are added after the drop, as in Debezium).
+// are added after the drop, as in Debezium). Names in drop are field names, as ChangedFields gives them.
 func (f *Flat) AppendValue(dst []byte, op Op, row []Datum, src Source, tx *Transaction, now time.Time, drop []string) ([]byte, error) {
 	e := f.e
 	if len(row) != len(e.cols) {
@@ -118,8 +118,7 @@ func (f *Flat) AppendValue(dst []byte, op Op, row []Datum, src Source, tx *Trans
 	dst = append(dst, '{')
 	var err error
 	for i := range e.cols {
-		c := &e.table.Columns[i]
-		if c.Omit || dropped[c.Name] {
+		if e.table.Columns[i].Omit || dropped[e.fieldNames[i]] {
 			continue
 		}
 		dst = f.comma(dst, start)
@@ -228,8 +227,7 @@ func (f *Flat) AppendKey(dst []byte, row []Datum, drop []string) ([]byte, bool, 
 	var keep []int
 	cut := false
 	for _, k := range e.key {
-		c := e.table.Columns[k]
-		if slices.Contains(drop, c.Name) && (e.cols[k].schema.optional || !f.opts.DropKeepSchemaCompatible) {
+		if slices.Contains(drop, e.fieldNames[k]) && (e.cols[k].schema.optional || !f.opts.DropKeepSchemaCompatible) {
 			cut = true
 			continue
 		}
@@ -253,7 +251,7 @@ func (f *Flat) AppendKey(dst []byte, row []Datum, drop []string) ([]byte, bool, 
 	}
 	ks := &connectSchema{typ: "struct", name: e.keySchemaName}
 	for _, k := range keep {
-		ks.fields = append(ks.fields, connectField{e.table.Columns[k].Name, e.cols[k].schema})
+		ks.fields = append(ks.fields, connectField{e.fieldNames[k], e.cols[k].schema})
 	}
 	for _, kf := range extra {
 		ks.fields = append(ks.fields, connectField{kf.Name, strReq})
@@ -390,15 +388,15 @@ func (f *Flat) fieldValue(ff FlatField, op Op, src Source, tx *Transaction, now 
 
 // ChangedFields sorts the value fields of a change into those whose values differ between before
 // and after and those equal in both, as Debezium's ExtractChangedRecordState compares the two
-// structs (a null differs from any value, the column default included).
+// structs (a null differs from any value, the column default included). The names are the
+// value's field names (field.name.adjustment.mode applied).
 func (e *Encoder) ChangedFields(before, after []Datum) (changed, unchanged []string, err error) {
 	if len(before) != len(e.cols) || len(after) != len(e.cols) {
 		return nil, nil, fmt.Errorf("%s.%s: row images do not have the table's %d columns", e.table.Schema, e.table.Name, len(e.cols))
 	}
 	var a, b []byte
 	for i := range e.cols {
-		c := &e.table.Columns[i]
-		if c.Omit {
+		if e.table.Columns[i].Omit {
 			continue
 		}
 		an, bn := e.nullValue(i, after[i]), e.nullValue(i, before[i])
@@ -413,9 +411,9 @@ func (e *Encoder) ChangedFields(before, after []Datum) (changed, unchanged []str
 			same = string(a) == string(b)
 		}
 		if same {
-			unchanged = append(unchanged, c.Name)
+			unchanged = append(unchanged, e.fieldNames[i])
 		} else {
-			changed = append(changed, c.Name)
+			changed = append(changed, e.fieldNames[i])
 		}
 	}
 	return changed, unchanged, nil

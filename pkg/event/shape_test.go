@@ -228,3 +228,81 @@ func TestChangedFields(t *testing.T) {
 		t.Errorf("changed %v unchanged %v %v", ch, un, err)
 	}
 }
+
+// Shaping and name adjustment together: field.name.adjustment.mode names the value's and the
+// key's fields, of mapped columns too, and the names ChangedFields lists and Flat drops;
+// schema.name.adjustment.mode names the schemas derived from the topic, while a
+// ByLogicalTableRouter name (Table.SchemaName) is used as the transform gives it (its own
+// schema.name.adjustment.mode defaults to none in Debezium 3.6.1).
+func TestShapingWithNameAdjustment(t *testing.T) {
+	tb := Table{Schema: "public", Name: "Line Items", Key: []int{0, 1}, Columns: []Column{
+		{Name: "Item Id", TypeName: "int4", TypeMod: -1},
+		{Name: "e-mail", TypeName: "text", TypeMod: -1, Mapper: &Mapper{Kind: MaskChars, N: 3}},
+		{Name: "a.b", TypeName: "text", TypeMod: -1, Optional: true},
+		{Name: "se cret", TypeName: "text", TypeMod: -1, Optional: true, Omit: true},
+	}}
+	opts := DefaultOptions("p_x", "db", "v")
+	opts.SchemaNameAdjustment, opts.FieldNameAdjustment = AdjustAvroUnicode, AdjustAvro
+	e, err := NewEncoder(opts, tb)
+	if err != nil {
+		t.Fatal(err)
+	}
+	before := []Datum{txt("1"), txt("a@x"), txt("x"), txt("s")}
+	after := []Datum{txt("1"), txt("a@x"), txt("y"), txt("s")}
+	key, _, _ := e.AppendKey(nil, after)
+	keySchema := `{"type":"struct","fields":[{"type":"int32","optional":false,"field":"Item_Id"},{"type":"string","optional":false,"field":"e_mail"}],"optional":false,"name":"p_u005fx.public.Line_u005fItems.Key"}`
+	wantKey := `{"schema":` + keySchema + `,"payload":{"Item_Id":1,"e_mail":"a@x"}}`
+	if string(key) != wantKey {
+		t.Errorf("key (the column's own value and schema, the adjusted field name)\n got %s\nwant %s", key, wantKey)
+	}
+	val, _ := e.AppendValue(nil, OpUpdate, before, after, Source{}, nil, procTm)
+	for _, want := range []string{`"name":"p_u005fx.public.Line_u005fItems.Value"`, `"name":"p_u005fx.public.Line_u005fItems.Envelope"`,
+		`{"type":"string","optional":false,"parameters":{"masked":"true"},"field":"e_mail"}`, `"after":{"Item_Id":1,"e_mail":"***","a_b":"y"}`} {
+		if !strings.Contains(string(val), want) {
+			t.Errorf("value lacks %s: %s", want, val)
+		}
+	}
+	if strings.Contains(string(val), "cret") {
+		t.Errorf("the omitted column is in the value: %s", val)
+	}
+	changed, unchanged, err := e.ChangedFields(before, after)
+	if err != nil || strings.Join(changed, ",") != "a_b" || strings.Join(unchanged, ",") != "Item_Id,e_mail" {
+		t.Errorf("ChangedFields: changed %v, unchanged %v (%v)", changed, unchanged, err)
+	}
+	f, err := NewFlat(e, FlatOptions{DropKeepSchemaCompatible: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	flat, _ := f.AppendValue(nil, OpUpdate, after, Source{}, nil, procTm, []string{"a_b"})
+	if s := string(flat); !strings.Contains(s, `"payload":{"Item_Id":1,"e_mail":"***"}`) || strings.Contains(s, `"a_b"`) {
+		t.Errorf("flat value without the dropped field a_b: %s", s)
+	}
+	fk, _, _ := f.AppendKey(nil, after, []string{"e_mail"}) // a required key field: kept
+	if string(fk) != wantKey {
+		t.Errorf("flat key %s", fk)
+	}
+	f, err = NewFlat(e, FlatOptions{DropKeepSchemaCompatible: false})
+	if err != nil {
+		t.Fatal(err)
+	}
+	fk, _, _ = f.AppendKey(nil, after, []string{"e_mail"}) // without keep_schema_compatible: dropped
+	wantCut := `{"schema":{"type":"struct","fields":[{"type":"int32","optional":false,"field":"Item_Id"}],"optional":false,"name":"p_u005fx.public.Line_u005fItems.Key"},"payload":{"Item_Id":1}}`
+	if string(fk) != wantCut {
+		t.Errorf("flat key without e_mail\n got %s\nwant %s", fk, wantCut)
+	}
+
+	tb.SchemaName = "p-x.all_items"
+	tb.KeyFields = []KeyField{{"__dbz__physicalTableIdentifier", "p_x.public.Line_Items"}}
+	r, err := NewEncoder(opts, tb)
+	if err != nil {
+		t.Fatal(err)
+	}
+	key, _, _ = r.AppendKey(nil, after)
+	if want := `"fields":[{"type":"int32","optional":false,"field":"Item_Id"},{"type":"string","optional":false,"field":"e_mail"},{"type":"string","optional":false,"field":"__dbz__physicalTableIdentifier"}],"optional":false,"name":"p-x.all_items.Key"}`; !strings.Contains(string(key), want) {
+		t.Errorf("routed key lacks %s: %s", want, key)
+	}
+	val, _ = r.AppendValue(nil, OpCreate, nil, after, Source{}, nil, procTm)
+	if !strings.Contains(string(val), `"name":"p-x.all_items.Value"`) || !strings.Contains(string(val), `"name":"p-x.all_items.Envelope"`) {
+		t.Errorf("routed value schema names: %s", val)
+	}
+}
