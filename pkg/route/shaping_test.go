@@ -34,6 +34,9 @@ func raw(t *testing.T, o route.Options, steps []step) []kafkasink.Record {
 	var out []kafkasink.Record
 	for _, s := range append(append([]step{{lsn: 100, kind: decode.KindBegin}}, steps...), step{lsn: 200, kind: decode.KindCommit}) {
 		ch := &decode.Change{Kind: s.kind, LSN: s.lsn, Relation: s.rel, Before: s.before, After: s.after, BeforeIsKey: s.beforeIsKey, Txn: txn}
+		if s.kind == decode.KindMessage {
+			ch.Message = s.msg
+		}
 		if s.kind == decode.KindTruncate {
 			ch.Relations, ch.Relation = []*decode.Relation{s.rel}, nil
 		}
@@ -245,6 +248,8 @@ func TestTopicRouters(t *testing.T) {
 		{lsn: 110, kind: decode.KindInsert, rel: customers, after: row("1", "a")},
 		{lsn: 120, kind: decode.KindDelete, rel: users, before: row("1", "a", "n")},
 		{lsn: 130, kind: decode.KindInsert, rel: keyless, after: row("x")},
+		// Steps see logical decoding messages too: the routers leave their topic alone.
+		{lsn: 140, kind: decode.KindMessage, msg: decode.Message{Prefix: "audit", Content: []byte("x"), Transactional: true}},
 	})
 	var got []string
 	for _, r := range recs {
@@ -255,6 +260,7 @@ func TestTopicRouters(t *testing.T) {
 		`renamed_people {"schema":{"type":"struct","fields":[{"type":"int32","optional":false,"field":"id"},{"type":"string","optional":false,"field":"__dbz__physicalTableIdentifier"}],"optional":false,"name":"app.people.Key"},"payload":{"id":1,"__dbz__physicalTableIdentifier":"app.public.users"}}`,
 		`renamed_people {"schema":{"type":"struct","fields":[{"type":"int32","optional":false,"field":"id"},{"type":"string","optional":false,"field":"__dbz__physicalTableIdentifier"}],"optional":false,"name":"app.people.Key"},"payload":{"id":1,"__dbz__physicalTableIdentifier":"app.public.users"}}`,
 		`renamed_public.log `,
+		`app.message {"schema":{"type":"struct","fields":[{"type":"string","optional":true,"field":"prefix"}],"optional":false,"name":"io.debezium.connector.postgresql.MessageKey","version":1},"payload":{"prefix":"audit"}}`,
 	}
 	if strings.Join(got, "\n") != strings.Join(want, "\n") {
 		t.Errorf("got\n%s\nwant\n%s", strings.Join(got, "\n"), strings.Join(want, "\n"))

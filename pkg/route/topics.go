@@ -68,11 +68,16 @@ func (r *RegexRouter) RenameTopic(topic string) string {
 }
 
 // Apply moves the records to their new topics.
-func (r *RegexRouter) Apply(_ *decode.Change, recs []kafkasink.Record) ([]kafkasink.Record, error) {
-	return renameRecords(recs, r.RenameTopic)
+func (r *RegexRouter) Apply(ch *decode.Change, recs []kafkasink.Record) ([]kafkasink.Record, error) {
+	return renameRecords(ch, recs, r.RenameTopic)
 }
 
-func renameRecords(recs []kafkasink.Record, rename func(string) string) ([]kafkasink.Record, error) {
+// renameRecords moves the records of a table's change (row changes, truncates, snapshot rows) to
+// the topics rename gives; the records of other kinds (logical decoding messages) keep theirs.
+func renameRecords(ch *decode.Change, recs []kafkasink.Record, rename func(string) string) ([]kafkasink.Record, error) {
+	if ch.Kind == decode.KindMessage {
+		return recs, nil
+	}
 	for i := range recs {
 		t := rename(recs[i].Topic)
 		if t == "" {
@@ -168,6 +173,6 @@ func (l *LogicalTableRouter) ShapeTable(t *event.Table, topic string) {
 }
 
 // Apply moves the records to the logical table's topic.
-func (l *LogicalTableRouter) Apply(_ *decode.Change, recs []kafkasink.Record) ([]kafkasink.Record, error) {
-	return renameRecords(recs, l.RenameTopic)
+func (l *LogicalTableRouter) Apply(ch *decode.Change, recs []kafkasink.Record) ([]kafkasink.Record, error) {
+	return renameRecords(ch, recs, l.RenameTopic)
 }
