@@ -334,8 +334,10 @@ func (c *Connector) start(ctx context.Context) (err error) {
 		if !c.publishesTableTopic(t) { // outbox.go: an outbox table's own topic only with raw_events
 			continue
 		}
-		if err := c.sink.EnsureTopic(kctx, c.topicOf(t)); err != nil {
-			return err
+		for _, topic := range c.topicsOf(t) {
+			if err := c.sink.EnsureTopic(kctx, topic); err != nil {
+				return err
+			}
 		}
 	}
 	tables, _, err := c.syncPublication(pgCtx, sql, true)
@@ -441,6 +443,21 @@ func (c *Connector) topicOf(t pgsource.Table) string {
 	return route.RenameTopic(c.shape.steps, route.Topic(c.cfg.Kafka.TopicPrefix, t.Schema, t.Name))
 }
 
+// topicsOf are the topics t's changes go to: a partitioned table's are its leaf partitions'
+// unless tables.publish_via_partition_root (a table without partitions yet has none).
+func (c *Connector) topicsOf(t pgsource.Table) []string {
+	if t.Leaves == nil || c.cfg.Tables.PublishViaPartitionRoot {
+		return []string{c.topicOf(t)}
+	}
+	topics := make([]string, 0, len(t.Leaves))
+	for _, leaf := range t.Leaves {
+		if schema, name, ok := cut(leaf); ok {
+			topics = append(topics, c.topicOf(pgsource.Table{Schema: schema, Name: name}))
+		}
+	}
+	return topics
+}
+
 func (c *Connector) eventOptions() event.Options {
 	e := c.cfg.Events
 	return event.Options{
@@ -525,7 +542,7 @@ func (c *Connector) streamOptions() pgsource.StreamOptions {
 		Log:              c.log,
 	}
 	if g := c.slotGuard; g != nil { // the position is recorded before it is confirmed
-		o.BeforeConfirm = func(ctx context.Context, conn *pgx.Conn, flush pglogrepl.LSN) error {
+		o.BeforeConfirm = func(ctx context.Context, conn *pgx.Conn, flush pglogrepl.LSN) (pglogrepl.LSN, error) {
 			return g.Before(ctx, conn, flush)
 		}
 	}

@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -118,7 +119,7 @@ func TestDDLValuesAsOfTheirChange(t *testing.T) {
 					t.Errorf("no event for row %s", id)
 					return
 				}
-				if want != nil && fmt.Sprint(r.After[field]) != fmt.Sprint(want) {
+				if want != nil && jsonText(r.After[field]) != fmt.Sprint(want) {
 					t.Errorf("row %s: %s = %v, want %v", id, field, r.After[field], want)
 				}
 				if wantSchema != "" {
@@ -150,4 +151,12 @@ func TestDDLValuesAsOfTheirChange(t *testing.T) {
 			}
 		})
 	}
+}
+
+// jsonText prints a decoded JSON value as JSON writes it: 1767261600000, not 1.7672616e+12.
+func jsonText(v any) string {
+	if f, ok := v.(float64); ok {
+		return strconv.FormatFloat(f, 'f', -1, 64)
+	}
+	return fmt.Sprint(v)
 }

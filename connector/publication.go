@@ -188,10 +188,19 @@ func (c *Connector) refreshPublication(ctx context.Context, conn *pgx.Conn) erro
 // joinTables is called with the tables a refresh added to the publication: changes made to them
 // before that moment were not published, so their rows are snapshotted now, consistently with the
 // stream (an incremental snapshot), and every version after the join is streamed.
-func (c *Connector) joinTables(_ context.Context, tables []pgsource.Table) error {
+func (c *Connector) joinTables(ctx context.Context, tables []pgsource.Table) error {
 	names := make([]string, len(tables))
 	for i, t := range tables {
 		names[i] = t.String()
+		if !c.publishesTableTopic(t) { // outbox.go
+			continue
+		}
+		// Their topics exist from the join on, as the captured tables' do from the start.
+		for _, topic := range c.topicsOf(t) {
+			if err := c.sink.EnsureTopic(ctx, topic); err != nil {
+				return err
+			}
+		}
 	}
 	if c.onJoin == nil {
 		c.log.Warn().Str("tables", strings.Join(names, ", ")).Msg("tables joined the publication; their rows from before the join are not snapshotted in this build")

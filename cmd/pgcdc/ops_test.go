@@ -157,7 +157,12 @@ func TestCheckMisconfigured(t *testing.T) {
 	}
 	requireFinding(t, out, "FAIL", `wal_level is "replica"`, "fix: ALTER SYSTEM SET wal_level = logical", "restart PostgreSQL")
 	requireFinding(t, out, "FAIL", "role "+role+" lacks the REPLICATION attribute", "fix: ALTER ROLE "+`"`+role+`"`+" WITH REPLICATION")
-	requireFinding(t, out, "FAIL", "public.nokey has no replica identity", "fix: ", `REPLICA IDENTITY FULL`)
+	// A table without a replica identity is left out of the publication (its UPDATE and DELETE
+	// would fail once published): a warning, and no topic for it.
+	requireFinding(t, out, "WARN", "public.nokey has no replica identity", "fix: ", `REPLICA IDENTITY FULL`)
+	if strings.Contains(out, ".public.nokey") {
+		t.Errorf("the check plans a topic for public.nokey, which pgcdc leaves out:\n%s", out)
+	}
 	requireFinding(t, out, "FAIL", "may not create it", "GRANT CREATE ON DATABASE")
 	requireFinding(t, out, "OK", "1 captured table with a replica identity: public.keyed")
 	if strings.Contains(out, pw) {

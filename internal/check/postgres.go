@@ -100,8 +100,17 @@ func checkPostgres(ctx context.Context, cfg config.Config, o Options, r *Report)
 	checkPublication(ctx, conn, cfg, f, tables, pub, r)
 	checkSlot(ctx, conn, cfg, f, o.MaxSlotLag, r)
 	checkVersionFeatures(ctx, conn, cfg, f, r) // failover.go
+	if cfg.Postgres.ManagesPublicationTables() {
+		// The tables pgcdc leaves out of its publication (no replica identity) get no topic.
+		src.tables = src.tables[:0:0]
+		for _, t := range tables {
+			if t.IdentityProblem() == "" {
+				src.tables = append(src.tables, t)
+			}
+		}
+	}
 	if !o.SkipRowSizes {
-		src.rows = measureRows(ctx, conn, tables, access, f.super, r)
+		src.rows = measureRows(ctx, conn, src.tables, access, f.super, r)
 	}
 	return src
 }

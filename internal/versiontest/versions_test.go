@@ -583,7 +583,7 @@ func canonical(raw []byte) string {
 	return string(out)
 }
 
-// checkTypes compares the type subset with what Debezium 3.6.1 wrote for the same values (the
+// checkTypes compares the type subset with what Debezium 3.6.1 streamed for the same values (the
 // golden records of connector/testdata/compat/defaults, same event settings but the schemas).
 func (s *scenario) checkTypes(msgs []kafka.Message) {
 	t := s.t
@@ -615,8 +615,12 @@ func (s *scenario) checkTypes(msgs []kafka.Message) {
 		if rec.Value == nil || rec.Value.Payload.Op != "c" {
 			continue
 		}
+		// The compat run streams its rows 1-6 again as 101-106 (the snapshot reads 1-6).
 		var id int
 		_ = json.Unmarshal(rec.Value.Payload.After["id"], &id)
+		if id > 100 {
+			id -= 100
+		}
 		if _, seen := want[id]; !seen {
 			want[id] = rec.Value.Payload.After
 		}

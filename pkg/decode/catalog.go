@@ -40,6 +40,8 @@ type CatalogTable struct {
 	// Root is the "schema.table" of the partitioned table a partition belongs to (its top-most
 	// ancestor), "" for a table that is not a partition.
 	Root string
+	// Dropped: the relation no longer exists; nothing but its name is known.
+	Dropped bool
 }
 
 // CatalogType is what the catalog says about a type, by OID: what Describe says of a column's type.

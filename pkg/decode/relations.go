@@ -43,6 +43,12 @@ func NewRelations(catalog Catalog) *Relations {
 // the key), for the columns whose type is still the same.
 func (r *Relations) Update(ctx context.Context, m *pglogrepl.RelationMessage) (*Relation, error) {
 	cat, err := r.catalog.Describe(ctx, m.RelationID)
+	if errors.Is(err, pgx.ErrNoRows) {
+		// Dropped since the change was written (decoding lags the DDL): the message alone says
+		// what the columns were; every column nullable, no defaults, the key from the replica
+		// identity flags, and a partition's root unknown.
+		cat, err = CatalogTable{Schema: m.Namespace, Name: m.RelationName, Dropped: true}, nil
+	}
 	if err != nil {
 		return nil, err
 	}
@@ -186,6 +192,9 @@ func BuildTable(m *pglogrepl.RelationMessage, cat CatalogTable, types TypeResolv
 // message flags, which are the key as of the change under REPLICA IDENTITY DEFAULT or USING INDEX.
 func keyColumns(m *pglogrepl.RelationMessage, cat CatalogTable, pos map[string]int) (key []int, primary bool, err error) {
 	missing := ""
+	if cat.Dropped {
+		missing = "(the table was dropped since)"
+	}
 	for _, k := range cat.Key {
 		i, ok := pos[k]
 		if !ok {
@@ -204,6 +213,9 @@ func keyColumns(m *pglogrepl.RelationMessage, cat CatalogTable, pos map[string]i
 				key = append(key, i)
 			}
 		}
+	}
+	if len(key) == 0 && cat.Dropped {
+		return nil, false, nil // no key known (REPLICA IDENTITY FULL or NOTHING): keyless, as Debezium without a key
 	}
 	if len(key) == 0 {
 		return nil, false, fmt.Errorf("decode: %s.%s: key column %q is not among the published columns (a column list on the publication must include the key)", m.Namespace, m.RelationName, missing)

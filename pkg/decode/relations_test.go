@@ -334,4 +334,27 @@ func TestRelationsCache(t *testing.T) {
 	if _, err := rels.Update(ctx, m); err == nil || !strings.Contains(err.Error(), "no such relation") {
 		t.Fatalf("catalog error not returned: %v", err)
 	}
+	// A relation dropped since its changes were written: described from the message alone, the
+	// key from the replica identity flags.
+	m = &pglogrepl.RelationMessage{RelationID: 2, Namespace: "public", RelationName: "gone", ReplicaIdentity: 'd', ColumnNum: 2,
+		Columns: []*pglogrepl.RelationMessageColumn{{Flags: 1, Name: "id", DataType: oidInt4, TypeModifier: -1}, {Name: "v", DataType: oidText, TypeModifier: -1}}}
+	rels = decode.NewRelations(noRowsCatalog{})
+	rel, err = rels.Update(ctx, m)
+	if err != nil {
+		t.Fatalf("dropped relation: %v", err)
+	}
+	if rel.Name != "public.gone" || !reflect.DeepEqual(rel.Key, []int{0}) || rel.Table.Columns[1].TypeName != "text" {
+		t.Fatalf("dropped relation described as %s key %v columns %+v", rel.Name, rel.Key, rel.Table.Columns)
+	}
+}
+
+// noRowsCatalog knows no relation: each was dropped since.
+type noRowsCatalog struct{}
+
+func (noRowsCatalog) Describe(_ context.Context, id uint32) (decode.CatalogTable, error) {
+	return decode.CatalogTable{}, fmt.Errorf("catalog: relation %d: %w", id, pgx.ErrNoRows)
+}
+
+func (noRowsCatalog) DescribeType(_ context.Context, oid uint32) (decode.CatalogType, error) {
+	return decode.CatalogType{}, fmt.Errorf("catalog: type %d: %w", oid, pgx.ErrNoRows)
 }

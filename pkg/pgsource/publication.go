@@ -14,6 +14,9 @@ type Table struct {
 	Identity     byte // relreplident: 'd' default, 'f' full, 'i' index, 'n' nothing
 	HasKey       bool // has a primary key
 	HasIdentIdx  bool // has a replica identity index (REPLICA IDENTITY USING INDEX)
+	// Leaves are a partitioned table's leaf partitions ("schema.table"), whose own names the
+	// changes carry unless the publication publishes via the partition root; nil for a table.
+	Leaves []string
 }
 
 // String is schema.table as the include patterns spell it.
@@ -57,7 +60,10 @@ func identityName(b byte) string {
 const listTablesSQL = `
 SELECT n.nspname, c.relname, c.relreplident::text,
        EXISTS (SELECT 1 FROM pg_index i WHERE i.indrelid = c.oid AND i.indisprimary),
-       EXISTS (SELECT 1 FROM pg_index i WHERE i.indrelid = c.oid AND i.indisreplident)
+       EXISTS (SELECT 1 FROM pg_index i WHERE i.indrelid = c.oid AND i.indisreplident),
+       CASE WHEN c.relkind = 'p' THEN ARRAY(SELECT ln.nspname || '.' || l.relname FROM pg_partition_tree(c.oid) pt
+                                            JOIN pg_class l ON l.oid = pt.relid JOIN pg_namespace ln ON ln.oid = l.relnamespace
+                                            WHERE pt.isleaf ORDER BY 1) END
 FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
 WHERE c.relkind IN ('r', 'p') AND NOT c.relispartition
   AND n.nspname NOT IN ('pg_catalog', 'information_schema') AND n.nspname NOT LIKE 'pg\_%'
@@ -74,7 +80,7 @@ func ListTables(ctx context.Context, conn *pgx.Conn, match func(schema, table st
 	for rows.Next() {
 		var t Table
 		var ident string
-		if err := rows.Scan(&t.Schema, &t.Name, &ident, &t.HasKey, &t.HasIdentIdx); err != nil {
+		if err := rows.Scan(&t.Schema, &t.Name, &ident, &t.HasKey, &t.HasIdentIdx, &t.Leaves); err != nil {
 			return nil, fmt.Errorf("postgres: list tables: %w", err)
 		}
 		t.Identity = ident[0]

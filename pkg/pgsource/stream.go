@@ -72,9 +72,10 @@ type StreamOptions struct {
 	ConnectTimeout time.Duration // bound of one connection and START_REPLICATION (default 30s)
 	// BeforeConfirm, when set, is called before a status update confirms a position newer than
 	// the last one confirmed, on the stream's own SQL connection (the recorded position of
-	// docs/failover.md). When it fails, the session ends (a reconnect follows; a permanent error,
-	// such as a privilege lost, ends Run) and nothing past the record is confirmed.
-	BeforeConfirm func(ctx context.Context, conn *pgx.Conn, flush pglogrepl.LSN) error
+	// docs/failover.md). It returns the position that may be confirmed (at most flush). When it
+	// fails, the session ends (a reconnect follows; a permanent error, such as a privilege lost,
+	// ends Run) and nothing past the record is confirmed.
+	BeforeConfirm func(ctx context.Context, conn *pgx.Conn, flush pglogrepl.LSN) (pglogrepl.LSN, error)
 	Log           zerolog.Logger
 	// Hooks for metrics; each may be nil. They are called from the stream's goroutine.
 	OnStreaming func(on bool)
@@ -463,12 +464,14 @@ func (r *replSession) statusIfDue(now time.Time) error {
 func (r *replSession) sendStatus(now time.Time) error {
 	flush := r.s.pos.Safe()
 	if flush > r.flushed && r.s.opts.BeforeConfirm != nil {
-		if err := r.s.beforeConfirm(flush); err != nil {
+		allowed, err := r.s.beforeConfirm(flush)
+		if err != nil {
 			// Nothing past the record may be confirmed. The session ends instead of lingering
 			// unconfirmed: a PostgreSQL that shuts down (the usual cause: it refuses the write)
 			// waits for its walsenders to see everything sent confirmed, or their client gone.
 			return fmt.Errorf("postgres: record the position %s before confirming it: %w", flush, err)
 		}
+		flush = max(min(flush, allowed), r.flushed)
 	}
 	write := max(r.received, flush)
 	err := pglogrepl.SendStandbyStatusUpdate(context.Background(), r.conn, pglogrepl.StandbyStatusUpdate{
@@ -488,20 +491,20 @@ func (r *replSession) sendStatus(now time.Time) error {
 }
 
 // beforeConfirm runs BeforeConfirm on the stream's SQL connection, (re)connecting it as needed.
-func (s *Stream) beforeConfirm(flush pglogrepl.LSN) error {
+func (s *Stream) beforeConfirm(flush pglogrepl.LSN) (pglogrepl.LSN, error) {
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
 	if s.connectSQL != nil {
 		conn, err := s.connectSQL(ctx)
 		if err != nil {
-			return err
+			return 0, err
 		}
 		return s.opts.BeforeConfirm(ctx, conn, flush)
 	}
 	if s.sql == nil || s.sql.IsClosed() {
 		conn, err := ConnectSQL(ctx, s.opts.ConnString)
 		if err != nil {
-			return err
+			return 0, err
 		}
 		s.sql = conn
 	}

@@ -479,14 +479,14 @@ func TestStreamRecordsBeforeConfirming(t *testing.T) {
 	fail := false
 	reconnected := make(chan error, 10)
 	s := testStream(t, srv, pos, goodSlot, func(o *StreamOptions) {
-		o.BeforeConfirm = func(_ context.Context, _ *pgx.Conn, flush pglogrepl.LSN) error {
+		o.BeforeConfirm = func(_ context.Context, _ *pgx.Conn, flush pglogrepl.LSN) (pglogrepl.LSN, error) {
 			mu.Lock()
 			defer mu.Unlock()
 			if fail {
-				return errors.New("the database system is shutting down")
+				return 0, errors.New("the database system is shutting down")
 			}
 			recorded = append(recorded, flush)
-			return nil
+			return flush, nil
 		}
 		o.OnReconnect = func(err error) { reconnected <- err }
 	})

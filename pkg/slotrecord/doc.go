@@ -16,6 +16,9 @@
 // record. To write rarely, it records the server's current WAL insert position (at least the position
 // confirmed): later confirmations up to it need no new write. That position is still below the end of
 // the record's own commit, so a slot created after the record was written is always ahead of it.
+// For the same reason the position just past that commit is not confirmed until other WAL follows
+// (Guard.Before holds the slot at the record): confirming it would take a write per status update
+// on an idle server.
 //
 // At start-up Verify compares the slot with the record:
 //   - slot behind or at the record: normal (a PostgreSQL crash rewinds a slot to the position its

@@ -108,11 +108,25 @@ RETURNING confirmed_lsn::text`
 // Record durably records that pgcdc may confirm slot up to lsn, and returns the recorded position
 // (at least lsn; see the package documentation).
 func (s *Store) Record(ctx context.Context, conn Querier, slot string, lsn pglogrepl.LSN) (pglogrepl.LSN, error) {
-	var got string
+	rec, _, err := s.record(ctx, conn, slot, lsn)
+	return rec, err
+}
+
+// record is Record, and also returns the server's WAL insert position once the write committed (at
+// or past the end of the write's own WAL).
+func (s *Store) record(ctx context.Context, conn Querier, slot string, lsn pglogrepl.LSN) (rec, end pglogrepl.LSN, err error) {
+	var got, after string
 	if err := conn.QueryRow(ctx, fmt.Sprintf(recordSQL, s.table), slot, lsn.String()).Scan(&got); err != nil {
-		return 0, fmt.Errorf("slot position: record %s for slot %s in %s: %w", lsn, slot, s.table, err)
+		return 0, 0, fmt.Errorf("slot position: record %s for slot %s in %s: %w", lsn, slot, s.table, err)
 	}
-	return pglogrepl.ParseLSN(got)
+	if rec, err = pglogrepl.ParseLSN(got); err != nil {
+		return 0, 0, err
+	}
+	if err := conn.QueryRow(ctx, `SELECT pg_current_wal_insert_lsn()::text`).Scan(&after); err != nil {
+		return rec, 0, fmt.Errorf("slot position: read the WAL position after recording slot %s: %w", slot, err)
+	}
+	end, err = pglogrepl.ParseLSN(after)
+	return rec, end, err
 }
 
 // Forget deletes slot's record (the slot was dropped on purpose, or is being created anew).

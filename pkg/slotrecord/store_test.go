@@ -78,8 +78,8 @@ func TestStoreRecord(t *testing.T) {
 
 	// The guard writes only past the record.
 	g := NewGuard(store, "s2", 0)
-	if err := g.Before(ctx, conn, 100); err != nil {
-		t.Fatal(err)
+	if got, err := g.Before(ctx, conn, 100); err != nil || got != 100 {
+		t.Fatalf("guard: %s, %v", got, err)
 	}
 	first := g.Recorded()
 	if first < 100 {
@@ -89,8 +89,18 @@ func TestStoreRecord(t *testing.T) {
 	if err := conn.QueryRow(ctx, `SELECT updated_at FROM public.pgcdc_slot_position WHERE slot_name = 's2'`).Scan(&updated); err != nil {
 		t.Fatal(err)
 	}
-	if err := g.Before(ctx, conn, first); err != nil || g.Recorded() != first {
-		t.Fatalf("guard at its record: %v, %s", err, g.Recorded())
+	if got, err := g.Before(ctx, conn, first); err != nil || got != first || g.Recorded() != first {
+		t.Fatalf("guard at its record: %s, %v, %s", got, err, g.Recorded())
+	}
+	// Just past the record lies the record's own write: confirming it would need another write
+	// (and so on forever on an idle server), so the guard holds the slot at the record.
+	var now string
+	if err := conn.QueryRow(ctx, `SELECT pg_current_wal_insert_lsn()::text`).Scan(&now); err != nil {
+		t.Fatal(err)
+	}
+	idle, _ := pglogrepl.ParseLSN(now)
+	if got, err := g.Before(ctx, conn, idle); err != nil || got != first || g.Recorded() != first {
+		t.Fatalf("guard at its own write's end %s: %s, %v, recorded %s", idle, got, err, g.Recorded())
 	}
 	var updated2 time.Time
 	if err := conn.QueryRow(ctx, `SELECT updated_at FROM public.pgcdc_slot_position WHERE slot_name = 's2'`).Scan(&updated2); err != nil || !updated2.Equal(updated) {

@@ -63,6 +63,9 @@ type Guard struct {
 	store    *Store
 	slot     string
 	recorded pglogrepl.LSN
+	// ownEnd is the server's WAL insert position right after the guard's last write committed:
+	// the WAL between the record and it holds that write (and whatever others wrote meanwhile).
+	ownEnd pglogrepl.LSN
 }
 
 // NewGuard returns a guard for slot whose record is at recorded (0: none yet).
@@ -70,18 +73,26 @@ func NewGuard(store *Store, slot string, recorded pglogrepl.LSN) *Guard {
 	return &Guard{store: store, slot: slot, recorded: recorded}
 }
 
-// Before must be called before flush is sent as the slot's flush position: when flush is beyond the
-// record it records it durably first. An error means the status update must not be sent.
-func (g *Guard) Before(ctx context.Context, conn Querier, flush pglogrepl.LSN) error {
+// Before must be called before flush is sent as the slot's flush position; it returns the position
+// that may be sent. When flush is beyond the record it records it durably first and returns flush.
+// The record's own write lies beyond the recorded position, so an idle server's next position is
+// always just past it: confirming that would need another write, whose WAL would again lie beyond,
+// one write per status update forever. So a flush no further than the end of the guard's last write
+// is not recorded: Before returns the record instead, and the slot stays that write behind until
+// other WAL moves it on.
+func (g *Guard) Before(ctx context.Context, conn Querier, flush pglogrepl.LSN) (pglogrepl.LSN, error) {
 	if g == nil || flush <= g.recorded {
-		return nil
+		return flush, nil
 	}
-	rec, err := g.store.Record(ctx, conn, g.slot, flush)
+	if flush <= g.ownEnd {
+		return g.recorded, nil
+	}
+	rec, end, err := g.store.record(ctx, conn, g.slot, flush)
 	if err != nil {
-		return err
+		return 0, err
 	}
-	g.recorded = rec
-	return nil
+	g.recorded, g.ownEnd = rec, end
+	return flush, nil
 }
 
 // Recorded is the position the record holds as far as the guard knows (0 for a nil guard).
