@@ -18,6 +18,7 @@ import (
 	"github.com/pgcdc/pgcdc/pkg/ack"
 	"github.com/pgcdc/pgcdc/pkg/decode"
 	"github.com/pgcdc/pgcdc/pkg/event"
+	"github.com/pgcdc/pgcdc/pkg/incremental"
 	"github.com/pgcdc/pgcdc/pkg/kafkaclient"
 	"github.com/pgcdc/pgcdc/pkg/kafkasink"
 	"github.com/pgcdc/pgcdc/pkg/pgsource"
@@ -45,6 +46,10 @@ type Connector struct {
 	tables   []pgsource.Table // captured tables (for the snapshot and the refresher)
 
 	slotGuard *slotrecord.Guard // records each position before it is confirmed (slotsafety.go); nil: no record table
+
+	snapshotted bool // this run snapshotted every captured table (snapshot.go)
+	incrMu      sync.Mutex
+	incr        *incremental.Snapshotter // incremental snapshots (incremental.go); nil until streaming, or unavailable
 }
 
 // New prepares a connector for cfg (which Load has validated). m receives its metrics; nil means none.
@@ -107,8 +112,20 @@ func (c *Connector) stream(soft context.Context) error {
 	if err != nil {
 		return err
 	}
+	side, err := c.startIncremental(soft, c.snapshotted) // incremental.go
+	if err != nil {
+		return err
+	}
+	defer func() {
+		c.incrMu.Lock()
+		c.incr = nil
+		c.incrMu.Unlock()
+		if side.incr != nil {
+			side.incr.Close()
+		}
+	}()
 	src := pgsource.NewStream(c.streamOptions(), c.tracker)
-	p := &pipeline{dec: decode.NewDecoder(decode.NewRelations(cat), sp), router: router, sink: c.sink, tracker: c.tracker}
+	p := &pipeline{dec: decode.NewDecoder(decode.NewRelations(cat), sp), router: router, sink: c.sink, tracker: c.tracker, side: side}
 	if c.metrics != nil {
 		p.onCommit = func(end pglogrepl.LSN, txn *decode.Txn) { c.metrics.Committed(uint64(end), txn.CommitTime) }
 	}
@@ -131,6 +148,7 @@ func (c *Connector) stream(soft context.Context) error {
 	})
 	g.Go(func() error { return c.stopDeadline(soft, gctx) })
 	g.Go(func() error { return c.sinkFailure(gctx) })
+	c.runIncremental(g, gctx, side)
 	c.periodicJobs(g, gctx, src)
 
 	err = g.Wait()
@@ -253,6 +271,9 @@ func (c *Connector) start(ctx context.Context) error {
 	}
 	c.sql = sql
 	if c.info, err = pgsource.CheckServer(pgCtx, sql); err != nil {
+		return err
+	}
+	if err := c.ensureSignalTable(pgCtx, sql); err != nil { // incremental.go
 		return err
 	}
 	tables, err := c.syncPublication(pgCtx, sql, true)

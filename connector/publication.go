@@ -3,6 +3,7 @@ package connector
 import (
 	"context"
 	"fmt"
+	"slices"
 
 	"github.com/jackc/pgx/v5"
 
@@ -13,10 +14,16 @@ import (
 // returns them. At start-up, a table that cannot be published, or an include entry naming a table
 // that does not exist, is an error; later (refresh) it is logged and retried at the next refresh.
 func (c *Connector) syncPublication(ctx context.Context, conn *pgx.Conn, startup bool) ([]pgsource.Table, error) {
-	tables, err := pgsource.ListTables(ctx, conn, c.cfg.Tables.Matches)
+	// The signal table is published (its rows are signals, read from the stream) but not captured.
+	sigSchema, sigName := c.cfg.Signal.TableName()
+	isSignal := func(schema, table string) bool { return c.cfg.Signal.Table != "" && schema == sigSchema && table == sigName }
+	tables, err := pgsource.ListTables(ctx, conn, func(schema, table string) bool {
+		return c.cfg.Tables.Matches(schema, table) || isSignal(schema, table)
+	})
 	if err != nil {
 		return nil, err
 	}
+
 	if startup {
 		names := make([]string, len(tables))
 		for i, t := range tables {
@@ -61,7 +68,7 @@ func (c *Connector) syncPublication(ctx context.Context, conn *pgx.Conn, startup
 			c.log.Warn().Str("table", t.String()).Str("publication", c.cfg.Postgres.Publication).
 				Msg("table matches tables.include but is not in the publication, which pgcdc does not manage (postgres.create_publication: false): its changes are not captured; add it with ALTER PUBLICATION ... ADD TABLE")
 		}
-		return publishable, nil
+		return withoutSignal(publishable, isSignal), nil
 	}
 	if !pub.Exists {
 		if err := pgsource.CreatePublication(ctx, conn, c.cfg.Postgres.Publication, missing, c.cfg.Tables.PublishViaPartitionRoot, filters); err != nil {
@@ -82,7 +89,12 @@ func (c *Connector) syncPublication(ctx context.Context, conn *pgx.Conn, startup
 			c.log.Info().Str("table", t.String()).Str("publication", c.cfg.Postgres.Publication).Msg("added table to publication")
 		}
 	}
-	return append(publishable, missing...), nil
+	return withoutSignal(append(publishable, missing...), isSignal), nil
+}
+
+// withoutSignal returns tables without the signal table.
+func withoutSignal(tables []pgsource.Table, isSignal func(schema, table string) bool) []pgsource.Table {
+	return slices.DeleteFunc(tables, func(t pgsource.Table) bool { return isSignal(t.Schema, t.Name) })
 }
 
 // refreshPublication is the periodic job that re-syncs the publication, so that tables created
@@ -93,8 +105,15 @@ func (c *Connector) refreshPublication(ctx context.Context, conn *pgx.Conn) erro
 		return err
 	}
 	c.tablesMu.Lock()
+	before := c.tables
 	c.tables = tables
 	c.tablesMu.Unlock()
+	if err := c.backfill(ctx, before, tables); err != nil { // incremental.go
+		c.tablesMu.Lock()
+		c.tables = before // the next refresh sees the new tables again, and asks again
+		c.tablesMu.Unlock()
+		return err
+	}
 	return nil
 }
 

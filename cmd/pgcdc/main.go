@@ -4,6 +4,7 @@
 //	pgcdc check     --config pgcdc.yaml    check the setup; non-zero exit when something is wrong
 //	pgcdc status    --config pgcdc.yaml    the slot's position, lag, holder and wal_status
 //	pgcdc slot drop --confirm              drop the replication slot
+//	pgcdc snapshot TABLE...                re-read tables while streaming (a signal)
 //	pgcdc version                          print the version
 //
 // Every command answers --help.
@@ -31,6 +32,9 @@ Usage:
   pgcdc slot drop --confirm [--config FILE]
                                          drop the replication slot (changes not yet sent are lost)
   pgcdc replay --target DSN ...          rebuild tables in a target database from the change topics
+  pgcdc snapshot [--filter C] [--blocking] TABLE...
+                                         re-read tables while streaming (an incremental snapshot
+                                         signal; --stop, --pause, --resume steer it)
   pgcdc version                          print the version
   pgcdc help [COMMAND]                   this help, or a command's
 
@@ -105,6 +109,8 @@ func run(args []string, stdout, stderr io.Writer) int {
 		return 0
 	case "replay":
 		return replayCommand(rest, stdout, stderr)
+	case "snapshot":
+		return snapshotCommand(rest, stdout, stderr)
 	case "slot":
 		if len(rest) == 0 {
 			fmt.Fprint(stderr, slotSummary)

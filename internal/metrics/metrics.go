@@ -67,6 +67,7 @@ type Metrics struct {
 	errors         *prometheus.CounterVec
 	snapshotDone   *prometheus.GaugeVec
 	snapshotTotal  *prometheus.GaugeVec
+	incr           *incrementalMetrics // incremental.go
 
 	mu        sync.Mutex
 	probe     func() Probe
@@ -159,6 +160,7 @@ func New(version string) *Metrics {
 			func() float64 { ok, _ := m.Ready(); return b2f(ok) }),
 		&slotCollector{m: m},
 	)
+	m.incr = newIncremental(m.reg)
 	return m
 }
 
