@@ -16,7 +16,9 @@ import (
 func (c *Connector) syncPublication(ctx context.Context, conn *pgx.Conn, startup bool) ([]pgsource.Table, error) {
 	// The signal table is published (its rows are signals, read from the stream) but not captured.
 	sigSchema, sigName := c.cfg.Signal.TableName()
-	isSignal := func(schema, table string) bool { return c.cfg.Signal.Table != "" && schema == sigSchema && table == sigName }
+	isSignal := func(schema, table string) bool {
+		return c.cfg.Signal.Table != "" && schema == sigSchema && table == sigName
+	}
 	tables, err := pgsource.ListTables(ctx, conn, func(schema, table string) bool {
 		return c.cfg.Tables.Matches(schema, table) || isSignal(schema, table)
 	})
