@@ -144,11 +144,17 @@ type sidecar struct {
 }
 
 // Change implements side.
-func (s *sidecar) Change(hard, soft context.Context, ch *decode.Change) (bool, error) {
+func (s *sidecar) Change(hard, soft context.Context, ch *decode.Change, txn ack.TxnID, emit func(kafkasink.Record) error) (bool, error) {
 	if s.incr != nil {
 		s.incr.Observe(ch)
 	}
 	switch ch.Kind {
+	case decode.KindMessage:
+		if s.incr == nil {
+			return ch.Message.Prefix != incremental.WatermarkPrefix, nil // an earlier run's watermark
+		}
+		handled, err := s.incr.Watermark(ch, txn, emit)
+		return !handled, err
 	case decode.KindBegin:
 		s.pending = s.pending[:0]
 	case decode.KindInsert, decode.KindUpdate, decode.KindDelete:
@@ -209,14 +215,6 @@ func (s *sidecar) act(hard, soft context.Context, sig signal.Signal) error {
 		return nil
 	}
 	return s.incr.Signal(hard, sig)
-}
-
-// Message implements side.
-func (s *sidecar) Message(ch *decode.Change, txn ack.TxnID, emit func(kafkasink.Record) error) (bool, error) {
-	if s.incr == nil {
-		return ch.Message.Prefix == incremental.WatermarkPrefix, nil // an earlier run's watermark
-	}
-	return s.incr.Watermark(ch, txn, emit)
 }
 
 // Tasks implements side.

@@ -23,13 +23,11 @@ type sink interface {
 // they see the changes and the watermarks in WAL order, between decoding and routing.
 type side interface {
 	// Change sees every change before it is routed; route false: the change is the side's own (a
-	// signal table row) and is not routed. At a commit it acts on the transaction's signals (a
-	// blocking snapshot runs there, the stream paused: it ends early with an error wrapping
-	// errStopped at a soft stop, soft).
-	Change(hard, soft context.Context, ch *decode.Change) (route bool, err error)
-	// Message sees a logical decoding message outside a transaction; handled true: it was a
-	// watermark, and the window's rows were appended through emit as tracker transaction txn.
-	Message(ch *decode.Change, txn ack.TxnID, emit func(kafkasink.Record) error) (handled bool, err error)
+	// signal table row, a watermark) and is not routed. At a high watermark it appends the window's
+	// rows through emit, as tracker transaction txn (the change's). At a commit it acts on the
+	// transaction's signals (a blocking snapshot runs there, the stream paused: it ends early with
+	// an error wrapping errStopped at a soft stop, soft).
+	Change(hard, soft context.Context, ch *decode.Change, txn ack.TxnID, emit func(kafkasink.Record) error) (route bool, err error)
 	// Tasks delivers work that must run on the pipeline goroutine between transactions (a blocking
 	// snapshot asked for through the Kafka signal topic); its context ends at a soft stop.
 	Tasks() <-chan func(soft context.Context) error
@@ -123,22 +121,23 @@ func (p *pipeline) change(ch *decode.Change) error {
 		// A message outside any transaction is a transaction of its own, confirmable just past it.
 		txn := p.tracker.Begin()
 		emit := func(rec kafkasink.Record) error { return p.append(txn, rec) }
-		handled, err := false, error(nil)
+		route, err := true, error(nil)
 		if p.side != nil {
-			handled, err = p.side.Message(ch, txn, emit) // an incremental snapshot's watermark
+			route, err = p.side.Change(p.ctx, p.soft, ch, txn, emit) // an incremental snapshot's watermark
 		}
-		if !handled && err == nil {
+		if route && err == nil {
 			err = p.router.Route(ch, emit)
 		}
 		p.tracker.Commit(txn, ch.LSN+1)
 		return err
 	}
+	emit := func(rec kafkasink.Record) error { return p.append(p.txn, rec) }
 	if p.side != nil {
-		if route, err := p.side.Change(p.ctx, p.soft, ch); err != nil || !route {
+		if route, err := p.side.Change(p.ctx, p.soft, ch, p.txn, emit); err != nil || !route {
 			return err
 		}
 	}
-	if err := p.router.Route(ch, func(rec kafkasink.Record) error { return p.append(p.txn, rec) }); err != nil {
+	if err := p.router.Route(ch, emit); err != nil {
 		return err
 	}
 	if ch.Kind == decode.KindCommit {

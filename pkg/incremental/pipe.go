@@ -16,8 +16,9 @@ import (
 // pipeSide is the part of the Snapshotter the pipeline goroutine drives: it sees the stream's
 // changes and the watermarks in WAL order.
 type pipeSide struct {
-	mu  sync.Mutex // guards win (the reader registers and attaches, the pipeline opens and closes)
-	win *window
+	mu   sync.Mutex // guards wins and open (the reader registers and attaches, the pipeline opens and closes)
+	wins []*window  // registered windows, in the order of their watermarks in the WAL
+	open *window    // the window between its low and its high watermark (at most one: windows follow each other in the WAL)
 
 	// Used by the pipeline goroutine only.
 	router     *route.Router
@@ -31,36 +32,51 @@ type pipeSide struct {
 	datums     []event.Datum
 }
 
-// register makes w the current window (the reader, before it writes w's low watermark).
+// register queues w (the reader, before it writes w's low watermark).
 func (p *pipeSide) register(w *window) {
 	p.mu.Lock()
-	p.win = w
+	p.wins = append(p.wins, w)
 	p.mu.Unlock()
+}
+
+// find returns the index of window id in wins, or -1. Called with mu held.
+func (p *pipeSide) find(id string) int {
+	for i, w := range p.wins {
+		if w.id == id {
+			return i
+		}
+	}
+	return -1
 }
 
 // attach hands the chunk read for window id to it (the reader, before the high watermark).
 func (p *pipeSide) attach(id string, c *chunk) {
 	p.mu.Lock()
-	if p.win != nil && p.win.id == id {
-		p.win.chunk = c
+	if i := p.find(id); i >= 0 {
+		p.wins[i].chunk = c
 	}
 	p.mu.Unlock()
 }
 
-// drop forgets window id (the reader gave it up).
+// drop forgets window id (the reader gave it up: its high watermark never comes).
 func (p *pipeSide) drop(id string) {
 	p.mu.Lock()
-	if p.win != nil && p.win.id == id {
-		p.win = nil
+	if i := p.find(id); i >= 0 {
+		if p.open == p.wins[i] {
+			p.open = nil
+		}
+		p.wins = append(p.wins[:i], p.wins[i+1:]...)
 	}
 	p.mu.Unlock()
 }
 
-// cancel makes the current window publish nothing when its table matches (stop-snapshot).
+// cancel makes the windows whose table matches publish nothing (stop-snapshot).
 func (p *pipeSide) cancel(match func(table string) bool) {
 	p.mu.Lock()
-	if p.win != nil && match(p.win.table) {
-		p.win.cancelled = true
+	for _, w := range p.wins {
+		if match(w.table) {
+			w.cancelled = true
+		}
 	}
 	p.mu.Unlock()
 }
@@ -95,8 +111,8 @@ func (s *Snapshotter) Observe(ch *decode.Change) {
 	}
 	p.mu.Lock()
 	defer p.mu.Unlock()
-	w := p.win
-	if w == nil || !w.opened {
+	w := p.open
+	if w == nil {
 		return
 	}
 	if ch.Kind == decode.KindTruncate {
@@ -177,11 +193,11 @@ func (p *pipeSide) columns(rel *decode.Relation, w *window) ([]int, bool) {
 	return cols, cols != nil
 }
 
-// Watermark handles a logical decoding message outside a transaction. It returns false for a
-// message that is not an incremental snapshot watermark (the pipeline routes it as usual). At a
-// high watermark it publishes the window's rows whose key the stream did not change, through emit,
-// as tracker transaction txn (which the pipeline commits just past the message). Only the pipeline
-// goroutine calls it.
+// Watermark handles a logical decoding message. It returns false for a message that is not an
+// incremental snapshot watermark (the pipeline routes it as usual). At a high watermark it
+// publishes the window's rows whose key the stream did not change, through emit, as tracker
+// transaction txn (the watermark's: the pipeline commits it at the watermark's transaction's end,
+// or just past a message outside a transaction). Only the pipeline goroutine calls it.
 func (s *Snapshotter) Watermark(ch *decode.Change, txn ack.TxnID, emit func(kafkasink.Record) error) (bool, error) {
 	if ch.Kind != decode.KindMessage || ch.Message.Prefix != WatermarkPrefix {
 		return false, nil
@@ -192,23 +208,30 @@ func (s *Snapshotter) Watermark(ch *decode.Change, txn ack.TxnID, emit func(kafk
 	}
 	p := &s.pipe
 	p.mu.Lock()
-	w := p.win
-	if w == nil || w.id != id { // a window of an earlier process, or one given up
+	i := p.find(id)
+	if i < 0 { // a window of an earlier process, or one given up
 		p.mu.Unlock()
 		return true, nil
 	}
+	w := p.wins[i]
 	if kind == markOpen {
+		// Windows before this one in the WAL that are still registered never get their high
+		// watermark (their reader gave up after writing the low one).
+		p.wins = p.wins[i:]
 		w.opened, w.mark, w.changed = true, p.ring.total, map[string]struct{}{}
 		w.truncated, w.unknown = false, false
+		p.open = w
 		p.mu.Unlock()
 		return true, nil
 	}
-	if w.chunk == nil { // cannot happen: the reader attaches before it writes the high watermark
-		p.mu.Unlock()
-		return true, nil
+	p.wins = p.wins[i+1:]
+	if p.open == w {
+		p.open = nil
 	}
-	p.win = nil
 	p.mu.Unlock()
+	if w.chunk == nil { // cannot happen: the reader attaches before it writes the high watermark
+		return true, nil
+	}
 
 	v := verdict{id: id, txn: uint64(txn)}
 	c := w.chunk
@@ -218,7 +241,7 @@ func (s *Snapshotter) Watermark(ch *decode.Change, txn ack.TxnID, emit func(kafk
 	case !w.opened || w.unknown:
 		v.redo = true
 	default:
-		if xid, race := p.ring.before(w.mark, w.table, c.running); race {
+		if xid, race := p.ring.before(w.mark, w.table, c.invisible); race {
 			v.redo, v.racer = true, xid
 			break
 		}

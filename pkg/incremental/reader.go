@@ -48,6 +48,43 @@ type errSkip struct{ err error }
 func (e *errSkip) Error() string { return e.err.Error() }
 func (e *errSkip) Unwrap() error { return e.err }
 
+// depth is how many windows may await the pipeline's verdict at once: the next chunk is read while
+// the stream catches up with the previous one's high watermark. Windows still follow each other in
+// the WAL (a low watermark is written after the previous high one), so the pipeline has at most
+// one open.
+const depth = 4
+
+// span is a key range to read: a fresh chunk (upper nil: up to the table's last key, at most
+// ChunkRows rows) or one read again (both bounds known).
+type span struct {
+	index        int64    // the chunk's place in the table in this run (the recorder's order)
+	lower, upper []string // lower exclusive (nil: the start), upper inclusive
+	final        bool     // the table's last chunk
+	redo         bool     // read again: a fresh read's bounds, without a row limit
+}
+
+// flight is a window whose verdict the reader awaits.
+type flight struct {
+	id             string
+	span           *span
+	c              *chunk
+	t0, t1, t2, t3 time.Time // low watermark, read, high watermark written, for the debug line
+}
+
+// tableRun is the reader's state for the table it reads.
+type tableRun struct {
+	cur     entryView
+	tg      *target
+	lower   []string // the next fresh chunk's lower bound
+	next    int64    // the next fresh chunk's index
+	readAll bool     // a short chunk was read: every key up to the last one was read once
+	redo    []*span  // ranges to read again
+	flying  []*flight
+	redos   int // consecutive windows read again (backoff)
+	warnAt  int
+	started time.Time
+}
+
 // readLoop reads chunks while a table is queued and the snapshot not paused.
 func (s *Snapshotter) readLoop(ctx context.Context) error {
 	var conn *pgx.Conn
@@ -57,17 +94,17 @@ func (s *Snapshotter) readLoop(ctx context.Context) error {
 		}
 	}()
 	b := retry.New(200*time.Millisecond, 10*time.Second)
-	var (
-		tg      *target
-		tgSeq   int64 = -1
-		lower   []string
-		redos   int
-		warnAt  = 10
-		started time.Time
-	)
+	var tr *tableRun
 	for {
 		cur, ok := s.current()
-		if !ok {
+		switch {
+		case tr != nil && len(tr.flying) > 0 && (!ok || cur.seq != tr.cur.seq):
+			// Paused, or the table was stopped: the windows in flight still get their verdicts.
+			if err := s.await(ctx, tr); err != nil {
+				return nil
+			}
+			continue
+		case !ok:
 			select {
 			case <-ctx.Done():
 				return nil
@@ -75,10 +112,10 @@ func (s *Snapshotter) readLoop(ctx context.Context) error {
 			}
 			continue
 		}
-		e := cur.e
-		if cur.seq != tgSeq {
-			tg, tgSeq, lower, redos, started = nil, cur.seq, cur.lastKey, 0, time.Now()
+		if tr == nil || tr.cur.seq != cur.seq {
+			tr = &tableRun{cur: cur, lower: cur.lastKey, started: time.Now(), warnAt: 10}
 		}
+		tr.cur = cur
 		if conn == nil || conn.IsClosed() {
 			c, err := pgsource.ConnectSQL(ctx, s.opts.ConnString)
 			if err != nil {
@@ -87,42 +124,20 @@ func (s *Snapshotter) readLoop(ctx context.Context) error {
 			conn = c
 		}
 		var err error
-		if cur.state == stateQueued {
-			tg, err = s.startTable(ctx, conn, e)
-		} else {
-			var v verdict
-			var c *chunk
-			v, c, err = s.window(ctx, conn, cur, &tg, lower)
-			switch {
-			case err != nil:
-			case v.cancelled:
-			case v.redo:
-				s.stats.rereads.Add(1)
-				if redos++; redos == warnAt {
-					warnAt *= 10
-					s.log.Warn().Str("table", cur.table).Int("attempts", redos).Uint32("xid", v.racer).
-						Msg("a chunk keeps being read again: a transaction it did not see had already been streamed (or its key could not be read)")
-				}
-				if err := sleep(ctx, time.Duration(min(redos, 50))*10*time.Millisecond); err != nil {
-					return nil
-				}
-			default:
-				redos = 0
-				s.stats.chunks.Add(1)
-				s.opts.metricsChunk(int64(len(c.rows)), v.published, v.dropped, false)
-				if c.last != nil {
-					lower = c.last
-				}
-				res := chunkResult{e: e, seq: cur.seq, table: cur.table, last: lower, rows: v.published, txn: ack.TxnID(v.txn), final: c.short}
-				select {
-				case s.results <- res:
-				case <-ctx.Done():
-					return nil
-				}
-				if c.short {
-					s.finishReading(e, started)
-					tg = nil
-				}
+		switch {
+		case cur.state == stateQueued:
+			tr.tg, err = s.startTable(ctx, conn, cur.e)
+			if err == nil {
+				tr.lower = nil
+			}
+		case len(tr.flying) < depth && (len(tr.redo) > 0 || !tr.readAll):
+			err = s.launch(ctx, conn, tr)
+		case len(tr.flying) == 0:
+			s.finishReading(cur.e, tr.started, false)
+			tr = nil
+		default:
+			if err := s.await(ctx, tr); err != nil {
+				return nil
 			}
 		}
 		if err == nil {
@@ -135,10 +150,18 @@ func (s *Snapshotter) readLoop(ctx context.Context) error {
 		var skip *errSkip
 		if errors.As(err, &skip) {
 			s.log.Error().Err(err).Str("table", cur.table).Str("filter", cur.filter).Msg("incremental snapshot of the table skipped")
-			if err := s.skip(ctx, e); err != nil && ctx.Err() == nil {
+			if len(tr.flying) > 0 {
+				s.pipe.cancel(func(t string) bool { return t == cur.table })
+				for len(tr.flying) > 0 {
+					if err := s.await(ctx, tr); err != nil {
+						return nil
+					}
+				}
+			}
+			if err := s.skip(ctx, cur.e); err != nil && ctx.Err() == nil {
 				return err
 			}
-			tg = nil
+			tr = nil
 			continue
 		}
 		if lostConnection(conn, err) {
@@ -152,6 +175,89 @@ func (s *Snapshotter) readLoop(ctx context.Context) error {
 			return nil
 		}
 	}
+}
+
+// launch reads the next span of tr (one read again first, else a fresh chunk) in a window.
+func (s *Snapshotter) launch(ctx context.Context, conn *pgx.Conn, tr *tableRun) error {
+	sp := &span{index: tr.next, lower: tr.lower}
+	if len(tr.redo) > 0 {
+		sp = tr.redo[0]
+		if err := sleep(ctx, time.Duration(min(tr.redos, 50))*10*time.Millisecond); err != nil {
+			return err
+		}
+	}
+	f, err := s.window(ctx, conn, tr, sp)
+	if err != nil {
+		return err
+	}
+	if f == nil { // the key changed: describe again and read again
+		return nil
+	}
+	tr.flying = append(tr.flying, f)
+	if sp.redo {
+		tr.redo = tr.redo[1:]
+		return nil
+	}
+	tr.next++
+	if f.c.short {
+		tr.readAll, sp.final, sp.upper = true, true, tr.cur.maxKey
+	} else {
+		sp.upper = f.c.last
+	}
+	if f.c.last != nil {
+		tr.lower = f.c.last
+	}
+	return nil
+}
+
+// await waits for the verdict of tr's oldest window and acts on it.
+func (s *Snapshotter) await(ctx context.Context, tr *tableRun) error {
+	f := tr.flying[0]
+	var v verdict
+	for {
+		select {
+		case <-ctx.Done():
+			return ctx.Err()
+		case v = <-s.verdicts:
+		}
+		if v.id == f.id {
+			break
+		}
+		// A verdict of a window given up; a verdict of a later window cannot come first (windows
+		// follow each other in the WAL).
+	}
+	tr.flying = tr.flying[1:]
+	s.stats.read.Add(int64(len(f.c.rows)))
+	s.log.Debug().Str("table", tr.cur.table).Str("window", f.id).Int("rows", len(f.c.rows)).Int64("published", v.published).Int64("dropped", v.dropped).
+		Bool("redo", v.redo).Bool("cancelled", v.cancelled).Dur("low_ms", f.t1.Sub(f.t0)).Dur("read_ms", f.t2.Sub(f.t1)).Dur("high_ms", f.t3.Sub(f.t2)).
+		Dur("wait_ms", time.Since(f.t3)).Int("in_flight", len(tr.flying)).Msg("incremental snapshot window")
+	switch {
+	case v.cancelled:
+	case v.redo:
+		s.stats.rereads.Add(1)
+		s.opts.metricsChunk(int64(len(f.c.rows)), 0, 0, true)
+		if tr.redos++; tr.redos == tr.warnAt {
+			tr.warnAt *= 10
+			s.log.Warn().Str("table", tr.cur.table).Int("attempts", tr.redos).Uint32("xid", v.racer).
+				Msg("chunks keep being read again: a transaction their snapshot did not see had already been streamed (or a key could not be read)")
+		}
+		f.span.redo = true
+		tr.redo = append(tr.redo, f.span)
+	default:
+		tr.redos = 0
+		s.stats.chunks.Add(1)
+		s.stats.published.Add(v.published)
+		s.stats.dropped.Add(v.dropped)
+		s.opts.metricsChunk(int64(len(f.c.rows)), v.published, v.dropped, false)
+		res := chunkResult{e: tr.cur.e, seq: tr.cur.seq, table: tr.cur.table, index: f.span.index, last: f.span.upper, rows: v.published,
+			txn: ack.TxnID(v.txn), final: f.span.final}
+		select {
+		case s.results <- res:
+		case <-ctx.Done():
+			return ctx.Err()
+		}
+	}
+	return nil
 }
 
 func sleep(ctx context.Context, d time.Duration) error {
@@ -177,8 +283,8 @@ func (s *Snapshotter) current() (entryView, bool) {
 }
 
 // finishReading takes e off the queue once its last chunk was read (the recorder removes it from
-// the store once Kafka acknowledged that chunk).
-func (s *Snapshotter) finishReading(e *Entry, started time.Time) {
+// the store once Kafka acknowledged that chunk), or once it was skipped.
+func (s *Snapshotter) finishReading(e *Entry, started time.Time, skipped bool) {
 	s.mu.Lock()
 	if len(s.queue) > 0 && s.queue[0] == e {
 		s.queue = s.queue[1:]
@@ -186,8 +292,10 @@ func (s *Snapshotter) finishReading(e *Entry, started time.Time) {
 	queued, paused := len(s.queue), s.paused
 	s.mu.Unlock()
 	s.opts.metricsState(queued, paused)
-	s.log.Info().Str("table", e.Table).Float64("took_s", time.Since(started).Seconds()).Int("tables_queued", queued).
-		Msg("incremental snapshot: the table's last chunk is read")
+	if !skipped {
+		s.log.Info().Str("table", e.Table).Float64("took_s", time.Since(started).Seconds()).Int("tables_queued", queued).
+			Msg("incremental snapshot: the table's last chunk is read")
+	}
 }
 
 // skip removes e from the queue and the store.
@@ -195,7 +303,7 @@ func (s *Snapshotter) skip(ctx context.Context, e *Entry) error {
 	if err := s.withStore(ctx, func(st *store) error { return st.remove(ctx, []int64{e.Seq}, -1) }); err != nil {
 		return err
 	}
-	s.finishReading(e, time.Now())
+	s.finishReading(e, time.Now(), true)
 	return nil
 }
 
@@ -319,62 +427,53 @@ func (s *Snapshotter) describe(ctx context.Context, q pgx.Tx, e *Entry) (*target
 	return tg, nil
 }
 
-// window reads one chunk of e's table from lower (exclusive; nil: the start) between a low and a
-// high watermark and waits for the pipeline's verdict.
-func (s *Snapshotter) window(ctx context.Context, conn *pgx.Conn, cur entryView, tgp **target, lower []string) (verdict, *chunk, error) {
-	e := cur.e
-	keyNames := []string(nil)
-	if *tgp != nil {
-		keyNames = (*tgp).keyNames
-	} else {
-		// The table's description (and its de-duplication key) is read in the chunk's snapshot;
-		// the key names must be known before the low watermark: read them first.
+// window reads span sp of tr's table between a low and a high watermark. It returns nil when the
+// table's key changed meanwhile (the span is then read again, described anew).
+func (s *Snapshotter) window(ctx context.Context, conn *pgx.Conn, tr *tableRun, sp *span) (*flight, error) {
+	if tr.tg == nil {
+		// The de-duplication key must be known before the low watermark: describe the table
+		// first (the chunk's transaction checks that nothing changed since).
 		tx, err := conn.BeginTx(ctx, pgx.TxOptions{IsoLevel: pgx.RepeatableRead, AccessMode: pgx.ReadOnly})
 		if err != nil {
-			return verdict{}, nil, err
+			return nil, err
 		}
-		tg, err := s.describe(ctx, tx, e)
+		tg, err := s.describe(ctx, tx, tr.cur.e)
 		_ = tx.Rollback(context.Background())
 		if err != nil {
-			return verdict{}, nil, err
+			return nil, err
 		}
-		*tgp, keyNames = tg, tg.keyNames
+		tr.tg = tg
 	}
-	id := s.runID + "-" + strconv.FormatInt(s.windows.Add(1), 10)
-	w := &window{id: id, table: cur.table, keyNames: keyNames}
-	s.pipe.register(w)
-	if err := emitWatermark(ctx, conn, markOpen+id); err != nil {
-		s.pipe.drop(id)
-		return verdict{}, nil, err
+	keyNames := tr.tg.keyNames
+	f := &flight{id: s.runID + "-" + strconv.FormatInt(s.windows.Add(1), 10), span: sp, t0: time.Now()}
+	s.pipe.register(&window{id: f.id, table: tr.cur.table, keyNames: keyNames})
+	if err := emitWatermark(ctx, conn, markOpen+f.id, false); err != nil {
+		s.pipe.drop(f.id)
+		return nil, err
 	}
-	c, err := s.readChunk(ctx, conn, cur, tgp, lower)
+	f.t1 = time.Now()
+	upper, limit := tr.cur.maxKey, s.opts.ChunkRows
+	if sp.redo {
+		upper, limit = sp.upper, 0
+	}
+	c, err := s.readChunk(ctx, conn, tr.cur, &tr.tg, sp.lower, upper, limit)
 	if err != nil {
-		s.pipe.drop(id)
-		return verdict{}, nil, err
+		s.pipe.drop(f.id)
+		return nil, err
 	}
-	if !equalNames((*tgp).keyNames, keyNames) { // the key changed meanwhile: read again with the new one
-		s.pipe.drop(id)
-		return verdict{redo: true}, nil, nil
+	if !equalNames(tr.tg.keyNames, keyNames) {
+		s.pipe.drop(f.id)
+		return nil, nil
 	}
-	s.pipe.attach(id, c)
-	if err := emitWatermark(ctx, conn, markClose+id); err != nil {
-		s.pipe.drop(id)
-		return verdict{}, nil, err
+	f.c = c
+	s.pipe.attach(f.id, c)
+	f.t2 = time.Now()
+	if err := emitWatermark(ctx, conn, markClose+f.id, true); err != nil {
+		s.pipe.drop(f.id)
+		return nil, err
 	}
-	s.stats.read.Add(int64(len(c.rows)))
-	for {
-		select {
-		case <-ctx.Done():
-			return verdict{}, nil, ctx.Err()
-		case v := <-s.verdicts:
-			if v.id != id {
-				continue // an earlier window's, given up
-			}
-			s.stats.published.Add(v.published)
-			s.stats.dropped.Add(v.dropped)
-			return v, c, nil
-		}
-	}
+	f.t3 = time.Now()
+	return f, nil
 }
 
 func equalNames(a, b []string) bool {
@@ -389,20 +488,24 @@ func equalNames(a, b []string) bool {
 	return true
 }
 
-// emitWatermark writes a watermark: a non-transactional logical decoding message, which the stream
-// delivers at its WAL position, between the transactions committed before and after it.
-func emitWatermark(ctx context.Context, conn *pgx.Conn, content string) error {
-	_, err := conn.Exec(ctx, `SELECT pg_logical_emit_message(false, $1, $2)`, WatermarkPrefix, content)
+// emitWatermark writes a watermark: a logical decoding message, which the stream delivers at its
+// WAL position, between the transactions committed before and after it. The low watermark is
+// non-transactional (delivered at its own position); the high one is transactional, in a
+// transaction of its own: delivered at that transaction's commit, which also flushes the WAL, so
+// the walsender sends it at once (a non-transactional message waits for the next flush, up to
+// wal_writer_delay).
+func emitWatermark(ctx context.Context, conn *pgx.Conn, content string, transactional bool) error {
+	_, err := conn.Exec(ctx, `SELECT pg_logical_emit_message($1, $2, $3)`, transactional, WatermarkPrefix, content)
 	if err != nil {
 		return fmt.Errorf("incremental snapshot: write a watermark (pg_logical_emit_message): %w", err)
 	}
 	return nil
 }
 
-// readChunk reads the chunk after lower in one REPEATABLE READ transaction: the transaction's
-// snapshot (pg_current_snapshot: which transactions it does not see), the description when the
-// table changed since it was last read, and the rows.
-func (s *Snapshotter) readChunk(ctx context.Context, conn *pgx.Conn, cur entryView, tgp **target, lower []string) (*chunk, error) {
+// readChunk reads the rows after lower up to upper (at most limit; 0: all) in one REPEATABLE READ
+// transaction: the transaction's snapshot (pg_current_snapshot: which transactions it does not
+// see), the description when the table changed since it was last read, and the rows.
+func (s *Snapshotter) readChunk(ctx context.Context, conn *pgx.Conn, cur entryView, tgp **target, lower, upper []string, limit int) (*chunk, error) {
 	e := cur.e
 	tx, err := conn.BeginTx(ctx, pgx.TxOptions{IsoLevel: pgx.RepeatableRead, AccessMode: pgx.ReadOnly})
 	if err != nil {
@@ -413,7 +516,7 @@ func (s *Snapshotter) readChunk(ctx context.Context, conn *pgx.Conn, cur entryVi
 	if err := tx.QueryRow(ctx, `SELECT pg_current_snapshot()::text`).Scan(&snap); err != nil {
 		return nil, fmt.Errorf("incremental snapshot: pg_current_snapshot(): %w", err)
 	}
-	running, err := parseSnapshot(snap)
+	inv, err := parseSnapshot(snap)
 	if err != nil {
 		return nil, err
 	}
@@ -428,8 +531,8 @@ func (s *Snapshotter) readChunk(ctx context.Context, conn *pgx.Conn, cur entryVi
 		}
 		*tgp = tg
 	}
-	sql, args := chunkQuery(tg.t, lower, cur.maxKey, s.opts.ChunkRows)
-	c := &chunk{rel: tg.rel, running: running}
+	sql, args := chunkQuery(tg.t, lower, upper, limit)
+	c := &chunk{rel: tg.rel, invisible: inv}
 	ncols := len(tg.t.Columns)
 	rr := conn.PgConn().ExecParams(ctx, sql, args, nil, nil, nil)
 	var key []byte
@@ -461,7 +564,7 @@ func (s *Snapshotter) readChunk(ctx context.Context, conn *pgx.Conn, cur entryVi
 	if err := tx.Commit(ctx); err != nil {
 		return nil, err
 	}
-	c.short = len(c.rows) < s.opts.ChunkRows
+	c.short = limit > 0 && len(c.rows) < limit
 	if len(c.rows) > 0 {
 		for _, v := range last {
 			c.last = append(c.last, string(v))
@@ -470,9 +573,10 @@ func (s *Snapshotter) readChunk(ctx context.Context, conn *pgx.Conn, cur entryVi
 	return c, nil
 }
 
-// chunkQuery returns the SELECT of the chunk after lower up to upper (the table's last key when
-// it started), at most limit rows in key order: the published columns, then the chunk key's
-// columns as text (the next lower bound). Bounds are compared in SQL (snapshot.KeyRange).
+// chunkQuery returns the SELECT of the rows after lower up to upper (the table's last key when
+// it started, for a fresh chunk), at most limit rows (0: all) in key order: the published columns,
+// then the chunk key's columns as text (the next lower bound). Bounds are compared in SQL
+// (snapshot.KeyRange).
 func chunkQuery(t *snapshot.Table, lower, upper []string, limit int) (string, [][]byte) {
 	cols := make([]string, len(t.Columns))
 	for i, c := range t.Columns {
@@ -480,46 +584,89 @@ func chunkQuery(t *snapshot.Table, lower, upper []string, limit int) (string, []
 	}
 	keys := make([]string, len(t.Key))
 	for i, k := range t.Key {
-		keys[i] = pgx.Identifier{k}.Sanitize() + "::text"
+		keys[i] = pgx.Identifier{k}.Sanitize() + "::text AS " + pgx.Identifier{"__pgcdc_key_" + strconv.Itoa(i)}.Sanitize()
 	}
 	var args [][]byte
 	where := snapshot.KeyRange(t, lower, upper, &args)
-	return "SELECT " + snapshot.QuoteCols(cols) + ", " + strings.Join(keys, ", ") + " FROM " + t.From() + t.Where(where) +
-		" ORDER BY " + snapshot.QuoteCols(t.Key) + " LIMIT " + strconv.Itoa(limit), args
+	sql := "SELECT " + snapshot.QuoteCols(cols) + ", " + strings.Join(keys, ", ") + " FROM " + t.From() + t.Where(where) +
+		" ORDER BY " + snapshot.QuoteCols(t.Key)
+	if limit > 0 {
+		sql += " LIMIT " + strconv.Itoa(limit)
+	}
+	return sql, args
 }
 
-// parseSnapshot returns the transactions a pg_current_snapshot() value "xmin:xmax:xip,..." lists
-// as running (their 32-bit xids, as the stream carries them).
-func parseSnapshot(s string) (map[uint32]bool, error) {
+// parseSnapshot reads a pg_current_snapshot() value "xmin:xmax:xip,...": the transactions it
+// does not see are those listed (xip, still running when it was taken) and every one from xmax on
+// (not completed when it was taken, even when already assigned: xmax is one past the newest
+// completed transaction, so a running transaction past it is not listed). Xids are kept as the
+// stream carries them (32 bits).
+func parseSnapshot(s string) (invisible, error) {
 	parts := strings.Split(s, ":")
 	if len(parts) != 3 {
-		return nil, fmt.Errorf("incremental snapshot: pg_current_snapshot() returned %q", s)
+		return invisible{}, fmt.Errorf("incremental snapshot: pg_current_snapshot() returned %q", s)
 	}
-	running := map[uint32]bool{}
+	_, err := strconv.ParseUint(parts[0], 10, 64)
+	xmax, err2 := strconv.ParseUint(parts[1], 10, 64)
+	if err = errors.Join(err, err2); err != nil {
+		return invisible{}, fmt.Errorf("incremental snapshot: pg_current_snapshot() returned %q: %w", s, err)
+	}
+	inv := invisible{xmax: uint32(xmax), running: map[uint32]bool{}}
 	if parts[2] == "" {
-		return running, nil
+		return inv, nil
 	}
 	for _, x := range strings.Split(parts[2], ",") {
 		v, err := strconv.ParseUint(x, 10, 64)
 		if err != nil {
-			return nil, fmt.Errorf("incremental snapshot: pg_current_snapshot() returned %q: %w", s, err)
+			return invisible{}, fmt.Errorf("incremental snapshot: pg_current_snapshot() returned %q: %w", s, err)
 		}
-		running[uint32(v)] = true
+		inv.running[uint32(v)] = true
 	}
-	return running, nil
+	return inv, nil
 }
 
 // recordLoop records each published chunk once Kafka acknowledged its rows, in order; a table's
 // last chunk removes it from the store.
 func (s *Snapshotter) recordLoop(ctx context.Context) error {
 	t := s.opts.Tracker
+	// Chunks are recorded in their table's order: one read again comes after later ones, which
+	// wait for it (the durable last key only ever covers chunks all acknowledged).
+	type tableOrder struct {
+		next    int64
+		pending map[int64]chunkResult
+	}
+	order := map[int64]*tableOrder{}
+	var ready []chunkResult
 	for {
-		var r chunkResult
-		select {
-		case <-ctx.Done():
-			return nil
-		case r = <-s.results:
+		if len(ready) == 0 {
+			var in chunkResult
+			select {
+			case <-ctx.Done():
+				return nil
+			case in = <-s.results:
+			}
+			o := order[in.seq]
+			if o == nil {
+				o = &tableOrder{pending: map[int64]chunkResult{}}
+				order[in.seq] = o
+			}
+			o.pending[in.index] = in
+			for {
+				r, ok := o.pending[o.next]
+				if !ok {
+					break
+				}
+				delete(o.pending, o.next)
+				o.next++
+				ready = append(ready, r)
+				if r.final {
+					delete(order, in.seq)
+				}
+			}
+			continue
 		}
+		r := ready[0]
+		ready = ready[1:]
 		for !t.Acked(r.txn) {
 			changed := t.Changed()
 			if t.Acked(r.txn) {

@@ -96,6 +96,7 @@ type Snapshotter struct {
 type chunkResult struct {
 	e     *Entry
 	seq   int64
+	index int64 // the chunk's place in its table (this run)
 	table string
 	last  []string
 	rows  int64
@@ -119,7 +120,7 @@ func New(ctx context.Context, opts Options) (*Snapshotter, error) {
 	}
 	s := &Snapshotter{opts: opts, log: opts.Log.With().Str("component", "incremental snapshot").Logger(),
 		runID: strconv.FormatInt(time.Now().UnixNano(), 36), wake: make(chan struct{}, 1),
-		verdicts: make(chan verdict, 4), results: make(chan chunkResult, 256)}
+		verdicts: make(chan verdict, 4*depth), results: make(chan chunkResult, 256)}
 	s.pipe.router = router
 	if err := s.connect(ctx); err != nil {
 		return nil, err

@@ -39,13 +39,24 @@ type window struct {
 
 // chunk is what the reader read for a window.
 type chunk struct {
-	rel     *decode.Relation
-	rows    [][][]byte // values in rel's column order (nil: NULL), text format
-	keys    []string   // de-duplication key of each row (keyOf)
-	last    []string   // the chunk key of the last row (text), the next chunk's lower bound
-	short   bool       // fewer rows than asked: the table's last chunk
+	rel   *decode.Relation
+	rows  [][][]byte // values in rel's column order (nil: NULL), text format
+	keys  []string   // de-duplication key of each row (keyOf)
+	last  []string   // the chunk key of the last row (text), the next chunk's lower bound
+	short bool       // fewer rows than asked: the table's last chunk
+	// invisible tells the transactions the chunk's snapshot did not see.
+	invisible invisible
+}
+
+// invisible is what a snapshot does not see: the transactions it lists as running, and every one
+// from xmax on.
+type invisible struct {
+	xmax    uint32
 	running map[uint32]bool
 }
+
+// has reports whether the snapshot does not see transaction xid (xids compare modulo 2^32).
+func (v invisible) has(xid uint32) bool { return v.running[xid] || int32(xid-v.xmax) >= 0 }
 
 // verdict is the pipeline's answer to a window, sent to the reader.
 type verdict struct {
@@ -118,10 +129,10 @@ func (r *ring) push(xid uint32, table string) {
 	r.total++
 }
 
-// before returns a transaction of running that changed table and was pushed before position mark,
-// if any is still remembered.
-func (r *ring) before(mark uint64, table string, running map[uint32]bool) (uint32, bool) {
-	if len(running) == 0 || r.entries == nil {
+// before returns a transaction the snapshot did not see that changed table and was pushed before
+// position mark, if any is still remembered.
+func (r *ring) before(mark uint64, table string, inv invisible) (uint32, bool) {
+	if r.entries == nil {
 		return 0, false
 	}
 	from := uint64(0)
@@ -133,7 +144,7 @@ func (r *ring) before(mark uint64, table string, running map[uint32]bool) (uint3
 	}
 	for p := from; p < mark; p++ {
 		e := r.entries[p%ringSize]
-		if running[e.xid] && e.table == table {
+		if e.table == table && inv.has(e.xid) {
 			return e.xid, true
 		}
 	}
