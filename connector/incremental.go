@@ -63,7 +63,7 @@ func (c *Connector) startIncremental(ctx context.Context, snapshotted bool) (*si
 	o := c.routeOptions()
 	opts := incremental.Options{
 		ConnString: c.connStr, Slot: c.cfg.Postgres.Slot, ProgressSchema: c.cfg.Snapshot.ProgressSchema,
-		Publication: c.cfg.Postgres.Publication, ServerVersion: c.info.Version, ChunkRows: c.cfg.Snapshot.IncrementalChunkRows,
+		Publication: c.cfg.Postgres.Publication, ServerVersion: c.info.Version, ChunkRows: c.cfg.Snapshot.IncrementalChunkRows, MaxRowsPerSec: c.cfg.Snapshot.MaxRowsPerSec,
 		Tracker: c.tracker, Route: o, Captured: c.capturedNames, ProgressInterval: c.cfg.Log.ProgressInterval, Log: c.log,
 	}
 	if c.metrics != nil {

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"math/rand"
 	"os"
+	"strconv"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -13,6 +14,9 @@ import (
 	"time"
 
 	"github.com/jackc/pgx/v5"
+
+	"github.com/pgcdc/pgcdc/pkg/kafkaclient"
+	"github.com/pgcdc/pgcdc/pkg/signal"
 )
 
 // incrEnv are the overrides of the incremental snapshot tests: no initial snapshot (the table is
@@ -272,4 +276,223 @@ func TestIncrementalUnderWrites(t *testing.T) {
 	if code := p.stop(); code != 0 {
 		t.Fatalf("exit %d", code)
 	}
+}
+
+// incrProgress reads the incremental snapshot's progress row of table: chunks and rows recorded
+// done, the last key recorded; ok is false when the table has no row (not queued, or done).
+func (e *env) incrProgress(table string) (chunks, rows int64, last []string, ok bool) {
+	e.t.Helper()
+	err := e.db.QueryRow(context.Background(), `SELECT chunks_done, rows_done, last_key FROM pgcdc_incremental_snapshot WHERE slot_name = $1 AND table_name = $2`,
+		e.slot, table).Scan(&chunks, &rows, &last)
+	if err == pgx.ErrNoRows {
+		return 0, 0, nil, false
+	}
+	if err != nil {
+		e.t.Fatal(err)
+	}
+	return chunks, rows, last, true
+}
+
+// waitChunks waits until at least n chunks of table are recorded done.
+func (e *env) waitChunks(table string, n int64, timeout time.Duration) {
+	e.t.Helper()
+	deadline := time.Now().Add(timeout)
+	for {
+		if c, _, _, ok := e.incrProgress(table); ok && c >= n {
+			return
+		}
+		if time.Now().After(deadline) {
+			e.t.Fatalf("%s: %d chunks not recorded done within %s", table, n, timeout)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+}
+
+// kill -9 in the middle of an incremental snapshot (some chunks recorded done, proven by the
+// progress table, the process proven dead of SIGKILL): the restart continues after the last
+// chunk Kafka acknowledged (no row at or below the recorded key is read again) and converges.
+func TestIncrementalKillResume(t *testing.T) {
+	const rows = 20000
+	e := newEnv(t, nil, nil)
+	e.seedTable("ik", rows)
+	ov := incrEnv(map[string]string{"PGCDC_SNAPSHOT_INCREMENTAL_CHUNK_ROWS": "500", "PGCDC_SNAPSHOT_MAX_ROWS_PER_SEC": "4000"})
+	p := e.start(ov)
+	p.logIncremental()
+	p.waitStreaming()
+	w := startIncrWriters(t, e.dsn, "ik", 1, rows)
+	e.signal("execute-snapshot", `{"data-collections": ["public.ik"]}`)
+	e.waitChunks("public.ik", 3, time.Minute)
+	p.kill()
+	chunks, done, last, ok := e.incrProgress("public.ik")
+	if !ok || chunks < 3 || done >= rows || len(last) != 1 {
+		t.Fatalf("at the kill: entry %v, %d chunks, %d rows, last key %v: want some chunks, not all", ok, chunks, done, last)
+	}
+	lastID, _ := strconv.ParseInt(last[0], 10, 64)
+
+	delete(ov, "PGCDC_SNAPSHOT_MAX_ROWS_PER_SEC")
+	p2 := e.start(ov)
+	p2.logIncremental()
+	resumed := p2.logValue("incremental snapshot in progress: continuing after the last chunk Kafka acknowledged", "last_key", time.Minute)
+	if fmt.Sprint(resumed) != fmt.Sprint([]any{last[0]}) {
+		t.Fatalf("resumed after key %v, recorded %v", resumed, last)
+	}
+	p2.waitLog("incremental snapshot: table done", 3*time.Minute)
+	ops := w.finish(t)
+	e.waitCaughtUp(2 * time.Minute)
+	records, snapRows := e.checkIncremental("ik", rows)
+	// Rows at or below the recorded key were read once, by the killed run: the restart did not
+	// read its acknowledged chunks again.
+	perID := map[int64]int{}
+	for _, r := range e.snapRecords("ik", records, time.Minute) {
+		if r.op == "r" {
+			perID[r.id]++
+		}
+	}
+	for id, n := range perID {
+		if id <= lastID && n > 1 {
+			t.Fatalf("id %d (at or below the recorded last key %d) was read %d times: the restart read an acknowledged chunk again", id, lastID, n)
+		}
+	}
+	t.Logf("killed after %d chunks (%d rows, last key %d recorded); resumed there; %d records, %d op r, %d writes during", chunks, done, lastID, records, snapRows, ops)
+	p2.stop()
+}
+
+// The signals, through both channels: additional-conditions (Kafka), pause and resume (signal
+// table), stop (Kafka), log, and a blocking snapshot (Kafka: it pauses the stream while it reads).
+func TestIncrementalSignals(t *testing.T) {
+	e := newEnv(t, nil, nil)
+	e.seedTable("ps", 20000)
+	e.seedTable("st", 20000)
+	e.seedTable("bl", 3000)
+	e.exec(`CREATE TABLE rg (id int PRIMARY KEY, v int NOT NULL, region text)`)
+	e.exec(`INSERT INTO rg SELECT g, g, CASE WHEN g % 3 = 0 THEN 'eu' ELSE 'us' END FROM generate_series(1, 3000) g`)
+	topic := e.prefix + "-signal"
+	ov := incrEnv(map[string]string{"PGCDC_SIGNAL_KAFKA_TOPIC": topic, "PGCDC_SNAPSHOT_INCREMENTAL_CHUNK_ROWS": "500", "PGCDC_SNAPSHOT_MAX_ROWS_PER_SEC": "5000"})
+	p := e.start(ov)
+	p.logIncremental()
+	p.waitStreaming()
+	kafkaSignal := func(typ, data string) {
+		t.Helper()
+		kc, err := kafkaclient.New(context.Background(), kafkaclient.Settings{Brokers: e.brokers})
+		if err != nil {
+			t.Fatal(err)
+		}
+		ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+		defer cancel()
+		if err := signal.SendKafka(ctx, kc, topic, e.prefix, signal.NewID(), typ, []byte(data)); err != nil {
+			t.Fatal(err)
+		}
+	}
+
+	// additional-conditions, through the Kafka topic; a signal keyed for another connector is skipped.
+	p.waitLog("reading signals from the Kafka signal topic", time.Minute)
+	kafkaSignal("log", `{"message": "hello from the test"}`)
+	p.waitLog(`"message":"hello from the test"`, time.Minute)
+	kafkaSignal("execute-snapshot", `{"data-collections": ["public.rg"], "additional-conditions": [{"data-collection": "public.rg", "filter": "region = 'eu'"}]}`)
+	p.waitLogCount("incremental snapshot: table done", 1, time.Minute)
+	recs := e.snapRecords("rg", 1000, time.Minute)
+	if len(recs) != 1000 {
+		t.Fatalf("rg: %d records, want the 1000 eu rows", len(recs))
+	}
+	for _, r := range recs {
+		if r.op != "r" || r.after["region"] != "eu" || r.source.Snapshot != "incremental" {
+			t.Fatalf("rg: record %+v: want op r of an eu row, source.snapshot incremental", r)
+		}
+	}
+
+	// pause and resume, through the signal table.
+	e.signal("execute-snapshot", `{"data-collections": ["public.ps"]}`)
+	e.waitChunks("public.ps", 2, time.Minute)
+	e.signal("pause-snapshot", `{}`)
+	p.waitLog("incremental snapshot paused: no window in flight", time.Minute)
+	atPause := e.topicSize("ps")
+	if atPause >= 20000 {
+		t.Fatalf("ps: %d records at the pause: finished already", atPause)
+	}
+	// The stream goes on while paused; the snapshot does not: a change made now is the only
+	// record after the pause.
+	e.exec(`UPDATE ps SET v = v + 1 WHERE id = 20000`)
+	e.waitCaughtUp(time.Minute)
+	if got := e.topicSize("ps"); got != atPause+1 {
+		t.Fatalf("ps: %d records after a change during the pause, want %d + 1", got, atPause)
+	}
+	e.signal("resume-snapshot", `{}`)
+	p.waitLogCount("incremental snapshot: table done", 2, time.Minute)
+	e.waitCaughtUp(time.Minute)
+	e.checkIncremental("ps", 20000)
+
+	// stop, through the Kafka topic.
+	e.signal("execute-snapshot", `{"data-collections": ["public.st"]}`)
+	e.waitChunks("public.st", 2, time.Minute)
+	kafkaSignal("stop-snapshot", `{"data-collections": ["public.st"], "type": "incremental"}`)
+	p.waitLog("signal: stop-snapshot", time.Minute)
+	if _, _, _, ok := e.incrProgress("public.st"); ok {
+		t.Fatal("st: still in the progress table after stop-snapshot")
+	}
+	e.exec(`UPDATE st SET v = v + 1 WHERE id = 1`)
+	e.waitCaughtUp(time.Minute)
+	atStop := e.topicSize("st")
+	e.exec(`UPDATE st SET v = v + 1 WHERE id = 1`)
+	e.waitCaughtUp(time.Minute)
+	if got := e.topicSize("st"); got != atStop+1 || atStop >= 20000 {
+		t.Fatalf("st: %d records at the stop and %d after one more change: want fewer than 20000, then one more", atStop, got)
+	}
+
+	// blocking, through the Kafka topic: the tables are read in one snapshot with the initial
+	// snapshot's markers, and the stream goes on afterwards.
+	kafkaSignal("execute-snapshot", `{"data-collections": ["public.bl"], "type": "blocking"}`)
+	p.waitLog("blocking snapshot done: the stream goes on", time.Minute)
+	e.exec(`UPDATE bl SET v = -1 WHERE id = 1`)
+	e.waitCaughtUp(time.Minute)
+	recs = e.snapRecords("bl", 3001, time.Minute)
+	marks := map[string]int{}
+	for _, r := range recs {
+		if r.op == "r" {
+			marks[r.source.Snapshot]++
+		}
+	}
+	if marks["first"] != 1 || marks["last"] != 1 || marks["true"] != 2998 {
+		t.Fatalf("bl: markers %v, want first 1, true 2998, last 1", marks)
+	}
+	if code := p.stop(); code != 0 {
+		t.Fatalf("exit %d", code)
+	}
+}
+
+// Tables that become captured later are backfilled with zero rows missed: one added to
+// tables.include before a restart (pgcdc compares the captured tables with those whose rows the
+// slot's topics hold), and one created while pgcdc runs (the publication refresher adds it and
+// asks for its snapshot), both while writers change them.
+func TestIncrementalNewTables(t *testing.T) {
+	e := newEnv(t, nil, nil)
+	e.seedTable("na", 1000)
+	ov := incrEnv(map[string]string{"PGCDC_SNAPSHOT_MODE": "initial", "PGCDC_TABLES_INCLUDE": "public.na"})
+	p := e.start(ov)
+	p.waitLog("snapshot completed", time.Minute)
+	p.waitStreaming()
+	if code := p.stop(); code != 0 {
+		t.Fatalf("exit %d", code)
+	}
+
+	e.seedTable("nb", 5000)
+	ov["PGCDC_TABLES_INCLUDE"] = "public.na,public.nb,public.nc_*"
+	p2 := e.start(ov)
+	p2.logIncremental()
+	if got := p2.logValue("tables captured since the last run: snapshotting them incrementally (snapshot.backfill_new_tables)", "tables", time.Minute); fmt.Sprint(got) != "[public.nb]" {
+		t.Fatalf("backfilled at the restart: %v, want [public.nb]", got)
+	}
+	w := startIncrWriters(t, e.dsn, "nb", 1, 5000)
+	p2.waitLogCount("incremental snapshot: table done", 1, 2*time.Minute)
+	// Created while pgcdc runs: its rows are written before the refresher adds it to the
+	// publication, so only the backfill can publish them.
+	e.exec(`CREATE TABLE nc_1 (id int PRIMARY KEY, v int NOT NULL, note text); INSERT INTO nc_1 SELECT g, g, 'x' FROM generate_series(1, 2000) g`)
+	p2.waitLogCount("incremental snapshot: table done", 2, 2*time.Minute)
+	w.finish(t)
+	e.waitCaughtUp(time.Minute)
+	e.checkIncremental("nb", 5000)
+	e.checkIncremental("nc_1", 2000)
+	if n := e.topicSize("na"); n != 1000 {
+		t.Fatalf("na: %d records, want its 1000 snapshot rows only (not snapshotted again)", n)
+	}
+	p2.stop()
 }

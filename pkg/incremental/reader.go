@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"strconv"
+	"slices"
 	"strings"
 	"sync/atomic"
 	"time"
@@ -95,8 +96,12 @@ func (s *Snapshotter) readLoop(ctx context.Context) error {
 	}()
 	b := retry.New(200*time.Millisecond, 10*time.Second)
 	var tr *tableRun
+	pauseLogged := false
 	for {
 		cur, ok := s.current()
+		if ok {
+			pauseLogged = false
+		}
 		switch {
 		case tr != nil && len(tr.flying) > 0 && (!ok || cur.seq != tr.cur.seq):
 			// Paused, or the table was stopped: the windows in flight still get their verdicts.
@@ -105,6 +110,10 @@ func (s *Snapshotter) readLoop(ctx context.Context) error {
 			}
 			continue
 		case !ok:
+			if paused := s.isPaused(); paused && !pauseLogged {
+				s.log.Info().Msg("incremental snapshot paused: no window in flight")
+				pauseLogged = true
+			}
 			select {
 			case <-ctx.Done():
 				return nil
@@ -190,7 +199,7 @@ func (s *Snapshotter) launch(ctx context.Context, conn *pgx.Conn, tr *tableRun) 
 	if err != nil {
 		return err
 	}
-	if f == nil { // the key changed: describe again and read again
+	if f == nil { // the key changed (read again, described anew), or the table was stopped
 		return nil
 	}
 	tr.flying = append(tr.flying, f)
@@ -269,6 +278,19 @@ func sleep(ctx context.Context, d time.Duration) error {
 	case <-t.C:
 		return nil
 	}
+}
+
+func (s *Snapshotter) isPaused() bool {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.paused
+}
+
+// queued reports whether entry seq is still queued.
+func (s *Snapshotter) queued(seq int64) bool {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return slices.ContainsFunc(s.queue, func(e *Entry) bool { return e.Seq == seq })
 }
 
 // current returns the entry to read, or false when none is queued or the snapshot is paused.
@@ -428,7 +450,8 @@ func (s *Snapshotter) describe(ctx context.Context, q pgx.Tx, e *Entry) (*target
 }
 
 // window reads span sp of tr's table between a low and a high watermark. It returns nil when the
-// table's key changed meanwhile (the span is then read again, described anew).
+// table's key changed meanwhile (the span is then read again, described anew) or the table was
+// stopped.
 func (s *Snapshotter) window(ctx context.Context, conn *pgx.Conn, tr *tableRun, sp *span) (*flight, error) {
 	if tr.tg == nil {
 		// The de-duplication key must be known before the low watermark: describe the table
@@ -444,9 +467,18 @@ func (s *Snapshotter) window(ctx context.Context, conn *pgx.Conn, tr *tableRun, 
 		}
 		tr.tg = tg
 	}
+	if s.limit != nil { // snapshot.max_rows_per_sec: a chunk's worth of rows, before its transaction starts
+		if err := s.limit.WaitN(ctx, min(s.opts.ChunkRows, s.limit.Burst())); err != nil {
+			return nil, err
+		}
+	}
 	keyNames := tr.tg.keyNames
 	f := &flight{id: s.runID + "-" + strconv.FormatInt(s.windows.Add(1), 10), span: sp, t0: time.Now()}
 	s.pipe.register(&window{id: f.id, table: tr.cur.table, keyNames: keyNames})
+	if !s.queued(tr.cur.seq) { // stopped meanwhile (stop cancels the windows registered before)
+		s.pipe.drop(f.id)
+		return nil, nil
+	}
 	if err := emitWatermark(ctx, conn, markOpen+f.id, false); err != nil {
 		s.pipe.drop(f.id)
 		return nil, err

@@ -15,6 +15,7 @@ import (
 	"github.com/jackc/pgx/v5"
 	"github.com/rs/zerolog"
 	"golang.org/x/sync/errgroup"
+	"golang.org/x/time/rate"
 
 	"github.com/pgcdc/pgcdc/pkg/ack"
 	"github.com/pgcdc/pgcdc/pkg/pgsource"
@@ -48,6 +49,7 @@ type Options struct {
 	Publication    string // limits the columns to its column list (PostgreSQL 15+)
 	ServerVersion  int    // server_version_num
 	ChunkRows      int    // rows per chunk; DefaultChunkRows when 0
+	MaxRowsPerSec  int    // read rate limit (snapshot.max_rows_per_sec); 0: none
 	// Tracker is the pipeline's tracker: a chunk is recorded done once Kafka acknowledged its rows.
 	Tracker *ack.Tracker
 	// Route builds the router that encodes the chunks' rows (the pipeline's options: the same
@@ -89,7 +91,8 @@ type Snapshotter struct {
 	verdicts chan verdict     // pipeline → reader
 	results  chan chunkResult // reader → recorder
 	stats    stats
-	windows  atomic.Int64 // windows opened by this process (their ids)
+	windows  atomic.Int64  // windows opened by this process (their ids)
+	limit    *rate.Limiter // nil: no rate limit
 }
 
 // chunkResult is a published chunk the recorder records once Kafka acknowledged it.
@@ -122,6 +125,9 @@ func New(ctx context.Context, opts Options) (*Snapshotter, error) {
 		runID: strconv.FormatInt(time.Now().UnixNano(), 36), wake: make(chan struct{}, 1),
 		verdicts: make(chan verdict, 4*depth), results: make(chan chunkResult, 256)}
 	s.pipe.router = router
+	if opts.MaxRowsPerSec > 0 {
+		s.limit = rate.NewLimiter(rate.Limit(opts.MaxRowsPerSec), max(opts.MaxRowsPerSec/10, opts.ChunkRows))
+	}
 	if err := s.connect(ctx); err != nil {
 		return nil, err
 	}
@@ -132,7 +138,9 @@ func New(ctx context.Context, opts Options) (*Snapshotter, error) {
 	}
 	s.paused, s.queue, s.known, s.offset = st.Paused, st.Queue, st.Known, st.SignalOffset
 	if len(s.queue) > 0 {
-		s.log.Info().Strs("tables", s.queuedTables()).Bool("paused", s.paused).Msg("incremental snapshot in progress: continuing after the last chunk Kafka acknowledged")
+		e := s.queue[0]
+		s.log.Info().Strs("tables", s.queuedTables()).Bool("paused", s.paused).Str("table", e.Table).Strs("last_key", e.LastKey).Int64("rows_done", e.Rows).
+			Int64("chunks_done", e.Chunks).Msg("incremental snapshot in progress: continuing after the last chunk Kafka acknowledged")
 	}
 	return s, nil
 }
