@@ -46,5 +46,5 @@ bench: build ## benchmark against pg_recvlogical: throughput (with and without v
 	$(GO) run ./internal/cmd/bench -pgcdc bin/pgcdc $(BENCH_FLAGS)
 
 .PHONY: test-long
-test-long: ## long-form tests (about 10 min): pgcdc's peak memory over kafka.max_in_flight_bytes 4-64 MiB on 1 and 12 partitions
-	$(TESTENV) env PGCDC_TEST_LONG=1 $(GO) test -count=1 -timeout 60m -run 'TestMemoryPeak' -v ./connector
+test-long: ## long-form tests (about 15 min): pgcdc's peak memory over kafka.max_in_flight_bytes 4-64 MiB on 1 and 12 partitions; an incremental snapshot of 1,000,000 rows under writes
+	$(TESTENV) env PGCDC_TEST_LONG=1 $(GO) test -count=1 -timeout 60m -run 'TestMemoryPeak|TestIncrementalUnderWrites' -v ./connector
