@@ -8,8 +8,6 @@ import (
 	"testing"
 	"time"
 
-	"github.com/jackc/pgx/v5"
-
 	"github.com/pgcdc/pgcdc/internal/debeziumtest"
 	"github.com/pgcdc/pgcdc/internal/testenv"
 )
@@ -194,41 +192,10 @@ func cmpID(r rec) int64 {
 	return -1
 }
 
-// startWriterSQL runs the statement stmt(i) for i = 0, 1, ... until finish (bounded to two
-// minutes), a few hundred a second.
-func startWriterSQL(t *testing.T, dsn string, stmt func(i int) (string, []any)) *writer {
-	t.Helper()
-	w := &writer{stop: make(chan struct{}), done: make(chan struct{})}
-	conn, err := pgx.Connect(context.Background(), dsn)
-	if err != nil {
-		t.Fatal(err)
-	}
-	go func() {
-		defer close(w.done)
-		defer conn.Close(context.Background())
-		deadline := time.Now().Add(2 * time.Minute)
-		for i := 0; time.Now().Before(deadline); i++ {
-			select {
-			case <-w.stop:
-				return
-			default:
-			}
-			sql, args := stmt(i)
-			if _, err := conn.Exec(context.Background(), sql, args...); err != nil {
-				w.err = err
-				return
-			}
-			w.ops.Add(1)
-			time.Sleep(2 * time.Millisecond)
-		}
-	}()
-	return w
-}
-
 // startCmpWriter changes the ids divisible by 10 of cmp (updates, deletes) and inserts new ones.
 func startCmpWriter(t *testing.T, dsn string) *writer {
 	t.Helper()
-	return startWriterSQL(t, dsn, func(i int) (string, []any) {
+	return startWriterSQL(t, dsn, 2*time.Millisecond, func(i int) (string, []any) {
 		id := (i*7919)%3000/10*10 + 10
 		switch i % 10 {
 		case 0:

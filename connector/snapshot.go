@@ -394,14 +394,7 @@ func (h *snapshotHandler) ChunkEnd(w int, ch *snapshot.Chunk, rows int64) error 
 
 func (h *snapshotHandler) Row(ctx context.Context, wi int, t *snapshot.Table, ch *snapshot.Chunk, n int64, values [][]byte, marker string) error {
 	w := &h.workers[wi]
-	w.row = w.row[:0]
-	for _, v := range values {
-		if v == nil {
-			w.row = append(w.row, event.Datum{Kind: event.DatumNull})
-		} else {
-			w.row = append(w.row, event.Datum{Kind: event.DatumText, Text: v})
-		}
-	}
+	w.row = event.TextDatums(w.row[:0], values)
 	src := event.Source{CommitTime: h.sess.Time, Snapshot: marker, TxID: h.sess.TxID, LSN: uint64(h.sess.LSN)}
 	// The position header makes (source.lsn, pgcdc.position) unique within the snapshot.
 	pos := int64(ch.Ordinal)<<32 | n

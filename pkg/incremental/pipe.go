@@ -251,14 +251,7 @@ func (s *Snapshotter) Watermark(ch *decode.Change, txn ack.TxnID, emit func(kafk
 				v.dropped++
 				continue
 			}
-			p.datums = p.datums[:0]
-			for _, val := range vals {
-				if val == nil {
-					p.datums = append(p.datums, event.Datum{Kind: event.DatumNull})
-				} else {
-					p.datums = append(p.datums, event.Datum{Kind: event.DatumText, Text: val})
-				}
-			}
+			p.datums = event.TextDatums(p.datums[:0], vals)
 			if err := p.router.Snapshot(c.rel, p.datums, src, v.published, emit); err != nil {
 				return true, fmt.Errorf("incremental snapshot of %s: %w", w.table, err)
 			}

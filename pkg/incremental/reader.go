@@ -493,7 +493,7 @@ func (s *Snapshotter) window(ctx context.Context, conn *pgx.Conn, tr *tableRun, 
 		s.pipe.drop(f.id)
 		return nil, err
 	}
-	if !equalNames(tr.tg.keyNames, keyNames) {
+	if !slices.Equal(tr.tg.keyNames, keyNames) {
 		s.pipe.drop(f.id)
 		return nil, nil
 	}
@@ -506,18 +506,6 @@ func (s *Snapshotter) window(ctx context.Context, conn *pgx.Conn, tr *tableRun, 
 	}
 	f.t3 = time.Now()
 	return f, nil
-}
-
-func equalNames(a, b []string) bool {
-	if len(a) != len(b) {
-		return false
-	}
-	for i := range a {
-		if a[i] != b[i] {
-			return false
-		}
-	}
-	return true
 }
 
 // emitWatermark writes a watermark: a logical decoding message, which the stream delivers at its
