@@ -65,6 +65,7 @@ func (c *Connector) startIncremental(ctx context.Context, snapshotted bool) (*si
 		ConnString: c.connStr, Slot: c.cfg.Postgres.Slot, ProgressSchema: c.cfg.Snapshot.ProgressSchema,
 		Publication: c.cfg.Postgres.Publication, ServerVersion: c.info.Version, ChunkRows: c.cfg.Snapshot.IncrementalChunkRows, MaxRowsPerSec: c.cfg.Snapshot.MaxRowsPerSec,
 		Tracker: c.tracker, Route: o, Captured: c.capturedNames, ProgressInterval: c.cfg.Log.ProgressInterval, Log: c.log,
+		InFlight: c.sink.InFlight, MaxInFlight: int64(c.cfg.Kafka.MaxInFlightBytes),
 	}
 	if c.metrics != nil {
 		opts.Metrics = c.metrics

@@ -3,6 +3,7 @@ package incremental
 import (
 	"fmt"
 	"sync"
+	"sync/atomic"
 
 	"github.com/jackc/pglogrepl"
 
@@ -16,9 +17,10 @@ import (
 // pipeSide is the part of the Snapshotter the pipeline goroutine drives: it sees the stream's
 // changes and the watermarks in WAL order.
 type pipeSide struct {
-	mu   sync.Mutex // guards wins and open (the reader registers and attaches, the pipeline opens and closes)
-	wins []*window  // registered windows, in the order of their watermarks in the WAL
-	open *window    // the window between its low and its high watermark (at most one: windows follow each other in the WAL)
+	mu      sync.Mutex  // guards wins and open (the reader registers and attaches, the pipeline opens and closes)
+	wins    []*window   // registered windows, in the order of their watermarks in the WAL
+	open    *window     // the window between its low and its high watermark (at most one: windows follow each other in the WAL)
+	hasOpen atomic.Bool // open != nil: the stream's changes need not take mu while no window is open
 
 	// Used by the pipeline goroutine only.
 	router     *route.Router
@@ -63,11 +65,17 @@ func (p *pipeSide) drop(id string) {
 	p.mu.Lock()
 	if i := p.find(id); i >= 0 {
 		if p.open == p.wins[i] {
-			p.open = nil
+			p.setOpen(nil)
 		}
 		p.wins = append(p.wins[:i], p.wins[i+1:]...)
 	}
 	p.mu.Unlock()
+}
+
+// setOpen sets the open window. Called with mu held.
+func (p *pipeSide) setOpen(w *window) {
+	p.open = w
+	p.hasOpen.Store(w != nil)
 }
 
 // cancel makes the windows whose table matches publish nothing (stop-snapshot).
@@ -107,6 +115,9 @@ func (s *Snapshotter) Observe(ch *decode.Change) {
 			p.touch(r.Name)
 		}
 	default:
+		return
+	}
+	if !p.hasOpen.Load() {
 		return
 	}
 	p.mu.Lock()
@@ -220,13 +231,13 @@ func (s *Snapshotter) Watermark(ch *decode.Change, txn ack.TxnID, emit func(kafk
 		p.wins = p.wins[i:]
 		w.opened, w.mark, w.changed = true, p.ring.total, map[string]struct{}{}
 		w.truncated, w.unknown = false, false
-		p.open = w
+		p.setOpen(w)
 		p.mu.Unlock()
 		return true, nil
 	}
 	p.wins = p.wins[i+1:]
 	if p.open == w {
-		p.open = nil
+		p.setOpen(nil)
 	}
 	p.mu.Unlock()
 	if w.chunk == nil { // cannot happen: the reader attaches before it writes the high watermark

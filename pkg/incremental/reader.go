@@ -467,6 +467,9 @@ func (s *Snapshotter) window(ctx context.Context, conn *pgx.Conn, tr *tableRun, 
 		}
 		tr.tg = tg
 	}
+	if err := s.roomInKafka(ctx); err != nil {
+		return nil, err
+	}
 	if s.limit != nil { // snapshot.max_rows_per_sec: a chunk's worth of rows, before its transaction starts
 		if err := s.limit.WaitN(ctx, min(s.opts.ChunkRows, s.limit.Burst())); err != nil {
 			return nil, err
@@ -506,6 +509,20 @@ func (s *Snapshotter) window(ctx context.Context, conn *pgx.Conn, tr *tableRun, 
 	}
 	f.t3 = time.Now()
 	return f, nil
+}
+
+// roomInKafka waits until less than half of the in-flight budget is used: the stream keeps the
+// other half.
+func (s *Snapshotter) roomInKafka(ctx context.Context) error {
+	if s.opts.InFlight == nil || s.opts.MaxInFlight <= 0 {
+		return nil
+	}
+	for s.opts.InFlight() > s.opts.MaxInFlight/2 {
+		if err := sleep(ctx, 5*time.Millisecond); err != nil {
+			return err
+		}
+	}
+	return nil
 }
 
 // emitWatermark writes a watermark: a logical decoding message, which the stream delivers at its

@@ -59,6 +59,11 @@ type Options struct {
 	// incrementally (their changes must come through the stream). Signals' data-collections are
 	// matched against them.
 	Captured func() []string
+	// InFlight returns the bytes handed to Kafka and not yet acknowledged, and MaxInFlight their
+	// bound (kafka.max_in_flight_bytes): a window is started only while less than half of it is
+	// used, so that the stream's records never wait behind a backlog of snapshot rows. nil: no check.
+	InFlight    func() int64
+	MaxInFlight int64
 	// ProgressInterval is the time between progress log lines (0: none).
 	ProgressInterval time.Duration
 	Metrics          Metrics
