@@ -18,9 +18,9 @@ test: ## unit and integration tests with -race against real PostgreSQL and Kafka
 # The long forms (about 45 min): the live comparisons with Debezium 3.6.1 in Kafka Connect (every
 # mode set, the outbox EventRouter, the event shaping option sets of docs/shaping.md), pgcdc's peak
 # memory over kafka.max_in_flight_bytes 4-64 MiB on 1 and 12 partitions (without -race, which would
-# inflate it), DDL under load for 10 minutes.
-LONG_TESTS := TestCompatDebezium|TestOutboxCompatDebezium|TestShapingDebezium|TestMemoryPeak|TestDDLUnderLoad
-test-long: ## long-form tests: live Debezium comparisons in every mode set and shaping option set, memory sweep, 10 min of DDL under load
+# inflate it), DDL under load for 10 minutes, an incremental snapshot of 1,000,000 rows under writes.
+LONG_TESTS := TestCompatDebezium|TestOutboxCompatDebezium|TestShapingDebezium|TestMemoryPeak|TestDDLUnderLoad|TestIncrementalUnderWrites
+test-long: ## long-form tests: live Debezium comparisons in every mode set and shaping option set, memory sweep, 10 min of DDL under load, incremental snapshot of 1,000,000 rows
 	$(TESTENV) env PGCDC_TEST_LONG=1 PGCDC_TEST_DDL_DURATION=10m $(GO) test -count=1 -timeout 120m -run '$(LONG_TESTS)' -v ./connector
 
 test-unit: ## unit tests only (integration tests skip under -short)

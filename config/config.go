@@ -19,6 +19,7 @@ type Config struct {
 	Snapshot  SnapshotConfig  `yaml:"snapshot"`
 	Deliver   DeliverConfig   `yaml:"deliver"`
 	Outbox    OutboxConfig    `yaml:"outbox"`
+	Signal    SignalConfig    `yaml:"signal"`
 }
 
 // SnapshotConfig configures the initial snapshot: the rows that exist before streaming starts,
@@ -33,6 +34,14 @@ type SnapshotConfig struct {
 	ChunkRows      int    `yaml:"chunk_rows"`       // rows per chunk (key or ctid range), default 100000
 	MaxRowsPerSec  int    `yaml:"max_rows_per_sec"` // read rate limit over all workers; 0 (default) = none
 	ProgressSchema string `yaml:"progress_schema"`  // schema of the pgcdc_snapshot_progress table, default "public"
+
+	// IncrementalChunkRows is the number of rows an incremental snapshot reads per chunk (window),
+	// as Debezium's incremental.snapshot.chunk.size; default 1024.
+	IncrementalChunkRows int `yaml:"incremental_chunk_rows"`
+	// BackfillNewTables snapshots incrementally the tables that become captured after the slot's
+	// tables were snapshotted (a table added to tables.include before a restart, or created while
+	// pgcdc runs), so that their existing rows are published too. Default true.
+	BackfillNewTables bool `yaml:"backfill_new_tables"`
 }
 
 // Publication modes (postgres.publication_mode).
@@ -76,6 +85,10 @@ const SnapshotProgressTable = "pgcdc_snapshot_progress"
 // SlotPositionTable is the table (in snapshot.progress_schema) where pgcdc records the last
 // position it confirmed on each slot (package slotrecord). Never captured either.
 const SlotPositionTable = "pgcdc_slot_position"
+
+// IncrementalProgressTable is the table (in snapshot.progress_schema) where pgcdc records the
+// incremental snapshots' progress (package incremental). Never captured either.
+const IncrementalProgressTable = "pgcdc_incremental_snapshot"
 
 // HeartbeatConfig configures heartbeats: a small write at an interval that travels through the
 // replication stream, so that the slot keeps advancing and liveness is visible end to end.
@@ -321,6 +334,9 @@ func Default() Config {
 			Workers:        2,
 			ChunkRows:      100000,
 			ProgressSchema: "public",
+
+			IncrementalChunkRows: 1024,
+			BackfillNewTables:    true,
 		},
 		Metrics: MetricsConfig{
 			Listen: DefaultMetricsListen,

@@ -107,6 +107,7 @@ func (c Config) Validate() error {
 	c.Snapshot.validate(v)
 	c.Deliver.validate(v)
 	c.Outbox.validate(v, c.Tables)
+	c.Signal.validate(v)
 	return errors.Join(v.errs...)
 }
 
@@ -312,5 +313,8 @@ func (s SnapshotConfig) validate(v *validator) {
 	}
 	if s.ProgressSchema == "" || len(s.ProgressSchema) > 63 {
 		v.add("snapshot.progress_schema", "must be a schema name of 1 to 63 bytes, got %q", s.ProgressSchema)
+	}
+	if s.IncrementalChunkRows < 1 || s.IncrementalChunkRows > 1000000 {
+		v.add("snapshot.incremental_chunk_rows", "must be between 1 and 1000000, got %d", s.IncrementalChunkRows)
 	}
 }

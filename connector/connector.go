@@ -18,6 +18,7 @@ import (
 	"github.com/pgcdc/pgcdc/pkg/ack"
 	"github.com/pgcdc/pgcdc/pkg/decode"
 	"github.com/pgcdc/pgcdc/pkg/event"
+	"github.com/pgcdc/pgcdc/pkg/incremental"
 	"github.com/pgcdc/pgcdc/pkg/kafkaclient"
 	"github.com/pgcdc/pgcdc/pkg/kafkasink"
 	"github.com/pgcdc/pgcdc/pkg/outbox"
@@ -49,12 +50,14 @@ type Connector struct {
 	noticed   map[string]bool   // warnings given once per process (guarded by tablesMu)
 	// createdPublication: this start-up created the publication (undone if the start fails).
 	createdPublication bool
-	// onJoin snapshots the rows of tables that joined the publication while pgcdc ran; nil: none.
-	onJoin func(tables []string) error
 
 	outbox *outbox.Router // outbox routing (outbox.go); nil: none
 
 	shape *shaping // event shaping (shaping.go), shared by every router
+
+	snapshotted bool // this run snapshotted every captured table (snapshot.go)
+	incrMu      sync.Mutex
+	incr        *incremental.Snapshotter // incremental snapshots (incremental.go); nil until streaming, or unavailable
 }
 
 // New prepares a connector for cfg (which Load has validated). m receives its metrics; nil means none.
@@ -124,9 +127,21 @@ func (c *Connector) stream(soft context.Context) error {
 	if err != nil {
 		return err
 	}
+	side, err := c.startIncremental(soft, c.snapshotted) // incremental.go
+	if err != nil {
+		return err
+	}
+	defer func() {
+		c.incrMu.Lock()
+		c.incr = nil
+		c.incrMu.Unlock()
+		if side.incr != nil {
+			side.incr.Close()
+		}
+	}()
 	src := pgsource.NewStream(c.streamOptions(), c.tracker)
 	p := &pipeline{dec: decode.NewDecoder(decode.NewRelations(cat), sp), router: router, sink: c.sink, tracker: c.tracker,
-		lastCommit: c.sessionLastCommit}
+		lastCommit: c.sessionLastCommit, side: side}
 	if c.metrics != nil {
 		p.onCommit = func(end pglogrepl.LSN, txn *decode.Txn) { c.metrics.Committed(uint64(end), txn.CommitTime) }
 	}
@@ -149,6 +164,7 @@ func (c *Connector) stream(soft context.Context) error {
 	})
 	g.Go(func() error { return c.stopDeadline(soft, gctx) })
 	g.Go(func() error { return c.sinkFailure(gctx) })
+	c.runIncremental(g, gctx, side)
 	c.periodicJobs(g, gctx, src)
 
 	err = g.Wait()
@@ -311,6 +327,9 @@ func (c *Connector) start(ctx context.Context) (err error) {
 	if err := pgsource.CheckReplicationRole(pgCtx, sql); err != nil {
 		return err
 	}
+	if err := c.ensureSignalTable(pgCtx, sql); err != nil { // incremental.go
+		return err
+	}
 	selected, err := pgsource.ListTables(pgCtx, sql, c.cfg.Tables.Matches)
 	if err != nil {
 		return err
@@ -340,7 +359,7 @@ func (c *Connector) start(ctx context.Context) (err error) {
 			}
 		}
 	}
-	tables, _, err := c.syncPublication(pgCtx, sql, true)
+	tables, err := c.syncPublication(pgCtx, sql, true)
 	if err != nil {
 		return err
 	}

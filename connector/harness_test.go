@@ -230,15 +230,21 @@ func tail(s string, n int) string {
 // waitLog waits until the output contains substr.
 func (p *proc) waitLog(substr string, timeout time.Duration) {
 	p.t.Helper()
+	p.waitLogCount(substr, 1, timeout)
+}
+
+// waitLogCount waits until the output contains substr at least n times.
+func (p *proc) waitLogCount(substr string, n int, timeout time.Duration) {
+	p.t.Helper()
 	deadline := time.Now().Add(timeout)
-	for !strings.Contains(p.out.String(), substr) {
+	for strings.Count(p.out.String(), substr) < n {
 		select {
 		case <-p.done:
-			p.t.Fatalf("pgcdc exited (%v) before logging %q:\n%s", p.err, substr, tail(p.out.String(), 6000))
+			p.t.Fatalf("pgcdc exited (%v) before logging %q %d times:\n%s", p.err, substr, n, tail(p.out.String(), 6000))
 		default:
 		}
 		if time.Now().After(deadline) {
-			p.t.Fatalf("pgcdc did not log %q within %s:\n%s", substr, timeout, tail(p.out.String(), 6000))
+			p.t.Fatalf("pgcdc did not log %q %d times within %s:\n%s", substr, n, timeout, tail(p.out.String(), 6000))
 		}
 		time.Sleep(50 * time.Millisecond)
 	}

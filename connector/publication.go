@@ -3,6 +3,7 @@ package connector
 import (
 	"context"
 	"fmt"
+	"slices"
 	"strings"
 
 	"github.com/jackc/pgx/v5"
@@ -16,14 +17,29 @@ import (
 // start-up and at every refresh, with the same rules both times: an include entry that matches no
 // table yet is a warning (the table may be created later); a table that cannot be published without
 // breaking the application's UPDATE and DELETE (no replica identity) is left out with a warning and
-// counted in pgcdc_tables_skipped; the tables a refresh adds to the publication are returned in
-// joined (their rows are then snapshotted, see joinTables).
-func (c *Connector) syncPublication(ctx context.Context, conn *pgx.Conn, startup bool) (captured, joined []pgsource.Table, err error) {
+// counted in pgcdc_tables_skipped. The tables a refresh finds captured anew join the capture (see
+// refreshPublication).
+//
+// The signal table (signal.table) is published as the captured tables are (its rows are signals,
+// read from the stream) but never captured: it is in neither list returned.
+func (c *Connector) syncPublication(ctx context.Context, conn *pgx.Conn, startup bool) ([]pgsource.Table, error) {
+	sigSchema, sigName := c.cfg.Signal.TableName()
+	isSignal := func(t pgsource.Table) bool {
+		return c.cfg.Signal.Table != "" && t.Schema == sigSchema && t.Name == sigName
+	}
+	captured, err := c.publish(ctx, conn, startup, func(schema, table string) bool {
+		return c.cfg.Tables.Matches(schema, table) || isSignal(pgsource.Table{Schema: schema, Name: table})
+	})
+	return slices.DeleteFunc(captured, isSignal), err
+}
+
+// publish is syncPublication for the tables match selects (the captured ones and the signal table).
+func (c *Connector) publish(ctx context.Context, conn *pgx.Conn, startup bool, match func(schema, table string) bool) ([]pgsource.Table, error) {
 	pg := c.cfg.Postgres
 	mode := pg.PublicationModeEffective()
-	tables, err := pgsource.ListTables(ctx, conn, c.cfg.Tables.Matches)
+	tables, err := pgsource.ListTables(ctx, conn, match)
 	if err != nil {
-		return nil, nil, err
+		return nil, err
 	}
 	if startup {
 		names := make([]string, len(tables))
@@ -36,15 +52,15 @@ func (c *Connector) syncPublication(ctx context.Context, conn *pgx.Conn, startup
 	}
 	pub, err := pgsource.ReadPublication(ctx, conn, pg.Publication)
 	if err != nil {
-		return nil, nil, err
+		return nil, err
 	}
 	if !startup && !pub.Exists {
-		return nil, nil, pgsource.StopJob(&errPublicationDropped{pg.Publication})
+		return nil, pgsource.StopJob(&errPublicationDropped{pg.Publication})
 	}
 	ident := pgx.Identifier{pg.Publication}.Sanitize()
 	if pub.Exists && pub.ViaRoot != c.cfg.Tables.PublishViaPartitionRoot {
 		// Never flipped silently: it changes the topics of partitioned tables.
-		return nil, nil, fmt.Errorf("postgres: publication %q has publish_via_partition_root = %t but tables.publish_via_partition_root is %t: "+
+		return nil, fmt.Errorf("postgres: publication %q has publish_via_partition_root = %t but tables.publish_via_partition_root is %t: "+
 			"the topics of partitioned tables differ (one per partitioned table when true, one per partition when false). Keep the topics consumers read: "+
 			"set tables.publish_via_partition_root: %t; or move to the other topics knowingly: ALTER PUBLICATION %s SET (publish_via_partition_root = %t)",
 			pg.Publication, pub.ViaRoot, c.cfg.Tables.PublishViaPartitionRoot, pub.ViaRoot, ident, c.cfg.Tables.PublishViaPartitionRoot)
@@ -53,26 +69,26 @@ func (c *Connector) syncPublication(ctx context.Context, conn *pgx.Conn, startup
 	case config.PublicationAllTables:
 		if !pub.Exists {
 			if err := c.warnUnpublishable(ctx, conn); err != nil {
-				return nil, nil, err
+				return nil, err
 			}
 			if err := pgsource.CreatePublicationAllTables(ctx, conn, pg.Publication, c.cfg.Tables.PublishViaPartitionRoot); err != nil {
-				return nil, nil, fmt.Errorf("%w (postgres.publication_mode all_tables needs a superuser: create it as one, or use publication_mode filtered)", err)
+				return nil, fmt.Errorf("%w (postgres.publication_mode all_tables needs a superuser: create it as one, or use publication_mode filtered)", err)
 			}
 			c.createdPublication = startup
 			c.log.Info().Str("publication", pg.Publication).Msg("created publication FOR ALL TABLES")
 		} else if !pub.AllTables {
-			return nil, nil, fmt.Errorf("postgres: publication %q exists but is not FOR ALL TABLES, and postgres.publication_mode is all_tables: drop it (DROP PUBLICATION %s) to let pgcdc create it, or set publication_mode to filtered or disabled",
+			return nil, fmt.Errorf("postgres: publication %q exists but is not FOR ALL TABLES, and postgres.publication_mode is all_tables: drop it (DROP PUBLICATION %s) to let pgcdc create it, or set publication_mode to filtered or disabled",
 				pg.Publication, ident)
 		}
-		return tables, nil, nil
+		return tables, nil
 	case config.PublicationDisabled, config.PublicationNoTables:
 		if !pub.Exists && mode == config.PublicationDisabled {
-			return nil, nil, fmt.Errorf("postgres: publication %q does not exist and pgcdc does not manage it (postgres.publication_mode disabled, or create_publication: false): as an administrator, CREATE PUBLICATION %s FOR TABLE ... WITH (publish_via_partition_root = %t); or set publication_mode: filtered",
+			return nil, fmt.Errorf("postgres: publication %q does not exist and pgcdc does not manage it (postgres.publication_mode disabled, or create_publication: false): as an administrator, CREATE PUBLICATION %s FOR TABLE ... WITH (publish_via_partition_root = %t); or set publication_mode: filtered",
 				pg.Publication, ident, c.cfg.Tables.PublishViaPartitionRoot)
 		}
 		if !pub.Exists {
 			if err := pgsource.CreatePublication(ctx, conn, pg.Publication, nil, c.cfg.Tables.PublishViaPartitionRoot, nil); err != nil {
-				return nil, nil, err
+				return nil, err
 			}
 			c.createdPublication = startup
 			c.log.Info().Str("publication", pg.Publication).Msg("created publication without tables (publication_mode no_tables): an administrator adds them")
@@ -86,7 +102,7 @@ func (c *Connector) syncPublication(ctx context.Context, conn *pgx.Conn, startup
 					Msg("table matches tables.include but is not in the publication, which pgcdc does not manage: its changes are not captured; add it with ALTER PUBLICATION ... ADD TABLE")
 			}
 		}
-		return in, nil, nil
+		return in, nil
 	}
 
 	// filtered: the publication lists the captured tables.
@@ -109,28 +125,25 @@ func (c *Connector) syncPublication(ctx context.Context, conn *pgx.Conn, startup
 	c.metrics.TablesSkipped(skipped)
 	filters, err := c.publicationFilters(ctx, conn, pub, publishable, startup) // pubfilter.go
 	if err != nil {
-		return nil, nil, err
+		return nil, err
 	}
 	if !pub.Exists {
 		if err := pgsource.CreatePublication(ctx, conn, pg.Publication, missing, c.cfg.Tables.PublishViaPartitionRoot, filters); err != nil {
-			return nil, nil, err
+			return nil, err
 		}
 		c.createdPublication = startup
 		c.log.Info().Str("publication", pg.Publication).Int("tables", len(missing)).Msg("created publication")
-		return missing, nil, nil
+		return missing, nil
 	}
 	if len(missing) > 0 {
 		if err := pgsource.AddTables(ctx, conn, pg.Publication, missing, filters); err != nil {
-			return nil, nil, err
+			return nil, err
 		}
 		for _, t := range missing {
 			c.log.Info().Str("table", t.String()).Str("publication", pg.Publication).Msg("added table to publication")
 		}
-		if !startup {
-			joined = missing
-		}
 	}
-	return append(publishable, missing...), joined, nil
+	return append(publishable, missing...), nil
 }
 
 // warnUnpublishable lists, before a FOR ALL TABLES publication is created, the tables whose UPDATE
@@ -169,25 +182,42 @@ func (c *Connector) firstNotice(what string) bool {
 }
 
 // refreshPublication is the periodic job that re-syncs the publication, so that tables created
-// later that match tables.include are captured (and, in publication_mode filtered, snapshotted
-// when they join). A dropped publication stops pgcdc.
+// later that match tables.include are captured (and their rows snapshotted when they join, see
+// joinTables). A dropped publication stops pgcdc.
 func (c *Connector) refreshPublication(ctx context.Context, conn *pgx.Conn) error {
-	tables, joined, err := c.syncPublication(ctx, conn, false)
+	tables, err := c.syncPublication(ctx, conn, false)
 	if err != nil {
 		return err
 	}
 	c.tablesMu.Lock()
+	before := c.tables
 	c.tables = tables
 	c.tablesMu.Unlock()
-	if len(joined) > 0 {
-		return c.joinTables(ctx, joined)
+	var joined []pgsource.Table
+	for _, t := range tables {
+		if !slices.ContainsFunc(before, func(b pgsource.Table) bool { return b.String() == t.String() }) {
+			joined = append(joined, t)
+		}
+	}
+	if len(joined) == 0 {
+		return nil
+	}
+	if err := c.joinTables(ctx, joined); err != nil {
+		c.tablesMu.Lock()
+		c.tables = before // the next refresh finds them new again, and tries again
+		c.tablesMu.Unlock()
+		return err
 	}
 	return nil
 }
 
-// joinTables is called with the tables a refresh added to the publication: changes made to them
-// before that moment were not published, so their rows are snapshotted now, consistently with the
-// stream (an incremental snapshot), and every version after the join is streamed.
+// joinTables is called with the tables a refresh found captured anew (created since, added to the
+// publication by pgcdc or by an administrator, given a replica identity): their topics are created,
+// and, unless the publication is FOR ALL TABLES (postgres.publication_mode all_tables: a table is
+// published from its CREATE, so every row version was streamed), the rows they held before they
+// joined the publication, whose changes PostgreSQL did not publish, are snapshotted, consistently
+// with the stream (an incremental snapshot, snapshot.backfill_new_tables), and every version after
+// the join is streamed.
 func (c *Connector) joinTables(ctx context.Context, tables []pgsource.Table) error {
 	names := make([]string, len(tables))
 	for i, t := range tables {
@@ -202,11 +232,11 @@ func (c *Connector) joinTables(ctx context.Context, tables []pgsource.Table) err
 			}
 		}
 	}
-	if c.onJoin == nil {
-		c.log.Warn().Str("tables", strings.Join(names, ", ")).Msg("tables joined the publication; their rows from before the join are not snapshotted in this build")
-		return nil
+	if c.cfg.Postgres.PublicationModeEffective() == config.PublicationAllTables {
+		c.log.Info().Str("tables", strings.Join(names, ", ")).Msg("tables joined the capture (publication FOR ALL TABLES: every row version since their creation is streamed)")
+		return c.markKnown(ctx, names) // incremental.go
 	}
-	return c.onJoin(names)
+	return c.backfill(ctx, names) // incremental.go
 }
 
 // errPublicationDropped is the publication refresher's finding that the publication pgcdc streams

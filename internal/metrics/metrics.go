@@ -68,6 +68,7 @@ type Metrics struct {
 	snapshotDone   *prometheus.GaugeVec
 	snapshotTotal  *prometheus.GaugeVec
 	tablesSkipped  prometheus.Gauge
+	incr           *incrementalMetrics // incremental.go
 
 	mu        sync.Mutex
 	probe     func() Probe
@@ -164,6 +165,7 @@ func New(version string) *Metrics {
 			func() float64 { ok, _ := m.Ready(); return b2f(ok) }),
 		&slotCollector{m: m},
 	)
+	m.incr = newIncremental(m.reg)
 	return m
 }
 
