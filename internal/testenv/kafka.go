@@ -7,6 +7,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"sort"
 	"strings"
 	"syscall"
@@ -23,11 +24,13 @@ type KafkaOptions struct {
 	HeapMB int
 }
 
-// Kafka is an Apache Kafka broker+controller (KRaft) on 127.0.0.1. Its ports and log directory survive
+// Kafka is an Apache Kafka node (KRaft) on 127.0.0.1: a combined broker+controller started by
+// StartKafka, or one broker or the controller of a KafkaCluster. Its ports and log directory survive
 // Stop/Start.
 type Kafka struct {
-	Port     int // PLAINTEXT listener
-	CtrlPort int // CONTROLLER listener
+	Port     int // PLAINTEXT listener (0 on a controller-only node)
+	CtrlPort int // CONTROLLER listener (0 on a broker-only node)
+	NodeID   int // node.id
 	base     string
 	libs     string
 	heapMB   int
@@ -45,11 +48,11 @@ func StartKafka(ctx context.Context, opts KafkaOptions) (*Kafka, error) {
 	if err != nil {
 		return nil, err
 	}
-	k := &Kafka{base: base, libs: libs, heapMB: opts.HeapMB}
+	k := &Kafka{NodeID: 1, base: base, libs: libs, heapMB: opts.HeapMB}
 	if k.heapMB == 0 {
 		k.heapMB = 512
 	}
-	if err := k.format(opts.Settings); err != nil {
+	if err := k.formatCombined(opts.Settings); err != nil {
 		os.RemoveAll(base)
 		return nil, err
 	}
@@ -92,7 +95,7 @@ func KafkaSettings() map[string]string {
 	}
 }
 
-func (k *Kafka) format(settings map[string]string) error {
+func (k *Kafka) formatCombined(settings map[string]string) error {
 	var err error
 	if k.Port, err = freePort(); err != nil {
 		return err
@@ -104,10 +107,17 @@ func (k *Kafka) format(settings map[string]string) error {
 	props["listeners"] = fmt.Sprintf("PLAINTEXT://127.0.0.1:%d,CONTROLLER://127.0.0.1:%d", k.Port, k.CtrlPort)
 	props["advertised.listeners"] = fmt.Sprintf("PLAINTEXT://127.0.0.1:%d", k.Port)
 	props["controller.quorum.bootstrap.servers"] = fmt.Sprintf("127.0.0.1:%d", k.CtrlPort)
-	props["log.dirs"] = filepath.Join(k.base, "data")
 	for key, v := range settings {
 		props[key] = v
 	}
+	return k.format(props, "--standalone")
+}
+
+// format writes the node's server.properties (with its log directory) and formats its KRaft storage;
+// quorum is StorageTool's quorum flag: --standalone for a controller that forms the quorum alone,
+// --no-initial-controllers for a broker that joins an existing one.
+func (k *Kafka) format(props map[string]string, quorum string) error {
+	props["log.dirs"] = filepath.Join(k.base, "data")
 	keys := make([]string, 0, len(props))
 	for key := range props {
 		keys = append(keys, key)
@@ -121,7 +131,7 @@ func (k *Kafka) format(settings map[string]string) error {
 		return err
 	}
 	cmd := exec.Command(javaBin(), "-Xmx256m", "-cp", filepath.Join(k.libs, "*"), "kafka.tools.StorageTool",
-		"format", "-t", "pgcdc-test-cluster-0001", "-c", k.propsPath(), "--standalone")
+		"format", "-t", "pgcdc-test-cluster-0001", "-c", k.propsPath(), quorum)
 	cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}
 	if err := runQuiet(cmd); err != nil {
 		return fmt.Errorf("format KRaft storage: %w", err)
@@ -135,7 +145,7 @@ func (k *Kafka) Start(ctx context.Context) error {
 		return errors.New("Kafka is already running")
 	}
 	heap := fmt.Sprintf("-Xmx%dm", k.heapMB)
-	cmd := command(nil, javaBin(), heap, "-Xms128m", "-XX:+UseSerialGC", "-XX:TieredStopAtLevel=1",
+	cmd := command(nil, javaBin(), heap, fmt.Sprintf("-Xms%dm", min(128, k.heapMB)), "-XX:+UseSerialGC", "-XX:TieredStopAtLevel=1",
 		"-Djava.awt.headless=true", "-Dorg.slf4j.simpleLogger.defaultLogLevel=warn",
 		"-cp", filepath.Join(k.libs, "*"), "kafka.Kafka", k.propsPath())
 	p, err := startProcess(cmd, k.logPath())
@@ -143,7 +153,7 @@ func (k *Kafka) Start(ctx context.Context) error {
 		return err
 	}
 	k.proc = p
-	if err := k.waitReady(ctx, 90*time.Second); err != nil {
+	if err := k.waitReady(ctx, 3*time.Minute); err != nil { // generous: a shared, loaded machine
 		p.stop(syscall.SIGKILL, 5*time.Second)
 		return err
 	}
@@ -157,7 +167,7 @@ func (k *Kafka) waitReady(ctx context.Context, limit time.Duration) error {
 		if k.proc.exited() {
 			return fmt.Errorf("Kafka exited during start-up: %v\n%s", k.proc.err, tailFile(k.logPath(), 3000))
 		}
-		lastErr = metadataPing(ctx, k.Addr(), 2*time.Second)
+		lastErr = k.ping(ctx, 2*time.Second)
 		if lastErr == nil {
 			return nil
 		}
@@ -168,9 +178,33 @@ func (k *Kafka) waitReady(ctx context.Context, limit time.Duration) error {
 	}
 }
 
+// ping checks that the node serves: a broker answers a Metadata request that lists itself, a
+// controller-only node answers ApiVersions on its controller listener.
+func (k *Kafka) ping(ctx context.Context, timeout time.Duration) error {
+	if k.Port == 0 {
+		return apiVersionsPing(ctx, fmt.Sprintf("127.0.0.1:%d", k.CtrlPort), timeout)
+	}
+	return metadataPing(ctx, k.Addr(), k.NodeID, timeout)
+}
+
+// apiVersionsPing sends an ApiVersions request on a new connection.
+func apiVersionsPing(ctx context.Context, addr string, timeout time.Duration) error {
+	ctx, cancel := context.WithTimeout(ctx, timeout)
+	defer cancel()
+	conn, err := kafka.DialContext(ctx, "tcp", addr)
+	if err != nil {
+		return err
+	}
+	defer conn.Close()
+	_ = conn.SetDeadline(time.Now().Add(timeout))
+	_, err = conn.ApiVersions()
+	return err
+}
+
 // metadataPing sends a real Metadata request on a new connection (kafka.Client would answer from
-// its transport's metadata cache) and checks that a broker and a controller are listed.
-func metadataPing(ctx context.Context, addr string, timeout time.Duration) error {
+// its transport's metadata cache) and checks that broker self (its node.id) and a controller are
+// listed: a KRaft broker lists only the brokers the controller has unfenced.
+func metadataPing(ctx context.Context, addr string, self int, timeout time.Duration) error {
 	ctx, cancel := context.WithTimeout(ctx, timeout)
 	defer cancel()
 	conn, err := kafka.DialContext(ctx, "tcp", addr)
@@ -183,8 +217,8 @@ func metadataPing(ctx context.Context, addr string, timeout time.Duration) error
 	if err != nil {
 		return err
 	}
-	if len(brokers) == 0 {
-		return errors.New("metadata lists no broker yet")
+	if !slices.ContainsFunc(brokers, func(b kafka.Broker) bool { return b.ID == self }) {
+		return fmt.Errorf("metadata does not list broker %d yet (lists %d brokers)", self, len(brokers))
 	}
 	if _, err := conn.Controller(); err != nil {
 		return fmt.Errorf("no controller yet: %w", err)
