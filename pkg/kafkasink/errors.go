@@ -62,3 +62,28 @@ func classify(topic string, partition int, err error) *PermanentError {
 	}
 	return nil
 }
+
+// staleMetadata reports whether a retriable write error may come from a stale view of the cluster: a
+// leader that moved (NOT_LEADER_OR_FOLLOWER, LEADER_NOT_AVAILABLE, a fenced or unknown leader epoch),
+// or a broker that is gone or silent (refused or broken connections, timeouts). The retry should then
+// use fresh metadata. NOT_ENOUGH_REPLICAS (before or after the append) comes from the right leader:
+// only the in-sync replicas are short, and fresh metadata would not help.
+func staleMetadata(err error) bool {
+	var werr kafka.WriteErrors
+	if errors.As(err, &werr) {
+		for _, e := range werr {
+			if e != nil && staleMetadata(e) {
+				return true
+			}
+		}
+		return false
+	}
+	var kerr kafka.Error
+	if errors.As(err, &kerr) {
+		switch kerr {
+		case kafka.NotEnoughReplicas, kafka.NotEnoughReplicasAfterAppend:
+			return false
+		}
+	}
+	return true
+}

@@ -127,10 +127,20 @@ func (s *Sink) linger(q *partitionQueue) bool {
 	return true
 }
 
+// Retry backoff of a failed batch: doubling from retryBackoffMin up to retryBackoffMax, as the Java
+// producer's retry.backoff.ms (100 ms) and retry.backoff.max.ms (1 s) defaults. A longer cap would
+// add its length to every leader change (the retry after the new leader is known waits for it).
+const (
+	retryBackoffMin = 100 * time.Millisecond
+	retryBackoffMax = time.Second
+)
+
 // write sends one batch until Kafka acknowledges it. It returns false when the sink is closing or
-// the failure is permanent (then the sink fails and nothing after this batch is ever sent).
+// the failure is permanent (then the sink fails and nothing after this batch is ever sent). A failure
+// that may come from stale metadata (a leader change, a broker gone) drops the cached metadata, so the
+// retry goes to the partition's current leader.
 func (s *Sink) write(q *partitionQueue, msgs []kafka.Message) bool {
-	backoff := 100 * time.Millisecond
+	backoff := retryBackoffMin
 	for attempt := 1; ; attempt++ {
 		started := time.Now()
 		err := s.writer.WriteMessages(s.ctx, msgs...)
@@ -151,18 +161,23 @@ func (s *Sink) write(q *partitionQueue, msgs []kafka.Message) bool {
 			s.fail(perm)
 			return false
 		}
-		s.log.Warn().Err(firstError(err)).Str("topic", q.key.topic).Int("partition", q.key.partition).
-			Int("records", len(msgs)).Int("attempt", attempt).Dur("backoff", backoff).Msg("kafka write failed; retrying")
+		refreshed := staleMetadata(err) && s.metadata.refresh()
+		if attempt <= 3 || attempt%10 == 0 { // a long outage retries every second: log the start, then every tenth
+			s.log.Warn().Err(firstError(err)).Str("topic", q.key.topic).Int("partition", q.key.partition).
+				Int("records", len(msgs)).Int("attempt", attempt).Dur("backoff", backoff).Bool("metadata_refreshed", refreshed).
+				Msg("kafka write failed; retrying")
+		}
 		select {
 		case <-s.ctx.Done():
 			return false
 		case <-time.After(backoff):
 		}
-		if backoff < 5*time.Second {
-			backoff *= 2
-		}
+		backoff = nextBackoff(backoff)
 	}
 }
+
+// nextBackoff doubles d up to retryBackoffMax.
+func nextBackoff(d time.Duration) time.Duration { return min(2*d, retryBackoffMax) }
 
 // messageBytes is the size of a batch's keys, values and headers.
 func messageBytes(msgs []kafka.Message) int64 {

@@ -86,8 +86,11 @@ type Sink struct {
 	tracker *ack.Tracker
 	writer  messageWriter // a *kafka.Writer; an interface so tests can inject broker answers
 	admin   *kafka.Client
-	budget  *budget
-	bal     kafka.Murmur2Balancer
+	// metadata drops the transport's cached cluster metadata when a write fails because of it (nil
+	// in tests with a scripted writer).
+	metadata *metadataRefresher
+	budget   *budget
+	bal      kafka.Murmur2Balancer
 
 	ctx    context.Context // cancelled by Close: stops the partition goroutines
 	cancel context.CancelFunc
@@ -119,6 +122,7 @@ func New(ctx context.Context, opts Options, tracker *ack.Tracker) (*Sink, error)
 		parts:   map[partitionKey]*partitionQueue{},
 		fatal:   make(chan struct{}),
 	}
+	s.metadata = newMetadataRefresher(transport, time.Second)
 	s.writer = &kafka.Writer{
 		Addr:        kafka.TCP(opts.Brokers...),
 		Balancer:    presetPartition{},
