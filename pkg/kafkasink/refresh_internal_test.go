@@ -2,6 +2,7 @@ package kafkasink
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"io"
 	"net"
@@ -120,5 +121,37 @@ func TestRetryBackoff(t *testing.T) {
 		if got[i] != want[i]*time.Millisecond {
 			t.Fatalf("backoffs %v, want %v ms", got, want)
 		}
+	}
+}
+
+type scriptedDescriber struct {
+	answers []error // per call: the resource's error; nil answers max.message.bytes 5000
+	calls   int
+}
+
+func (d *scriptedDescriber) DescribeConfigs(context.Context, *kafka.DescribeConfigsRequest) (*kafka.DescribeConfigsResponse, error) {
+	d.calls++
+	var err error
+	if len(d.answers) > 0 {
+		err, d.answers = d.answers[0], d.answers[1:]
+	}
+	r := kafka.DescribeConfigResponseResource{Error: err}
+	if err == nil {
+		r.ConfigEntries = []kafka.DescribeConfigResponseConfigEntry{{ConfigName: "max.message.bytes", ConfigValue: "5000"}}
+	}
+	return &kafka.DescribeConfigsResponse{Resources: []kafka.DescribeConfigResponseResource{r}}, nil
+}
+
+// A broker that does not know a just-created topic yet answers UNKNOWN_TOPIC_OR_PARTITION: retried;
+// any other error is not.
+func TestMaxMessageBytesWaitsForTheTopic(t *testing.T) {
+	d := &scriptedDescriber{answers: []error{kafka.UnknownTopicOrPartition, kafka.UnknownTopicOrPartition}}
+	v, err := maxMessageBytes(context.Background(), d, "t")
+	if err != nil || v != 5000 || d.calls != 3 {
+		t.Fatalf("got %d, %v after %d calls; want 5000 after 3", v, err, d.calls)
+	}
+	d = &scriptedDescriber{answers: []error{kafka.TopicAuthorizationFailed}}
+	if _, err := maxMessageBytes(context.Background(), d, "t"); !errors.Is(err, kafka.TopicAuthorizationFailed) || d.calls != 1 {
+		t.Fatalf("authorization failure: %v after %d calls, want the error at once", err, d.calls)
 	}
 }

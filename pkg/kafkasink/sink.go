@@ -4,7 +4,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"strconv"
 	"sync"
 	"time"
 
@@ -257,26 +256,9 @@ func (s *Sink) describe(ctx context.Context, topic string) (topicInfo, error) {
 		}
 		break
 	}
-	res, err := s.admin.DescribeConfigs(ctx, &kafka.DescribeConfigsRequest{Resources: []kafka.DescribeConfigRequestResource{{
-		ResourceType: kafka.ResourceTypeTopic, ResourceName: topic, ConfigNames: []string{"max.message.bytes"},
-	}}})
-	if err != nil {
-		return info, fmt.Errorf("kafka: read max.message.bytes of topic %s: %w", topic, err)
-	}
-	info.maxMessageBytes = 1048588 // Kafka's default
-	for _, r := range res.Resources {
-		if r.Error != nil {
-			return info, fmt.Errorf("kafka: read config of topic %s: %w", topic, r.Error)
-		}
-		for _, e := range r.ConfigEntries {
-			if e.ConfigName == "max.message.bytes" {
-				if v, err := strconv.ParseInt(e.ConfigValue, 10, 64); err == nil {
-					info.maxMessageBytes = v
-				}
-			}
-		}
-	}
-	return info, nil
+	var err error
+	info.maxMessageBytes, err = maxMessageBytes(ctx, s.admin, topic)
+	return info, err
 }
 
 // Reserve waits up to wait for room for a record of n bytes in the in-flight budget. It returns

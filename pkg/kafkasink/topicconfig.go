@@ -1,0 +1,62 @@
+package kafkasink
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"strconv"
+	"time"
+
+	"github.com/segmentio/kafka-go"
+)
+
+// configDescriber is the part of *kafka.Client maxMessageBytes uses.
+type configDescriber interface {
+	DescribeConfigs(ctx context.Context, req *kafka.DescribeConfigsRequest) (*kafka.DescribeConfigsResponse, error)
+}
+
+// maxMessageBytes reads a topic's max.message.bytes (Kafka's default when the answer lacks it).
+//
+// kafka-go sends DescribeConfigs to the broker its metadata names as controller, which in a KRaft
+// cluster is any broker; right after the topic was created that broker may not know the topic yet
+// (metadata reaches the brokers one by one) and answers UNKNOWN_TOPIC_OR_PARTITION. That answer is
+// retried for up to 30 s (seen in the three-broker tests: pgcdc stopped at start-up on it).
+func maxMessageBytes(ctx context.Context, d configDescriber, topic string) (int64, error) {
+	const retryFor, every = 30 * time.Second, 100 * time.Millisecond
+	deadline := time.Now().Add(retryFor)
+	for {
+		res, err := d.DescribeConfigs(ctx, &kafka.DescribeConfigsRequest{Resources: []kafka.DescribeConfigRequestResource{{
+			ResourceType: kafka.ResourceTypeTopic, ResourceName: topic, ConfigNames: []string{"max.message.bytes"},
+		}}})
+		if err != nil {
+			return 0, fmt.Errorf("kafka: read max.message.bytes of topic %s: %w", topic, err)
+		}
+		v, err := configValue(res, topic)
+		if errors.Is(err, kafka.UnknownTopicOrPartition) && time.Now().Before(deadline) {
+			select {
+			case <-ctx.Done():
+				return 0, fmt.Errorf("kafka: read config of topic %s: %w", topic, ctx.Err())
+			case <-time.After(every):
+			}
+			continue
+		}
+		return v, err
+	}
+}
+
+func configValue(res *kafka.DescribeConfigsResponse, topic string) (int64, error) {
+	v := int64(1048588) // Kafka's default
+	for _, r := range res.Resources {
+		if r.Error != nil {
+			return 0, fmt.Errorf("kafka: read config of topic %s: %w", topic, r.Error)
+		}
+		for _, e := range r.ConfigEntries {
+			if e.ConfigName == "max.message.bytes" {
+				if n, err := strconv.ParseInt(e.ConfigValue, 10, 64); err == nil {
+					v = n
+				}
+			}
+		}
+	}
+	return v, nil
+}
