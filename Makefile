@@ -33,9 +33,13 @@ demo: ## end-to-end demo: throwaway PostgreSQL + Kafka, pgcdc, an insert/update/
 	$(TESTENV) bash scripts/demo.sh
 
 .PHONY: chaos
-chaos: DURATION ?= 20m
-chaos: ## long chaos run against throwaway servers: make chaos DURATION=20m (faults, then verification)
-	$(GO) run ./internal/cmd/chaos -duration $(DURATION)
+chaos: DURATION ?= 60m
+chaos: ## long chaos run on a throwaway PostgreSQL and 3-broker Kafka cluster: make chaos DURATION=60m (goal: 1,000 faults and 30 of each heavy kind per 60 minutes; CHAOS_FLAGS for more knobs)
+	$(GO) run ./internal/cmd/chaos -duration $(DURATION) $(CHAOS_FLAGS)
+
+.PHONY: test-long
+test-long: ## make test with the long forms of the tests that have one (PGCDC_TEST_LONG=1: more faults, longer runs)
+	PGCDC_TEST_LONG=1 $(TESTENV) $(GO) test -race -count=1 -timeout 150m $(PKGS)
 
 .PHONY: bench
 bench: build ## benchmark against pg_recvlogical: throughput (with and without value schemas), latency, one large transaction; BENCH_FLAGS=-quick for a short run (docs/performance.md)
