@@ -327,6 +327,7 @@ func (r *run) rollingRestart(ctx context.Context, f *Fault) error {
 		return err
 	}
 	brokers := slices.Clone(r.srv.kafka.Brokers)
+	f.Copies = len(brokers)
 	first := r.intN(len(brokers))
 	brokers = append(brokers[first:], brokers[:first]...)
 	var steps []string
@@ -387,6 +388,7 @@ func (r *run) loseISR(ctx context.Context, f *Fault) error {
 	r.rng.Shuffle(len(brokers), func(i, j int) { brokers[i], brokers[j] = brokers[j], brokers[i] })
 	r.mu.Unlock()
 	down := brokers[:2]
+	f.Copies = len(down)
 	logFrom := r.conn.logSize()
 	var hows []string
 	for _, b := range down {

@@ -104,6 +104,10 @@ type Fault struct {
 	// Floor and Ceil bound the transactions this fault may make pgcdc send again: those whose commit
 	// end LSN is in (Floor, Ceil].
 	Floor, Ceil uint64
+	// Copies is how many extra copies of one transaction the fault may cause: 1, or one per broker it
+	// takes down while a batch may be in flight (each lost broker can leave a copy that a shrinking
+	// in-sync set commits while pgcdc retries the batch).
+	Copies int
 	// Target is the server's WAL insert position once the fault was over; the fault has recovered
 	// when the slot's confirmed_flush_lsn reaches it.
 	Target uint64

@@ -323,7 +323,7 @@ func (r *run) runLane(ctx context.Context, l lane, kinds []*kindSpec, rng *mrand
 		case <-time.After(gap):
 		}
 		s := r.pick(kinds, credit)
-		f := Fault{Kind: s.kind, At: time.Now()}
+		f := Fault{Kind: s.kind, At: time.Now(), Copies: 1}
 		err := s.inject(r, ctx, &f)
 		f.Took = time.Since(f.At)
 		if ctx.Err() != nil {

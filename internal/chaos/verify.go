@@ -386,10 +386,12 @@ func (r *run) verify(ctx context.Context) error {
 			r.problem("duplicate of transaction %d: commit LSN unknown", l)
 			continue
 		}
-		var covering []Fault
+		var covering []Fault // a fault that may cause n copies covers n of them
 		for _, f := range res.Faults {
 			if f.Floor < end && end <= f.Ceil {
-				covering = append(covering, f)
+				for c := 0; c < max(f.Copies, 1); c++ {
+					covering = append(covering, f)
+				}
 			}
 		}
 		sort.Slice(covering, func(a, b int) bool { return covering[a].At.After(covering[b].At) })
