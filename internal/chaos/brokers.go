@@ -81,6 +81,18 @@ func (r *run) end(ctx context.Context, f *Fault) error {
 
 // freeze stops b's JVM for d and thaws it, returning the /proc state seen while it was stopped.
 func freeze(b *testenv.Kafka, d time.Duration, ctx context.Context) (string, error) {
+	state, err := pause(b)
+	if err == nil {
+		err = sleepCtx(ctx, d)
+	}
+	if rerr := b.Resume(); err == nil {
+		err = rerr
+	}
+	return state, err
+}
+
+// pause stops b's JVM (SIGSTOP) and waits until /proc shows it stopped.
+func pause(b *testenv.Kafka) (string, error) {
 	pid := b.PID()
 	if err := b.Pause(); err != nil {
 		return "", err
@@ -90,14 +102,10 @@ func freeze(b *testenv.Kafka, d time.Duration, ctx context.Context) (string, err
 		state = procState(pid)
 		time.Sleep(20 * time.Millisecond)
 	}
-	err := sleepCtx(ctx, d)
-	if rerr := b.Resume(); err == nil {
-		err = rerr
+	if state != "T" {
+		return state, fmt.Errorf("broker %d (pid %d) not stopped after SIGSTOP (state %q)", b.NodeID, pid, state)
 	}
-	if err == nil && state != "T" {
-		err = fmt.Errorf("broker %d (pid %d) not stopped after SIGSTOP (state %q)", b.NodeID, pid, state)
-	}
-	return state, err
+	return state, nil
 }
 
 // restartBroker stops a random broker (SIGTERM, a controlled shutdown, or SIGKILL for broker-kill),
@@ -245,18 +253,27 @@ func (r *run) waitLeaderMoved(ctx context.Context, p testenv.PartitionState, old
 	}
 }
 
+// busiestLeader waits for a whole cluster (setting the fault's floor) and returns the busiest
+// partition, its records per second and its leader.
+func (r *run) busiestLeader(ctx context.Context, f *Fault) (testenv.PartitionState, int64, *testenv.Kafka, error) {
+	if err := r.prepare(ctx, f); err != nil {
+		return testenv.PartitionState{}, 0, nil, err
+	}
+	p, rate, err := r.busiest(ctx)
+	if err != nil {
+		return p, 0, nil, err
+	}
+	return p, rate, r.srv.kafka.Broker(p.Leader), nil
+}
+
 // killLeader kills (SIGKILL) the leader of the busiest partition, waits until another broker leads it
 // (the controller fences the dead one after broker.session.timeout.ms), and starts it again.
 func (r *run) killLeader(ctx context.Context, f *Fault) error {
 	defer r.restore()
-	if err := r.prepare(ctx, f); err != nil {
-		return err
-	}
-	p, rate, err := r.busiest(ctx)
+	p, rate, b, err := r.busiestLeader(ctx, f)
 	if err != nil {
 		return err
 	}
-	b := r.srv.kafka.Broker(p.Leader)
 	oldPID := b.PID()
 	how, err := r.stopBroker(ctx, b, true)
 	if err != nil {
@@ -280,27 +297,15 @@ func (r *run) killLeader(ctx context.Context, f *Fault) error {
 // leadership moved while it was.
 func (r *run) freezeLeader(ctx context.Context, f *Fault) error {
 	defer r.restore()
-	if err := r.prepare(ctx, f); err != nil {
-		return err
-	}
-	p, rate, err := r.busiest(ctx)
+	p, rate, b, err := r.busiestLeader(ctx, f)
 	if err != nil {
 		return err
 	}
-	b := r.srv.kafka.Broker(p.Leader)
 	pid := b.PID()
 	frozen := r.opts.WriteTimeout + time.Duration(2000+r.intN(4000))*time.Millisecond
-	if err := b.Pause(); err != nil {
-		return err
-	}
 	began := time.Now()
-	state := ""
-	for i := 0; i < 50 && state != "T"; i++ {
-		state = procState(pid)
-		time.Sleep(20 * time.Millisecond)
-	}
-	if state != "T" {
-		return fmt.Errorf("broker %d (pid %d) not stopped after SIGSTOP (state %q)", b.NodeID, pid, state)
+	if _, err := pause(b); err != nil {
+		return err
 	}
 	newLeader, moved, err := r.waitLeaderMoved(ctx, p, b.NodeID, frozen)
 	if err != nil {

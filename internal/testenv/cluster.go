@@ -257,15 +257,11 @@ func (c *KafkaCluster) Partitions(ctx context.Context, topics ...string) ([]Part
 }
 
 func readPartitions(ctx context.Context, addr string, topics []string) ([]PartitionState, error) {
-	ctx, cancel := context.WithTimeout(ctx, 5*time.Second)
-	defer cancel()
-	conn, err := kafka.DialContext(ctx, "tcp", addr)
+	conn, done, err := rawConn(ctx, addr, 5*time.Second)
 	if err != nil {
 		return nil, err
 	}
-	defer conn.Close()
-	deadline, _ := ctx.Deadline()
-	_ = conn.SetDeadline(deadline)
+	defer done()
 	parts, err := conn.ReadPartitions(topics...)
 	if err != nil {
 		return nil, err

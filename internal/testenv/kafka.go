@@ -187,16 +187,26 @@ func (k *Kafka) ping(ctx context.Context, timeout time.Duration) error {
 	return metadataPing(ctx, k.Addr(), k.NodeID, timeout)
 }
 
+// rawConn dials addr for one raw request: the connection's deadline is timeout from now. Close it
+// with the returned function.
+func rawConn(ctx context.Context, addr string, timeout time.Duration) (*kafka.Conn, func(), error) {
+	ctx, cancel := context.WithTimeout(ctx, timeout)
+	conn, err := kafka.DialContext(ctx, "tcp", addr)
+	if err != nil {
+		cancel()
+		return nil, nil, err
+	}
+	_ = conn.SetDeadline(time.Now().Add(timeout))
+	return conn, func() { conn.Close(); cancel() }, nil
+}
+
 // apiVersionsPing sends an ApiVersions request on a new connection.
 func apiVersionsPing(ctx context.Context, addr string, timeout time.Duration) error {
-	ctx, cancel := context.WithTimeout(ctx, timeout)
-	defer cancel()
-	conn, err := kafka.DialContext(ctx, "tcp", addr)
+	conn, done, err := rawConn(ctx, addr, timeout)
 	if err != nil {
 		return err
 	}
-	defer conn.Close()
-	_ = conn.SetDeadline(time.Now().Add(timeout))
+	defer done()
 	_, err = conn.ApiVersions()
 	return err
 }
@@ -205,14 +215,11 @@ func apiVersionsPing(ctx context.Context, addr string, timeout time.Duration) er
 // its transport's metadata cache) and checks that broker self (its node.id) and a controller are
 // listed: a KRaft broker lists only the brokers the controller has unfenced.
 func metadataPing(ctx context.Context, addr string, self int, timeout time.Duration) error {
-	ctx, cancel := context.WithTimeout(ctx, timeout)
-	defer cancel()
-	conn, err := kafka.DialContext(ctx, "tcp", addr)
+	conn, done, err := rawConn(ctx, addr, timeout)
 	if err != nil {
 		return err
 	}
-	defer conn.Close()
-	_ = conn.SetDeadline(time.Now().Add(timeout))
+	defer done()
 	brokers, err := conn.Brokers()
 	if err != nil {
 		return err
