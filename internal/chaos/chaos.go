@@ -27,16 +27,19 @@ type Options struct {
 	// MinHeavy is the least number of faults of each heavy group (broker kill/restart, leader kill,
 	// rolling restart, PostgreSQL restart: the heavy kinds of the project's goal); default MinEach.
 	MinHeavy int
-	// GapMin and GapMax bound the pause a lane takes between two of its faults (after the first has
-	// recovered), drawn uniformly; defaults 1 s and 4 s.
+	// GapMin and GapMax bound the pause a lane takes between two of its faults, drawn uniformly;
+	// defaults 0.5 s and 2 s.
 	GapMin, GapMax time.Duration
-	Kinds          []Kind // default AllKinds
-	Seed           uint64 // default: from the clock
-	Writers        int    // concurrent writer connections; default 2
-	RowsPerS       int    // average rows per second across writers; default 1500
-	MaxTxn         int    // largest transaction; default 50,000 rows
-	Partitions     int    // partitions per topic; default 3
-	Streaming      bool   // postgres.streaming (protocol v2 with the local spool)
+	// RecoveryWait is the longest a lane waits for its fault to recover before the next one (the
+	// recovery is still measured, and must come within 10 minutes); default 10 s.
+	RecoveryWait time.Duration
+	Kinds        []Kind // default AllKinds
+	Seed         uint64 // default: from the clock
+	Writers      int    // concurrent writer connections; default 2
+	RowsPerS     int    // average rows per second across writers; default 1500
+	MaxTxn       int    // largest transaction; default 50,000 rows
+	Partitions   int    // partitions per topic; default 3
+	Streaming    bool   // postgres.streaming (protocol v2 with the local spool)
 	// WriteTimeout is pgcdc's kafka.write_timeout (the produce request timeout); default 10 s.
 	WriteTimeout time.Duration
 	// Cluster is a running three-broker cluster to use (it must be healthy; the run leaves it so and
@@ -64,10 +67,13 @@ func (o *Options) defaults() {
 		o.MinHeavy = o.MinEach
 	}
 	if o.GapMin <= 0 {
-		o.GapMin = time.Second
+		o.GapMin = 500 * time.Millisecond
 	}
 	if o.GapMax < o.GapMin {
-		o.GapMax = max(4*time.Second, o.GapMin)
+		o.GapMax = max(2*time.Second, o.GapMin)
+	}
+	if o.RecoveryWait <= 0 {
+		o.RecoveryWait = 10 * time.Second
 	}
 	if len(o.Kinds) == 0 {
 		o.Kinds = AllKinds
@@ -288,9 +294,13 @@ type run struct {
 	mon  *monitor
 	ws   []*writer
 
-	mu         sync.Mutex // guards problems, res.Faults, res.Kinds during the fault phase
+	mu         sync.Mutex // guards problems, res.Faults, res.Kinds, watchErr during the fault phase
 	problems   []string
 	phaseStart time.Time
+
+	watchers sync.WaitGroup  // recovery watchers of the faults
+	watchCtx context.Context // ends them when the run fails
+	watchErr error
 }
 
 func (r *run) problem(format string, args ...any) {
@@ -371,7 +381,8 @@ func (r *run) run(ctx context.Context) error {
 	defer stopMon()
 	monDone := make(chan struct{})
 	go func() { defer close(monDone); r.mon.loop(mctx) }()
-	defer func() { stopMon(); <-monDone }()
+	r.watchCtx = mctx
+	defer func() { stopMon(); r.watchers.Wait(); <-monDone }()
 
 	// Writers and the WAL scanner run during the fault phase.
 	wctx, stopWriters := context.WithCancel(ctx)

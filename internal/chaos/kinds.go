@@ -211,9 +211,14 @@ func (r *run) faultPhase(ctx context.Context, werr <-chan error) error {
 		}
 	}()
 	wg.Wait()
+	r.res.FaultPhase = time.Since(r.phaseStart)
+	if context.Cause(ctx) == nil { // the lanes are done: let the last faults recover
+		if err := r.waitWatchers(); err != nil {
+			cancel(err)
+		}
+	}
 	cancel(nil)
 	<-watchDone
-	r.res.FaultPhase = time.Since(r.phaseStart)
 	if err := context.Cause(ctx); err != nil && !errors.Is(err, context.Canceled) {
 		return err
 	}
@@ -308,22 +313,30 @@ func (r *run) phaseOver(kinds []*kindSpec) bool {
 	return true
 }
 
-// runLane injects the lane's kinds one after the other: pick, inject, wait until the fault has
-// recovered (the slot confirmed past the WAL position at its end), pause, and again.
+// runLane injects the lane's kinds one after the other. Before a fault it waits (up to a minute)
+// until the slot has moved since the lane's previous fault began, so that faults cannot keep pgcdc
+// from ever finishing a large transaction; after it, a watcher measures the fault's recovery (the
+// slot passing the WAL position at its end) and stall, and the lane goes on once the fault has
+// recovered or RecoveryWait has passed, whichever is first, so that faults also hit recoveries.
 func (r *run) runLane(ctx context.Context, l lane, kinds []*kindSpec, rng *mrand.Rand) error {
 	credit := make([]int, len(kinds)) // smooth weighted round robin
 	for i := range credit {
 		credit[i] = rng.IntN(1 + kinds[i].weight)
 	}
+	var since uint64 // the slot's position when the lane's previous fault began
 	for !r.phaseOver(kinds) {
 		gap := r.opts.GapMin + time.Duration(rng.Int64N(int64(r.opts.GapMax-r.opts.GapMin)+1))
-		select {
-		case <-ctx.Done():
+		if err := sleepCtx(ctx, gap); err != nil {
 			return nil
-		case <-time.After(gap):
+		}
+		if err := r.mon.waitProgress(ctx, since, time.Minute); err != nil {
+			return nil
 		}
 		s := r.pick(kinds, credit)
 		f := Fault{Kind: s.kind, At: time.Now(), Copies: 1}
+		if last, ok, _ := r.mon.last(); ok {
+			since = last.confirmed
+		}
 		err := s.inject(r, ctx, &f)
 		f.Took = time.Since(f.At)
 		if ctx.Err() != nil {
@@ -333,21 +346,50 @@ func (r *run) runLane(ctx context.Context, l lane, kinds []*kindSpec, rng *mrand
 			f.Target, err = r.srv.walInsert(ctx)
 		}
 		if err != nil {
-			return fmt.Errorf("%s fault: %w", s.kind, err)
+			return fmt.Errorf("%s lane, %s fault: %w", l, s.kind, err)
 		}
 		n := r.record(f)
 		r.logf("chaos: fault %d at +%s: %s (%s): %s; duplicate window (%s, %s]", n,
 			f.At.Sub(r.phaseStart).Round(time.Second), f.Kind, f.Took.Round(time.Millisecond), f.Evidence, fmtLSN(f.Floor), fmtLSN(f.Ceil))
-		recovery, stall, err := r.mon.waitRecovered(ctx, r.conn, f.At, f.Target, 10*time.Minute)
-		if ctx.Err() != nil {
+		done := r.watchRecovery(n, f)
+		select {
+		case <-ctx.Done():
 			return nil
+		case <-done:
+		case <-time.After(r.opts.RecoveryWait):
 		}
-		if err != nil {
-			return fmt.Errorf("fault %d (%s) did not recover: %w\n%s", n, s.kind, err, r.conn.tail())
-		}
-		r.recovered(n-1, recovery, stall)
 	}
 	return nil
+}
+
+// watchRecovery measures fault n's recovery and stall in a goroutine the run waits for (see
+// waitWatchers); the channel is closed once the fault has recovered (or failed to).
+func (r *run) watchRecovery(n int, f Fault) <-chan struct{} {
+	done := make(chan struct{})
+	r.watchers.Add(1)
+	go func() {
+		defer r.watchers.Done()
+		defer close(done)
+		recovery, stall, err := r.mon.waitRecovered(r.watchCtx, r.conn, f.At, f.Target, 10*time.Minute)
+		if err != nil {
+			if r.watchCtx.Err() == nil {
+				r.mu.Lock()
+				r.watchErr = errors.Join(r.watchErr, fmt.Errorf("fault %d (%s) did not recover: %w", n, f.Kind, err))
+				r.mu.Unlock()
+			}
+			return
+		}
+		r.recovered(n-1, recovery, stall)
+	}()
+	return done
+}
+
+// waitWatchers waits until every fault has recovered and returns the failures.
+func (r *run) waitWatchers() error {
+	r.watchers.Wait()
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return r.watchErr
 }
 
 // pick chooses the lane's next kind: among the kinds behind the pace their minimums ask for (see

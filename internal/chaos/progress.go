@@ -150,3 +150,22 @@ func stallOf(samples []sample, start time.Time) time.Duration {
 	}
 	return stall
 }
+
+// waitProgress waits (up to limit) until the slot's confirmed_flush_lsn is past since; a limit
+// reached is not an error (a long outage of another lane).
+func (m *monitor) waitProgress(ctx context.Context, since uint64, limit time.Duration) error {
+	deadline := time.Now().Add(limit)
+	for time.Now().Before(deadline) {
+		s, ok, next := m.last()
+		if ok && s.confirmed > since {
+			return nil
+		}
+		select {
+		case <-ctx.Done():
+			return ctx.Err()
+		case <-next:
+		case <-time.After(time.Second):
+		}
+	}
+	return nil
+}
