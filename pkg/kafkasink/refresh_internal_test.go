@@ -125,7 +125,7 @@ func TestRetryBackoff(t *testing.T) {
 }
 
 type scriptedDescriber struct {
-	answers []error // per call: the resource's error; nil answers max.message.bytes 5000
+	answers []error // per call: the resource's error (a kafka.Error) or the request's; nil answers max.message.bytes 5000
 	calls   int
 }
 
@@ -135,6 +135,10 @@ func (d *scriptedDescriber) DescribeConfigs(context.Context, *kafka.DescribeConf
 	if len(d.answers) > 0 {
 		err, d.answers = d.answers[0], d.answers[1:]
 	}
+	var kerr kafka.Error
+	if err != nil && !errors.As(err, &kerr) {
+		return nil, err // the request failed: no answer
+	}
 	r := kafka.DescribeConfigResponseResource{Error: err}
 	if err == nil {
 		r.ConfigEntries = []kafka.DescribeConfigResponseConfigEntry{{ConfigName: "max.message.bytes", ConfigValue: "5000"}}
@@ -142,16 +146,20 @@ func (d *scriptedDescriber) DescribeConfigs(context.Context, *kafka.DescribeConf
 	return &kafka.DescribeConfigsResponse{Resources: []kafka.DescribeConfigResponseResource{r}}, nil
 }
 
-// A broker that does not know a just-created topic yet answers UNKNOWN_TOPIC_OR_PARTITION: retried;
-// any other error is not.
+// A broker that does not know a just-created topic yet (UNKNOWN_TOPIC_OR_PARTITION) and a broker that
+// is down (a refused connection) are retried, with a metadata refresh before each retry; a permanent
+// error is not retried.
 func TestMaxMessageBytesWaitsForTheTopic(t *testing.T) {
-	d := &scriptedDescriber{answers: []error{kafka.UnknownTopicOrPartition, kafka.UnknownTopicOrPartition}}
-	v, err := maxMessageBytes(context.Background(), d, "t")
-	if err != nil || v != 5000 || d.calls != 3 {
-		t.Fatalf("got %d, %v after %d calls; want 5000 after 3", v, err, d.calls)
+	refused := &net.OpError{Op: "dial", Net: "tcp", Err: syscall.ECONNREFUSED}
+	refreshes := 0
+	refresh := func() { refreshes++ }
+	d := &scriptedDescriber{answers: []error{kafka.UnknownTopicOrPartition, refused, kafka.UnknownTopicOrPartition}}
+	v, err := maxMessageBytes(context.Background(), d, "t", refresh)
+	if err != nil || v != 5000 || d.calls != 4 || refreshes != 3 {
+		t.Fatalf("got %d, %v after %d calls and %d refreshes; want 5000 after 4 and 3", v, err, d.calls, refreshes)
 	}
 	d = &scriptedDescriber{answers: []error{kafka.TopicAuthorizationFailed}}
-	if _, err := maxMessageBytes(context.Background(), d, "t"); !errors.Is(err, kafka.TopicAuthorizationFailed) || d.calls != 1 {
+	if _, err := maxMessageBytes(context.Background(), d, "t", refresh); !errors.Is(err, kafka.TopicAuthorizationFailed) || d.calls != 1 {
 		t.Fatalf("authorization failure: %v after %d calls, want the error at once", err, d.calls)
 	}
 }

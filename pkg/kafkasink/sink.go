@@ -257,7 +257,7 @@ func (s *Sink) describe(ctx context.Context, topic string) (topicInfo, error) {
 		break
 	}
 	var err error
-	info.maxMessageBytes, err = maxMessageBytes(ctx, s.admin, topic)
+	info.maxMessageBytes, err = maxMessageBytes(ctx, s.admin, topic, func() { s.metadata.refresh() })
 	return info, err
 }
 

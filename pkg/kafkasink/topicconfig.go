@@ -18,29 +18,34 @@ type configDescriber interface {
 // maxMessageBytes reads a topic's max.message.bytes (Kafka's default when the answer lacks it).
 //
 // kafka-go sends DescribeConfigs to the broker its metadata names as controller, which in a KRaft
-// cluster is any broker; right after the topic was created that broker may not know the topic yet
-// (metadata reaches the brokers one by one) and answers UNKNOWN_TOPIC_OR_PARTITION. That answer is
-// retried for up to 30 s (seen in the three-broker tests: pgcdc stopped at start-up on it).
-func maxMessageBytes(ctx context.Context, d configDescriber, topic string) (int64, error) {
-	const retryFor, every = 30 * time.Second, 100 * time.Millisecond
+// cluster is any broker. Right after the topic was created that broker may not know the topic yet
+// (metadata reaches the brokers one by one) and answers UNKNOWN_TOPIC_OR_PARTITION; and the broker
+// may be down (its connection refused) while the others serve. Both are retried for up to 30 s,
+// calling refresh (new metadata: another broker may be named) before each retry; the three-broker
+// tests saw each stop pgcdc at start-up. Any other error is returned at once.
+func maxMessageBytes(ctx context.Context, d configDescriber, topic string, refresh func()) (int64, error) {
+	const retryFor, every = 30 * time.Second, 200 * time.Millisecond
 	deadline := time.Now().Add(retryFor)
 	for {
+		var v int64
 		res, err := d.DescribeConfigs(ctx, &kafka.DescribeConfigsRequest{Resources: []kafka.DescribeConfigRequestResource{{
 			ResourceType: kafka.ResourceTypeTopic, ResourceName: topic, ConfigNames: []string{"max.message.bytes"},
 		}}})
 		if err != nil {
-			return 0, fmt.Errorf("kafka: read max.message.bytes of topic %s: %w", topic, err)
+			err = fmt.Errorf("kafka: read max.message.bytes of topic %s: %w", topic, err)
+		} else {
+			v, err = configValue(res, topic)
 		}
-		v, err := configValue(res, topic)
-		if errors.Is(err, kafka.UnknownTopicOrPartition) && time.Now().Before(deadline) {
-			select {
-			case <-ctx.Done():
-				return 0, fmt.Errorf("kafka: read config of topic %s: %w", topic, ctx.Err())
-			case <-time.After(every):
-			}
-			continue
+		retry := errors.Is(err, kafka.UnknownTopicOrPartition) || (err != nil && classify(topic, -1, err) == nil && staleMetadata(err))
+		if err == nil || !retry || time.Now().After(deadline) || ctx.Err() != nil {
+			return v, err
 		}
-		return v, err
+		refresh()
+		select {
+		case <-ctx.Done():
+			return 0, fmt.Errorf("%w (%v)", err, ctx.Err())
+		case <-time.After(every):
+		}
 	}
 }
 
