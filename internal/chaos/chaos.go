@@ -28,10 +28,10 @@ type Options struct {
 	// rolling restart, PostgreSQL restart: the heavy kinds of the project's goal); default MinEach.
 	MinHeavy int
 	// GapMin and GapMax bound the pause a lane takes between two of its faults, drawn uniformly;
-	// defaults 0.5 s and 2 s.
+	// defaults 0.3 s and 1.5 s.
 	GapMin, GapMax time.Duration
 	// RecoveryWait is the longest a lane waits for its fault to recover before the next one (the
-	// recovery is still measured, and must come within 10 minutes); default 10 s.
+	// recovery is still measured, and must come within 10 minutes); default 5 s.
 	RecoveryWait time.Duration
 	Kinds        []Kind // default AllKinds
 	Seed         uint64 // default: from the clock
@@ -67,13 +67,13 @@ func (o *Options) defaults() {
 		o.MinHeavy = o.MinEach
 	}
 	if o.GapMin <= 0 {
-		o.GapMin = 500 * time.Millisecond
+		o.GapMin = 300 * time.Millisecond
 	}
 	if o.GapMax < o.GapMin {
-		o.GapMax = max(2*time.Second, o.GapMin)
+		o.GapMax = max(1500*time.Millisecond, o.GapMin)
 	}
 	if o.RecoveryWait <= 0 {
-		o.RecoveryWait = 10 * time.Second
+		o.RecoveryWait = 5 * time.Second
 	}
 	if len(o.Kinds) == 0 {
 		o.Kinds = AllKinds

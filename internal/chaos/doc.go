@@ -19,10 +19,12 @@
 //     conn-drop), PostgreSQL (walsender-terminate, pg-restart-fast, pg-restart-immediate) and Kafka
 //     (broker-pause, broker-restart, broker-kill, leader-kill, leader-freeze, rolling-restart,
 //     isr-loss). kinds.go holds the fault table: each kind's class (cheap, heavy, extra), lane, share of
-//     its lane's turns and inject function. A lane injects a fault, waits until it has recovered (the
-//     slot's confirmed_flush_lsn passed the WAL position at its end), pauses, and picks the next kind:
-//     kinds behind the pace their minimum asks for first, else by weight. Faults of one lane never
-//     overlap; faults of different lanes do, so their interleavings are exercised too.
+//     its lane's turns and inject function. A lane injects a fault, waits for it to recover (the
+//     slot's confirmed_flush_lsn passes the WAL position at its end) but at most RecoveryWait (a
+//     watcher goes on measuring), pauses, waits until the slot has moved since its previous fault
+//     began, and picks the next kind: kinds behind the pace their minimum asks for first, else by
+//     weight. Faults of one lane never overlap; faults of different lanes do, so their
+//     interleavings are exercised too.
 //   - A fault counts only with its evidence (the killed process's wait status, a new pid, /proc showing
 //     a stopped JVM, leadership that moved, pg_postmaster_start_time() that changed, a walsender gone
 //     and another holding the slot; isr-loss proves from the slot that pgcdc confirmed nothing while two
