@@ -44,7 +44,7 @@ func runChaos(t *testing.T, o Options) *Result {
 	o.Binary = binary(t)
 	o.WorkDir = t.TempDir()
 	o.Logf = t.Logf
-	ctx, cancel := context.WithTimeout(context.Background(), 4*o.Duration+15*time.Minute)
+	ctx, cancel := context.WithTimeout(context.Background(), o.MaxDuration+20*time.Minute)
 	defer cancel()
 	res, err := Run(ctx, o)
 	var out strings.Builder
@@ -69,9 +69,10 @@ func runChaos(t *testing.T, o Options) *Result {
 // from its row, or a duplicate lies outside the bound of every fault that happened.
 func TestShortChaos(t *testing.T) {
 	testenv.Require(t)
-	o := Options{Duration: 150 * time.Second, MinFaults: 12, MinEach: 1}
+	// The minimums extend the fault phase up to MaxDuration on a slow (shared) machine.
+	o := Options{Duration: 150 * time.Second, MaxDuration: 12 * time.Minute, MinFaults: 12, MinEach: 1}
 	if testenv.Long() {
-		o = Options{Duration: 15 * time.Minute, MinFaults: 150, MinEach: 5}
+		o = Options{Duration: 15 * time.Minute, MaxDuration: 40 * time.Minute, MinFaults: 150, MinEach: 5}
 	}
 	res := runChaos(t, o)
 	counts := res.FaultCounts()
@@ -96,9 +97,12 @@ func TestShortChaos(t *testing.T) {
 func TestClusterFaults(t *testing.T) {
 	testenv.Require(t)
 	kinds := []Kind{LeaderKill, RollingRestart, LeaderFreeze, ISRLoss}
-	o := Options{Kinds: kinds, Duration: 60 * time.Second, MinFaults: len(kinds), MinEach: 1, MaxTxn: 5000, GapMin: time.Second, GapMax: 2 * time.Second}
+	// A write timeout of 5 s keeps the freeze and the outage short; the minimums extend the fault
+	// phase up to MaxDuration on a slow (shared) machine.
+	o := Options{Kinds: kinds, Duration: 60 * time.Second, MaxDuration: 10 * time.Minute, MinFaults: len(kinds), MinEach: 1,
+		MaxTxn: 5000, WriteTimeout: 5 * time.Second}
 	if testenv.Long() {
-		o = Options{Kinds: kinds, Duration: 10 * time.Minute, MinFaults: 5 * len(kinds), MinEach: 5, RowsPerS: 3000}
+		o = Options{Kinds: kinds, Duration: 10 * time.Minute, MaxDuration: 40 * time.Minute, MinFaults: 5 * len(kinds), MinEach: 5, RowsPerS: 3000}
 	}
 	res := runChaos(t, o)
 	for _, k := range kinds {
