@@ -110,9 +110,10 @@ type Fault struct {
 	// Floor and Ceil bound the transactions this fault may make pgcdc send again: those whose commit
 	// end LSN is in (Floor, Ceil].
 	Floor, Ceil uint64
-	// Copies is how many extra copies of one transaction the fault may cause: 1, or one per broker it
-	// takes down while a batch may be in flight (each lost broker can leave a copy that a shrinking
-	// in-sync set commits while pgcdc retries the batch).
+	// Copies is how many extra copies of one transaction the fault may cause: 1, or for a Kafka
+	// fault the number of pgcdc's write attempts that failed during it (each may have been taken by a
+	// broker before it failed: a timeout, a cut connection, NOT_ENOUGH_REPLICAS_AFTER_APPEND) and at
+	// least one per broker it takes down.
 	Copies int
 	// Target is the server's WAL insert position once the fault was over; the fault has recovered
 	// when the slot's confirmed_flush_lsn reaches it.
@@ -376,7 +377,7 @@ func (r *run) run(ctx context.Context) error {
 	if err := srv.waitActive(ctx, r.conn, 2*time.Minute); err != nil {
 		return fmt.Errorf("pgcdc did not start streaming: %w\n%s", err, r.conn.tail())
 	}
-	r.mon = newMonitor(srv)
+	r.mon = newMonitor(srv, r.conn)
 	mctx, stopMon := context.WithCancel(ctx)
 	defer stopMon()
 	monDone := make(chan struct{})

@@ -1,8 +1,11 @@
 package chaos
 
 import (
+	"bufio"
+	"context"
 	"errors"
 	"fmt"
+	"net/http"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -39,11 +42,49 @@ type connector struct {
 type cproc struct {
 	cmd      *exec.Cmd
 	pid      int
-	logFrom  int64 // its first byte in the log
+	logFrom  int64  // its first byte in the log
+	opsAddr  string // its operations endpoint (read by the monitor only)
 	done     chan struct{}
 	ended    time.Time
 	state    *os.ProcessState
 	expected bool // the harness killed or stopped it (guarded by connector.mu)
+}
+
+// opsAddrRE finds the operations endpoint's address in pgcdc's start-up log line.
+var opsAddrRE = regexp.MustCompile(`"addr":"([^"]+)"[^\n]*"message":"operations endpoint`)
+
+// failedWrites reads pgcdc_errors_total{kind="kafka_write"} (failed Kafka write attempts) from the
+// running pgcdc's operations endpoint, with the pid of the process it counts for.
+func (c *connector) failedWrites(ctx context.Context) (float64, int, bool) {
+	c.mu.Lock()
+	p := c.cur
+	c.mu.Unlock()
+	if p == nil {
+		return 0, 0, false
+	}
+	if p.opsAddr == "" {
+		m := opsAddrRE.FindStringSubmatch(c.logSince(p.logFrom))
+		if m == nil {
+			return 0, 0, false
+		}
+		p.opsAddr = m[1]
+	}
+	ctx, cancel := context.WithTimeout(ctx, time.Second)
+	defer cancel()
+	req, _ := http.NewRequestWithContext(ctx, http.MethodGet, "http://"+p.opsAddr+"/metrics", nil)
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		return 0, 0, false
+	}
+	defer resp.Body.Close()
+	sc := bufio.NewScanner(resp.Body)
+	for sc.Scan() {
+		if v, ok := strings.CutPrefix(sc.Text(), `pgcdc_errors_total{kind="kafka_write"} `); ok {
+			n, err := strconv.ParseFloat(strings.TrimSpace(v), 64)
+			return n, p.pid, err == nil
+		}
+	}
+	return 0, 0, false
 }
 
 // startupFailureRE matches the error of a pgcdc start-up cut short by a server that went away.

@@ -380,6 +380,17 @@ func (r *run) watchRecovery(n int, f Fault) <-chan struct{} {
 			return
 		}
 		r.recovered(n-1, recovery, stall)
+		if spec(f.Kind).lane == laneKafka {
+			// Failed attempts that started during the fault end up to a write timeout after it.
+			end := f.At.Add(f.Took + r.opts.WriteTimeout + 2*monitorEvery)
+			select {
+			case <-r.watchCtx.Done():
+			case <-time.After(time.Until(end)):
+			}
+			r.mu.Lock()
+			r.res.Faults[n-1].Copies = max(r.res.Faults[n-1].Copies, r.mon.failedWrites(f.At, end))
+			r.mu.Unlock()
+		}
 	}()
 	return done
 }

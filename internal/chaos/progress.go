@@ -17,18 +17,31 @@ type sample struct {
 	wal       uint64 // the server's WAL insert position
 }
 
+// writeErrs is one reading of pgcdc's failed Kafka write attempts (a counter of process pid).
+type writeErrs struct {
+	at  time.Time
+	n   float64
+	pid int
+}
+
 // monitor reads the slot's confirmed_flush_lsn and the WAL position every 250 ms on a connection of
 // its own (so that a fault's admin queries never delay it), keeping every reading: faults measure
 // their recovery and stalls from them, and isr-loss proves from them that nothing was confirmed.
+//
+// It also reads pgcdc's count of failed Kafka write attempts: a batch can be written once more for
+// each attempt that failed after a broker had taken it, so the failed attempts during a Kafka fault
+// bound the extra copies that fault may cause.
 type monitor struct {
 	srv     *servers
+	conn    *connector
 	mu      sync.Mutex
 	samples []sample
+	errs    []writeErrs
 	changed chan struct{} // closed and replaced at every new sample
 }
 
-func newMonitor(srv *servers) *monitor {
-	return &monitor{srv: srv, changed: make(chan struct{})}
+func newMonitor(srv *servers, conn *connector) *monitor {
+	return &monitor{srv: srv, conn: conn, changed: make(chan struct{})}
 }
 
 const monitorEvery = 250 * time.Millisecond
@@ -62,12 +75,43 @@ func (m *monitor) loop(ctx context.Context) {
 				}
 			}
 		}
+		if m.conn != nil {
+			if n, pid, ok := m.conn.failedWrites(ctx); ok {
+				m.mu.Lock()
+				m.errs = append(m.errs, writeErrs{time.Now(), n, pid})
+				m.mu.Unlock()
+			}
+		}
 		select {
 		case <-ctx.Done():
 			return
 		case <-time.After(monitorEvery):
 		}
 	}
+}
+
+// failedWrites counts pgcdc's failed Kafka write attempts between from and to (a new process counts
+// from zero).
+func (m *monitor) failedWrites(from, to time.Time) int {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	var n float64
+	var prev *writeErrs
+	for i := range m.errs {
+		e := &m.errs[i]
+		if e.at.After(to) {
+			break
+		}
+		if !e.at.Before(from) && prev != nil {
+			if e.pid == prev.pid && e.n >= prev.n {
+				n += e.n - prev.n
+			} else {
+				n += e.n
+			}
+		}
+		prev = e
+	}
+	return int(n)
 }
 
 func (m *monitor) add(s sample) {
