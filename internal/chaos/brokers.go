@@ -109,7 +109,7 @@ func pause(b *testenv.Kafka) (string, error) {
 }
 
 // restartBroker stops a random broker (SIGTERM, a controlled shutdown, or SIGKILL for broker-kill),
-// leaves it down for up to 3 s and starts it again; counted when it runs under a new pid and the
+// leaves it down for up to 2 s and starts it again; counted when it runs under a new pid and the
 // cluster is whole again.
 func (r *run) restartBroker(ctx context.Context, f *Fault) error {
 	defer r.restore()
@@ -121,7 +121,7 @@ func (r *run) restartBroker(ctx context.Context, f *Fault) error {
 	if err != nil {
 		return err
 	}
-	down := time.Duration(r.intN(3000)) * time.Millisecond
+	down := time.Duration(r.intN(2000)) * time.Millisecond
 	if err := sleepCtx(ctx, down); err != nil {
 		return err
 	}

@@ -230,13 +230,27 @@ func TestPickWeightsAndMinimums(t *testing.T) {
 			t.Fatalf("600 picks by weight 2:2:2: %v (%s)", seen, k)
 		}
 	}
-	// Late in the run with the heavy kinds behind their pace, only they are picked.
+	// Late in the run with the heavy kinds behind their pace, the one furthest behind is picked
+	// until it has caught up with the other; then both; never the cheap kind.
 	r.phaseStart = time.Now().Add(-50 * time.Minute)
 	r.res = &Result{}
-	r.res.kind(BrokerPause).Count, r.res.kind(LeaderKill).Count, r.res.kind(RollingRestart).Count = 40, 10, 29
+	r.res.kind(BrokerPause).Count, r.res.kind(LeaderKill).Count, r.res.kind(RollingRestart).Count = 40, 10, 20
+	clear(seen)
 	for i := 0; i < 10; i++ {
-		if k := r.pick(kinds, credit).kind; k == BrokerPause {
-			t.Fatalf("picked %s while heavy kinds lag their pace", k)
-		}
+		k := r.pick(kinds, credit).kind
+		seen[k]++
+		r.res.kind(k).Count++
+	}
+	if seen[LeaderKill] != 10 {
+		t.Fatalf("10 picks with leader-kill 10 behind rolling-restart: %v", seen)
+	}
+	clear(seen)
+	for i := 0; i < 4; i++ {
+		k := r.pick(kinds, credit).kind
+		seen[k]++
+		r.res.kind(k).Count++
+	}
+	if seen[LeaderKill] != 2 || seen[RollingRestart] != 2 {
+		t.Fatalf("4 picks with both heavy kinds equally behind: %v", seen)
 	}
 }

@@ -88,9 +88,9 @@ var faultTable = []kindSpec{
 	{BrokerPause, Cheap, "", laneKafka, 2, (*run).pauseBroker,
 		"a random broker frozen (SIGSTOP) for 0.5 to 3 s, below the write timeout, then thawed"},
 	{BrokerRestart, Heavy, groupBroker, laneKafka, 2, (*run).restartBroker,
-		"a random broker stopped cleanly (SIGTERM: controlled shutdown), down up to 3 s, started"},
+		"a random broker stopped cleanly (SIGTERM: controlled shutdown), down up to 2 s, started"},
 	{BrokerKill, Heavy, groupBroker, laneKafka, 2, (*run).restartBroker,
-		"a random broker killed (SIGKILL), down up to 3 s, started"},
+		"a random broker killed (SIGKILL), down up to 2 s, started"},
 	{LeaderKill, Heavy, groupLeader, laneKafka, 2, (*run).killLeader,
 		"the leader of the busiest partition killed (SIGKILL), started once leadership moved"},
 	{LeaderFreeze, Extra, "", laneKafka, 1, (*run).freezeLeader,
@@ -232,12 +232,16 @@ func (r *run) faultPhase(ctx context.Context, werr <-chan error) error {
 // lagging reports whether kind s is behind what the run must have injected by the fraction frac of
 // Duration (1: by the end): at least MinEach of every kind, at least MinHeavy of every heavy group;
 // both at least one from the start, then in proportion. r.mu must be held.
-func (r *run) lagging(s *kindSpec, frac float64) bool {
+func (r *run) lagging(s *kindSpec, frac float64) bool { return r.deficit(s, frac) > 0 }
+
+// deficit is how many faults kind s (or its heavy group) is behind at the fraction frac of Duration.
+func (r *run) deficit(s *kindSpec, frac float64) int {
 	due := func(n int) int { return min(max(int(math.Ceil(float64(n)*frac)), 1), n) }
-	if r.res.kind(s.kind).Count < due(r.opts.MinEach) {
-		return true
+	d := due(r.opts.MinEach) - r.res.kind(s.kind).Count
+	if s.class == Heavy {
+		d = max(d, due(r.opts.MinHeavy)-r.groupCount(s.group))
 	}
-	return s.class == Heavy && r.groupCount(s.group) < due(r.opts.MinHeavy)
+	return d
 }
 
 // groupCount is the number of faults of a heavy group. r.mu must be held.
@@ -403,22 +407,21 @@ func (r *run) waitWatchers() error {
 	return r.watchErr
 }
 
-// pick chooses the lane's next kind: among the kinds behind the pace their minimums ask for (see
-// lagging), else among all, by smooth weighted round robin.
+// pick chooses the lane's next kind: among the kinds furthest behind the pace their minimums ask for
+// (see deficit), else among all, by smooth weighted round robin.
 func (r *run) pick(kinds []*kindSpec, credit []int) *kindSpec {
 	frac := math.Min(1, float64(time.Since(r.phaseStart))/float64(r.opts.Duration))
 	r.mu.Lock()
-	behind := make([]bool, len(kinds))
-	anyBehind := false
+	deficits := make([]int, len(kinds))
+	most := 0
 	for i, s := range kinds {
-		if r.lagging(s, frac) {
-			behind[i], anyBehind = true, true
-		}
+		deficits[i] = r.deficit(s, frac)
+		most = max(most, deficits[i])
 	}
 	r.mu.Unlock()
 	best, total := -1, 0
 	for i, s := range kinds {
-		if anyBehind && !behind[i] {
+		if most > 0 && deficits[i] < most { // when some kind is behind, only the furthest behind
 			continue
 		}
 		credit[i] += s.weight
