@@ -49,6 +49,7 @@
 //	res.Write(os.Stdout)
 //	if err == nil { err = res.Err() }
 //
-// TestShortChaos (every kind, three lanes) and TestClusterFaults (the cluster faults one at a time)
-// run inside `make test` on one shared cluster; `make chaos DURATION=60m` runs internal/cmd/chaos.
+// TestClusterFaults (the cluster faults one at a time) and TestShortChaos (the other kinds, three
+// lanes) run inside `make test` on one shared cluster, longer in `make test-long`; `make chaos
+// DURATION=60m` runs internal/cmd/chaos.
 package chaos
