@@ -101,68 +101,28 @@ func canDestroySockets() bool {
 // (the peers get a reset); without the privilege for it, pgcdc's PostgreSQL backends are terminated
 // instead. Counted when connections were broken and another walsender holds the slot.
 func (r *run) dropConnections(ctx context.Context, f *Fault) error {
-	r.conn.life.Lock()
-	defer r.conn.life.Unlock()
-	if err := r.conn.restartPending(0); err != nil {
-		return err
-	}
-	if err := r.srv.waitActive(ctx, r.conn, 3*time.Minute); err != nil {
-		return err
-	}
-	var err error
-	if f.Floor, err = r.srv.confirmedFlush(ctx); err != nil {
-		return err
-	}
-	walsender, err := r.srv.activePID(ctx)
-	if err != nil {
-		return err
-	}
-	pid := r.conn.pid()
+	var walsender int32
 	var how string
-	if canDestroySockets() {
-		ports := []int{r.srv.pg.Port}
-		for _, b := range r.srv.kafka.Brokers {
-			ports = append(ports, b.Port)
+	for attempt := 0; ; attempt++ {
+		// Without the lifecycle lock, so that the supervisor can restart a pgcdc that failed at
+		// start-up meanwhile.
+		if err := r.srv.waitActive(ctx, r.conn, 3*time.Minute); err != nil {
+			return err
 		}
-		conns, err := tcpConns(pid, ports)
+		var err error
+		walsender, how, err = r.dropOnce(ctx, f)
+		if err == nil && how != "" {
+			break
+		}
 		if err != nil {
 			return err
 		}
-		pg, brokers := 0, 0
-		for _, c := range conns {
-			out, err := exec.CommandContext(ctx, "ss", "-K", "-t", "src", fmt.Sprintf("127.0.0.1:%d", c.localPort), "dst", fmt.Sprintf("127.0.0.1:%d", c.remotePort)).CombinedOutput()
-			if err != nil {
-				return fmt.Errorf("ss -K: %v: %s", err, out)
-			}
-			if c.remotePort == r.srv.pg.Port {
-				pg++
-			} else {
-				brokers++
-			}
+		if attempt == 100 {
+			return errors.New("no running pgcdc with a walsender to drop the connections of, 100 times")
 		}
-		left, err := tcpConns(pid, ports)
-		if err != nil {
+		if err := sleepCtx(ctx, 200*time.Millisecond); err != nil {
 			return err
 		}
-		for _, c := range left {
-			if slices.Contains(conns, c) {
-				return fmt.Errorf("connection %d->%d of pgcdc survived ss -K", c.localPort, c.remotePort)
-			}
-		}
-		if pg == 0 {
-			return fmt.Errorf("pgcdc (pid %d) has no connection to PostgreSQL to drop", pid)
-		}
-		how = fmt.Sprintf("%d TCP connections of pgcdc pid %d aborted by the kernel (ss -K): %d to PostgreSQL, %d to brokers", pg+brokers, pid, pg, brokers)
-	} else {
-		var n int
-		err := r.srv.do(ctx, func(ctx context.Context, db *pgx.Conn) error {
-			return db.QueryRow(ctx, `SELECT count(*) FILTER (WHERE pg_terminate_backend(pid)) FROM pg_stat_activity
-				WHERE application_name = 'pgcdc' AND datname = current_database()`).Scan(&n)
-		})
-		if err != nil {
-			return err
-		}
-		how = fmt.Sprintf("%d PostgreSQL backends of pgcdc terminated (no privilege to abort sockets)", n)
 	}
 	newWS, err := r.waitNewWalsender(ctx, walsender)
 	if err != nil {
@@ -173,4 +133,60 @@ func (r *run) dropConnections(ctx context.Context, f *Fault) error {
 	}
 	f.Evidence = fmt.Sprintf("%s; walsender pid %d gone, slot now held by walsender pid %d", how, walsender, newWS)
 	return nil
+}
+
+// dropOnce breaks the connections of the running pgcdc; it returns "" (try again) when no pgcdc runs
+// or no walsender holds the slot right now.
+func (r *run) dropOnce(ctx context.Context, f *Fault) (int32, string, error) {
+	r.conn.life.Lock()
+	defer r.conn.life.Unlock()
+	pid, running := r.conn.running()
+	walsender, err := r.srv.activePID(ctx)
+	if err != nil || !running || walsender == 0 {
+		return 0, "", err
+	}
+	if f.Floor, err = r.srv.confirmedFlush(ctx); err != nil {
+		return 0, "", err
+	}
+	if !canDestroySockets() {
+		var n int
+		err := r.srv.do(ctx, func(ctx context.Context, db *pgx.Conn) error {
+			return db.QueryRow(ctx, `SELECT count(*) FILTER (WHERE pg_terminate_backend(pid)) FROM pg_stat_activity
+				WHERE application_name = 'pgcdc' AND datname = current_database()`).Scan(&n)
+		})
+		return walsender, fmt.Sprintf("%d PostgreSQL backends of pgcdc terminated (no privilege to abort sockets)", n), err
+	}
+	ports := []int{r.srv.pg.Port}
+	for _, b := range r.srv.kafka.Brokers {
+		ports = append(ports, b.Port)
+	}
+	conns, err := tcpConns(pid, ports)
+	if err != nil {
+		return 0, "", nil // the process just ended: try again
+	}
+	pg, brokers := 0, 0
+	for _, c := range conns {
+		out, err := exec.CommandContext(ctx, "ss", "-K", "-t", "src", fmt.Sprintf("127.0.0.1:%d", c.localPort), "dst", fmt.Sprintf("127.0.0.1:%d", c.remotePort)).CombinedOutput()
+		if err != nil {
+			return 0, "", fmt.Errorf("ss -K: %v: %s", err, out)
+		}
+		if c.remotePort == r.srv.pg.Port {
+			pg++
+		} else {
+			brokers++
+		}
+	}
+	left, err := tcpConns(pid, ports)
+	if err != nil {
+		return 0, "", err
+	}
+	for _, c := range left {
+		if slices.Contains(conns, c) {
+			return 0, "", fmt.Errorf("connection %d->%d of pgcdc survived ss -K", c.localPort, c.remotePort)
+		}
+	}
+	if pg == 0 {
+		return 0, "", nil // between two connections: try again
+	}
+	return walsender, fmt.Sprintf("%d TCP connections of pgcdc pid %d aborted by the kernel (ss -K): %d to PostgreSQL, %d to brokers", pg+brokers, pid, pg, brokers), nil
 }

@@ -210,6 +210,21 @@ func (c *connector) supervisorRestarts() []string {
 	return append([]string(nil), c.restarts...)
 }
 
+// running returns the current process's id and whether it still runs.
+func (c *connector) running() (int, bool) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.cur == nil {
+		return 0, false
+	}
+	select {
+	case <-c.cur.done:
+		return c.cur.pid, false
+	default:
+		return c.cur.pid, true
+	}
+}
+
 // pid is the running process's id.
 func (c *connector) pid() int {
 	c.mu.Lock()
