@@ -81,10 +81,15 @@ func newWriter(r *run, id int) *writer {
 }
 
 // size draws a transaction size: mostly small, some of hundreds and thousands of rows, a few of
-// tens of thousands; writer 0's 12th transaction has the maximum size, so every run has one.
+// tens of thousands; from its 12th transaction on, writer 0 makes every transaction of the maximum
+// size until one of them commits (a fault may cut it), so every run has one.
 func (w *writer) size(i int) int {
 	biggest := w.r.opts.MaxTxn
-	if w.id == 0 && i == 12 {
+	owned := 0
+	for _, o := range w.owned {
+		owned += len(o)
+	}
+	if w.id == 0 && i >= 12 && w.largest < min(biggest, owned) {
 		return biggest
 	}
 	x := w.rng.Float64()

@@ -60,9 +60,6 @@ func classify(topic string, partition int, err error) *PermanentError {
 	if kafkaclient.IsPermanent(err) { // a certificate or credential problem met on a new connection
 		return &PermanentError{Topic: topic, Partition: partition, Err: err}
 	}
-	if kafkaclient.IsPermanent(err) { // a certificate or credential problem met on a new connection
-		return &PermanentError{Topic: topic, Partition: partition, Err: err}
-	}
 	var kerr kafka.Error
 	if errors.As(err, &kerr) {
 		if fix, ok := permanentErrors[kerr]; ok {
@@ -90,4 +87,29 @@ func (e *TooLargeError) Error() string {
 	}
 	return fmt.Sprintf("kafka: the event of table %s at LSN %s with key %s is %d bytes, more than topic %s accepts (max.message.bytes=%d); raise the topic's max.message.bytes (and the broker's message.max.bytes)",
 		e.Table, e.LSN, key, e.Size, e.Topic, e.Max)
+}
+
+// staleMetadata reports whether a retriable write error may come from a stale view of the cluster: a
+// leader that moved (NOT_LEADER_OR_FOLLOWER, LEADER_NOT_AVAILABLE, a fenced or unknown leader epoch),
+// or a broker that is gone or silent (refused or broken connections, timeouts). The retry should then
+// use fresh metadata. NOT_ENOUGH_REPLICAS (before or after the append) comes from the right leader:
+// only the in-sync replicas are short, and fresh metadata would not help.
+func staleMetadata(err error) bool {
+	var werr kafka.WriteErrors
+	if errors.As(err, &werr) {
+		for _, e := range werr {
+			if e != nil && staleMetadata(e) {
+				return true
+			}
+		}
+		return false
+	}
+	var kerr kafka.Error
+	if errors.As(err, &kerr) {
+		switch kerr {
+		case kafka.NotEnoughReplicas, kafka.NotEnoughReplicasAfterAppend:
+			return false
+		}
+	}
+	return true
 }

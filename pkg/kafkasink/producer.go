@@ -27,15 +27,15 @@ var (
 )
 
 // newKafkaGo builds the kafka-go producer and admin client for opts, connecting through kc (TLS,
-// SASL).
-func newKafkaGo(opts Options, kc *kafkaclient.Client) (producer, topicAdmin, error) {
+// SASL), and the refresher that drops their shared transport's cached cluster metadata.
+func newKafkaGo(opts Options, kc *kafkaclient.Client) (producer, topicAdmin, *metadataRefresher, error) {
 	acks, ok := requiredAcks[opts.Acks]
 	if !ok {
-		return nil, nil, fmt.Errorf("kafka.acks: %q is not all, one or none", opts.Acks)
+		return nil, nil, nil, fmt.Errorf("kafka.acks: %q is not all, one or none", opts.Acks)
 	}
 	codec, ok := compressions[opts.Compression]
 	if !ok {
-		return nil, nil, fmt.Errorf("kafka.compression: %q is not none, gzip, snappy, lz4 or zstd", opts.Compression)
+		return nil, nil, nil, fmt.Errorf("kafka.compression: %q is not none, gzip, snappy, lz4 or zstd", opts.Compression)
 	}
 	transport := kc.Transport()
 	transport.MetadataTTL = 30 * time.Second
@@ -56,7 +56,7 @@ func newKafkaGo(opts Options, kc *kafkaclient.Client) (producer, topicAdmin, err
 		Compression:  codec,
 		Transport:    transport,
 	}
-	return &writerProducer{w: w}, admin, nil
+	return &writerProducer{w: w}, admin, newMetadataRefresher(transport, time.Second), nil
 }
 
 // messageWriter is the part of *kafka.Writer the producer uses.

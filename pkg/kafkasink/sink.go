@@ -89,12 +89,15 @@ type partitionKey struct {
 // Sink publishes Records to Kafka. Append is called by one goroutine at a time (the pipeline, or a
 // snapshot worker); acknowledgements flow to the Acker from the partition goroutines the Sink owns.
 type Sink struct {
-	opts   Options
-	log    zerolog.Logger
-	acker  Acker
-	prod   producer // writes one batch to one partition (kafka-go's Writer; tests inject answers)
-	topics *topics
-	budget *budget
+	opts  Options
+	log   zerolog.Logger
+	acker Acker
+	prod  producer // writes one batch to one partition (kafka-go's Writer; tests inject answers)
+	// metadata drops the transport's cached cluster metadata when a write fails because of it (nil
+	// in tests with a scripted producer).
+	metadata *metadataRefresher
+	topics   *topics
+	budget   *budget
 
 	ctx    context.Context // cancelled by Close: stops the partition goroutines
 	cancel context.CancelFunc
@@ -117,12 +120,14 @@ func New(ctx context.Context, opts Options, acker Acker) (*Sink, error) {
 	if err != nil {
 		return nil, err
 	}
-	prod, admin, err := newKafkaGo(opts, kc)
+	prod, admin, metadata, err := newKafkaGo(opts, kc)
 	if err != nil {
 		return nil, err
 	}
 	s := newSink(opts, acker, prod, admin)
 	s.topics.explain = kc.Explain
+	s.metadata = metadata
+	s.topics.refresh = func() { metadata.refresh() }
 	if err := s.topics.ping(ctx); err != nil {
 		s.Close(context.Background())
 		return nil, err
@@ -376,10 +381,21 @@ func (s *Sink) linger(q *partitionQueue) bool {
 	return true
 }
 
+// Retry backoff of a failed batch: growing from retryBackoffMin up to retryBackoffMax (with jitter),
+// as the Java producer's retry.backoff.ms (100 ms) and retry.backoff.max.ms (1 s) defaults. A longer
+// cap would add its length to every leader change (the retry after the new leader is known waits for
+// it).
+const (
+	retryBackoffMin = 100 * time.Millisecond
+	retryBackoffMax = time.Second
+)
+
 // write sends one batch until Kafka acknowledges it. It returns false when the sink is closing or
-// the failure is permanent (then the sink fails and nothing after this batch is ever sent).
+// the failure is permanent (then the sink fails and nothing after this batch is ever sent). A failure
+// that may come from stale metadata (a leader change, a broker gone) drops the cached metadata, so the
+// retry goes to the partition's current leader.
 func (s *Sink) write(q *partitionQueue, batch []queued) bool {
-	b := retry.New(100*time.Millisecond, 5*time.Second)
+	b := retry.New(retryBackoffMin, retryBackoffMax)
 	for attempt := 1; ; attempt++ {
 		started := time.Now()
 		err := s.prod.Produce(s.ctx, q.key.topic, q.key.partition, batch)
@@ -401,8 +417,12 @@ func (s *Sink) write(q *partitionQueue, batch []queued) bool {
 			return false
 		}
 		wait := b.Next()
-		s.log.Warn().Err(firstError(err)).Str("topic", q.key.topic).Int("partition", q.key.partition).
-			Int("records", len(batch)).Int("attempt", attempt).Float64("backoff_s", wait.Seconds()).Msg("kafka write failed; retrying")
+		refreshed := staleMetadata(err) && s.metadata.refresh()
+		if attempt <= 3 || attempt%10 == 0 { // a long outage retries every second: log the start, then every tenth
+			s.log.Warn().Err(firstError(err)).Str("topic", q.key.topic).Int("partition", q.key.partition).
+				Int("records", len(batch)).Int("attempt", attempt).Float64("backoff_s", wait.Seconds()).Bool("metadata_refreshed", refreshed).
+				Msg("kafka write failed; retrying")
+		}
 		if retry.Sleep(s.ctx, wait) != nil {
 			return false
 		}

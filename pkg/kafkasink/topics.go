@@ -4,7 +4,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"strconv"
 	"sync"
 	"time"
 
@@ -35,6 +34,7 @@ type topics struct {
 	opts    Options
 	log     zerolog.Logger
 	explain func(error) error // names the TLS/SASL setting behind a connection failure; may be nil
+	refresh func()            // drops the cached cluster metadata (refresh.go); may be nil
 	mu      sync.Mutex
 	byName  map[string]topicInfo
 	created []string   // topics this process created
@@ -229,27 +229,10 @@ func (t *topics) describe(ctx context.Context, topic string) (topicInfo, error) 
 	for i := range info.partitions {
 		info.partitions[i] = i
 	}
-	res, err := t.admin.DescribeConfigs(ctx, &kafka.DescribeConfigsRequest{Resources: []kafka.DescribeConfigRequestResource{{
-		ResourceType: kafka.ResourceTypeTopic, ResourceName: topic, ConfigNames: []string{"max.message.bytes"},
-	}}})
-	if err != nil {
-		return info, fmt.Errorf("kafka: read max.message.bytes of topic %s: %w", topic, err)
+	refresh := t.refresh
+	if refresh == nil {
+		refresh = func() {}
 	}
-	info.maxMessageBytes = 1048588 // Kafka's default
-	for _, r := range res.Resources {
-		if r.Error != nil {
-			if fix := permanentAdminError(r.Error); fix != "" {
-				return info, &topicError{fmt.Errorf("kafka: read config of topic %s: %w (%s)", topic, r.Error, fix)}
-			}
-			return info, fmt.Errorf("kafka: read config of topic %s: %w", topic, r.Error)
-		}
-		for _, e := range r.ConfigEntries {
-			if e.ConfigName == "max.message.bytes" {
-				if v, err := strconv.ParseInt(e.ConfigValue, 10, 64); err == nil {
-					info.maxMessageBytes = v
-				}
-			}
-		}
-	}
-	return info, nil
+	info.maxMessageBytes, err = maxMessageBytes(ctx, t.admin, topic, refresh) // topicconfig.go
+	return info, err
 }
