@@ -181,8 +181,21 @@ func (s *sidecar) Change(hard, soft context.Context, ch *decode.Change, txn ack.
 	case decode.KindCommit:
 		pending := s.pending
 		s.pending = nil
+		if len(pending) == 0 {
+			break
+		}
+		if s.incr != nil && s.incr.SourceActed(uint64(ch.LSN)) {
+			s.c.log.Info().Str("commit_lsn", ch.LSN.String()).Int("signals", len(pending)).
+				Msg("signals read again after a restart (the slot was not confirmed past them): acted on already, skipped")
+			break
+		}
 		for _, sig := range pending {
 			if err := s.act(hard, soft, sig); err != nil {
+				return false, err
+			}
+		}
+		if s.incr != nil {
+			if err := s.incr.SourceDone(hard, uint64(ch.LSN)); err != nil {
 				return false, err
 			}
 		}

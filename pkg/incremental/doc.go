@@ -66,8 +66,9 @@
 // crash, a kill -9 or a stop reads on from the last chunk recorded: chunks in flight at the crash
 // are read again (duplicates), none is skipped. Watermarks of an earlier process found in the WAL
 // are ignored (window ids carry a per-process prefix). The slot's row also holds the tables whose
-// rows the topics hold (the connector backfills the tables captured later) and the Kafka signal
-// topic's offset.
+// rows the topics hold (the connector backfills the tables captured later), the Kafka signal
+// topic's offset and the commit LSN of the last signal table transaction acted on (SourceActed,
+// SourceDone: a transaction the stream sends again after a restart is not acted on twice).
 //
 // # Signals and the API
 //

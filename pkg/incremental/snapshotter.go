@@ -84,13 +84,15 @@ type Snapshotter struct {
 	ctrl  *pgx.Conn  // the store's connection (reconnected on failure)
 	store *store
 
-	mu      sync.Mutex // guards the fields below
-	paused  bool
-	queue   []*Entry // queue[0] is the table being read
-	known   []string
-	offset  int64 // next Kafka signal offset; -1 none
-	started time.Time
-	wake    chan struct{} // cap 1: the queue or the pause state changed
+	mu     sync.Mutex // guards the fields below
+	paused bool
+	queue  []*Entry // queue[0] is the table being read
+	known  []string
+	offset int64 // next Kafka signal offset; -1 none
+	// sourceLSN is the commit LSN of the last signal table transaction acted on; 0 none.
+	sourceLSN uint64
+	started   time.Time
+	wake      chan struct{} // cap 1: the queue or the pause state changed
 
 	pipe     pipeSide
 	verdicts chan verdict     // pipeline → reader
@@ -141,7 +143,7 @@ func New(ctx context.Context, opts Options) (*Snapshotter, error) {
 		s.Close()
 		return nil, err
 	}
-	s.paused, s.queue, s.known, s.offset = st.Paused, st.Queue, st.Known, st.SignalOffset
+	s.paused, s.queue, s.known, s.offset, s.sourceLSN = st.Paused, st.Queue, st.Known, st.SignalOffset, st.SourceLSN
 	if len(s.queue) > 0 {
 		e := s.queue[0]
 		s.log.Info().Strs("tables", s.queuedTables()).Bool("paused", s.paused).Str("table", e.Table).Strs("last_key", e.LastKey).Int64("rows_done", e.Rows).
@@ -258,6 +260,28 @@ func (s *Snapshotter) SignalDone(ctx context.Context, sig signal.Signal) error {
 		return nil
 	}
 	return s.withStore(ctx, func(st *store) error { return st.setOffset(ctx, next(sig.Offset)) })
+}
+
+// SourceActed reports whether the signals of the signal table transaction that committed at commit
+// (its commit LSN) were acted on already: the stream sends it again after a restart when the slot
+// was not confirmed past it.
+func (s *Snapshotter) SourceActed(commit uint64) bool {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return commit <= s.sourceLSN
+}
+
+// SourceDone records that the signals of the signal table transaction that committed at commit were
+// acted on, so that a restart that reads it again does not act on them twice (SourceActed). A crash
+// between their effect and this record acts on them again.
+func (s *Snapshotter) SourceDone(ctx context.Context, commit uint64) error {
+	if err := s.withStore(ctx, func(st *store) error { return st.setSourceLSN(ctx, commit) }); err != nil {
+		return err
+	}
+	s.mu.Lock()
+	s.sourceLSN = max(s.sourceLSN, commit)
+	s.mu.Unlock()
+	return nil
 }
 
 // SignalOffset returns the next offset of the Kafka signal topic to read (-1: none recorded).

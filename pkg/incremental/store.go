@@ -40,6 +40,7 @@ func DDL(schema string) string {
   rows_estimate bigint NOT NULL DEFAULT 0,
   chunks_done   bigint NOT NULL DEFAULT 0,
   signal_offset bigint,                        -- slot row: the next offset of the Kafka signal topic to read
+  source_lsn    bigint,                        -- slot row: commit LSN of the last signal table transaction acted on
   known_tables  text[],                        -- slot row: tables whose rows the topics hold (snapshotted or backfilled)
   updated_at    timestamptz NOT NULL DEFAULT now(),
   PRIMARY KEY (slot_name, seq)
@@ -67,6 +68,7 @@ type State struct {
 	Queue        []*Entry // in seq order
 	Known        []string // nil: never recorded
 	SignalOffset int64    // -1: none recorded
+	SourceLSN    uint64   // 0: none recorded
 }
 
 // store keeps the incremental snapshot's progress in <schema>.pgcdc_incremental_snapshot, one
@@ -93,8 +95,8 @@ func (s *store) explain(err error, what string) error {
 func (s *store) load(ctx context.Context) (State, error) {
 	st := State{SignalOffset: -1}
 	var state string
-	var offset *int64
-	err := s.Conn.QueryRow(ctx, `SELECT state, signal_offset, known_tables FROM `+s.Table+` WHERE slot_name = $1 AND seq = 0`, s.slot).Scan(&state, &offset, &st.Known)
+	var offset, source *int64
+	err := s.Conn.QueryRow(ctx, `SELECT state, signal_offset, source_lsn, known_tables FROM `+s.Table+` WHERE slot_name = $1 AND seq = 0`, s.slot).Scan(&state, &offset, &source, &st.Known)
 	if errors.Is(err, pgx.ErrNoRows) {
 		if _, err := s.Conn.Exec(ctx, `INSERT INTO `+s.Table+` (slot_name, seq, state) VALUES ($1, 0, $2)`, s.slot, slotActive); err != nil {
 			return st, s.explain(err, "record slot "+s.slot+" in")
@@ -107,6 +109,9 @@ func (s *store) load(ctx context.Context) (State, error) {
 	st.Paused = state == slotPaused
 	if offset != nil {
 		st.SignalOffset = *offset
+	}
+	if source != nil {
+		st.SourceLSN = uint64(*source)
 	}
 	rows, err := s.Conn.Query(ctx, `SELECT seq, table_name, filter, surrogate_key, signal_id, state, max_key, last_key, rows_done, rows_estimate, chunks_done
 		FROM `+s.Table+` WHERE slot_name = $1 AND seq > 0 ORDER BY seq`, s.slot)
@@ -185,6 +190,15 @@ func (s *store) setOffset(ctx context.Context, offset int64) error {
 	err := pgx.BeginFunc(ctx, s.Conn, func(tx pgx.Tx) error { return s.slotUpdate(ctx, tx, offset, "") })
 	if err != nil {
 		return s.explain(err, "record the signal offset of slot "+s.slot+" in")
+	}
+	return nil
+}
+
+// setSourceLSN records the commit LSN of the last signal table transaction acted on.
+func (s *store) setSourceLSN(ctx context.Context, lsn uint64) error {
+	err := pgx.BeginFunc(ctx, s.Conn, func(tx pgx.Tx) error { return s.slotUpdate(ctx, tx, -1, `source_lsn = $3::int8`, int64(lsn)) })
+	if err != nil {
+		return s.explain(err, "record the signals acted on of slot "+s.slot+" in")
 	}
 	return nil
 }
