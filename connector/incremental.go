@@ -91,12 +91,15 @@ func (c *Connector) startIncremental(ctx context.Context, snapshotted bool) (*si
 		// recorded for the first time: from now on, a table captured later is new.
 		err = incr.SetKnown(ctx, captured)
 	case c.cfg.Snapshot.BackfillNewTables:
-		var fresh []string
-		for _, t := range captured {
-			if !slices.Contains(known, t) {
-				fresh = append(fresh, t)
+		c.tablesMu.Lock()
+		var unknown []pgsource.Table
+		for _, t := range c.tables {
+			if !slices.Contains(known, t.String()) {
+				unknown = append(unknown, t)
 			}
 		}
+		c.tablesMu.Unlock()
+		fresh := c.keyed(unknown)
 		if len(fresh) > 0 {
 			c.log.Info().Strs("tables", fresh).Msg("tables captured since the last run: snapshotting them incrementally (snapshot.backfill_new_tables)")
 			err = incr.Request(ctx, fresh, nil)
@@ -112,20 +115,46 @@ func (c *Connector) startIncremental(ctx context.Context, snapshotted bool) (*si
 // backfill queues an incremental snapshot of tables that joined the capture while pgcdc ran
 // (joinTables; snapshot.backfill_new_tables): the rows they held before their changes were
 // streamed. Without incremental snapshots (their progress table cannot be used) it says so.
-func (c *Connector) backfill(ctx context.Context, tables []string) error {
+func (c *Connector) backfill(ctx context.Context, tables []pgsource.Table) error {
+	names := make([]string, len(tables))
+	for i, t := range tables {
+		names[i] = t.String()
+	}
 	if !c.cfg.Snapshot.BackfillNewTables {
-		c.log.Info().Strs("tables", tables).Msg("tables joined the capture; their rows from before the join are not snapshotted (snapshot.backfill_new_tables: false)")
+		c.log.Info().Strs("tables", names).Msg("tables joined the capture; their rows from before the join are not snapshotted (snapshot.backfill_new_tables: false)")
 		return nil
 	}
 	c.incrMu.Lock()
 	incr := c.incr
 	c.incrMu.Unlock()
 	if incr == nil {
-		c.log.Warn().Strs("tables", tables).Msg("tables joined the capture; their rows from before the join are not snapshotted: incremental snapshots are not available (see the start-up log)")
+		c.log.Warn().Strs("tables", names).Msg("tables joined the capture; their rows from before the join are not snapshotted: incremental snapshots are not available (see the start-up log)")
 		return nil
 	}
-	c.log.Info().Strs("tables", tables).Msg("tables joined the capture: snapshotting them incrementally (snapshot.backfill_new_tables)")
-	return incr.Request(ctx, tables, nil)
+	if names = c.keyed(tables); len(names) == 0 {
+		return nil
+	}
+	c.log.Info().Strs("tables", names).Msg("tables joined the capture: snapshotting them incrementally (snapshot.backfill_new_tables)")
+	return incr.Request(ctx, names, nil)
+}
+
+// keyed returns the names of tables that have a chunk key for an incremental snapshot (a primary
+// key or replica identity index) and logs the others (REPLICA IDENTITY FULL without a key), whose
+// rows only a signal naming a surrogate key can snapshot.
+func (c *Connector) keyed(tables []pgsource.Table) []string {
+	var names, keyless []string
+	for _, t := range tables {
+		if t.HasKey || t.HasIdentIdx {
+			names = append(names, t.String())
+		} else {
+			keyless = append(keyless, t.String())
+		}
+	}
+	if len(keyless) > 0 {
+		c.log.Warn().Strs("tables", keyless).Msg("newly captured tables without a primary key (REPLICA IDENTITY FULL): their existing rows are not snapshotted incrementally; " +
+			`send an execute-snapshot signal naming a unique, not-null column as "surrogate-key" to publish them (pgcdc snapshot --surrogate-key COL TABLE; docs/incremental.md)`)
+	}
+	return names
 }
 
 // markKnown records tables, which joined the capture with every row version streamed, among those

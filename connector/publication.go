@@ -236,7 +236,7 @@ func (c *Connector) joinTables(ctx context.Context, tables []pgsource.Table) err
 		c.log.Info().Str("tables", strings.Join(names, ", ")).Msg("tables joined the capture (publication FOR ALL TABLES: every row version since their creation is streamed)")
 		return c.markKnown(ctx, names) // incremental.go
 	}
-	return c.backfill(ctx, names) // incremental.go
+	return c.backfill(ctx, tables) // incremental.go
 }
 
 // errPublicationDropped is the publication refresher's finding that the publication pgcdc streams

@@ -170,6 +170,10 @@ func TestReplicaIdentityAtStartupAndRefresh(t *testing.T) {
 
 	e.exec(`ALTER TABLE nokey REPLICA IDENTITY FULL`)
 	e.waitPublished("nokey", 20*time.Second)
+	// The refresh that published it creates its topic just after (joinTables).
+	p.waitLog(`"topic":"`+e.topic("nokey")+`"`, 20*time.Second)
+	// No incremental snapshot of a table without a key: the reason and the way out are logged.
+	p.waitLog(`"message":"newly captured tables without a primary key`, 20*time.Second)
 	e.exec(`UPDATE nokey SET b = 'y' WHERE a = 1`)
 	e.exec(`DELETE FROM nokey WHERE a = 1`)
 	var evs []change
@@ -193,6 +197,7 @@ func TestReplicaIdentityAtStartupAndRefresh(t *testing.T) {
 	e.exec(`CREATE TABLE later_pk (id int PRIMARY KEY, v text)`)
 	e.waitPublished("later_pk", 20*time.Second)
 	p.waitLog(`"table":"public.later_pk"`, 10*time.Second)
+	p.waitLog(`"topic":"`+e.topic("later_pk")+`"`, 20*time.Second)
 	e.exec(`INSERT INTO later_pk VALUES (7, 'seven')`)
 	got := e.read("later_pk", 1, 30*time.Second)
 	if got[0].Op != "c" || got[0].After["id"] != float64(7) || got[0].After["v"] != "seven" {
@@ -248,7 +253,8 @@ func (e *env) waitPublished(table string, timeout time.Duration) {
 
 // With postgres.create_publication=false pgcdc never touches the publication: a missing one is an
 // error naming it and how to create it; an existing one that lacks a matching table is used as it
-// is, with a warning naming the table that is not captured.
+// is, with a warning naming the table that is not captured; once an administrator adds the table,
+// it is captured and the rows it held are snapshotted (incrementally).
 func TestUnmanagedPublication(t *testing.T) {
 	t.Parallel()
 	e := newEnv(t, nil, nil)
@@ -286,6 +292,20 @@ func TestUnmanagedPublication(t *testing.T) {
 	}
 	if n := e.publishedCount("notinpub"); n != 0 {
 		t.Errorf("pgcdc added notinpub to a publication it does not manage")
+	}
+
+	// An administrator adds the table later: the next refresh captures it and publishes the rows it
+	// held (an incremental snapshot: PostgreSQL never published their changes), then its changes.
+	e.exec(`INSERT INTO notinpub VALUES (1, 'before the join')`)
+	e.exec(`ALTER PUBLICATION ` + e.pub + ` ADD TABLE notinpub`)
+	p.waitLog("tables joined the capture: snapshotting them incrementally", 30*time.Second)
+	e.exec(`INSERT INTO notinpub VALUES (2, 'after the join')`)
+	ops := map[float64]string{}
+	for _, c := range e.read("notinpub", 2, 60*time.Second) { // r for 1 and c for 2, in either order
+		ops[c.After["id"].(float64)] += c.Op
+	}
+	if ops[1] != "r" || ops[2] != "c" {
+		t.Errorf("notinpub after the join: ops by id %v, want 1: r (the backfill) and 2: c (streamed)", ops)
 	}
 	if code := p.stop(); code != 0 {
 		t.Fatalf("exit code %d after SIGTERM", code)
