@@ -50,8 +50,10 @@ demo-outbox: ## the transactional outbox end to end: examples/outbox places orde
 
 .PHONY: chaos
 chaos: DURATION ?= 20m
-chaos: ## long chaos run against throwaway servers: make chaos DURATION=20m (faults, then verification)
+chaos: DDL_DURATION ?= 10m
+chaos: ## long chaos run against throwaway servers: make chaos DURATION=20m (faults, then verification), then DDL under load with kill -9 for DDL_DURATION=10m
 	$(GO) run ./internal/cmd/chaos -duration $(DURATION)
+	$(TESTENV) env PGCDC_TEST_DDL_DURATION=$(DDL_DURATION) $(GO) test -count=1 -timeout 0 -run '^TestDDLUnderLoad$$' -v ./connector
 
 .PHONY: bench
 bench: build ## benchmark against pg_recvlogical: throughput (with and without value schemas), latency, one large transaction; BENCH_FLAGS=-quick for a short run (docs/performance.md)
