@@ -30,6 +30,7 @@ type ddlTable struct {
 	live       map[int]bool
 	dropped    bool
 	generation int
+	names      []string // every name it had, the current one last: its rows' events are on their topics
 }
 
 // ddlVersion is one committed row version the checker looks for: in topic, with key id, the
@@ -151,6 +152,7 @@ func (w *ddlWorkload) step() {
 	case action == 0: // a table born, written in its creating transaction and the next
 		w.gen++
 		t := &ddlTable{name: fmt.Sprintf("d%d", w.gen), amountMod: 2, atPrec: 0, idBase: w.gen * 100_000, live: map[int]bool{}, generation: w.gen}
+		t.names = []string{t.name}
 		w.tables = append(w.tables, t)
 		stmts, vs := w.insert(t, 3)
 		w.txn(append([]string{fmt.Sprintf(`CREATE TABLE %s (id int PRIMARY KEY, amount numeric(10,2), at timestamp(0))`, t.name)}, stmts...), vs)
@@ -181,6 +183,7 @@ func (w *ddlWorkload) step() {
 	case action == 4: // renamed: its rows go to the new name's topic
 		t := live[w.rnd.Intn(len(live))]
 		t.name = t.name + "r"
+		t.names = append(t.names, t.name)
 		stmts, vs := w.insert(t, 2)
 		w.txn(append([]string{fmt.Sprintf(`ALTER TABLE %s RENAME TO %s`, strings.TrimSuffix(t.name, "r"), t.name)}, stmts...), vs)
 		w.ops["rename"]++
@@ -189,6 +192,7 @@ func (w *ddlWorkload) step() {
 		t.dropped = true
 		w.gen++
 		n := &ddlTable{name: t.name, amountMod: 4, atPrec: 6, idBase: w.gen * 100_000, live: map[int]bool{}, generation: w.gen}
+		n.names = []string{n.name}
 		w.tables = append(w.tables, n)
 		stmts, vs := w.insert(n, 2)
 		w.txn(append([]string{fmt.Sprintf(`DROP TABLE %s`, t.name),
@@ -397,10 +401,20 @@ func TestDDLUnderLoad(t *testing.T) {
 		t.Fatalf("committed row versions not on Kafka as written (first %d):\n%s", len(missing), strings.Join(missing, "\n"))
 	}
 
-	// The last event of every key of the live tables equals the final row.
+	// The last event of every key of the live tables equals the final row. A renamed table's rows
+	// have their last events on the topic of the name they last changed under; ids are unique
+	// across tables (idBase), so the newest topic holding an event of the id has its last one.
 	mismatches := 0
 	for _, tb := range w.liveTables() {
-		tp := e.topic(tb.name)
+		lastOf := map[int]string{} // id -> topic + " " + match of its last event
+		for _, name := range tb.names {
+			tp := e.topic(name)
+			for id, m := range last[tp] {
+				if id >= tb.idBase && id < tb.idBase+100_000 {
+					lastOf[id] = tp + " " + m
+				}
+			}
+		}
 		rows, err := conn.Query(context.Background(), fmt.Sprintf(`SELECT id, (amount * 100)::int8, extract(epoch FROM at)::int8 FROM %s`, tb.name))
 		if err != nil {
 			t.Fatal(err)
@@ -413,7 +427,7 @@ func TestDDLUnderLoad(t *testing.T) {
 				t.Fatal(err)
 			}
 			present[id] = true
-			v, ok := versionOf[tp+" "+last[tp][id]]
+			v, ok := versionOf[lastOf[id]]
 			if !ok || v.op == "d" || v.cents != cents || v.atUnix != at {
 				mismatches++
 				t.Errorf("%s row %d (amount %d/100, at %d): last event %+v", tb.name, id, cents, at, v)
@@ -422,8 +436,8 @@ func TestDDLUnderLoad(t *testing.T) {
 		if err := rows.Err(); err != nil {
 			t.Fatal(err)
 		}
-		for id, m := range last[tp] {
-			if id >= tb.idBase && id < tb.idBase+100_000 && !present[id] && versionOf[tp+" "+m].op != "d" {
+		for id, m := range lastOf {
+			if !present[id] && versionOf[m].op != "d" {
 				mismatches++
 				t.Errorf("%s row %d is gone, its last event is %s", tb.name, id, m)
 			}
