@@ -273,7 +273,9 @@ func (s *Stream) session(ctx context.Context, out chan<- Message) error {
 	}
 	s.opts.Log.Info().Str("slot", s.opts.Slot).Str("start_lsn", start.String()).
 		Str("slot_confirmed_flush_lsn", slot.ConfirmedFlush.String()).Msg("streaming")
-	r := &replSession{s: s, conn: conn, net: conn.Conn(), received: start, flushed: start, serverEnd: slot.ServerWALEnd}
+	// flushed is what the server holds, not start: a start past it (what Kafka acknowledged, which
+	// BeforeConfirm may have held back in the last session) is confirmed through BeforeConfirm too.
+	r := &replSession{s: s, conn: conn, net: conn.Conn(), received: start, flushed: slot.ConfirmedFlush, serverEnd: slot.ServerWALEnd}
 	if err := r.deliver(ctx, out, Message{Kind: MessageSession, LSN: start}); err != nil {
 		return r.end(err)
 	}
