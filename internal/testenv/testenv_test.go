@@ -9,6 +9,7 @@ import (
 	"os/exec"
 	"strconv"
 	"strings"
+	"syscall"
 	"testing"
 	"time"
 
@@ -429,4 +430,31 @@ func rss(pid int) string {
 		}
 	}
 	return "?"
+}
+
+// The server processes left behind by a postmaster killed in the middle of a stop are found by
+// their parent and killed; a pid that names another process by now (its start time differs) is
+// left alone.
+func TestReapOrphans(t *testing.T) {
+	cmd := exec.Command("sh", "-c", "sleep 60 & wait")
+	cmd.SysProcAttr = &syscall.SysProcAttr{Setsid: true}
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	var children []proc
+	for deadline := time.Now().Add(5 * time.Second); len(children) == 0; time.Sleep(20 * time.Millisecond) {
+		if time.Now().After(deadline) {
+			t.Fatal("the shell's child did not show")
+		}
+		children = childPIDs(cmd.Process.Pid)
+	}
+	_ = cmd.Process.Kill() // the parent dies; its child lives on, an orphan
+	_ = cmd.Wait()
+	if _, _, ok := procStat(children[0].pid); !ok {
+		t.Fatal("the child died with its parent: nothing to reap")
+	}
+	reap(append(children, proc{pid: os.Getpid(), start: "not ours"}), 5*time.Second)
+	if _, start, ok := procStat(children[0].pid); ok && start == children[0].start {
+		t.Fatalf("child %d still runs after reap", children[0].pid)
+	}
 }
