@@ -428,48 +428,9 @@ func readTopic(ctx context.Context, addr, topic string, fn func(kafka.Message) e
 	}
 	sort.Slice(parts, func(a, b int) bool { return parts[a].ID < parts[b].ID })
 	for _, p := range parts {
-		lc, err := kafka.DialLeader(ctx, "tcp", addr, topic, p.ID)
-		if err != nil {
+		if err := readPartition(ctx, addr, topic, p.ID, fn); err != nil {
 			return err
 		}
-		first, last, err := lc.ReadOffsets()
-		if err != nil {
-			lc.Close()
-			return err
-		}
-		next := first
-		for next < last {
-			if _, err := lc.Seek(next, kafka.SeekAbsolute); err != nil {
-				lc.Close()
-				return err
-			}
-			_ = lc.SetReadDeadline(time.Now().Add(60 * time.Second))
-			batch := lc.ReadBatch(1, 32<<20)
-			progressed := false
-			for next < last {
-				m, err := batch.ReadMessage()
-				if err != nil {
-					break
-				}
-				if m.Offset < next {
-					continue
-				}
-				m.Topic, m.Partition = topic, p.ID
-				if err := fn(m); err != nil {
-					batch.Close()
-					lc.Close()
-					return err
-				}
-				next = m.Offset + 1
-				progressed = true
-			}
-			batch.Close()
-			if !progressed {
-				lc.Close()
-				return fmt.Errorf("partition %d: no progress at offset %d of %d", p.ID, next, last)
-			}
-		}
-		lc.Close()
 	}
 	return nil
 }
@@ -490,4 +451,78 @@ func outOfOrder(ids []uint32) int {
 		}
 	}
 	return -1
+}
+
+// readPartition reads one partition of topic from its first offset to its end as it is at the
+// first read. A read that makes no progress (the leader moved since the connection was made: a
+// broker the run restarted got its leaderships back; a read timed out on a loaded machine) is tried
+// again on a new connection to the current leader, up to five times in a row.
+func readPartition(ctx context.Context, addr, topic string, partition int, fn func(kafka.Message) error) error {
+	const attempts = 5
+	next, last := int64(-1), int64(-1)
+	for failed := 0; ; {
+		lc, err := kafka.DialLeader(ctx, "tcp", addr, topic, partition)
+		if err != nil {
+			return err
+		}
+		if last < 0 {
+			first, end, err := lc.ReadOffsets()
+			if err != nil {
+				lc.Close()
+				return err
+			}
+			next, last = first, end
+		}
+		progressed, done, err := readFrom(lc, topic, partition, &next, last, fn)
+		lc.Close()
+		switch {
+		case done:
+			return nil
+		case err != nil:
+			return err
+		case progressed:
+			failed = 0
+		default:
+			if failed++; failed >= attempts {
+				return fmt.Errorf("partition %d: no progress at offset %d of %d in %d reads", partition, next, last, attempts)
+			}
+			time.Sleep(time.Second)
+		}
+	}
+}
+
+// readFrom reads batches on lc from *next until last, advancing *next; it returns when a batch
+// brings nothing new (progressed reports whether an earlier one did), at the end (done), or when fn
+// fails (err).
+func readFrom(lc *kafka.Conn, topic string, partition int, next *int64, last int64, fn func(kafka.Message) error) (progressed, done bool, err error) {
+	for *next < last {
+		if _, err := lc.Seek(*next, kafka.SeekAbsolute); err != nil {
+			return progressed, false, nil
+		}
+		_ = lc.SetReadDeadline(time.Now().Add(60 * time.Second))
+		batch := lc.ReadBatch(1, 32<<20)
+		moved := false
+		for *next < last {
+			m, err := batch.ReadMessage()
+			if err != nil {
+				break
+			}
+			if m.Offset < *next {
+				continue
+			}
+			m.Topic, m.Partition = topic, partition
+			if err := fn(m); err != nil {
+				batch.Close()
+				return progressed, false, err
+			}
+			*next = m.Offset + 1
+			moved = true
+		}
+		batch.Close()
+		if !moved {
+			return progressed, false, nil
+		}
+		progressed = true
+	}
+	return progressed, true, nil
 }
