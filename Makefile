@@ -16,10 +16,10 @@ test: ## unit and integration tests with -race against real PostgreSQL and Kafka
 	$(TESTENV) $(GO) test -race -count=1 -timeout 45m $(PKGS)
 
 # The long forms (about 45 min, then the cluster's): the live comparisons with Debezium 3.6.1 in Kafka Connect (every
-# mode set, the outbox EventRouter, the event shaping option sets of docs/shaping.md), pgcdc's peak
+# mode set, the outbox EventRouter, the event shaping option sets of docs/shaping.md, an incremental snapshot), pgcdc's peak
 # memory over kafka.max_in_flight_bytes 4-64 MiB on 1 and 12 partitions (without -race, which would
 # inflate it), DDL under load for 10 minutes, an incremental snapshot of 1,000,000 rows under writes.
-LONG_TESTS := TestCompatDebezium|TestOutboxCompatDebezium|TestShapingDebezium|TestMemoryPeak|TestDDLUnderLoad|TestIncrementalUnderWrites
+LONG_TESTS := TestCompatDebezium|TestOutboxCompatDebezium|TestShapingDebezium|TestIncrementalDebezium|TestMemoryPeak|TestDDLUnderLoad|TestIncrementalUnderWrites
 # The long forms of the cluster tests (about 100 min, with -race): 15 min of chaos with every fault
 # kind, five of each cluster fault under heavier load, the raw three-broker cluster test.
 LONG_CLUSTER_TESTS := TestShortChaos|TestClusterFaults|TestKafkaCluster
