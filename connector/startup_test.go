@@ -301,11 +301,12 @@ func TestUnmanagedPublication(t *testing.T) {
 	p.waitLog("tables joined the capture: snapshotting them incrementally", 30*time.Second)
 	e.exec(`INSERT INTO notinpub VALUES (2, 'after the join')`)
 	ops := map[float64]string{}
-	for _, c := range e.read("notinpub", 2, 60*time.Second) { // r for 1 and c for 2, in either order
+	// r for 1 and c for 2, in either order; the snapshot may read 2 as well (an r after its c).
+	for _, c := range e.read("notinpub", 2, 60*time.Second) {
 		ops[c.After["id"].(float64)] += c.Op
 	}
-	if ops[1] != "r" || ops[2] != "c" {
-		t.Errorf("notinpub after the join: ops by id %v, want 1: r (the backfill) and 2: c (streamed)", ops)
+	if ops[1] != "r" || !strings.HasPrefix(ops[2], "c") {
+		t.Errorf("notinpub after the join: ops by id %v, want 1: r (the backfill) and 2: c first (streamed)", ops)
 	}
 	if code := p.stop(); code != 0 {
 		t.Fatalf("exit code %d after SIGTERM", code)
