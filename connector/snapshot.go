@@ -326,6 +326,14 @@ func (c *Connector) recordChunks(store *snapshot.Store, slot string, reads <-cha
 		case <-acked:
 		case <-quit:
 			quit, quitting = nil, true
+			// reads is closed before quit: chunks still buffered in it get their last pass too
+			// (otherwise the snapshot is recorded done with chunks not marked).
+			if reads != nil {
+				for r := range reads {
+					pending = append(pending, r)
+				}
+				reads = nil
+			}
 		case now := <-logTick:
 			r := p.Report(now)
 			ev := c.log.Info().Int64("rows", r.Rows).Int64("rows_estimate", r.Estimate).Float64("rows_per_sec", r.RowsPerSec).
