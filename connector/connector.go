@@ -354,7 +354,12 @@ func (c *Connector) start(ctx context.Context) (err error) {
 			continue
 		}
 		for _, topic := range c.topicsOf(t) {
-			if err := c.sink.EnsureTopic(kctx, topic); err != nil {
+			// kafka.connect_timeout bounds each topic's set-up, not all of them: a database with
+			// thousands of captured tables takes longer than one timeout on a busy broker.
+			tctx, tcancel := context.WithTimeout(ctx, c.cfg.Kafka.ConnectTimeout)
+			err := c.sink.EnsureTopic(tctx, topic)
+			tcancel()
+			if err != nil {
 				return err
 			}
 		}
