@@ -12,6 +12,7 @@ import (
 	"github.com/jackc/pgx/v5/pgconn"
 	"golang.org/x/sync/errgroup"
 
+	"github.com/pgcdc/pgcdc/config"
 	"github.com/pgcdc/pgcdc/pkg/ack"
 	"github.com/pgcdc/pgcdc/pkg/decode"
 	"github.com/pgcdc/pgcdc/pkg/event"
@@ -91,14 +92,28 @@ func (c *Connector) startIncremental(ctx context.Context, snapshotted bool) (*si
 		// recorded for the first time: from now on, a table captured later is new.
 		err = incr.SetKnown(ctx, captured)
 	case c.cfg.Snapshot.BackfillNewTables:
+		// Which tables' changes were not all published while pgcdc was stopped: none with a FOR ALL
+		// TABLES publication (a table is in it from its CREATE); with filtered, the ones this
+		// start-up added (a table renamed while stopped stayed in the publication: not new); with a
+		// publication pgcdc does not manage, the ones not captured by name in the last run.
+		mode := c.cfg.Postgres.PublicationModeEffective()
 		c.tablesMu.Lock()
 		var unknown []pgsource.Table
 		for _, t := range c.tables {
-			if !slices.Contains(known, t.String()) {
+			switch {
+			case mode == config.PublicationAllTables:
+			case mode == config.PublicationFiltered:
+				if slices.Contains(c.startupJoined, t.String()) {
+					unknown = append(unknown, t)
+				}
+			case !slices.Contains(known, t.String()):
 				unknown = append(unknown, t)
 			}
 		}
 		c.tablesMu.Unlock()
+		if len(unknown) == 0 {
+			err = incr.SetKnown(ctx, captured) // the names of this run, for the next
+		}
 		fresh := c.keyed(unknown)
 		if len(fresh) > 0 {
 			c.log.Info().Strs("tables", fresh).Msg("tables captured since the last run: snapshotting them incrementally (snapshot.backfill_new_tables)")
