@@ -153,6 +153,22 @@ func (c *Connector) backfill(ctx context.Context, tables []pgsource.Table) error
 	return incr.Request(ctx, names, nil)
 }
 
+// forgetJoining takes tables that are about to be added to the publication off the tables whose
+// rows the topics hold (snapshot.backfill_new_tables): a table dropped and created again under a
+// known name is a new table. Should pgcdc stop between the addition and the request of their
+// snapshot (joinTables at a refresh, startIncremental at start-up), the next start finds them
+// unknown and snapshots them.
+func (c *Connector) forgetJoining(ctx context.Context, conn *pgx.Conn, tables []pgsource.Table) error {
+	if !c.cfg.Snapshot.BackfillNewTables {
+		return nil
+	}
+	names := make([]string, len(tables))
+	for i, t := range tables {
+		names[i] = t.String()
+	}
+	return incremental.ForgetKnown(ctx, conn, c.cfg.Snapshot.ProgressSchema, c.cfg.Postgres.Slot, names)
+}
+
 // keyed returns the names of tables that have a chunk key for an incremental snapshot (a primary
 // key or replica identity index) and logs the others (REPLICA IDENTITY FULL without a key), whose
 // rows only a signal naming a surrogate key can snapshot.

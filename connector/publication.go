@@ -136,6 +136,9 @@ func (c *Connector) publish(ctx context.Context, conn *pgx.Conn, startup bool, m
 		return missing, nil
 	}
 	if len(missing) > 0 {
+		if err := c.forgetJoining(ctx, conn, missing); err != nil { // incremental.go
+			return nil, err
+		}
 		if err := pgsource.AddTables(ctx, conn, pg.Publication, missing, filters); err != nil {
 			return nil, err
 		}
@@ -187,7 +190,16 @@ func (c *Connector) firstNotice(what string) bool {
 // refreshPublication is the periodic job that re-syncs the publication, so that tables created
 // later that match tables.include are captured (and their rows snapshotted when they join, see
 // joinTables). A dropped publication stops pgcdc.
+//
+// A table joins when its name is new to the capture, or when the publication did not hold it
+// before this refresh: a table dropped and created again under a captured name (in one
+// transaction, or between two refreshes) is a new table, whose rows written before it was added
+// were not published.
 func (c *Connector) refreshPublication(ctx context.Context, conn *pgx.Conn) error {
+	pub, err := pgsource.ReadPublication(ctx, conn, c.cfg.Postgres.Publication)
+	if err != nil {
+		return err
+	}
 	tables, err := c.syncPublication(ctx, conn, false)
 	if err != nil {
 		return err
@@ -198,7 +210,7 @@ func (c *Connector) refreshPublication(ctx context.Context, conn *pgx.Conn) erro
 	c.tablesMu.Unlock()
 	var joined []pgsource.Table
 	for _, t := range tables {
-		if !slices.ContainsFunc(before, func(b pgsource.Table) bool { return b.String() == t.String() }) {
+		if !containsTable(before, t) || (!pub.AllTables && !pub.Tables[t.String()]) {
 			joined = append(joined, t)
 		}
 	}
@@ -206,12 +218,19 @@ func (c *Connector) refreshPublication(ctx context.Context, conn *pgx.Conn) erro
 		return nil
 	}
 	if err := c.joinTables(ctx, joined); err != nil {
+		// The next refresh finds them new again (by name: the publication holds them now), and
+		// tries again.
 		c.tablesMu.Lock()
-		c.tables = before // the next refresh finds them new again, and tries again
+		c.tables = slices.DeleteFunc(slices.Clone(before), func(b pgsource.Table) bool { return containsTable(joined, b) })
 		c.tablesMu.Unlock()
 		return err
 	}
 	return nil
+}
+
+// containsTable reports whether tables holds a table named as t.
+func containsTable(tables []pgsource.Table, t pgsource.Table) bool {
+	return slices.ContainsFunc(tables, func(b pgsource.Table) bool { return b.String() == t.String() })
 }
 
 // joinTables is called with the tables a refresh found captured anew (created since, added to the

@@ -400,6 +400,34 @@ const fingerprintSQL = `SELECT
   coalesce((SELECT string_agg(r.oid || ':' || r.xmin::text, ',' ORDER BY r.oid) FROM pg_publication_rel r WHERE r.prrelid = $1), '') || '|' ||
   coalesce((SELECT c.xmin::text FROM pg_class c WHERE c.oid = $1), '')`
 
+// publishedSQL: does publication $2 carry relation $1 (itself, a partition of it, or a partitioned
+// table it is a partition of, as published via the root or not)?
+const publishedSQL = `SELECT EXISTS (
+  SELECT 1 FROM pg_publication_tables pt
+  JOIN pg_namespace n ON n.nspname = pt.schemaname
+  JOIN pg_class c ON c.relnamespace = n.oid AND c.relname = pt.tablename
+  WHERE pt.pubname = $2 AND (c.oid = $1::oid -- the partition functions return nothing for a plain table
+    OR c.oid IN (SELECT relid FROM pg_partition_ancestors($1::oid::regclass) UNION ALL SELECT relid FROM pg_partition_tree($1::oid::regclass))))`
+
+// checkPublished skips e's table (relation oid, in q's snapshot) when the publication does not
+// carry it: its changes are not streamed, so a chunk's rows could not be corrected by the stream,
+// and a deleted row would come back. This is the table that was dropped and created again under
+// the name of the one requested, before the new one joined the publication (which requests its
+// own snapshot when it joins).
+func (s *Snapshotter) checkPublished(ctx context.Context, q pgx.Tx, e *Entry, oid uint32) error {
+	if s.opts.Publication == "" {
+		return nil
+	}
+	var published bool
+	if err := q.QueryRow(ctx, publishedSQL, oid, s.opts.Publication).Scan(&published); err != nil {
+		return fmt.Errorf("incremental snapshot: is %s in publication %s: %w", e.Table, s.opts.Publication, err)
+	}
+	if !published {
+		return &errSkip{fmt.Errorf("table %s is not in publication %s (dropped and created again since it was requested? It is snapshotted when it joins)", e.Table, s.opts.Publication)}
+	}
+	return nil
+}
+
 // describe reads what the reader needs of e's table, in q's snapshot.
 func (s *Snapshotter) describe(ctx context.Context, q pgx.Tx, e *Entry) (*target, error) {
 	schema, name, _ := strings.Cut(e.Table, ".")
@@ -408,6 +436,9 @@ func (s *Snapshotter) describe(ctx context.Context, q pgx.Tx, e *Entry) (*target
 		if errors.Is(err, pgx.ErrNoRows) {
 			return nil, &errSkip{fmt.Errorf("table %s does not exist", e.Table)}
 		}
+		return nil, err
+	}
+	if err := s.checkPublished(ctx, q, e, t.OID); err != nil {
 		return nil, err
 	}
 	tg := &target{t: t, keyNames: append([]string(nil), t.Key...)}

@@ -6,6 +6,7 @@ import (
 	"fmt"
 
 	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgconn"
 
 	"github.com/pgcdc/pgcdc/pkg/snapshot"
 )
@@ -211,6 +212,28 @@ func (s *store) setKnown(ctx context.Context, tables []string) error {
 	err := pgx.BeginFunc(ctx, s.Conn, func(tx pgx.Tx) error { return s.slotUpdate(ctx, tx, -1, `known_tables = $3::text[]`, tables) })
 	if err != nil {
 		return s.explain(err, "record the captured tables of slot "+s.slot+" in")
+	}
+	return nil
+}
+
+// ForgetKnown takes tables off the tables whose rows slot's topics hold (known_tables), on conn,
+// in the progress table of schema (nothing when it does not exist yet). pgcdc calls it before it
+// adds tables to the publication, so that a crash between the addition and the request of their
+// snapshot (Snapshotter.Request, which records them again) leaves them unknown, and the next
+// start snapshots them (a table dropped and created again under a known name).
+func ForgetKnown(ctx context.Context, conn *pgx.Conn, schema, slot string, tables []string) error {
+	if len(tables) == 0 {
+		return nil
+	}
+	t := pgx.Identifier{schema, TableName}.Sanitize()
+	_, err := conn.Exec(ctx, `UPDATE `+t+` SET known_tables = ARRAY(SELECT k FROM unnest(known_tables) k WHERE k <> ALL ($2::text[]) ORDER BY k), updated_at = now()
+		WHERE slot_name = $1 AND seq = 0 AND known_tables && $2::text[]`, slot, tables)
+	var pgErr *pgconn.PgError
+	if errors.As(err, &pgErr) && pgErr.Code == "42P01" { // undefined_table: nothing recorded yet
+		return nil
+	}
+	if err != nil {
+		return fmt.Errorf("incremental snapshot: forget the snapshotted tables %v of slot %s in %s before adding them to the publication: %w", tables, slot, t, err)
 	}
 	return nil
 }
