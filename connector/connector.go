@@ -50,9 +50,6 @@ type Connector struct {
 	noticed   map[string]bool   // warnings given once per process (guarded by tablesMu)
 	// createdPublication: this start-up created the publication (undone if the start fails).
 	createdPublication bool
-	// startupJoined: the tables this start-up added to the publication (publication_mode
-	// filtered): their changes before now were not published, so their rows are backfilled.
-	startupJoined []string
 
 	outbox *outbox.Router // outbox routing (outbox.go); nil: none
 

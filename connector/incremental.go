@@ -93,20 +93,15 @@ func (c *Connector) startIncremental(ctx context.Context, snapshotted bool) (*si
 		err = incr.SetKnown(ctx, captured)
 	case c.cfg.Snapshot.BackfillNewTables:
 		// Which tables' changes were not all published while pgcdc was stopped: none with a FOR ALL
-		// TABLES publication (a table is in it from its CREATE); with filtered, the ones this
-		// start-up added (a table renamed while stopped stayed in the publication: not new); with a
-		// publication pgcdc does not manage, the ones not captured by name in the last run.
-		mode := c.cfg.Postgres.PublicationModeEffective()
+		// TABLES publication (a table is in it from its CREATE); otherwise the captured tables whose
+		// names are not among those whose rows the topics hold (a table about to be added to the
+		// publication is taken off that list first: forgetJoining). A table renamed while pgcdc
+		// was stopped is snapshotted under its new name (its new topic gets every row).
+		allTables := c.cfg.Postgres.PublicationModeEffective() == config.PublicationAllTables
 		c.tablesMu.Lock()
 		var unknown []pgsource.Table
 		for _, t := range c.tables {
-			switch {
-			case mode == config.PublicationAllTables:
-			case mode == config.PublicationFiltered:
-				if slices.Contains(c.startupJoined, t.String()) {
-					unknown = append(unknown, t)
-				}
-			case !slices.Contains(known, t.String()):
+			if !allTables && !slices.Contains(known, t.String()) {
 				unknown = append(unknown, t)
 			}
 		}

@@ -144,9 +144,6 @@ func (c *Connector) publish(ctx context.Context, conn *pgx.Conn, startup bool, m
 		}
 		for _, t := range missing {
 			c.log.Info().Str("table", t.String()).Str("publication", pg.Publication).Msg("added table to publication")
-			if startup {
-				c.startupJoined = append(c.startupJoined, t.String())
-			}
 		}
 	}
 	return append(publishable, missing...), nil
