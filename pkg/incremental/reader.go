@@ -340,6 +340,9 @@ func (s *Snapshotter) startTable(ctx context.Context, conn *pgx.Conn, e *Entry) 
 		return nil, err
 	}
 	defer tx.Rollback(context.Background())
+	if err := lockBeforeSnapshot(ctx, tx, e.Table); err != nil {
+		return nil, err
+	}
 	tg, err := s.describe(ctx, tx, e)
 	if err != nil {
 		return nil, err
@@ -373,6 +376,20 @@ func (s *Snapshotter) startTable(ctx context.Context, conn *pgx.Conn, e *Entry) 
 	s.log.Info().Str("table", e.Table).Str("filter", e.Filter).Strs("key", tg.t.Key).Int64("rows_estimate", e.Estimate).
 		Int("chunk_rows", s.opts.ChunkRows).Msg("incremental snapshot: table started")
 	return tg, nil
+}
+
+// lockBeforeSnapshot takes table's ACCESS SHARE lock as the first statement of a REPEATABLE READ
+// transaction, before its snapshot is taken (LOCK TABLE takes none): a table rewrite (ALTER
+// COLUMN ... TYPE, VACUUM FULL) is not MVCC-safe, and a snapshot taken before a concurrent rewrite
+// commits reads the rewritten table as empty, so the chunk would miss rows (and a table's start
+// find none). With the lock first, the snapshot follows any rewrite in progress. A table that no
+// longer exists under its name is skipped.
+func lockBeforeSnapshot(ctx context.Context, tx pgx.Tx, table string) error {
+	schema, name, _ := strings.Cut(table, ".")
+	if _, err := tx.Exec(ctx, "LOCK TABLE "+pgx.Identifier{schema, name}.Sanitize()+" IN ACCESS SHARE MODE"); err != nil {
+		return asSkip(fmt.Errorf("incremental snapshot: lock %s: %w", table, err))
+	}
+	return nil
 }
 
 // asSkip marks a query error that no retry cures (a syntax error in a filter, a missing column) as
@@ -580,6 +597,9 @@ func (s *Snapshotter) readChunk(ctx context.Context, conn *pgx.Conn, cur entryVi
 		return nil, err
 	}
 	defer tx.Rollback(context.Background())
+	if err := lockBeforeSnapshot(ctx, tx, e.Table); err != nil {
+		return nil, err
+	}
 	var snap string
 	if err := tx.QueryRow(ctx, `SELECT pg_current_snapshot()::text`).Scan(&snap); err != nil {
 		return nil, fmt.Errorf("incremental snapshot: pg_current_snapshot(): %w", err)

@@ -380,6 +380,8 @@ func names(entries []*Entry) []string {
 
 // enqueue records entries and appends them to the queue.
 func (s *Snapshotter) enqueue(ctx context.Context, entries []*Entry, channel, id string, offset int64) error {
+	// Every table requested is known, the ones already queued too (ForgetKnown took it off).
+	known := names(entries)
 	s.mu.Lock()
 	kept := entries[:0]
 	for _, e := range entries {
@@ -394,17 +396,17 @@ func (s *Snapshotter) enqueue(ctx context.Context, entries []*Entry, channel, id
 		}
 	}
 	s.mu.Unlock()
-	if len(kept) == 0 && offset < 0 {
+	if len(known) == 0 && offset < 0 {
 		return nil
 	}
-	if err := s.withStore(ctx, func(st *store) error { return st.enqueue(ctx, kept, offset) }); err != nil {
+	if err := s.withStore(ctx, func(st *store) error { return st.enqueue(ctx, kept, known, offset) }); err != nil {
 		return err
 	}
 	s.mu.Lock()
 	s.queue = append(s.queue, kept...)
-	for _, e := range kept {
-		if !slices.Contains(s.known, e.Table) {
-			s.known = append(s.known, e.Table)
+	for _, t := range known {
+		if !slices.Contains(s.known, t) {
+			s.known = append(s.known, t)
 		}
 	}
 	if offset >= 0 {

@@ -135,23 +135,21 @@ func (s *store) load(ctx context.Context) (State, error) {
 
 // enqueue appends entries (their Seq is set) and, when offset >= 0, records the Kafka signal
 // offset after them, in one transaction; known tables are extended with theirs.
-func (s *store) enqueue(ctx context.Context, entries []*Entry, offset int64) error {
+func (s *store) enqueue(ctx context.Context, entries []*Entry, known []string, offset int64) error {
 	err := pgx.BeginFunc(ctx, s.Conn, func(tx pgx.Tx) error {
 		var next int64
 		if err := tx.QueryRow(ctx, `SELECT coalesce(max(seq), 0) + 1 FROM `+s.Table+` WHERE slot_name = $1`, s.slot).Scan(&next); err != nil {
 			return err
 		}
-		var names []string
 		for _, e := range entries {
 			e.Seq, e.State = next, stateQueued
 			next++
-			names = append(names, e.Table)
 			if _, err := tx.Exec(ctx, `INSERT INTO `+s.Table+` (slot_name, seq, table_name, filter, surrogate_key, signal_id, state) VALUES ($1, $2, $3, $4, $5, $6, $7)`,
 				s.slot, e.Seq, e.Table, e.Filter, e.SurrogateKey, e.SignalID, e.State); err != nil {
 				return err
 			}
 		}
-		return s.slotUpdate(ctx, tx, offset, `known_tables = (SELECT array_agg(DISTINCT t ORDER BY t) FROM unnest(coalesce(known_tables, '{}') || $3::text[]) t)`, names)
+		return s.slotUpdate(ctx, tx, offset, `known_tables = (SELECT array_agg(DISTINCT t ORDER BY t) FROM unnest(coalesce(known_tables, '{}') || $3::text[]) t)`, known)
 	})
 	if err != nil {
 		return s.explain(err, "record the incremental snapshot request of slot "+s.slot+" in")
