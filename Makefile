@@ -58,6 +58,7 @@ chaos: DDL_DURATION ?= 10m
 chaos: ## long chaos run on a throwaway PostgreSQL and 3-broker Kafka cluster: make chaos DURATION=60m (goal: 1,000 faults and 30 of each heavy kind per 60 minutes; CHAOS_FLAGS for more knobs), then DDL under load with kill -9 for DDL_DURATION=10m
 	$(GO) run ./internal/cmd/chaos -duration $(DURATION) $(CHAOS_FLAGS)
 	$(TESTENV) env PGCDC_TEST_LONG=1 PGCDC_TEST_DDL_DURATION=$(DDL_DURATION) $(GO) test -count=1 -timeout 0 -run '^TestDDLUnderLoad$$' -v ./connector
+	$(TESTENV) env PGCDC_TEST_LONG=1 $(GO) test -count=1 -timeout 0 -run '^TestIncrementalUnderWrites$$' -v ./connector
 
 .PHONY: bench
 bench: build ## benchmark against pg_recvlogical: throughput (with and without value schemas), latency, one large transaction; BENCH_FLAGS=-quick for a short run (docs/performance.md)
