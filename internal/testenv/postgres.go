@@ -260,18 +260,25 @@ const (
 
 // Stop stops the server in the given mode and waits for it and its server processes to exit.
 func (pg *Postgres) Stop(mode StopMode) {
+	pg.StopWithin(mode, 30*time.Second)
+}
+
+// StopWithin stops the server like Stop, allowing it grace to exit before it is killed; it reports
+// whether the server exited in time.
+func (pg *Postgres) StopWithin(mode StopMode, grace time.Duration) (inTime bool) {
 	if pg.proc == nil {
-		return
+		return true
 	}
 	children := childPIDs(pg.proc.pid())
 	sig := map[StopMode]syscall.Signal{StopFast: syscall.SIGINT, StopImmediate: syscall.SIGQUIT, StopKill: syscall.SIGKILL}[mode]
-	pg.proc.stop(sig, 30*time.Second)
+	inTime = pg.proc.stop(sig, grace)
 	// A fast stop that did not finish in time (a walsender waits for its client to confirm the
 	// last WAL) ends with a SIGKILL of the postmaster's group, which misses the server processes:
 	// each runs in a session of its own (PostgreSQL calls setsid). They exit once they notice the
 	// postmaster died, but a start before that fails ("pre-existing shared memory block is still
 	// in use"): kill them, and wait until they are gone.
 	reap(children, 15*time.Second)
+	return inTime
 }
 
 // proc identifies a process across pid reuse: its pid and its start time (clock ticks after boot).

@@ -74,8 +74,11 @@ type StreamOptions struct {
 	// the last one confirmed, on the stream's own SQL connection (the recorded position of
 	// docs/failover.md). It returns the position that may be confirmed (at most flush). When it
 	// fails, the session ends (a reconnect follows; a permanent error, such as a privilege lost,
-	// ends Run) and nothing past the record is confirmed.
-	BeforeConfirm func(ctx context.Context, conn *pgx.Conn, flush pglogrepl.LSN) (pglogrepl.LSN, error)
+	// ends Run) and nothing past the record is confirmed. asked says the server requested this
+	// status update (a keepalive asking for a reply): it may be waiting for flush, as a walsender
+	// of a server shutting down does before it exits, so holding the position back is not an
+	// option then.
+	BeforeConfirm func(ctx context.Context, conn *pgx.Conn, flush pglogrepl.LSN, asked bool) (pglogrepl.LSN, error)
 	Log           zerolog.Logger
 	// Hooks for metrics; each may be nil. They are called from the stream's goroutine.
 	OnStreaming func(on bool)
@@ -385,7 +388,7 @@ func (r *replSession) copyData(ctx context.Context, out chan<- Message, data []b
 		}
 		r.serverEnd = max(r.serverEnd, pk.ServerWALEnd)
 		if pk.ReplyRequested {
-			if err := r.sendStatus(time.Now()); err != nil {
+			if err := r.sendStatusAsked(time.Now(), true); err != nil {
 				return err
 			}
 		}
@@ -463,10 +466,13 @@ func (r *replSession) statusIfDue(now time.Time) error {
 
 // sendStatus confirms the position: flush = apply = what Kafka holds, write = what was received.
 // All three are set explicitly (pglogrepl copies write into zero flush/apply fields).
-func (r *replSession) sendStatus(now time.Time) error {
+func (r *replSession) sendStatus(now time.Time) error { return r.sendStatusAsked(now, false) }
+
+// sendStatusAsked is sendStatus; asked says the server requested the update (see BeforeConfirm).
+func (r *replSession) sendStatusAsked(now time.Time, asked bool) error {
 	flush := r.s.pos.Safe()
 	if flush > r.flushed && r.s.opts.BeforeConfirm != nil {
-		allowed, err := r.s.beforeConfirm(flush)
+		allowed, err := r.s.beforeConfirm(flush, asked)
 		if err != nil {
 			// Nothing past the record may be confirmed. The session ends instead of lingering
 			// unconfirmed: a PostgreSQL that shuts down (the usual cause: it refuses the write)
@@ -493,7 +499,7 @@ func (r *replSession) sendStatus(now time.Time) error {
 }
 
 // beforeConfirm runs BeforeConfirm on the stream's SQL connection, (re)connecting it as needed.
-func (s *Stream) beforeConfirm(flush pglogrepl.LSN) (pglogrepl.LSN, error) {
+func (s *Stream) beforeConfirm(flush pglogrepl.LSN, asked bool) (pglogrepl.LSN, error) {
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
 	if s.connectSQL != nil {
@@ -501,7 +507,7 @@ func (s *Stream) beforeConfirm(flush pglogrepl.LSN) (pglogrepl.LSN, error) {
 		if err != nil {
 			return 0, err
 		}
-		return s.opts.BeforeConfirm(ctx, conn, flush)
+		return s.opts.BeforeConfirm(ctx, conn, flush, asked)
 	}
 	if s.sql == nil || s.sql.IsClosed() {
 		conn, err := ConnectSQL(ctx, s.opts.ConnString)
@@ -510,7 +516,7 @@ func (s *Stream) beforeConfirm(flush pglogrepl.LSN) (pglogrepl.LSN, error) {
 		}
 		s.sql = conn
 	}
-	return s.opts.BeforeConfirm(ctx, s.sql, flush)
+	return s.opts.BeforeConfirm(ctx, s.sql, flush, asked)
 }
 
 // end finishes a session. After a stop (err nil) it sends the last status update and ends the
