@@ -489,20 +489,32 @@ func (w *ddlWorkload) waitJoined(p *proc) {
 		}
 		return out == 0
 	})
-	ddlWaitFor(w.t, p, "the joins' incremental snapshots done", 3*time.Minute, func() bool {
-		var queued int
+	var unknown, queued []string
+	done := func() bool {
 		var known []string
-		if err := w.conn.QueryRow(ctx, `SELECT (SELECT count(*) FROM public.pgcdc_incremental_snapshot WHERE slot_name = $1 AND seq > 0),
+		if err := w.conn.QueryRow(ctx, `SELECT coalesce((SELECT array_agg(table_name || ' (seq ' || seq || ')' ORDER BY seq) FROM public.pgcdc_incremental_snapshot WHERE slot_name = $1 AND seq > 0), '{}'),
 			coalesce((SELECT known_tables FROM public.pgcdc_incremental_snapshot WHERE slot_name = $1 AND seq = 0), '{}')`, w.e.slot).Scan(&queued, &known); err != nil {
 			w.t.Fatal(err)
 		}
+		unknown = unknown[:0]
 		for _, q := range qualified {
 			if !slices.Contains(known, q) {
-				return false
+				unknown = append(unknown, q)
 			}
 		}
-		return queued == 0
-	})
+		return len(unknown) == 0 && len(queued) == 0
+	}
+	deadline := time.Now().Add(3 * time.Minute)
+	for !done() {
+		if time.Now().After(deadline) {
+			w.t.Fatalf("the joins' incremental snapshots not done within 3m: live tables not known %v; queued %v", unknown, queued)
+		}
+		select {
+		case <-p.done:
+			w.t.Fatalf("pgcdc exited (%v) while waiting for the joins' incremental snapshots", p.err)
+		case <-time.After(200 * time.Millisecond):
+		}
+	}
 }
 
 // ddlEvent is one change event of a workload topic, decoded with its value schema.

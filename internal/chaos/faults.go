@@ -155,7 +155,14 @@ func (r *run) restartPostgres(ctx context.Context, f *Fault) error {
 	if f.Kind == PGRestartImmediate {
 		mode, name = testenv.StopImmediate, "immediate"
 	}
-	r.srv.pg.Stop(mode)
+	stopAt := time.Now()
+	stopped := "in %s"
+	if !r.srv.pg.StopWithin(mode, 30*time.Second) {
+		// A fast shutdown waits for each walsender's client to confirm what it was sent: pgcdc
+		// does once it has Kafka's acknowledgement (a broker fault in the other lane can delay it).
+		stopped = "killed after %s: the shutdown did not finish"
+	}
+	stopped = fmt.Sprintf(stopped, time.Since(stopAt).Round(time.Millisecond))
 	down := time.Duration(r.intN(3000)) * time.Millisecond
 	time.Sleep(down)
 	// Started again even when the run is being cancelled: the writers wait for PostgreSQL to settle
@@ -184,8 +191,8 @@ func (r *run) restartPostgres(ctx context.Context, f *Fault) error {
 	if f.Ceil, err = r.srv.walFlush(ctx); err != nil {
 		return err
 	}
-	f.Evidence = fmt.Sprintf("PostgreSQL stopped (%s, postmaster pid %d), down %s, postmaster start time %s -> %s (pid %d)",
-		name, oldPID, down.Round(time.Millisecond), before.Format("15:04:05.000"), after.Format("15:04:05.000"), r.srv.pg.PID()) + rewound
+	f.Evidence = fmt.Sprintf("PostgreSQL stopped (%s, postmaster pid %d, %s), down %s, postmaster start time %s -> %s (pid %d)",
+		name, oldPID, stopped, down.Round(time.Millisecond), before.Format("15:04:05.000"), after.Format("15:04:05.000"), r.srv.pg.PID()) + rewound
 	return nil
 }
 
