@@ -188,10 +188,12 @@ func (c *Connector) firstNotice(what string) bool {
 // later that match tables.include are captured (and their rows snapshotted when they join, see
 // joinTables). A dropped publication stops pgcdc.
 //
-// A table joins when its name is new to the capture, or when the publication did not hold it
-// before this refresh: a table dropped and created again under a captured name (in one
-// transaction, or between two refreshes) is a new table, whose rows written before it was added
-// were not published.
+// A table joins when its name is new to the capture, when the table under that name is not the
+// one captured before (its OID changed), or when the publication did not hold it before this
+// refresh: a table dropped and created again under a captured name (in one transaction, or between
+// two refreshes, by anyone) is a new table, whose rows written before it was added were not
+// published. The OID catches the case the publication read cannot: the table dropped and created
+// again after that read and added by this refresh.
 func (c *Connector) refreshPublication(ctx context.Context, conn *pgx.Conn) error {
 	pub, err := pgsource.ReadPublication(ctx, conn, c.cfg.Postgres.Publication)
 	if err != nil {
@@ -207,7 +209,7 @@ func (c *Connector) refreshPublication(ctx context.Context, conn *pgx.Conn) erro
 	c.tablesMu.Unlock()
 	var joined []pgsource.Table
 	for _, t := range tables {
-		if !containsTable(before, t) || (!pub.AllTables && !pub.Tables[t.String()]) {
+		if !sameTable(before, t) || (!pub.AllTables && !pub.Tables[t.String()]) {
 			joined = append(joined, t)
 		}
 	}
@@ -228,6 +230,13 @@ func (c *Connector) refreshPublication(ctx context.Context, conn *pgx.Conn) erro
 // containsTable reports whether tables holds a table named as t.
 func containsTable(tables []pgsource.Table, t pgsource.Table) bool {
 	return slices.ContainsFunc(tables, func(b pgsource.Table) bool { return b.String() == t.String() })
+}
+
+// sameTable reports whether tables holds t itself: named as t, with t's OID (when both are known).
+func sameTable(tables []pgsource.Table, t pgsource.Table) bool {
+	return slices.ContainsFunc(tables, func(b pgsource.Table) bool {
+		return b.String() == t.String() && (b.OID == 0 || t.OID == 0 || b.OID == t.OID)
+	})
 }
 
 // joinTables is called with the tables a refresh found captured anew (created since, added to the

@@ -308,6 +308,37 @@ func TestUnmanagedPublication(t *testing.T) {
 	if ops[1] != "r" || !strings.HasPrefix(ops[2], "c") {
 		t.Errorf("notinpub after the join: ops by id %v, want 1: r (the backfill) and 2: c first (streamed)", ops)
 	}
+
+	// The administrator drops the table, creates it again, writes a row and adds it back, in one
+	// transaction: the publication holds a table of that name before and after, but it is a new
+	// table (a new OID), whose row written before the ADD was never published. The next refresh
+	// takes it as joining, and its snapshot publishes the row.
+	joins := strings.Count(p.out.String(), "tables joined the capture: snapshotting them incrementally")
+	e.exec(`BEGIN; DROP TABLE notinpub; CREATE TABLE notinpub (id int PRIMARY KEY, v text);
+		INSERT INTO notinpub VALUES (10, 'recreated, before the re-add');
+		ALTER PUBLICATION ` + e.pub + ` ADD TABLE notinpub; COMMIT`)
+	for deadline := time.Now().Add(60 * time.Second); strings.Count(p.out.String(), "tables joined the capture: snapshotting them incrementally") == joins; {
+		if time.Now().After(deadline) {
+			t.Fatalf("the table created again and added back by the administrator did not join within 60 s:\n%s", tail(p.out.String(), 4000))
+		}
+		time.Sleep(200 * time.Millisecond)
+	}
+	e.exec(`INSERT INTO notinpub VALUES (11, 'after the re-add')`)
+	for deadline := time.Now().Add(60 * time.Second); ; {
+		msgs, _ := testenv.ReadTopic(context.Background(), e.brokers, e.topic("notinpub"), 1<<20, 3*time.Second)
+		ops = map[float64]string{}
+		for _, c := range decodeChanges(t, msgs) {
+			if c.After != nil {
+				ops[c.After["id"].(float64)] += c.Op
+			}
+		}
+		if strings.Contains(ops[10], "r") && strings.HasPrefix(ops[11], "c") {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("notinpub created again: ops by id %v, want 10: r (its backfill) and 11: c first (streamed)", ops)
+		}
+	}
 	if code := p.stop(); code != 0 {
 		t.Fatalf("exit code %d after SIGTERM", code)
 	}
