@@ -349,20 +349,25 @@ func (c *Connector) start(ctx context.Context) (err error) {
 			c.undoStart()
 		}
 	}()
+	// The captured tables' topics, set up (described, created when missing) a few at a time:
+	// one at a time, a database with a thousand new tables took minutes. kafka.connect_timeout
+	// bounds each topic's set-up, not all of them.
+	setup, sctx := errgroup.WithContext(ctx)
+	setup.SetLimit(topicSetupConcurrency)
 	for _, t := range c.capturable(selected) {
 		if !c.publishesTableTopic(t) { // outbox.go: an outbox table's own topic only with raw_events
 			continue
 		}
 		for _, topic := range c.topicsOf(t) {
-			// kafka.connect_timeout bounds each topic's set-up, not all of them: a database with
-			// thousands of captured tables takes longer than one timeout on a busy broker.
-			tctx, tcancel := context.WithTimeout(ctx, c.cfg.Kafka.ConnectTimeout)
-			err := c.sink.EnsureTopic(tctx, topic)
-			tcancel()
-			if err != nil {
-				return err
-			}
+			setup.Go(func() error {
+				tctx, tcancel := context.WithTimeout(sctx, c.cfg.Kafka.ConnectTimeout)
+				defer tcancel()
+				return c.sink.EnsureTopic(tctx, topic)
+			})
 		}
+	}
+	if err := setup.Wait(); err != nil {
+		return err
 	}
 	tables, err := c.syncPublication(pgCtx, sql, true)
 	if err != nil {
@@ -410,6 +415,9 @@ func (c *Connector) start(ctx context.Context) (err error) {
 		Msg("pgcdc starting")
 	return nil
 }
+
+// topicSetupConcurrency is how many topics start-up sets up at once.
+const topicSetupConcurrency = 8
 
 // undoStart removes what a failed start-up created: the topics (they hold no record yet), the
 // publication, the slot (nothing was confirmed on it).

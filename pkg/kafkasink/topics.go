@@ -37,12 +37,27 @@ type topics struct {
 	refresh func()            // drops the cached cluster metadata (refresh.go); may be nil
 	mu      sync.Mutex
 	byName  map[string]topicInfo
-	created []string   // topics this process created
-	setupMu sync.Mutex // one topic set-up at a time (the pipeline and snapshot workers may ask together)
+	created []string               // topics this process created
+	setupMu map[string]*sync.Mutex // one set-up at a time per topic (the pipeline, the snapshot workers and start-up may ask together)
 }
 
 func newTopics(admin topicAdmin, opts Options) *topics {
 	return &topics{admin: admin, opts: opts, log: opts.Logger, byName: map[string]topicInfo{}}
+}
+
+// setupLock is topic's set-up lock: different topics are set up concurrently.
+func (t *topics) setupLock(topic string) *sync.Mutex {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	if t.setupMu == nil {
+		t.setupMu = map[string]*sync.Mutex{}
+	}
+	l := t.setupMu[topic]
+	if l == nil {
+		l = &sync.Mutex{}
+		t.setupMu[topic] = l
+	}
+	return l
 }
 
 func (t *topics) cached(topic string) (topicInfo, bool) {
@@ -90,8 +105,9 @@ func (t *topics) ensure(ctx context.Context, topic string) (topicInfo, error) {
 	if info, ok := t.cached(topic); ok {
 		return info, nil
 	}
-	t.setupMu.Lock()
-	defer t.setupMu.Unlock()
+	l := t.setupLock(topic)
+	l.Lock()
+	defer l.Unlock()
 	if info, ok := t.cached(topic); ok {
 		return info, nil
 	}

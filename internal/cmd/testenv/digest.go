@@ -17,12 +17,14 @@ type digest struct {
 	partial []byte
 	blocks  []*failBlock
 	cur     *failBlock
+	recent  []string // the last log lines seen anywhere: with -v a test's log comes before its --- FAIL
 }
 
 type failBlock struct {
 	header string
 	lines  []string // the last keep lines of the block
 	cut    int      // lines dropped from the front
+	before []string // the log lines just before the header (go test -v prints them there)
 }
 
 const digestKeep = 30
@@ -51,7 +53,7 @@ func (d *digest) line(l string) {
 	trimmed := strings.TrimLeft(l, " ")
 	switch {
 	case strings.HasPrefix(trimmed, "--- FAIL"):
-		d.cur = &failBlock{header: l}
+		d.cur = &failBlock{header: l, before: append([]string(nil), d.recent...)}
 		d.blocks = append(d.blocks, d.cur)
 	case strings.HasPrefix(trimmed, "panic:"):
 		d.cur = &failBlock{header: l}
@@ -70,6 +72,12 @@ func (d *digest) line(l string) {
 		}
 	default:
 		d.cur = nil
+	}
+	if strings.HasPrefix(l, "    ") && !strings.HasPrefix(trimmed, "--- ") {
+		d.recent = append(d.recent, l)
+		if len(d.recent) > digestKeep {
+			d.recent = d.recent[1:]
+		}
 	}
 }
 
@@ -90,7 +98,12 @@ func (d *digest) report(w io.Writer) {
 		if b.cut > 0 {
 			fmt.Fprintf(w, "    [... %d lines above]\n", b.cut)
 		}
-		for _, l := range b.lines {
+		lines := b.lines
+		if len(lines) == 0 && len(b.before) > 0 {
+			fmt.Fprintln(w, "    [the log lines printed just before it (go test -v):]")
+			lines = b.before
+		}
+		for _, l := range lines {
 			fmt.Fprintln(w, l)
 		}
 	}

@@ -31,6 +31,11 @@ func TestDigest(t *testing.T) {
 			in:   "panic: runtime error: index out of range\n\ngoroutine 7 [running]:\nmain.f()\n\t/x/a.go:3 +0x1\nFAIL\tgithub.com/x/p\t0.1s\n",
 			want: []string{"panic: runtime error", "main.f()", "/x/a.go:3"},
 		},
+		{
+			name: "verbose: the log before the FAIL line",
+			in:   "=== RUN   TestX\n    x_test.go:5: step one\n    x_test.go:9: it broke\n--- FAIL: TestX (1.00s)\n=== RUN   TestY\n--- PASS: TestY (0.00s)\nFAIL\n",
+			want: []string{"--- FAIL: TestX", "go test -v", "x_test.go:9: it broke"},
+		},
 		{name: "no newline at the end", in: "--- FAIL: TestX (0.00s)\n    x_test.go:9: wrong", want: []string{"x_test.go:9: wrong"}},
 	}
 	for _, c := range cases {
