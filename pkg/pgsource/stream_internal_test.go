@@ -553,3 +553,36 @@ func TestStreamResumePositionGoesThroughBeforeConfirm(t *testing.T) {
 		t.Fatalf("BeforeConfirm asked for %v, want 0/FA first", asked)
 	}
 }
+
+// A server that keeps asking for a reply the stream cannot give (its WAL end is past what Kafka
+// acknowledged) is waiting for that position, as a walsender of a server shutting down does: the
+// session ends, so that the shutdown does not wait for Kafka, and a new one follows. Requests the
+// stream can satisfy, or a few unsatisfied ones, keep the session.
+func TestStreamEndsSessionWhenServerWaits(t *testing.T) {
+	srv := newFakeServer(t)
+	s := testStream(t, srv, newPosition(100), goodSlot, func(o *StreamOptions) { o.Log = zerolog.New(zerolog.NewTestWriter(t)) })
+	out := make(chan Message, 1000)
+	runStream(t, s, out)
+	w := <-srv.sessions
+	<-w.start
+	for i := 0; i < 3*serverWaitingAsks; i++ {
+		w.keepalive(100, true) // confirmable: the stream is at 100
+	}
+	for i := 0; i < serverWaitingAsks/2; i++ {
+		w.keepalive(500, true)
+	}
+	select {
+	case <-srv.sessions:
+		t.Fatal("the session ended on requests it could satisfy, or on a few it could not")
+	case <-time.After(time.Second):
+	}
+	for i := 0; i < serverWaitingAsks; i++ {
+		w.keepalive(500, true)
+	}
+	select {
+	case w2 := <-srv.sessions:
+		<-w2.start
+	case <-time.After(10 * time.Second):
+		t.Fatalf("%d unsatisfiable requests for a reply in a row did not end the session", serverWaitingAsks)
+	}
+}
