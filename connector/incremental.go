@@ -45,9 +45,10 @@ func (c *Connector) RequestSnapshot(ctx context.Context, tables []string, filter
 func (c *Connector) capturedNames() []string {
 	c.tablesMu.Lock()
 	defer c.tablesMu.Unlock()
-	out := make([]string, len(c.tables))
-	for i, t := range c.tables {
-		out[i] = t.String()
+	out := make([]string, 0, len(c.tables))
+	for _, t := range c.tables {
+		out = append(out, t.String())
+		out = append(out, t.Leaves...) // a partition of a captured table is captured (its snapshot: an attached partition's rows)
 	}
 	return out
 }

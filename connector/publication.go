@@ -208,15 +208,22 @@ func (c *Connector) refreshPublication(ctx context.Context, conn *pgx.Conn) erro
 	c.tables = tables
 	c.tablesMu.Unlock()
 	var joined []pgsource.Table
+	var attached []attachedLeaf
 	for _, t := range tables {
 		if !sameTable(before, t) || (!pub.AllTables && !pub.Tables[t.String()]) {
 			joined = append(joined, t)
+			continue
 		}
+		attached = append(attached, attachedLeaves(before, t)...)
 	}
-	if len(joined) == 0 {
+	if len(joined) == 0 && len(attached) == 0 {
 		return nil
 	}
-	if err := c.joinTables(ctx, joined); err != nil {
+	err = c.joinTables(ctx, joined)
+	if err == nil && len(attached) > 0 {
+		err = c.joinPartitions(ctx, attached)
+	}
+	if err != nil {
 		// The next refresh finds them new again (by name: the publication holds them now), and
 		// tries again.
 		c.tablesMu.Lock()
@@ -225,6 +232,85 @@ func (c *Connector) refreshPublication(ctx context.Context, conn *pgx.Conn) erro
 		return err
 	}
 	return nil
+}
+
+// attachedLeaf is a leaf partition attached to a captured partitioned table since the last refresh.
+type attachedLeaf struct {
+	root pgsource.Table // the captured partitioned table
+	leaf pgsource.Table // the partition, keyed as its root
+}
+
+// attachedLeaves returns the leaf partitions of t (a captured partitioned table) that its version in
+// before did not have: partitions attached since (ATTACH PARTITION, or created as a partition).
+func attachedLeaves(before []pgsource.Table, t pgsource.Table) []attachedLeaf {
+	i := slices.IndexFunc(before, func(b pgsource.Table) bool { return b.String() == t.String() })
+	if i < 0 || len(t.Leaves) == 0 {
+		return nil
+	}
+	var out []attachedLeaf
+	for _, leaf := range t.Leaves {
+		if slices.Contains(before[i].Leaves, leaf) {
+			continue
+		}
+		schema, name, ok := strings.Cut(leaf, ".")
+		if !ok {
+			continue
+		}
+		out = append(out, attachedLeaf{root: t, leaf: pgsource.Table{Schema: schema, Name: name, Identity: t.Identity, HasKey: t.HasKey, HasIdentIdx: t.HasIdentIdx}})
+	}
+	return out
+}
+
+// joinPartitions is called with the partitions attached to captured partitioned tables since the
+// last refresh. A table attached with rows (ATTACH PARTITION) is a join like any other: PostgreSQL
+// never published the rows it held under the root, so they are snapshotted incrementally
+// (snapshot.backfill_new_tables), and every change after the attachment is streamed. With each
+// partition under its own topic (tables.publish_via_partition_root false) the partition is
+// snapshotted, its topic created first; under the root's topic, the root is snapshotted, restricted
+// to the attached partitions' rows (tableoid), so that its rows are described as the root's.
+func (c *Connector) joinPartitions(ctx context.Context, attached []attachedLeaf) error {
+	names := make([]string, len(attached))
+	leaves := make([]pgsource.Table, len(attached))
+	for i, a := range attached {
+		names[i], leaves[i] = a.leaf.String(), a.leaf
+	}
+	c.log.Info().Strs("partitions", names).Msg("partitions attached to captured tables")
+	if !c.cfg.Tables.PublishViaPartitionRoot {
+		for _, l := range leaves {
+			if err := c.sink.EnsureTopic(ctx, c.topicOf(l)); err != nil {
+				return err
+			}
+		}
+		return c.backfill(ctx, leaves) // incremental.go
+	}
+	if !c.cfg.Snapshot.BackfillNewTables {
+		return nil
+	}
+	c.incrMu.Lock()
+	incr := c.incr
+	c.incrMu.Unlock()
+	if incr == nil {
+		c.log.Warn().Strs("partitions", names).Msg("partitions attached; their rows from before are not snapshotted: incremental snapshots are not available (see the start-up log)")
+		return nil
+	}
+	var roots []pgsource.Table
+	of := map[string][]string{}
+	for _, a := range attached {
+		r := a.root.String()
+		if _, ok := of[r]; !ok {
+			roots = append(roots, a.root)
+		}
+		of[r] = append(of[r], "'"+strings.ReplaceAll(a.leaf.Ident(), "'", "''")+"'::regclass")
+	}
+	keyed := c.keyed(roots)
+	filters := map[string]string{}
+	for _, r := range keyed {
+		filters[r] = "tableoid IN (" + strings.Join(of[r], ", ") + ")"
+	}
+	if len(keyed) == 0 {
+		return nil
+	}
+	return incr.Request(ctx, keyed, filters)
 }
 
 // containsTable reports whether tables holds a table named as t.
