@@ -93,8 +93,12 @@ func (d *digest) report(w io.Writer) {
 		return
 	}
 	fmt.Fprintf(w, "testenv: failure digest (%d failed tests or panics; the end of each one's log):\n", len(d.blocks))
-	for _, b := range d.blocks {
+	indent := func(l string) int { return len(l) - len(strings.TrimLeft(l, " ")) }
+	for i, b := range d.blocks {
 		fmt.Fprintln(w, b.header)
+		if len(b.lines) == 0 && i+1 < len(d.blocks) && indent(d.blocks[i+1].header) > indent(b.header) {
+			continue // a parent whose subtest failed: the subtest's block follows
+		}
 		if b.cut > 0 {
 			fmt.Fprintf(w, "    [... %d lines above]\n", b.cut)
 		}

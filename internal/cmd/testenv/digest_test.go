@@ -36,6 +36,12 @@ func TestDigest(t *testing.T) {
 			in:   "=== RUN   TestX\n    x_test.go:5: step one\n    x_test.go:9: it broke\n--- FAIL: TestX (1.00s)\n=== RUN   TestY\n--- PASS: TestY (0.00s)\nFAIL\n",
 			want: []string{"--- FAIL: TestX", "go test -v", "x_test.go:9: it broke"},
 		},
+		{
+			name:    "a failed subtest",
+			in:      "    y_test.go:1: old noise\n--- FAIL: TestP (1.00s)\n    --- FAIL: TestP/sub (1.00s)\n        p_test.go:7: sub broke\nFAIL\n",
+			want:    []string{"--- FAIL: TestP (1.00s)", "--- FAIL: TestP/sub", "p_test.go:7: sub broke"},
+			wantNot: []string{"old noise"},
+		},
 		{name: "no newline at the end", in: "--- FAIL: TestX (0.00s)\n    x_test.go:9: wrong", want: []string{"x_test.go:9: wrong"}},
 	}
 	for _, c := range cases {
