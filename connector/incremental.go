@@ -125,8 +125,10 @@ func (c *Connector) startIncremental(ctx context.Context, snapshotted bool) (*si
 
 // backfill queues an incremental snapshot of tables that joined the capture while pgcdc ran
 // (joinTables; snapshot.backfill_new_tables): the rows they held before their changes were
-// streamed. Without incremental snapshots (their progress table cannot be used) it says so.
-func (c *Connector) backfill(ctx context.Context, tables []pgsource.Table) error {
+// streamed; filters[table], when set, restricts a table's snapshot to some rows (an attached
+// partition's, read through its root). Without incremental snapshots (their progress table cannot
+// be used) it says so.
+func (c *Connector) backfill(ctx context.Context, tables []pgsource.Table, filters map[string]string) error {
 	names := make([]string, len(tables))
 	for i, t := range tables {
 		names[i] = t.String()
@@ -146,7 +148,7 @@ func (c *Connector) backfill(ctx context.Context, tables []pgsource.Table) error
 		return nil
 	}
 	c.log.Info().Strs("tables", names).Msg("tables joined the capture: snapshotting them incrementally (snapshot.backfill_new_tables)")
-	return incr.Request(ctx, names, nil)
+	return incr.Request(ctx, names, filters)
 }
 
 // forgetJoining takes tables that are about to be added to the publication off the tables whose

@@ -281,17 +281,7 @@ func (c *Connector) joinPartitions(ctx context.Context, attached []attachedLeaf)
 				return err
 			}
 		}
-		return c.backfill(ctx, leaves) // incremental.go
-	}
-	if !c.cfg.Snapshot.BackfillNewTables {
-		return nil
-	}
-	c.incrMu.Lock()
-	incr := c.incr
-	c.incrMu.Unlock()
-	if incr == nil {
-		c.log.Warn().Strs("partitions", names).Msg("partitions attached; their rows from before are not snapshotted: incremental snapshots are not available (see the start-up log)")
-		return nil
+		return c.backfill(ctx, leaves, nil) // incremental.go
 	}
 	var roots []pgsource.Table
 	of := map[string][]string{}
@@ -302,15 +292,11 @@ func (c *Connector) joinPartitions(ctx context.Context, attached []attachedLeaf)
 		}
 		of[r] = append(of[r], "'"+strings.ReplaceAll(a.leaf.Ident(), "'", "''")+"'::regclass")
 	}
-	keyed := c.keyed(roots)
 	filters := map[string]string{}
-	for _, r := range keyed {
-		filters[r] = "tableoid IN (" + strings.Join(of[r], ", ") + ")"
+	for r, oids := range of {
+		filters[r] = "tableoid IN (" + strings.Join(oids, ", ") + ")"
 	}
-	if len(keyed) == 0 {
-		return nil
-	}
-	return incr.Request(ctx, keyed, filters)
+	return c.backfill(ctx, roots, filters)
 }
 
 // containsTable reports whether tables holds a table named as t.
@@ -350,7 +336,7 @@ func (c *Connector) joinTables(ctx context.Context, tables []pgsource.Table) err
 		c.log.Info().Str("tables", strings.Join(names, ", ")).Msg("tables joined the capture (publication FOR ALL TABLES: every row version since their creation is streamed)")
 		return c.markKnown(ctx, names) // incremental.go
 	}
-	return c.backfill(ctx, tables) // incremental.go
+	return c.backfill(ctx, tables, nil) // incremental.go
 }
 
 // errPublicationDropped is the publication refresher's finding that the publication pgcdc streams
