@@ -369,7 +369,7 @@ func (c *Connector) start(ctx context.Context) (err error) {
 	if err := setup.Wait(); err != nil {
 		return err
 	}
-	tables, err := c.syncPublication(pgCtx, sql, true)
+	tables, _, err := c.syncPublication(pgCtx, sql, true)
 	if err != nil {
 		return err
 	}

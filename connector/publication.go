@@ -13,7 +13,8 @@ import (
 )
 
 // syncPublication brings the publication in line with postgres.publication_mode and returns the
-// captured tables: those tables.include selects whose changes the publication carries. It runs at
+// captured tables: those tables.include selects whose changes the publication carries, and among
+// them the ones it added to the publication (publication_mode filtered). It runs at
 // start-up and at every refresh, with the same rules both times: an include entry that matches no
 // table yet is a warning (the table may be created later); a table that cannot be published without
 // breaking the application's UPDATE and DELETE (no replica identity) is left out with a warning and
@@ -22,24 +23,25 @@ import (
 //
 // The signal table (signal.table) is published as the captured tables are (its rows are signals,
 // read from the stream) but never captured: it is in neither list returned.
-func (c *Connector) syncPublication(ctx context.Context, conn *pgx.Conn, startup bool) ([]pgsource.Table, error) {
+func (c *Connector) syncPublication(ctx context.Context, conn *pgx.Conn, startup bool) (captured, added []pgsource.Table, err error) {
 	sigSchema, sigName := c.cfg.Signal.TableName()
 	isSignal := func(t pgsource.Table) bool {
 		return c.cfg.Signal.Table != "" && t.Schema == sigSchema && t.Name == sigName
 	}
-	captured, err := c.publish(ctx, conn, startup, func(schema, table string) bool {
+	captured, added, err = c.publish(ctx, conn, startup, func(schema, table string) bool {
 		return c.cfg.Tables.Matches(schema, table) || isSignal(pgsource.Table{Schema: schema, Name: table})
 	})
-	return slices.DeleteFunc(captured, isSignal), err
+	return slices.DeleteFunc(captured, isSignal), slices.DeleteFunc(added, isSignal), err
 }
 
-// publish is syncPublication for the tables match selects (the captured ones and the signal table).
-func (c *Connector) publish(ctx context.Context, conn *pgx.Conn, startup bool, match func(schema, table string) bool) ([]pgsource.Table, error) {
+// publish is syncPublication for the tables match selects (the captured ones and the signal table);
+// added are the tables it added to the publication.
+func (c *Connector) publish(ctx context.Context, conn *pgx.Conn, startup bool, match func(schema, table string) bool) (captured, added []pgsource.Table, err error) {
 	pg := c.cfg.Postgres
 	mode := pg.PublicationModeEffective()
 	tables, err := pgsource.ListTables(ctx, conn, match)
 	if err != nil {
-		return nil, err
+		return nil, nil, err
 	}
 	if startup {
 		names := make([]string, len(tables))
@@ -52,15 +54,15 @@ func (c *Connector) publish(ctx context.Context, conn *pgx.Conn, startup bool, m
 	}
 	pub, err := pgsource.ReadPublication(ctx, conn, pg.Publication)
 	if err != nil {
-		return nil, err
+		return nil, nil, err
 	}
 	if !startup && !pub.Exists {
-		return nil, pgsource.StopJob(&errPublicationDropped{pg.Publication})
+		return nil, nil, pgsource.StopJob(&errPublicationDropped{pg.Publication})
 	}
 	ident := pgx.Identifier{pg.Publication}.Sanitize()
 	if pub.Exists && pub.ViaRoot != c.cfg.Tables.PublishViaPartitionRoot {
 		// Never flipped silently: it changes the topics of partitioned tables.
-		return nil, fmt.Errorf("postgres: publication %q has publish_via_partition_root = %t but tables.publish_via_partition_root is %t: "+
+		return nil, nil, fmt.Errorf("postgres: publication %q has publish_via_partition_root = %t but tables.publish_via_partition_root is %t: "+
 			"the topics of partitioned tables differ (one per partitioned table when true, one per partition when false). Keep the topics consumers read: "+
 			"set tables.publish_via_partition_root: %t; or move to the other topics knowingly: ALTER PUBLICATION %s SET (publish_via_partition_root = %t)",
 			pg.Publication, pub.ViaRoot, c.cfg.Tables.PublishViaPartitionRoot, pub.ViaRoot, ident, c.cfg.Tables.PublishViaPartitionRoot)
@@ -69,26 +71,26 @@ func (c *Connector) publish(ctx context.Context, conn *pgx.Conn, startup bool, m
 	case config.PublicationAllTables:
 		if !pub.Exists {
 			if err := c.warnUnpublishable(ctx, conn); err != nil {
-				return nil, err
+				return nil, nil, err
 			}
 			if err := pgsource.CreatePublicationAllTables(ctx, conn, pg.Publication, c.cfg.Tables.PublishViaPartitionRoot); err != nil {
-				return nil, fmt.Errorf("%w (postgres.publication_mode all_tables needs a superuser: create it as one, or use publication_mode filtered)", err)
+				return nil, nil, fmt.Errorf("%w (postgres.publication_mode all_tables needs a superuser: create it as one, or use publication_mode filtered)", err)
 			}
 			c.createdPublication = startup
 			c.log.Info().Str("publication", pg.Publication).Msg("created publication FOR ALL TABLES")
 		} else if !pub.AllTables {
-			return nil, fmt.Errorf("postgres: publication %q exists but is not FOR ALL TABLES, and postgres.publication_mode is all_tables: drop it (DROP PUBLICATION %s) to let pgcdc create it, or set publication_mode to filtered or disabled",
+			return nil, nil, fmt.Errorf("postgres: publication %q exists but is not FOR ALL TABLES, and postgres.publication_mode is all_tables: drop it (DROP PUBLICATION %s) to let pgcdc create it, or set publication_mode to filtered or disabled",
 				pg.Publication, ident)
 		}
-		return tables, nil
+		return tables, nil, nil
 	case config.PublicationDisabled, config.PublicationNoTables:
 		if !pub.Exists && mode == config.PublicationDisabled {
-			return nil, fmt.Errorf("postgres: publication %q does not exist and pgcdc does not manage it (postgres.publication_mode disabled, or create_publication: false): as an administrator, CREATE PUBLICATION %s FOR TABLE ... WITH (publish_via_partition_root = %t); or set publication_mode: filtered",
+			return nil, nil, fmt.Errorf("postgres: publication %q does not exist and pgcdc does not manage it (postgres.publication_mode disabled, or create_publication: false): as an administrator, CREATE PUBLICATION %s FOR TABLE ... WITH (publish_via_partition_root = %t); or set publication_mode: filtered",
 				pg.Publication, ident, c.cfg.Tables.PublishViaPartitionRoot)
 		}
 		if !pub.Exists {
 			if err := pgsource.CreatePublication(ctx, conn, pg.Publication, nil, c.cfg.Tables.PublishViaPartitionRoot, nil); err != nil {
-				return nil, err
+				return nil, nil, err
 			}
 			c.createdPublication = startup
 			c.log.Info().Str("publication", pg.Publication).Msg("created publication without tables (publication_mode no_tables): an administrator adds them")
@@ -102,7 +104,7 @@ func (c *Connector) publish(ctx context.Context, conn *pgx.Conn, startup bool, m
 					Msg("table matches tables.include but is not in the publication, which pgcdc does not manage: its changes are not captured; add it with ALTER PUBLICATION ... ADD TABLE")
 			}
 		}
-		return in, nil
+		return in, nil, nil
 	}
 
 	// filtered: the publication lists the captured tables.
@@ -125,28 +127,28 @@ func (c *Connector) publish(ctx context.Context, conn *pgx.Conn, startup bool, m
 	c.metrics.TablesSkipped(skipped)
 	filters, err := c.publicationFilters(ctx, conn, pub, publishable, startup) // pubfilter.go
 	if err != nil {
-		return nil, err
+		return nil, nil, err
 	}
 	if !pub.Exists {
 		if err := pgsource.CreatePublication(ctx, conn, pg.Publication, missing, c.cfg.Tables.PublishViaPartitionRoot, filters); err != nil {
-			return nil, err
+			return nil, nil, err
 		}
 		c.createdPublication = startup
 		c.log.Info().Str("publication", pg.Publication).Int("tables", len(missing)).Msg("created publication")
-		return missing, nil
+		return missing, missing, nil
 	}
 	if len(missing) > 0 {
 		if err := c.forgetJoining(ctx, conn, missing); err != nil { // incremental.go
-			return nil, err
+			return nil, nil, err
 		}
 		if err := pgsource.AddTables(ctx, conn, pg.Publication, missing, filters); err != nil {
-			return nil, err
+			return nil, nil, err
 		}
 		for _, t := range missing {
 			c.log.Info().Str("table", t.String()).Str("publication", pg.Publication).Msg("added table to publication")
 		}
 	}
-	return append(publishable, missing...), nil
+	return append(publishable, missing...), missing, nil
 }
 
 // warnUnpublishable lists, before a FOR ALL TABLES publication is created, the tables whose UPDATE
@@ -189,17 +191,12 @@ func (c *Connector) firstNotice(what string) bool {
 // joinTables). A dropped publication stops pgcdc.
 //
 // A table joins when its name is new to the capture, when the table under that name is not the
-// one captured before (its OID changed), or when the publication did not hold it before this
-// refresh: a table dropped and created again under a captured name (in one transaction, or between
-// two refreshes, by anyone) is a new table, whose rows written before it was added were not
-// published. The OID catches the case the publication read cannot: the table dropped and created
-// again after that read and added by this refresh.
+// one captured before (its OID changed), or when this refresh added it to the publication: a table
+// dropped and created again under a captured name (in one transaction, or between two refreshes, by
+// anyone) is a new table, and so is one taken out of the publication and added back; their rows
+// written before the addition were not published.
 func (c *Connector) refreshPublication(ctx context.Context, conn *pgx.Conn) error {
-	pub, err := pgsource.ReadPublication(ctx, conn, c.cfg.Postgres.Publication)
-	if err != nil {
-		return err
-	}
-	tables, err := c.syncPublication(ctx, conn, false)
+	tables, added, err := c.syncPublication(ctx, conn, false)
 	if err != nil {
 		return err
 	}
@@ -210,7 +207,7 @@ func (c *Connector) refreshPublication(ctx context.Context, conn *pgx.Conn) erro
 	var joined []pgsource.Table
 	var attached []attachedLeaf
 	for _, t := range tables {
-		if !sameTable(before, t) || (!pub.AllTables && !pub.Tables[t.String()]) {
+		if !sameTable(before, t) || containsTable(added, t) {
 			joined = append(joined, t)
 			continue
 		}
