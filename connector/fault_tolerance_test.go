@@ -433,11 +433,7 @@ func TestBrokerOutagesAreTransient(t *testing.T) {
 	testenv.Require(t)
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Minute)
 	defer cancel()
-	k, err := testenv.StartKafka(ctx, testenv.KafkaOptions{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(k.Close)
+	k := startDedicatedKafka(t)
 	e := newEnv(t, nil, []string{k.Addr()})
 	e.exec(`CREATE TABLE bo (id int PRIMARY KEY, v int)`)
 	p := e.start(map[string]string{
@@ -664,20 +660,7 @@ func TestPublicationDroppedWhileRunningIsFatal(t *testing.T) {
 	t.Logf("publication recreated, same slot: exit 1 again: %s", last)
 	// Dropping the slot and starting with snapshot.mode when_needed creates a new slot and snapshots
 	// the table again; changes from then on flow.
-	// The exited process's walsender may hold the slot a moment longer: drop it once it is free.
-	for deadline := time.Now().Add(30 * time.Second); ; {
-		var active bool
-		if err := e.db.QueryRow(context.Background(), `SELECT active FROM pg_replication_slots WHERE slot_name = $1`, e.slot).Scan(&active); err != nil {
-			t.Fatal(err)
-		}
-		if !active {
-			break
-		}
-		if time.Now().After(deadline) {
-			t.Fatal("the slot is still active 30 s after pgcdc exited")
-		}
-		time.Sleep(100 * time.Millisecond)
-	}
+	e.waitSlotReleased(30 * time.Second)
 	e.exec(`SELECT pg_drop_replication_slot($1)`, e.slot)
 	p3 := e.start(map[string]string{"PGCDC_SNAPSHOT_MODE": "when_needed"})
 	p3.waitStreaming()

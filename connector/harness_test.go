@@ -123,6 +123,24 @@ func parseLSN(t testing.TB, s string) uint64 {
 	return hi<<32 | lo
 }
 
+// waitSlotReleased waits until no walsender holds the slot: the walsender of a pgcdc that stopped or
+// exited may outlive its client by a moment.
+func (e *env) waitSlotReleased(timeout time.Duration) {
+	e.t.Helper()
+	for deadline := time.Now().Add(timeout); ; time.Sleep(50 * time.Millisecond) {
+		var active bool
+		if err := e.db.QueryRow(context.Background(), `SELECT active FROM pg_replication_slots WHERE slot_name = $1`, e.slot).Scan(&active); err != nil {
+			e.t.Fatal(err)
+		}
+		if !active {
+			return
+		}
+		if time.Now().After(deadline) {
+			e.t.Fatalf("the slot stayed active %s after pgcdc stopped", timeout)
+		}
+	}
+}
+
 // confirmedFlush reads the slot's confirmed_flush_lsn (0 while the slot does not exist).
 func (e *env) confirmedFlush() uint64 {
 	return e.queryLSN(`SELECT confirmed_flush_lsn::text FROM pg_replication_slots WHERE slot_name = $1`, e.slot)

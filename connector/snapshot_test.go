@@ -405,19 +405,7 @@ func TestSnapshotModes(t *testing.T) {
 			t.Fatalf("%d records, want 101 (no second snapshot)", n)
 		}
 		p.stop()
-		// The walsender may outlive the client by a moment: wait for the slot to be released.
-		for deadline := time.Now().Add(30 * time.Second); ; time.Sleep(50 * time.Millisecond) {
-			var active bool
-			if err := e.db.QueryRow(context.Background(), `SELECT active FROM pg_replication_slots WHERE slot_name = $1`, e.slot).Scan(&active); err != nil {
-				t.Fatal(err)
-			}
-			if !active {
-				break
-			}
-			if time.Now().After(deadline) {
-				t.Fatal("the slot stayed active 30 s after pgcdc stopped")
-			}
-		}
+		e.waitSlotReleased(30 * time.Second)
 		e.exec(`SELECT pg_drop_replication_slot($1)`, e.slot)
 		e.exec(`UPDATE m SET v = -7 WHERE id = 7`) // lost to any slot: only a snapshot brings it
 		// initial refuses a new slot for a snapshot recorded as done: changes would be lost silently.

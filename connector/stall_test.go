@@ -17,16 +17,8 @@ func TestBrokerStall(t *testing.T) {
 	testenv.Require(t)
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
 	defer cancel()
-	pg, err := testenv.StartPostgres(ctx, testenv.PostgresOptions{Settings: map[string]string{"wal_sender_timeout": "'10s'"}})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(pg.Close)
-	k, err := testenv.StartKafka(ctx, testenv.KafkaOptions{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(k.Close)
+	pg := startDedicatedPostgres(t, testenv.PostgresOptions{Settings: map[string]string{"wal_sender_timeout": "'10s'"}})
+	k := startDedicatedKafka(t)
 	e := newEnv(t, pg, []string{k.Addr()})
 	e.exec(`CREATE TABLE st (id int PRIMARY KEY, v int)`)
 	p := e.start(map[string]string{
@@ -46,15 +38,7 @@ func TestBrokerStall(t *testing.T) {
 		t.Fatal(err)
 	}
 
-	if err := k.Pause(); err != nil {
-		t.Fatal(err)
-	}
-	paused := true
-	defer func() {
-		if paused {
-			_ = k.Resume()
-		}
-	}()
+	thaw := freezeKafka(t, k)
 	// B: 20,000 rows (several MiB of events, more than the 1 MiB in-flight bound) while Kafka is frozen.
 	before := e.queryLSN(`SELECT pg_current_wal_insert_lsn()::text`)
 	var xidB int64
@@ -99,10 +83,9 @@ func TestBrokerStall(t *testing.T) {
 	if pid != walsender {
 		t.Fatalf("walsender changed during the stall (%d → %d): the stream did not survive", walsender, pid)
 	}
-	if err := k.Resume(); err != nil {
+	if err := thaw(); err != nil {
 		t.Fatal(err)
 	}
-	paused = false
 
 	events := e.readIDs("st", 20100, 2*time.Minute)
 	seen := map[int]bool{}
@@ -138,11 +121,7 @@ func TestFastShutdownDuringBrokerStall(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
 	defer cancel()
 	pg := startDedicatedPostgres(t, testenv.PostgresOptions{})
-	k, err := testenv.StartKafka(ctx, testenv.KafkaOptions{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(k.Close)
+	k := startDedicatedKafka(t)
 	e := newEnv(t, pg, []string{k.Addr()})
 	e.exec(`CREATE TABLE fs (id int PRIMARY KEY, v int)`)
 	p := e.start(map[string]string{"PGCDC_KAFKA_WRITE_TIMEOUT": "5s", "PGCDC_EVENTS_VALUE_SCHEMAS": "false"})
@@ -150,15 +129,7 @@ func TestFastShutdownDuringBrokerStall(t *testing.T) {
 	e.exec(`INSERT INTO fs SELECT g, g FROM generate_series(1, 100) g`)
 	e.readIDs("fs", 100, time.Minute)
 
-	if err := k.Pause(); err != nil {
-		t.Fatal(err)
-	}
-	paused := true
-	defer func() {
-		if paused {
-			_ = k.Resume()
-		}
-	}()
+	thaw := freezeKafka(t, k)
 	e.exec(`INSERT INTO fs SELECT g, g FROM generate_series(101, 1100) g`)
 	time.Sleep(2 * time.Second) // decoded and sent to pgcdc, which cannot have Kafka acknowledge it
 	if c, w := e.confirmedFlush(), e.queryLSN(`SELECT pg_current_wal_lsn()::text`); c >= w {
@@ -173,10 +144,9 @@ func TestFastShutdownDuringBrokerStall(t *testing.T) {
 	if !strings.Contains(p.out.String(), "keeps asking for a position Kafka has not acknowledged") {
 		t.Errorf("pgcdc did not log why it ended its session:\n%s", tail(p.out.String(), 4000))
 	}
-	if err := k.Resume(); err != nil {
+	if err := thaw(); err != nil {
 		t.Fatal(err)
 	}
-	paused = false
 	if err := pg.Start(ctx); err != nil {
 		t.Fatal(err)
 	}

@@ -5,6 +5,7 @@ import (
 	"net"
 	"net/url"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -67,6 +68,37 @@ func startDedicatedPostgres(t *testing.T, opts testenv.PostgresOptions) *testenv
 	// Registered before newEnv's cleanups, so it runs after them (the databases are dropped first).
 	t.Cleanup(pg.Close)
 	return pg
+}
+
+// startDedicatedKafka starts a broker of the test's own, which it may freeze, stop or kill.
+func startDedicatedKafka(t *testing.T) *testenv.Kafka {
+	t.Helper()
+	testenv.Require(t)
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	defer cancel()
+	k, err := testenv.StartKafka(ctx, testenv.KafkaOptions{})
+	if err != nil {
+		t.Fatalf("start a dedicated Kafka: %v", err)
+	}
+	t.Cleanup(k.Close)
+	return k
+}
+
+// freezeKafka freezes k (SIGSTOP of its JVM) and returns the thaw (SIGCONT), which the test calls
+// when it means to; a broker the test leaves frozen is thawed at its end.
+func freezeKafka(t *testing.T, k *testenv.Kafka) (thaw func() error) {
+	t.Helper()
+	if err := k.Pause(); err != nil {
+		t.Fatal(err)
+	}
+	var once sync.Once
+	var err error
+	thaw = func() error {
+		once.Do(func() { err = k.Resume() })
+		return err
+	}
+	t.Cleanup(func() { _ = thaw() })
+	return thaw
 }
 
 // unusedAddr is a loopback address nobody listens on.

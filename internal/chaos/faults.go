@@ -156,13 +156,12 @@ func (r *run) restartPostgres(ctx context.Context, f *Fault) error {
 		mode, name = testenv.StopImmediate, "immediate"
 	}
 	stopAt := time.Now()
-	stopped := "in %s"
-	if !r.srv.pg.StopWithin(mode, 30*time.Second) {
-		// A fast shutdown waits for each walsender's client to confirm what it was sent: pgcdc
-		// does once it has Kafka's acknowledgement (a broker fault in the other lane can delay it).
-		stopped = "killed after %s: the shutdown did not finish"
+	inTime := r.srv.pg.StopWithin(mode, 30*time.Second)
+	stopped := "in " + time.Since(stopAt).Round(time.Millisecond).String()
+	if !inTime {
+		// A fast shutdown waits for each walsender's client to confirm what it was sent.
+		stopped = "killed after 30s: the shutdown did not finish"
 	}
-	stopped = fmt.Sprintf(stopped, time.Since(stopAt).Round(time.Millisecond))
 	down := time.Duration(r.intN(3000)) * time.Millisecond
 	time.Sleep(down)
 	// Started again even when the run is being cancelled: the writers wait for PostgreSQL to settle
