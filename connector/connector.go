@@ -574,8 +574,8 @@ func (c *Connector) streamOptions() pgsource.StreamOptions {
 		Log:              c.log,
 	}
 	if g := c.slotGuard; g != nil { // the position is recorded before it is confirmed
-		o.BeforeConfirm = func(ctx context.Context, conn *pgx.Conn, flush pglogrepl.LSN, asked bool) (pglogrepl.LSN, error) {
-			return g.Before(ctx, conn, flush, asked)
+		o.BeforeConfirm = func(ctx context.Context, conn *pgx.Conn, flush pglogrepl.LSN) (pglogrepl.LSN, error) {
+			return g.Before(ctx, conn, flush)
 		}
 	}
 	if m := c.metrics; m != nil {

@@ -141,7 +141,7 @@ func TestFastShutdownDuringBrokerStall(t *testing.T) {
 		t.Fatalf("a fast shutdown with Kafka frozen did not finish within 20 s (killed); pgcdc's log:\n%s", tail(p.out.String(), 4000))
 	}
 	t.Logf("fast shutdown with Kafka frozen took %s", time.Since(start).Round(time.Millisecond))
-	if !strings.Contains(p.out.String(), "keeps asking for a position Kafka has not acknowledged") {
+	if !strings.Contains(p.out.String(), "keeps asking for a position pgcdc cannot confirm") {
 		t.Errorf("pgcdc did not log why it ended its session:\n%s", tail(p.out.String(), 4000))
 	}
 	if err := thaw(); err != nil {

@@ -74,11 +74,8 @@ type StreamOptions struct {
 	// the last one confirmed, on the stream's own SQL connection (the recorded position of
 	// docs/failover.md). It returns the position that may be confirmed (at most flush). When it
 	// fails, the session ends (a reconnect follows; a permanent error, such as a privilege lost,
-	// ends Run) and nothing past the record is confirmed. asked says the server requested this
-	// status update (a keepalive asking for a reply): it may be waiting for flush, as a walsender
-	// of a server shutting down does before it exits, so holding the position back is not an
-	// option then.
-	BeforeConfirm func(ctx context.Context, conn *pgx.Conn, flush pglogrepl.LSN, asked bool) (pglogrepl.LSN, error)
+	// ends Run) and nothing past the record is confirmed.
+	BeforeConfirm func(ctx context.Context, conn *pgx.Conn, flush pglogrepl.LSN) (pglogrepl.LSN, error)
 	Log           zerolog.Logger
 	// Hooks for metrics; each may be nil. They are called from the stream's goroutine.
 	OnStreaming func(on bool)
@@ -333,17 +330,19 @@ type replSession struct {
 // serverWaitingAsks requests for a reply in a row, each within serverAskGap of the one before and
 // none of which could confirm the server's WAL end, mean that the server waits for that position:
 // a walsender of a server shutting down asks again as soon as it gets each reply, while a running
-// one asks at most every half wal_sender_timeout.
+// one asks at most every half wal_sender_timeout. The position cannot be confirmed while Kafka has
+// not acknowledged it, or while pgcdc is idle: its slot then stays behind the write recording its
+// position (BeforeConfirm, docs/failover.md).
 const (
 	serverWaitingAsks = 50
 	serverAskGap      = 250 * time.Millisecond
 )
 
-// errServerWaits ends a session whose server waits for a position pgcdc cannot confirm yet (Kafka
-// has not acknowledged it): a shutdown waits for each walsender's client to confirm everything it
-// was sent, and would otherwise wait for Kafka. Nothing is lost: the unconfirmed changes are read
-// again from the slot after the reconnect.
-var errServerWaits = errors.New("postgres: the server keeps asking for a position Kafka has not acknowledged yet (it is shutting down?): ending the replication session so that it does not wait for Kafka; the unconfirmed changes are read again after the reconnect")
+// errServerWaits ends a session whose server waits for a position pgcdc cannot confirm (see
+// serverWaitingAsks): a shutdown waits for each walsender's client to confirm everything it was
+// sent, and would otherwise wait for Kafka, or for good. Nothing is lost: the unconfirmed changes
+// are read again from the slot after the reconnect.
+var errServerWaits = errors.New("postgres: the server keeps asking for a position pgcdc cannot confirm (not yet acknowledged by Kafka, or the write recording pgcdc's own position; is the server shutting down?): ending the replication session so that it does not wait; the unconfirmed changes are read again after the reconnect")
 
 // serverWaits counts a request for a reply the status update could not satisfy (flush below end)
 // and reports whether the server is waiting for it.
@@ -422,7 +421,7 @@ func (r *replSession) copyData(ctx context.Context, out chan<- Message, data []b
 		r.serverEnd = max(r.serverEnd, pk.ServerWALEnd)
 		if pk.ReplyRequested {
 			now := time.Now()
-			if err := r.sendStatusAsked(now, true); err != nil {
+			if err := r.sendStatus(now); err != nil {
 				return err
 			}
 			if r.serverWaits(now, pk.ServerWALEnd) {
@@ -503,13 +502,10 @@ func (r *replSession) statusIfDue(now time.Time) error {
 
 // sendStatus confirms the position: flush = apply = what Kafka holds, write = what was received.
 // All three are set explicitly (pglogrepl copies write into zero flush/apply fields).
-func (r *replSession) sendStatus(now time.Time) error { return r.sendStatusAsked(now, false) }
-
-// sendStatusAsked is sendStatus; asked says the server requested the update (see BeforeConfirm).
-func (r *replSession) sendStatusAsked(now time.Time, asked bool) error {
+func (r *replSession) sendStatus(now time.Time) error {
 	flush := r.s.pos.Safe()
 	if flush > r.flushed && r.s.opts.BeforeConfirm != nil {
-		allowed, err := r.s.beforeConfirm(flush, asked)
+		allowed, err := r.s.beforeConfirm(flush)
 		if err != nil {
 			// Nothing past the record may be confirmed. The session ends instead of lingering
 			// unconfirmed: a PostgreSQL that shuts down (the usual cause: it refuses the write)
@@ -536,7 +532,7 @@ func (r *replSession) sendStatusAsked(now time.Time, asked bool) error {
 }
 
 // beforeConfirm runs BeforeConfirm on the stream's SQL connection, (re)connecting it as needed.
-func (s *Stream) beforeConfirm(flush pglogrepl.LSN, asked bool) (pglogrepl.LSN, error) {
+func (s *Stream) beforeConfirm(flush pglogrepl.LSN) (pglogrepl.LSN, error) {
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
 	if s.connectSQL != nil {
@@ -544,7 +540,7 @@ func (s *Stream) beforeConfirm(flush pglogrepl.LSN, asked bool) (pglogrepl.LSN, 
 		if err != nil {
 			return 0, err
 		}
-		return s.opts.BeforeConfirm(ctx, conn, flush, asked)
+		return s.opts.BeforeConfirm(ctx, conn, flush)
 	}
 	if s.sql == nil || s.sql.IsClosed() {
 		conn, err := ConnectSQL(ctx, s.opts.ConnString)
@@ -553,7 +549,7 @@ func (s *Stream) beforeConfirm(flush pglogrepl.LSN, asked bool) (pglogrepl.LSN, 
 		}
 		s.sql = conn
 	}
-	return s.opts.BeforeConfirm(ctx, s.sql, flush, asked)
+	return s.opts.BeforeConfirm(ctx, s.sql, flush)
 }
 
 // end finishes a session. After a stop (err nil) it sends the last status update and ends the

@@ -479,7 +479,7 @@ func TestStreamRecordsBeforeConfirming(t *testing.T) {
 	fail := false
 	reconnected := make(chan error, 10)
 	s := testStream(t, srv, pos, goodSlot, func(o *StreamOptions) {
-		o.BeforeConfirm = func(_ context.Context, _ *pgx.Conn, flush pglogrepl.LSN, _ bool) (pglogrepl.LSN, error) {
+		o.BeforeConfirm = func(_ context.Context, _ *pgx.Conn, flush pglogrepl.LSN) (pglogrepl.LSN, error) {
 			mu.Lock()
 			defer mu.Unlock()
 			if fail {
@@ -529,7 +529,7 @@ func TestStreamResumePositionGoesThroughBeforeConfirm(t *testing.T) {
 	var mu sync.Mutex
 	var asked []pglogrepl.LSN
 	s := testStream(t, srv, pos, goodSlot, func(o *StreamOptions) {
-		o.BeforeConfirm = func(_ context.Context, _ *pgx.Conn, flush pglogrepl.LSN, _ bool) (pglogrepl.LSN, error) {
+		o.BeforeConfirm = func(_ context.Context, _ *pgx.Conn, flush pglogrepl.LSN) (pglogrepl.LSN, error) {
 			mu.Lock()
 			defer mu.Unlock()
 			asked = append(asked, flush)

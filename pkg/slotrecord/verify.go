@@ -79,17 +79,13 @@ func NewGuard(store *Store, slot string, recorded pglogrepl.LSN) *Guard {
 // always just past it: confirming that would need another write, whose WAL would again lie beyond,
 // one write per status update forever. So a flush no further than the end of the guard's last write
 // is not recorded: Before returns the record instead, and the slot stays that write behind until
-// other WAL moves it on, unless asked: the server requested the status update and may be waiting
-// for exactly that position. A walsender of a server shutting down (fast or smart) exits only once
-// its client confirmed everything it sent, and the server's shutdown waits for it: holding the slot
-// one write behind would hang the shutdown for good. So when asked, the position is recorded like
-// any other; the write fails on a server shutting down, which ends the session, and the walsender
-// with it.
-func (g *Guard) Before(ctx context.Context, conn Querier, flush pglogrepl.LSN, asked bool) (pglogrepl.LSN, error) {
+// other WAL moves it on. (A server shutting down waits for its walsenders' clients to confirm all
+// they were sent: the stream ends its session when the server keeps asking; pgsource.)
+func (g *Guard) Before(ctx context.Context, conn Querier, flush pglogrepl.LSN) (pglogrepl.LSN, error) {
 	if g == nil || flush <= g.recorded {
 		return flush, nil
 	}
-	if flush <= g.ownEnd && !asked {
+	if flush <= g.ownEnd {
 		return g.recorded, nil
 	}
 	rec, end, err := g.store.record(ctx, conn, g.slot, flush)

@@ -89,7 +89,7 @@ func TestDDL(t *testing.T) {
 // A nil guard (no record table) lets every confirmation through without touching a connection.
 func TestNilGuard(t *testing.T) {
 	var g *Guard
-	if got, err := g.Before(t.Context(), nil, 5, false); err != nil || got != 5 || g.Recorded() != 0 {
+	if got, err := g.Before(t.Context(), nil, 5); err != nil || got != 5 || g.Recorded() != 0 {
 		t.Fatalf("nil guard: %s, %v, recorded %s", got, err, g.Recorded())
 	}
 }
