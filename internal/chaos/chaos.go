@@ -11,6 +11,7 @@ import (
 	"sort"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/pgcdc/pgcdc/internal/testenv"
@@ -302,6 +303,10 @@ type run struct {
 	watchers sync.WaitGroup  // recovery watchers of the faults
 	watchCtx context.Context // ends them when the run fails
 	watchErr error
+
+	// largestDone: writer 0 committed its transaction of the largest size (writer.size); the
+	// fault phase does not end before it, as it does not before the fault minimums.
+	largestDone atomic.Bool
 }
 
 func (r *run) problem(format string, args ...any) {

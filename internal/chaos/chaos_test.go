@@ -93,10 +93,8 @@ func TestShortChaos(t *testing.T) {
 			t.Errorf("%d %s faults in the run, want %d", counts[k], k, o.MinEach)
 		}
 	}
-	// Writer 0 makes its transactions as large as the keys it owns allow (up to 50,000 rows) until
-	// one commits; a short run may own fewer keys than that.
-	if res.LargestTxn < 20000 {
-		t.Errorf("largest transaction %d rows, want at least 20,000", res.LargestTxn)
+	if res.LargestTxn < 50000 {
+		t.Errorf("largest transaction %d rows, want 50,000", res.LargestTxn)
 	}
 }
 

@@ -306,7 +306,7 @@ func (r *run) phaseOver(kinds []*kindSpec) bool {
 	}
 	r.mu.Lock()
 	defer r.mu.Unlock()
-	if len(r.res.Faults) < r.opts.MinFaults {
+	if len(r.res.Faults) < r.opts.MinFaults || !r.largestDone.Load() {
 		return false
 	}
 	for _, s := range kinds {
