@@ -20,6 +20,33 @@ type Config struct {
 	Deliver   DeliverConfig   `yaml:"deliver"`
 	Outbox    OutboxConfig    `yaml:"outbox"`
 	Signal    SignalConfig    `yaml:"signal"`
+	HA        HAConfig        `yaml:"ha"`
+}
+
+// HAConfig runs several pgcdc processes for one slot (as on several hosts): one streams (active),
+// the others wait (standby) and take over when it dies or freezes (pkg/lease, docs/operations.md
+// "High availability").
+type HAConfig struct {
+	Enabled bool `yaml:"enabled"` // default false: one process, a second one waits on the slot without a takeover
+	// TakeoverAfter is how long the active process's lease heartbeat may be silent before a standby
+	// ends its sessions and takes over; default 8s. The heartbeat runs every takeover_after/4.
+	TakeoverAfter time.Duration `yaml:"takeover_after"`
+	// TransactionalID is the Kafka transactional.id whose producer epoch fences a previous active
+	// process: a new active one bumps it before it writes, and the broker then refuses the old one's
+	// writes. Default "pgcdc-<kafka.topic_prefix>-<postgres.slot>"; it must differ between
+	// connectors that share a Kafka cluster.
+	TransactionalID string `yaml:"transactional_id"`
+}
+
+// DefaultTakeoverAfter is ha.takeover_after's default.
+const DefaultTakeoverAfter = 8 * time.Second
+
+// KafkaTransactionalID returns ha.transactional_id, or its default for the topic prefix and slot.
+func (c Config) KafkaTransactionalID() string {
+	if c.HA.TransactionalID != "" {
+		return c.HA.TransactionalID
+	}
+	return "pgcdc-" + c.Kafka.TopicPrefix + "-" + c.Postgres.Slot
 }
 
 // SnapshotConfig configures the initial snapshot: the rows that exist before streaming starts,
@@ -343,6 +370,7 @@ func Default() Config {
 		},
 		Deliver: defaultDeliver(),
 		Outbox:  defaultOutbox(),
+		HA:      HAConfig{TakeoverAfter: DefaultTakeoverAfter},
 	}
 }
 

@@ -58,6 +58,16 @@ type Connector struct {
 	snapshotted bool // this run snapshotted every captured table (snapshot.go)
 	incrMu      sync.Mutex
 	incr        *incremental.Snapshotter // incremental snapshots (incremental.go); nil until streaming, or unavailable
+
+	lost    <-chan struct{} // closed when this process may no longer stream (StopWhen); nil: never
+	lostErr func() error
+}
+
+// StopWhen makes Run stop hard, returning why(), once lost is closed: the process lost its right
+// to stream the slot (ha.enabled: another process took over), so it must not finish its
+// transaction, wait for Kafka or confirm anything. Call it before Run.
+func (c *Connector) StopWhen(lost <-chan struct{}, why func() error) {
+	c.lost, c.lostErr = lost, why
 }
 
 // New prepares a connector for cfg (which Load has validated). m receives its metrics; nil means none.
@@ -164,6 +174,16 @@ func (c *Connector) stream(soft context.Context) error {
 	})
 	g.Go(func() error { return c.stopDeadline(soft, gctx) })
 	g.Go(func() error { return c.sinkFailure(gctx) })
+	if c.lost != nil {
+		g.Go(func() error {
+			select {
+			case <-gctx.Done():
+				return nil
+			case <-c.lost:
+				return c.lostErr()
+			}
+		})
+	}
 	c.runIncremental(g, gctx, side)
 	c.periodicJobs(g, gctx, src)
 
