@@ -23,7 +23,33 @@ var permanentErrors = map[kafka.Error]string{
 	kafka.UnsupportedForMessageFormat: "the topic's message format is too old for this record",
 	kafka.UnsupportedCompressionType:  "choose a compression the broker supports (kafka.compression)",
 	kafka.PolicyViolation:             "the broker's policy refuses these records",
+	// The idempotent producer's session (kafka.transactional_id) lost its sequence state on the
+	// broker. pgcdc stops; when it is started again it opens a new session and re-publishes from the
+	// slot's confirmed position, which never went past this batch: nothing is lost.
+	kafka.OutOfOrderSequenceNumber: sessionLost,
+	kafka.UnknownProducerId:        sessionLost,
+	kafka.InvalidProducerIDMapping: sessionLost,
 }
+
+const sessionLost = "the broker lost this producer session's sequence state; restart pgcdc: it starts a new session and publishes again from the slot's confirmed position, which never went past this batch, so nothing is lost"
+
+// FencedError is a write refused because another process started a producer session with the same
+// kafka.transactional_id (a higher producer epoch) and wrote to the partition: this process must stop
+// publishing, the other one carries on.
+type FencedError struct {
+	TransactionalID string
+	ProducerEpoch   int16 // this process's epoch, the fenced one
+	Topic           string
+	Partition       int
+	Err             error // the broker's answer: INVALID_PRODUCER_EPOCH or PRODUCER_FENCED
+}
+
+func (e *FencedError) Error() string {
+	return fmt.Sprintf("kafka: another pgcdc process took over transactional id %q (producer epoch %d fenced on %s partition %d); this process stops publishing: %v",
+		e.TransactionalID, e.ProducerEpoch, e.Topic, e.Partition, e.Err)
+}
+
+func (e *FencedError) Unwrap() error { return e.Err }
 
 // PermanentError is a Kafka failure that retrying cannot fix.
 type PermanentError struct {
@@ -56,6 +82,9 @@ func classify(topic string, partition int, err error) *PermanentError {
 			}
 		}
 		return nil
+	}
+	if fe := (*FencedError)(nil); errors.As(err, &fe) { // never retried: the other process owns the topic now
+		return &PermanentError{Topic: topic, Partition: partition, Err: err}
 	}
 	if kafkaclient.IsPermanent(err) { // a certificate or credential problem met on a new connection
 		return &PermanentError{Topic: topic, Partition: partition, Err: err}

@@ -33,6 +33,10 @@ type Options struct {
 	ReplicationFactor int
 	TopicConfig       map[string]string
 	Logger            zerolog.Logger
+	// TransactionalID (kafka.transactional_id), when set, selects the fenced idempotent producer
+	// (fenced.go): a process started with the same id fences this one off, partition by partition,
+	// once it wrote there. It needs acks all.
+	TransactionalID string
 	// OnWrite, when set, is called after every batch write attempt (from the partition goroutines)
 	// with the batch's records and bytes (keys, values, headers), the attempt's duration and its
 	// error (nil once Kafka acknowledged it). For metrics; it must be quick.
@@ -120,7 +124,7 @@ func New(ctx context.Context, opts Options, acker Acker) (*Sink, error) {
 	if err != nil {
 		return nil, err
 	}
-	prod, admin, metadata, err := newKafkaGo(opts, kc)
+	prod, admin, metadata, err := newKafkaGo(ctx, opts, kc)
 	if err != nil {
 		return nil, err
 	}
