@@ -577,7 +577,17 @@ func (c *Connector) sinkOptions() kafkasink.Options {
 		TopicConfig:       k.TopicConfig,
 		Logger:            c.log,
 		OnWrite:           c.metrics.KafkaWrite,
+		TransactionalID:   c.transactionalID(),
 	}
+}
+
+// transactionalID is the Kafka transactional id whose producer epoch fences a previous active
+// process (ha.enabled); "" without high availability.
+func (c *Connector) transactionalID() string {
+	if !c.cfg.HA.Enabled {
+		return ""
+	}
+	return c.cfg.KafkaTransactionalID()
 }
 
 func (c *Connector) streamOptions() pgsource.StreamOptions {

@@ -345,6 +345,11 @@ func TestKubernetesManifests(t *testing.T) {
 		}
 	}
 
+	// Two replicas: the standby takes over by the lease, and fences the old active one in Kafka.
+	if !cfg.HA.Enabled {
+		t.Error("ha.enabled is off: with two replicas a frozen active one would hold the slot until wal_sender_timeout, and nothing would fence it")
+	}
+
 	// Durable topics.
 	if cfg.Kafka.ReplicationFactor < 3 || cfg.Kafka.Acks != "all" {
 		t.Errorf("kafka.replication_factor %d, acks %s: want 3 and all", cfg.Kafka.ReplicationFactor, cfg.Kafka.Acks)

@@ -181,7 +181,7 @@ func TestLeaseTakesOverAFrozenHolder(t *testing.T) {
 		t.Error("TookOver false after taking over a frozen holder")
 	}
 	// Silence counts from the last heartbeat, at most one heartbeat period before the freeze.
-	if min := time.Second - options(t, dsn, slot, time.Second).heartbeat(); took < min {
+	if earliest := time.Second - options(t, dsn, slot, time.Second).heartbeat(); took < earliest {
 		t.Errorf("taken over %s after the freeze, before the heartbeat could be %s silent", took, time.Second)
 	}
 	t.Logf("taken over %s after the freeze (takeover_after 1s)", took.Round(time.Millisecond))
