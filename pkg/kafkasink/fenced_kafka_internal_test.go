@@ -40,6 +40,32 @@ func startFenced(t *testing.T, brokers []string, txnID, compression string) *fen
 	return p
 }
 
+// fencedTopic creates a topic of its own for t on the test broker.
+func fencedTopic(t *testing.T, partitions int) (brokers []string, topic string) {
+	t.Helper()
+	brokers = testenv.SharedKafka(t)
+	topic = testenv.UniqueName(t, "fenced")
+	testenv.CreateTopic(t, brokers, topic, partitions)
+	return brokers, topic
+}
+
+// fencedSink is a Sink with transactional id topic (batches of at most 7 records), closed at cleanup.
+func fencedSink(t *testing.T, brokers []string, topic, codec string, tracker *ack.Tracker) *Sink {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	s, err := New(ctx, Options{
+		Brokers: brokers, Compression: codec, TransactionalID: topic,
+		BatchMaxMessages: 7, BatchMaxBytes: 1 << 20, MaxInFlightBytes: 1 << 20, WriteTimeout: 10 * time.Second,
+		Logger: zerolog.Nop(),
+	}, tracker)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = s.Close(context.Background()) })
+	return s
+}
+
 // batchOf builds a batch of records whose values are the given strings (keys k-<value>).
 func batchOf(values ...string) []queued {
 	b := make([]queued, len(values))
@@ -65,6 +91,15 @@ func produce(p *fencedProducer, topic string, partition int, values ...string) e
 		if werr := b.Wait(ctx); werr != nil {
 			return fmt.Errorf("%w (retried until %w)", err, werr)
 		}
+	}
+}
+
+// checkPartition checks that topic holds total records in all, and partition the values want in
+// this order.
+func checkPartition(t *testing.T, brokers []string, topic string, partition, total int, want ...string) {
+	t.Helper()
+	if got := partitionValues(t, brokers, topic, partition, total); !slices.Equal(got, want) {
+		t.Fatalf("partition %d holds %v, want %v", partition, got, want)
 	}
 }
 
@@ -101,15 +136,7 @@ func TestFencedSinkPublishes(t *testing.T) {
 			tracker := ack.New(0x10)
 			ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
 			defer cancel()
-			s, err := New(ctx, Options{
-				Brokers: brokers, Compression: codec, TransactionalID: topic,
-				BatchMaxMessages: 7, BatchMaxBytes: 1 << 20, MaxInFlightBytes: 1 << 20, WriteTimeout: 10 * time.Second,
-				Logger: zerolog.Nop(),
-			}, tracker)
-			if err != nil {
-				t.Fatal(err)
-			}
-			defer s.Close(context.Background())
+			s := fencedSink(t, brokers, topic, codec, tracker)
 			if _, ok := s.prod.(*fencedProducer); !ok {
 				t.Fatalf("the sink's producer is %T, want the fenced producer", s.prod)
 			}
@@ -157,9 +184,7 @@ func TestFencedSinkPublishes(t *testing.T) {
 // not appended again; a sequence number past the next one is refused as out of order, which the sink
 // treats as permanent.
 func TestFencedProducerDeduplicatesARetriedBatch(t *testing.T) {
-	brokers := testenv.SharedKafka(t)
-	topic := testenv.UniqueName(t, "fenced")
-	testenv.CreateTopic(t, brokers, topic, 1)
+	brokers, topic := fencedTopic(t, 1)
 	p := startFenced(t, brokers, topic, "lz4")
 	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 	defer cancel()
@@ -183,9 +208,7 @@ func TestFencedProducerDeduplicatesARetriedBatch(t *testing.T) {
 	if err := produce(p, topic, 0, "c1"); err != nil {
 		t.Fatal(err)
 	}
-	if got, want := partitionValues(t, brokers, topic, 0, 6), []string{"a1", "a2", "a3", "b1", "b2", "c1"}; !slices.Equal(got, want) {
-		t.Fatalf("partition 0 holds %v, want %v (each batch once)", got, want)
-	}
+	checkPartition(t, brokers, topic, 0, 6, "a1", "a2", "a3", "b1", "b2", "c1")
 	// A gap in the sequence: what a session whose state the broker lost would send. The refusal is
 	// permanent for the sink, and a failed write leaves the next sequence number where it was.
 	key := partitionKey{topic, 0}
@@ -214,9 +237,7 @@ func TestFencedProducerDeduplicatesARetriedBatch(t *testing.T) {
 // over): once the new session wrote to a partition, the old one's next write there is refused with a
 // FencedError, and the partition holds the old session's earlier batch, then the new one's, only.
 func TestFencedProducerIsFencedByANewSession(t *testing.T) {
-	brokers := testenv.SharedKafka(t)
-	topic := testenv.UniqueName(t, "fenced")
-	testenv.CreateTopic(t, brokers, topic, 1)
+	brokers, topic := fencedTopic(t, 1)
 	a := startFenced(t, brokers, topic, "none")
 	if err := produce(a, topic, 0, "a1"); err != nil {
 		t.Fatal(err)
@@ -241,29 +262,17 @@ func TestFencedProducerIsFencedByANewSession(t *testing.T) {
 	if perm := classify(topic, 0, err); perm == nil || !errors.As(perm, &fe) {
 		t.Fatalf("classify(%v) = %v, want a permanent error unwrapping to the FencedError", err, perm)
 	}
-	if got, want := partitionValues(t, brokers, topic, 0, 2), []string{"a1", "b1"}; !slices.Equal(got, want) {
-		t.Fatalf("partition 0 holds %v, want %v", got, want)
-	}
+	checkPartition(t, brokers, topic, 0, 2, "a1", "b1")
 }
 
 // The same through a Sink: its FatalErr is the FencedError, and what it had acknowledged before
 // stays the only record of the old session.
 func TestFencedSinkStopsWhenAnotherSessionTookOver(t *testing.T) {
-	brokers := testenv.SharedKafka(t)
-	topic := testenv.UniqueName(t, "fenced")
-	testenv.CreateTopic(t, brokers, topic, 1)
+	brokers, topic := fencedTopic(t, 1)
 	tracker := ack.New(0x10)
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
 	defer cancel()
-	s, err := New(ctx, Options{
-		Brokers: brokers, TransactionalID: topic,
-		BatchMaxMessages: 100, BatchMaxBytes: 1 << 20, MaxInFlightBytes: 1 << 20, WriteTimeout: 10 * time.Second,
-		Logger: zerolog.Nop(),
-	}, tracker)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer s.Close(context.Background())
+	s := fencedSink(t, brokers, topic, "none", tracker)
 	appendOne := func(value string, end uint64) {
 		txn := tracker.Begin()
 		tracker.Add(txn, 1)
@@ -294,9 +303,7 @@ func TestFencedSinkStopsWhenAnotherSessionTookOver(t *testing.T) {
 	if got := tracker.Safe(); got != 0x100 {
 		t.Fatalf("safe LSN %s, want 0/100: the fenced record must not become confirmable", got)
 	}
-	if got, want := partitionValues(t, brokers, topic, 0, 2), []string{"old-1", "new-1"}; !slices.Equal(got, want) {
-		t.Fatalf("partition 0 holds %v, want %v", got, want)
-	}
+	checkPartition(t, brokers, topic, 0, 2, "old-1", "new-1")
 }
 
 // The broker fences per partition, and only once the new epoch has written there: an old session's
@@ -307,9 +314,7 @@ func TestFencedSinkStopsWhenAnotherSessionTookOver(t *testing.T) {
 // come after whatever the old one wrote there before it was fenced. The last record of every key is
 // therefore the new process's, and the key's final state right.
 func TestFencedProducerIsFencedPerPartition(t *testing.T) {
-	brokers := testenv.SharedKafka(t)
-	topic := testenv.UniqueName(t, "fenced")
-	testenv.CreateTopic(t, brokers, topic, 2)
+	brokers, topic := fencedTopic(t, 2)
 	a := startFenced(t, brokers, topic, "none")
 	if err := produce(a, topic, 0, "a1"); err != nil {
 		t.Fatal(err)
@@ -335,10 +340,6 @@ func TestFencedProducerIsFencedPerPartition(t *testing.T) {
 	if err := produce(a, topic, 0, "a5"); !errors.As(err, &fe) {
 		t.Fatalf("A's write to partition 0 after B's: %v, want a FencedError", err)
 	}
-	if got, want := partitionValues(t, brokers, topic, 0, 5), []string{"a1", "a4", "b2"}; !slices.Equal(got, want) {
-		t.Fatalf("partition 0 holds %v, want %v", got, want)
-	}
-	if got, want := partitionValues(t, brokers, topic, 1, 5), []string{"a2", "b1"}; !slices.Equal(got, want) {
-		t.Fatalf("partition 1 holds %v, want %v", got, want)
-	}
+	checkPartition(t, brokers, topic, 0, 5, "a1", "a4", "b2")
+	checkPartition(t, brokers, topic, 1, 5, "a2", "b1")
 }
