@@ -343,3 +343,56 @@ func TestFencedProducerIsFencedPerPartition(t *testing.T) {
 	checkPartition(t, brokers, topic, 0, 5, "a1", "a4", "b2")
 	checkPartition(t, brokers, topic, 1, 5, "a2", "b1")
 }
+
+// The limit of the fencing, measured: a partition's leader forgets a producer id that has not written
+// there for producer.id.expiration.ms (broker setting, default 1 day), and then accepts a batch of
+// any epoch and sequence from it as from a new producer. An old session that thaws after a freeze
+// longer than that can therefore write to a partition the new session has not written to for as long,
+// after the new session's copies there. The fence only holds for freezes shorter than
+// producer.id.expiration.ms; a longer one must be caught before the write (the standby lease: a
+// process that cannot prove it still holds it stops publishing). The broker here forgets after 2 s.
+func TestFencedOldSessionAfterProducerStateExpiry(t *testing.T) {
+	testenv.Require(t)
+	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
+	defer cancel()
+	k, err := testenv.StartKafka(ctx, testenv.KafkaOptions{Settings: map[string]string{
+		"producer.id.expiration.ms":                "2000",
+		"producer.id.expiration.check.interval.ms": "500",
+	}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer k.Close()
+	brokers := []string{k.Addr()}
+	topic := testenv.UniqueName(t, "fenced")
+	testenv.CreateTopic(t, brokers, topic, 1)
+	a := startFenced(t, brokers, topic, "none")
+	if err := produce(a, topic, 0, "a1"); err != nil {
+		t.Fatal(err)
+	}
+	b := startFenced(t, brokers, topic, "none")
+	if err := produce(b, topic, 0, "b1"); err != nil {
+		t.Fatal(err)
+	}
+	var fe *FencedError
+	if err := produce(a, topic, 0, "a2"); !errors.As(err, &fe) {
+		t.Fatalf("A's write right after B's: %v, want a FencedError", err)
+	}
+	// Once the leader forgot the producer id, A's very same batch is accepted.
+	started := time.Now()
+	for attempt := 0; ; attempt++ {
+		err := produce(a, topic, 0, "a2")
+		if err == nil {
+			t.Logf("A's old-epoch batch accepted %.1f s after B's write (%d refused attempts before)", time.Since(started).Seconds(), attempt)
+			break
+		}
+		if !errors.As(err, &fe) {
+			t.Fatalf("A's write: %v, want a FencedError until the producer state expires", err)
+		}
+		if time.Since(started) > time.Minute {
+			t.Fatalf("A's old-epoch batch still refused after %s: the broker did not forget the producer id", time.Since(started))
+		}
+		time.Sleep(200 * time.Millisecond)
+	}
+	checkPartition(t, brokers, topic, 0, 3, "a1", "b1", "a2")
+}
