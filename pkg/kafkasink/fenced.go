@@ -15,6 +15,7 @@ import (
 	"github.com/segmentio/kafka-go/protocol"
 
 	"github.com/pgcdc/pgcdc/internal/retry"
+	"github.com/pgcdc/pgcdc/pkg/kafkaclient"
 )
 
 // transactionTimeoutMs is the transaction timeout InitProducerID registers. The fenced producer
@@ -87,8 +88,15 @@ func newFencedProducer(ctx context.Context, addr net.Addr, transport kafka.Round
 			return p, nil
 		}
 		var kerr kafka.Error
-		if errors.As(err, &kerr) && !initProducerRetriable[kerr] {
-			return nil, fmt.Errorf("kafka.transactional_id %q: starting the producer session failed: %w", p.transactionalID, err)
+		if errors.As(err, &kerr) && !initProducerRetriable[kerr] || kafkaclient.IsPermanent(err) {
+			hint := ""
+			switch kerr {
+			case kafka.TransactionalIDAuthorizationFailed:
+				hint = " (grant this client WRITE and DESCRIBE on the TransactionalId resource of that id)"
+			case kafka.ClusterAuthorizationFailed:
+				hint = " (grant this client IDEMPOTENT_WRITE on the cluster)"
+			}
+			return nil, fmt.Errorf("kafka.transactional_id %q: starting the producer session failed%s: %w", p.transactionalID, hint, err)
 		}
 		if attempt <= 3 || attempt%10 == 0 {
 			p.log.Warn().Err(err).Str("transactional_id", p.transactionalID).Int("attempt", attempt).Msg("kafka InitProducerID failed; retrying")

@@ -1,14 +1,24 @@
 package kafkasink
 
 import (
+	"bytes"
 	"context"
+	"encoding/binary"
 	"errors"
 	"fmt"
+	"io"
+	"net"
+	"slices"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
+	"github.com/rs/zerolog"
 	"github.com/segmentio/kafka-go"
+	"github.com/segmentio/kafka-go/protocol/initproducerid"
+	produceapi "github.com/segmentio/kafka-go/protocol/produce"
+	"github.com/segmentio/kafka-go/protocol/rawproduce"
 
 	"github.com/pgcdc/pgcdc/internal/testenv"
 	"github.com/pgcdc/pgcdc/pkg/ack"
@@ -112,5 +122,122 @@ func TestTransactionalIDNeedsAcksAll(t *testing.T) {
 		if err == nil || !strings.Contains(err.Error(), "kafka.acks") || !strings.Contains(err.Error(), "transactional_id") {
 			t.Errorf("acks %s with a transactional id: %v, want an error naming kafka.acks", acks, err)
 		}
+	}
+}
+
+// scriptedTransport answers kafka-go requests with the scripted responses or errors in turn and
+// records the base sequence of every record batch it is asked to produce.
+type scriptedTransport struct {
+	mu        sync.Mutex
+	answers   []any // protocol.Message or error
+	sequences []int32
+	inits     int
+}
+
+func (s *scriptedTransport) RoundTrip(_ context.Context, _ net.Addr, req kafka.Request) (kafka.Response, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	switch r := req.(type) {
+	case *initproducerid.Request:
+		s.inits++
+		if r.ProducerID != -1 || r.ProducerEpoch != -1 || r.TransactionalID != "pgcdc-1" {
+			return nil, fmt.Errorf("InitProducerID asks for producer %d epoch %d of %q, want -1 -1 pgcdc-1", r.ProducerID, r.ProducerEpoch, r.TransactionalID)
+		}
+	case *rawproduce.Request:
+		var buf bytes.Buffer
+		if _, err := r.Topics[0].Partitions[0].RecordSet.WriteTo(&buf); err != nil {
+			return nil, err
+		}
+		s.sequences = append(s.sequences, int32(binary.BigEndian.Uint32(buf.Bytes()[sizePrefix+offBaseSequence:])))
+	}
+	if len(s.answers) == 0 {
+		return nil, errors.New("scriptedTransport: no answer left")
+	}
+	a := s.answers[0]
+	s.answers = s.answers[1:]
+	if err, ok := a.(error); ok {
+		return nil, err
+	}
+	return a.(kafka.Response), nil
+}
+
+func produced(code kafka.Error) *produceapi.Response {
+	return &produceapi.Response{Topics: []produceapi.ResponseTopic{{Topic: "t", Partitions: []produceapi.ResponsePartition{{Partition: 0, ErrorCode: int16(code)}}}}}
+}
+
+func started(code kafka.Error) *initproducerid.Response {
+	return &initproducerid.Response{ErrorCode: int16(code), ProducerID: 42, ProducerEpoch: 3}
+}
+
+func TestFencedProducerSession(t *testing.T) {
+	opts := Options{TransactionalID: "pgcdc-1", Logger: zerolog.Nop()}
+	t.Run("retriable answers and network errors are retried", func(t *testing.T) {
+		tr := &scriptedTransport{answers: []any{started(kafka.GroupCoordinatorNotAvailable), io.EOF, started(kafka.ConcurrentTransactions), started(0)}}
+		p, err := newFencedProducer(context.Background(), kafka.TCP("x"), tr, opts)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if p.producerID != 42 || p.producerEpoch != 3 || tr.inits != 4 {
+			t.Fatalf("producer %d epoch %d after %d calls, want 42 3 after 4", p.producerID, p.producerEpoch, tr.inits)
+		}
+	})
+	t.Run("an authorization failure is not", func(t *testing.T) {
+		tr := &scriptedTransport{answers: []any{started(kafka.TransactionalIDAuthorizationFailed)}}
+		_, err := newFencedProducer(context.Background(), kafka.TCP("x"), tr, opts)
+		if !errors.Is(err, kafka.TransactionalIDAuthorizationFailed) || !strings.Contains(err.Error(), "kafka.transactional_id") || !strings.Contains(err.Error(), "TransactionalId") || tr.inits != 1 {
+			t.Fatalf("err %v after %d calls, want the authorization failure naming kafka.transactional_id, at once", err, tr.inits)
+		}
+	})
+	t.Run("retried until the context ends", func(t *testing.T) {
+		tr := &scriptedTransport{}
+		for range 100 {
+			tr.answers = append(tr.answers, started(kafka.GroupLoadInProgress))
+		}
+		ctx, cancel := context.WithTimeout(context.Background(), 300*time.Millisecond)
+		defer cancel()
+		_, err := newFencedProducer(ctx, kafka.TCP("x"), tr, opts)
+		if !errors.Is(err, context.DeadlineExceeded) || !errors.Is(err, kafka.GroupLoadInProgress) && !strings.Contains(err.Error(), "Load In Progress") {
+			t.Fatalf("err %v, want the deadline and the last answer", err)
+		}
+	})
+}
+
+// The sequence number of a partition advances only with an acknowledged batch: a retry carries the
+// sequence of the failed attempt; DUPLICATE_SEQUENCE_NUMBER counts as acknowledged.
+func TestFencedProducerSequences(t *testing.T) {
+	tr := &scriptedTransport{answers: []any{started(0)}}
+	p, err := newFencedProducer(context.Background(), kafka.TCP("x"), tr, Options{TransactionalID: "pgcdc-1", Logger: zerolog.Nop()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	steps := []struct {
+		batch  int
+		answer any
+		ok     bool
+	}{
+		{3, produced(0), true},                             // 0..2
+		{2, io.EOF, false},                                 // a lost connection: not advanced
+		{2, produced(kafka.RequestTimedOut), false},        // the retry: same sequence
+		{2, produced(kafka.DuplicateSequenceNumber), true}, // it had been written: 3..4
+		{1, produced(kafka.InvalidProducerEpoch), false},   // fenced: not advanced
+		{4, produced(0), true},                             // 5..8
+	}
+	for _, s := range steps {
+		tr.mu.Lock()
+		tr.answers = append(tr.answers, s.answer)
+		tr.mu.Unlock()
+		err := p.Produce(context.Background(), "t", 0, batchOf(make([]string, s.batch)...))
+		if (err == nil) != s.ok {
+			t.Fatalf("answer %v: Produce = %v, success want %v", s.answer, err, s.ok)
+		}
+	}
+	if want := []int32{0, 3, 3, 3, 5, 5}; !slices.Equal(tr.sequences, want) {
+		t.Fatalf("base sequences sent %v, want %v", tr.sequences, want)
+	}
+	if got := p.next[partitionKey{"t", 0}]; got != 9 {
+		t.Fatalf("next sequence %d, want 9", got)
+	}
+	if got := p.next[partitionKey{"t", 1}]; got != 0 {
+		t.Fatalf("partition 1's next sequence %d, want 0 (sequences are per partition)", got)
 	}
 }
