@@ -29,7 +29,7 @@ type Config struct {
 type HAConfig struct {
 	Enabled bool `yaml:"enabled"` // default false: one process, a second one waits on the slot without a takeover
 	// TakeoverAfter is how long the active process's lease heartbeat may be silent before a standby
-	// ends its sessions and takes over; default 8s. The heartbeat runs every takeover_after/4.
+	// ends its sessions and takes over; default 8s. The heartbeat runs every takeover_after/8.
 	TakeoverAfter time.Duration `yaml:"takeover_after"`
 	// TransactionalID is the Kafka transactional.id whose producer epoch fences a previous active
 	// process: a new active one bumps it before it writes, and the broker then refuses the old one's

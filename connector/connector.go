@@ -59,15 +59,23 @@ type Connector struct {
 	incrMu      sync.Mutex
 	incr        *incremental.Snapshotter // incremental snapshots (incremental.go); nil until streaming, or unavailable
 
-	lost    <-chan struct{} // closed when this process may no longer stream (StopWhen); nil: never
-	lostErr func() error
+	lease Lease // the slot's lease (ha.enabled; HoldWhile); nil: none
+	lost  <-chan struct{}
 }
 
-// StopWhen makes Run stop hard, returning why(), once lost is closed: the process lost its right
-// to stream the slot (ha.enabled: another process took over), so it must not finish its
-// transaction, wait for Kafka or confirm anything. Call it before Run.
-func (c *Connector) StopWhen(lost <-chan struct{}, why func() error) {
-	c.lost, c.lostErr = lost, why
+// Lease is the right to stream the slot (a *lease.Lease).
+type Lease interface {
+	Lost() <-chan struct{} // closed once the lease is lost
+	Err() error            // why it was lost
+	Valid() error          // nil while the process can prove it still holds the lease
+}
+
+// HoldWhile makes Run depend on l (ha.enabled): once l is lost, Run stops hard and returns why
+// (another process took over, so this one must not finish its transaction, wait for Kafka or
+// confirm anything), and no batch is written to Kafka unless l.Valid() allows it at that moment.
+// Call it before Run.
+func (c *Connector) HoldWhile(l Lease) {
+	c.lease, c.lost = l, l.Lost()
 }
 
 // New prepares a connector for cfg (which Load has validated). m receives its metrics; nil means none.
@@ -180,7 +188,7 @@ func (c *Connector) stream(soft context.Context) error {
 			case <-gctx.Done():
 				return nil
 			case <-c.lost:
-				return c.lostErr()
+				return c.lease.Err()
 			}
 		})
 	}
@@ -578,7 +586,16 @@ func (c *Connector) sinkOptions() kafkasink.Options {
 		Logger:            c.log,
 		OnWrite:           c.metrics.KafkaWrite,
 		TransactionalID:   c.transactionalID(),
+		MayWrite:          c.mayWrite(),
 	}
+}
+
+// mayWrite is the sink's check before each write: the lease still held (ha.enabled); nil without.
+func (c *Connector) mayWrite() func() error {
+	if c.lease == nil {
+		return nil
+	}
+	return c.lease.Valid
 }
 
 // transactionalID is the Kafka transactional id whose producer epoch fences a previous active

@@ -230,6 +230,8 @@ func TestStandbyTakeover(t *testing.T) {
 			switch after := a.out.String()[before:]; {
 			case strings.Contains(after, "fenced by a newer active process"):
 				thawed["fenced by Kafka"]++
+			case strings.Contains(after, "kafka write withheld"):
+				thawed["write withheld (heartbeat too old)"]++
 			case strings.Contains(after, "lost the slot's lease"):
 				thawed["lease lost"]++
 			default:

@@ -142,7 +142,7 @@ func runActive(ctx context.Context, cfg config.Config, log zerolog.Logger, m *me
 		m.Error(metrics.ErrStartup)
 		return false, err
 	}
-	c.StopWhen(l.Lost(), l.Err)
+	c.HoldWhile(l)
 	runCtx, cancel := context.WithCancel(ctx)
 	defer cancel()
 	go func() {

@@ -11,6 +11,7 @@ import (
 	"slices"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -239,5 +240,52 @@ func TestFencedProducerSequences(t *testing.T) {
 	}
 	if got := p.next[partitionKey{"t", 1}]; got != 0 {
 		t.Fatalf("partition 1's next sequence %d, want 0 (sequences are per partition)", got)
+	}
+}
+
+// MayWrite is asked before every attempt: once it refuses (ha.enabled: the lease cannot be proven),
+// the sink fails with its error and writes nothing more; until then batches go out.
+func TestMayWriteWithholdsTheBatch(t *testing.T) {
+	errLease := errors.New("lease: no successful heartbeat")
+	var refuse atomic.Bool
+	w := &scriptedProducer{}
+	tracker := ack.New(0x10)
+	s := scriptedSink(t, w, tracker)
+	s.opts.MayWrite = func() error {
+		if refuse.Load() {
+			return errLease
+		}
+		return nil
+	}
+	txn := tracker.Begin()
+	if err := send(t, s, tracker, txn, "allowed"); err != nil {
+		t.Fatal(err)
+	}
+	tracker.Commit(txn, 0x200)
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	if err := s.Drain(ctx); err != nil {
+		t.Fatal(err)
+	}
+	refuse.Store(true)
+	txn = tracker.Begin()
+	if err := send(t, s, tracker, txn, "withheld"); err != nil {
+		t.Fatal(err)
+	}
+	tracker.Commit(txn, 0x300)
+	select {
+	case <-s.Err():
+	case <-ctx.Done():
+		t.Fatal("the sink did not fail when MayWrite refused")
+	}
+	if err := s.FatalErr(); !errors.Is(err, errLease) {
+		t.Fatalf("FatalErr = %v, want MayWrite's error", err)
+	}
+	s.wg.Wait()
+	if n := len(w.calls()); n != 1 {
+		t.Fatalf("%d write attempts, want 1 (only the batch allowed)", n)
+	}
+	if got := tracker.Safe(); got != 0x200 {
+		t.Fatalf("safe LSN %s, want 0/200 (the withheld transaction unconfirmed)", got)
 	}
 }

@@ -41,6 +41,10 @@ type Options struct {
 	// with the batch's records and bytes (keys, values, headers), the attempt's duration and its
 	// error (nil once Kafka acknowledged it). For metrics; it must be quick.
 	OnWrite func(records int, bytes int64, took time.Duration, err error)
+	// MayWrite, when set, is asked before each write attempt; an error fails the sink with it and
+	// nothing more is written (ha.enabled: the process cannot prove it still holds the slot's lease,
+	// e.g. it was frozen for longer than a standby waits).
+	MayWrite func() error
 }
 
 // Header is a Kafka record header.
@@ -401,6 +405,13 @@ const (
 func (s *Sink) write(q *partitionQueue, batch []queued) bool {
 	b := retry.New(retryBackoffMin, retryBackoffMax)
 	for attempt := 1; ; attempt++ {
+		if s.opts.MayWrite != nil {
+			if err := s.opts.MayWrite(); err != nil {
+				s.log.Warn().Err(err).Str("topic", q.key.topic).Int("partition", q.key.partition).Int("records", len(batch)).Msg("kafka write withheld")
+				s.fail(err)
+				return false
+			}
+		}
 		started := time.Now()
 		err := s.prod.Produce(s.ctx, q.key.topic, q.key.partition, batch)
 		if s.opts.OnWrite != nil && s.ctx.Err() == nil {

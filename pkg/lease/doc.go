@@ -2,7 +2,7 @@
 // and streams (active), the others wait in Acquire (standby).
 //
 // The lease is a PostgreSQL session advisory lock on a connection of its own. The holder proves it
-// is alive with a heartbeat query every TakeoverAfter/4; pg_stat_activity.state_change shows when
+// is alive with a heartbeat query every TakeoverAfter/8; pg_stat_activity.state_change shows when
 // its session last ran one. A process that is killed loses its connection and with it the lock, so
 // a standby takes over within its poll interval. A process that is frozen (SIGSTOP, a stalled VM)
 // keeps its connections open, and PostgreSQL would keep its walsender until wal_sender_timeout: a

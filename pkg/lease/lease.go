@@ -40,7 +40,7 @@ type Options struct {
 }
 
 // heartbeat is how often the holder proves it is alive; poll how often a waiting process looks.
-func (o Options) heartbeat() time.Duration { return max(o.TakeoverAfter/4, 100*time.Millisecond) }
+func (o Options) heartbeat() time.Duration { return max(o.TakeoverAfter/8, 100*time.Millisecond) }
 func (o Options) poll() time.Duration      { return max(o.TakeoverAfter/8, 100*time.Millisecond) }
 
 // ErrLost says the lease was lost: the heartbeat failed, or did not answer within half of
@@ -55,6 +55,11 @@ type Lease struct {
 	// TookOver says the lease was taken from a holder whose heartbeat fell silent (its sessions
 	// were terminated), rather than found free.
 	TookOver bool
+
+	// beat is the monotonic time at which the last successful heartbeat query was sent (the
+	// acquisition at first); Valid measures from it.
+	beatMu sync.Mutex
+	beat   time.Time
 
 	lost    chan struct{}
 	lostErr error
@@ -115,7 +120,7 @@ func Acquire(ctx context.Context, opts Options) (*Lease, error) {
 		}
 		got, err := tryLock(ctx, conn, key)
 		if err == nil && got {
-			l := &Lease{opts: opts, conn: conn, TookOver: tookOver, lost: make(chan struct{}), done: make(chan struct{})}
+			l := &Lease{opts: opts, conn: conn, TookOver: tookOver, beat: time.Now(), lost: make(chan struct{}), done: make(chan struct{})}
 			if err := l.clearSlot(ctx); err != nil {
 				l.Release()
 				return nil, err
@@ -239,7 +244,7 @@ func (l *Lease) clearSlot(ctx context.Context) error {
 	return terminateSlotHolder(ctx, l.conn, l.opts.Slot, l.opts.Log)
 }
 
-// start runs the heartbeat: a query every TakeoverAfter/4, each bounded by TakeoverAfter/2. A
+// start runs the heartbeat: a query every TakeoverAfter/8, each bounded by TakeoverAfter/2. A
 // failure, or a heartbeat that cannot answer in time, means the lease may be someone else's now.
 func (l *Lease) start() {
 	ctx, cancel := context.WithCancel(context.Background())
@@ -255,6 +260,7 @@ func (l *Lease) start() {
 			case <-t.C:
 			}
 			hctx, hcancel := context.WithTimeout(ctx, l.opts.TakeoverAfter/2)
+			sent := time.Now()
 			_, err := l.conn.Exec(hctx, `SELECT 1`)
 			hcancel()
 			if ctx.Err() != nil {
@@ -264,6 +270,9 @@ func (l *Lease) start() {
 				l.fail(fmt.Errorf("%w: the heartbeat on its PostgreSQL session failed (another pgcdc may have taken over): %v", ErrLost, err))
 				return
 			}
+			l.beatMu.Lock()
+			l.beat = sent
+			l.beatMu.Unlock()
 		}
 	}()
 }
@@ -286,6 +295,27 @@ func (l *Lease) Err() error {
 	default:
 		return nil
 	}
+}
+
+// Valid returns nil while this process can prove it still holds the lease: it is not lost, and the
+// last successful heartbeat was sent less than TakeoverAfter/2 ago (by the monotonic clock). A
+// standby takes over only after TakeoverAfter of silence as PostgreSQL saw it, which began no
+// earlier than that send, so a write allowed by Valid cannot follow a takeover, unless the process
+// freezes between Valid and the write itself. A process frozen for longer than a standby waits
+// fails Valid as soon as it runs again, before its heartbeat finds the session gone. The error
+// wraps ErrLost.
+func (l *Lease) Valid() error {
+	if err := l.Err(); err != nil {
+		return err
+	}
+	l.beatMu.Lock()
+	silent := time.Since(l.beat)
+	l.beatMu.Unlock()
+	if limit := l.opts.TakeoverAfter / 2; silent >= limit {
+		return fmt.Errorf("%w: no successful heartbeat for %s (more than half of takeover_after %s): a standby may have taken over",
+			ErrLost, silent.Round(time.Millisecond), l.opts.TakeoverAfter)
+	}
+	return nil
 }
 
 // Release stops the heartbeat and closes the lease's session, which frees the lock.

@@ -227,3 +227,38 @@ func TestLeaseLostWhenItsSessionEnds(t *testing.T) {
 		t.Fatal("Lost never closed after the lease session was terminated")
 	}
 }
+
+// Valid holds while heartbeats succeed and fails (wrapping ErrLost) once the last successful one was
+// sent TakeoverAfter/2 ago: a process that was frozen must not write before it learns it lost.
+func TestLeaseValidNeedsARecentHeartbeat(t *testing.T) {
+	dsn := testenv.NewDatabase(t)
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	l, err := Acquire(ctx, options(t, dsn, "valid", 2*time.Second))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer l.Release()
+	// Three seconds of heartbeats: valid throughout.
+	for end := time.Now().Add(3 * time.Second); time.Now().Before(end); time.Sleep(100 * time.Millisecond) {
+		if err := l.Valid(); err != nil {
+			t.Fatalf("Valid with a live heartbeat: %v", err)
+		}
+	}
+	// Freeze the heartbeat.
+	l.cancel()
+	<-l.done
+	stopped := time.Now()
+	for l.Valid() == nil {
+		if time.Since(stopped) > 5*time.Second {
+			t.Fatal("Valid still nil 5 s after the heartbeat stopped (takeover_after 2s)")
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	if err := l.Valid(); !errors.Is(err, ErrLost) {
+		t.Fatalf("Valid = %v, want ErrLost", err)
+	}
+	if waited := time.Since(stopped); waited > 1500*time.Millisecond {
+		t.Errorf("Valid failed %s after the heartbeat stopped, want within takeover_after/2 (1s) plus a heartbeat period", waited)
+	}
+}
