@@ -5,19 +5,23 @@ import (
 	"errors"
 	"flag"
 	"io"
+	"net"
 	"os"
 	"os/signal"
 	"runtime/debug"
+	"strings"
 	"syscall"
 	"time"
 
 	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgconn"
 	"github.com/rs/zerolog"
 
 	"github.com/pgcdc/pgcdc/config"
 	"github.com/pgcdc/pgcdc/connector"
 	"github.com/pgcdc/pgcdc/internal/metrics"
 	"github.com/pgcdc/pgcdc/internal/opshttp"
+	"github.com/pgcdc/pgcdc/internal/retry"
 	"github.com/pgcdc/pgcdc/pkg/kafkasink"
 	"github.com/pgcdc/pgcdc/pkg/lease"
 	"github.com/pgcdc/pgcdc/pkg/pgsource"
@@ -95,6 +99,7 @@ func runHA(ctx context.Context, cfg config.Config, log zerolog.Logger, m *metric
 		Log:           log,
 		Connect:       func(ctx context.Context) (*pgx.Conn, error) { return pgsource.ConnectSQL(ctx, connStr) },
 	}
+	b := retry.New(time.Second, 30*time.Second)
 	for {
 		m.Standby("the lease of slot " + cfg.Postgres.Slot + " is not held yet")
 		log.Info().Str("slot", cfg.Postgres.Slot).Str("takeover_after", cfg.HA.TakeoverAfter.String()).Msg("standby: waiting for the slot's lease")
@@ -128,11 +133,38 @@ func runHA(ctx context.Context, cfg config.Config, log zerolog.Logger, m *metric
 			log.Warn().Err(err).Msg("lost the slot's lease; standing by")
 		case errors.As(err, &fenced):
 			log.Warn().Err(err).Msg("fenced by a newer active process; standing by")
+		case connectionLost(err):
+			// PostgreSQL restarting or unreachable (during start-up, or a failure the stream does
+			// not retry): another process may do better; this one stands by again after a pause.
+			pause := b.Next()
+			log.Warn().Err(err).Float64("retry_in_s", pause.Seconds()).Msg("lost the connection to PostgreSQL; standing by")
+			if retry.Sleep(ctx, pause) != nil {
+				return 0
+			}
+			continue
 		default:
 			log.Error().Err(err).Msg("pgcdc stopped on an error")
 			return 1
 		}
+		b.Reset()
 	}
+}
+
+// connectionLost reports a failure of the connection to PostgreSQL, not of pgcdc's setup: the
+// server shutting down or terminating the session (SQLSTATE classes 57 and 08), a refused, reset
+// or timed-out connection, an EOF. A certificate or authentication problem is not one.
+func connectionLost(err error) bool {
+	if pgsource.IsPermanent(err) {
+		return false
+	}
+	var pgErr *pgconn.PgError
+	if errors.As(err, &pgErr) {
+		return strings.HasPrefix(pgErr.Code, "57") || strings.HasPrefix(pgErr.Code, "08")
+	}
+	var netErr net.Error
+	var connectErr *pgconn.ConnectError
+	return errors.As(err, &netErr) || errors.As(err, &connectErr) || errors.Is(err, io.EOF) || errors.Is(err, io.ErrUnexpectedEOF) ||
+		errors.Is(err, syscall.ECONNRESET) || errors.Is(err, syscall.ECONNREFUSED) || errors.Is(err, syscall.EPIPE)
 }
 
 // runActive runs the connector until ctx ends (stop true) or it fails or loses the lease.

@@ -41,6 +41,9 @@ type Options struct {
 	MaxTxn       int    // largest transaction; default 50,000 rows
 	Partitions   int    // partitions per topic; default 3
 	Streaming    bool   // postgres.streaming (protocol v2 with the local spool)
+	// Standby runs two pgcdc processes with ha.enabled (one active, one standby) and enables the
+	// takeover kinds; the other kinds then act on whichever process is active.
+	Standby bool
 	// WriteTimeout is pgcdc's kafka.write_timeout (the produce request timeout); default 10 s.
 	WriteTimeout time.Duration
 	// Cluster is a running three-broker cluster to use (it must be healthy; the run leaves it so and
@@ -77,7 +80,11 @@ func (o *Options) defaults() {
 		o.RecoveryWait = 5 * time.Second
 	}
 	if len(o.Kinds) == 0 {
-		o.Kinds = AllKinds
+		for _, k := range AllKinds {
+			if o.Standby || !spec(k).needsStandby() {
+				o.Kinds = append(o.Kinds, k)
+			}
+		}
 	}
 	if o.Seed == 0 {
 		o.Seed = uint64(time.Now().UnixNano())
@@ -165,6 +172,7 @@ type Result struct {
 	LedgerMismatches  int      // ledger rows and writers' outcomes that disagree
 	Problems          []string // the first problems found, for the report
 	ConnectorStarts   int
+	Takeovers         int // times the standby became the active process (Options.Standby)
 	// SupervisorRestarts are the times pgcdc exited 1 during its start-up because a server went away
 	// in the middle of it (another lane's fault), and the harness, as a supervisor would, started it
 	// again.
@@ -239,6 +247,9 @@ func (r *Result) Write(w interface{ Write([]byte) (int, error) }) {
 		rate = float64(len(r.Faults)) / r.FaultPhase.Minutes()
 	}
 	p("  faults injected:   %d (%.1f per minute: %.0f in 60 minutes at this rate)", len(r.Faults), rate, rate*60)
+	if r.Takeovers > 0 {
+		p("  standby takeovers: %d (the standby pgcdc became the active one, after any fault that ended or cut the active one)", r.Takeovers)
+	}
 	p("  transactions:      %d committed (largest %d rows), %d rolled back, %d cut by a fault (%d of them committed, settled by the ledger)",
 		r.TxnsCommitted, r.LargestTxn, r.TxnsRolledBack, r.TxnsFailed, r.FailedCommitted)
 	p("  events written:    %d change events (+ %d tombstones due)", r.EventsWritten, r.TombstonesWant)
@@ -331,6 +342,9 @@ func Run(ctx context.Context, opts Options) (*Result, error) {
 		if specOK(k) == nil {
 			return r.res, fmt.Errorf("unknown fault kind %q (kinds: %s)", k, strings.Join(kindNames(), ", "))
 		}
+		if specOK(k).needsStandby() && !opts.Standby {
+			return r.res, fmt.Errorf("fault kind %q needs a standby pgcdc (Options.Standby, -standby)", k)
+		}
 		r.res.kind(k)
 	}
 	if r.opts.WorkDir == "" {
@@ -347,6 +361,7 @@ func Run(ctx context.Context, opts Options) (*Result, error) {
 	if r.conn != nil {
 		r.res.SupervisorRestarts = r.conn.supervisorRestarts()
 		r.res.ConnectorStarts = r.conn.starts
+		r.res.Takeovers = r.conn.swaps
 	}
 	return r.res, err
 }
@@ -381,6 +396,14 @@ func (r *run) run(ctx context.Context) error {
 	}
 	if err := srv.waitActive(ctx, r.conn, 2*time.Minute); err != nil {
 		return fmt.Errorf("pgcdc did not start streaming: %w\n%s", err, r.conn.tail())
+	}
+	if r.opts.Standby {
+		if err := r.conn.startStandby(); err != nil {
+			return err
+		}
+		if err := r.conn.waitStandby(ctx, 2*time.Minute); err != nil {
+			return err
+		}
 	}
 	r.mon = newMonitor(srv, r.conn)
 	mctx, stopMon := context.WithCancel(ctx)
@@ -464,6 +487,11 @@ func (r *run) drain(ctx context.Context) error {
 		case <-ctx.Done():
 			return ctx.Err()
 		case <-time.After(500 * time.Millisecond):
+		}
+	}
+	if r.opts.Standby { // the standby first: stopping the active one first would hand it the slot
+		if code, err := r.conn.stopStandby(90 * time.Second); err != nil || code != 0 {
+			return errors.Join(err, fmt.Errorf("the standby pgcdc exited %d on SIGTERM", code))
 		}
 	}
 	code, err := r.conn.stop(90 * time.Second)

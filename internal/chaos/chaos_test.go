@@ -63,6 +63,27 @@ func runChaos(t *testing.T, o Options) *Result {
 	return res
 }
 
+// TestStandbyChaos runs the standby pair (two pgcdc processes with ha.enabled) through the faults
+// of the pgcdc lane and the takeovers, beside PostgreSQL's and Kafka's cheap faults: every fault
+// that kills, freezes or cuts the active process hands the slot to the standby. The checks are
+// TestShortChaos's (nothing lost, order per key, last events equal the rows, duplicates within their
+// faults' bounds).
+func TestStandbyChaos(t *testing.T) {
+	testenv.Require(t)
+	kinds := []Kind{ConnectorKill, ConnDrop, TakeoverKill, TakeoverFreeze, WalsenderTerminate, PGRestartFast, BrokerPause}
+	res := runChaos(t, Options{Kinds: kinds, Standby: true, Duration: 90 * time.Second, MaxDuration: 8 * time.Minute,
+		MinFaults: 10, MinEach: 1, MaxTxn: 5000})
+	counts := res.FaultCounts()
+	for _, k := range kinds {
+		if counts[k] < 1 {
+			t.Errorf("%d %s faults in the run, want 1", counts[k], k)
+		}
+	}
+	if res.Takeovers < counts[TakeoverKill]+counts[TakeoverFreeze] {
+		t.Errorf("%d takeovers seen, fewer than the %d takeover faults", res.Takeovers, counts[TakeoverKill]+counts[TakeoverFreeze])
+	}
+}
+
 // clusterKinds are the faults TestClusterFaults drives one at a time.
 var clusterKinds = []Kind{LeaderKill, RollingRestart, LeaderFreeze, ISRLoss}
 
@@ -77,14 +98,14 @@ func TestShortChaos(t *testing.T) {
 	testenv.Require(t)
 	var kinds []Kind
 	for _, k := range AllKinds {
-		if !slices.Contains(clusterKinds, k) {
+		if !slices.Contains(clusterKinds, k) && !spec(k).needsStandby() {
 			kinds = append(kinds, k)
 		}
 	}
 	// The minimums extend the fault phase up to MaxDuration on a slow (shared) machine.
 	o := Options{Kinds: kinds, Duration: 150 * time.Second, MaxDuration: 12 * time.Minute, MinFaults: 12, MinEach: 1}
 	if testenv.Long() {
-		o = Options{Kinds: AllKinds, Duration: 15 * time.Minute, MaxDuration: 40 * time.Minute, MinFaults: 150, MinEach: 5}
+		o = Options{Kinds: AllKinds, Standby: true, Duration: 15 * time.Minute, MaxDuration: 40 * time.Minute, MinFaults: 150, MinEach: 5}
 	}
 	res := runChaos(t, o)
 	counts := res.FaultCounts()

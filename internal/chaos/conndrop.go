@@ -140,6 +140,11 @@ func (r *run) dropConnections(ctx context.Context, f *Fault) error {
 func (r *run) dropOnce(ctx context.Context, f *Fault) (int32, string, error) {
 	r.conn.life.Lock()
 	defer r.conn.life.Unlock()
+	if r.conn.ha { // the active one's connections, once a takeover under way is over
+		if _, _, err := r.conn.pair(ctx, 3*time.Minute); err != nil {
+			return 0, "", err
+		}
+	}
 	pid, running := r.conn.running()
 	walsender, err := r.srv.activePID(ctx)
 	if err != nil || !running || walsender == 0 {

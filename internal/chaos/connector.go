@@ -22,16 +22,25 @@ import (
 // of its start-up (another lane restarted PostgreSQL or stopped brokers) is started again, as
 // Kubernetes or systemd would, and the restart is reported (Result.SupervisorRestarts). Any other exit
 // the harness did not ask for fails the run.
+//
+// With Options.Standby it runs two processes with ha.enabled, each with a log of its own: cur is the
+// active one (it holds the slot's lease) and sb the standby. A fault that kills, freezes or cuts the
+// active one makes the standby take over; refreshRoles then swaps them, so cur always names the
+// process that streams once the takeover is done.
 type connector struct {
-	bin     string
-	env     []string
-	logPath string
-	logf    func(string, ...any)
+	bin      string
+	env      []string
+	logPath  string // the first process's log
+	logPathB string // the standby's (Options.Standby)
+	ha       bool
+	logf     func(string, ...any)
 
 	life sync.Mutex // held across a kill and the start after it, and by the supervisor's restart
 
 	mu       sync.Mutex
 	cur      *cproc
+	sb       *cproc // the standby (Options.Standby); nil otherwise
+	swaps    int    // role swaps seen (takeovers)
 	starts   int
 	crashed  error  // set when a process ended without the harness asking
 	pending  *cproc // a process that failed at start-up, to be started again
@@ -42,6 +51,7 @@ type connector struct {
 type cproc struct {
 	cmd      *exec.Cmd
 	pid      int
+	logPath  string // its log file
 	logFrom  int64  // its first byte in the log
 	opsAddr  string // its operations endpoint (read by the monitor only)
 	done     chan struct{}
@@ -62,10 +72,18 @@ func (c *connector) failedWrites(ctx context.Context) (float64, int, bool) {
 	if p == nil {
 		return 0, 0, false
 	}
+	n, ok := p.metric(ctx, `pgcdc_errors_total{kind="kafka_write"}`)
+	return n, p.pid, ok
+}
+
+// metric reads one series (name with its labels, as exposed) from the process's operations
+// endpoint; false when it cannot be read (not started yet, frozen, gone). The address is read from
+// the process's log once.
+func (p *cproc) metric(ctx context.Context, series string) (float64, bool) {
 	if p.opsAddr == "" {
-		m := opsAddrRE.FindStringSubmatch(c.logSince(p.logFrom))
+		m := opsAddrRE.FindStringSubmatch(readLog(p.logPath, p.logFrom))
 		if m == nil {
-			return 0, 0, false
+			return 0, false
 		}
 		p.opsAddr = m[1]
 	}
@@ -74,17 +92,17 @@ func (c *connector) failedWrites(ctx context.Context) (float64, int, bool) {
 	req, _ := http.NewRequestWithContext(ctx, http.MethodGet, "http://"+p.opsAddr+"/metrics", nil)
 	resp, err := http.DefaultClient.Do(req)
 	if err != nil {
-		return 0, 0, false
+		return 0, false
 	}
 	defer resp.Body.Close()
 	sc := bufio.NewScanner(resp.Body)
 	for sc.Scan() {
-		if v, ok := strings.CutPrefix(sc.Text(), `pgcdc_errors_total{kind="kafka_write"} `); ok {
+		if v, ok := strings.CutPrefix(sc.Text(), series+" "); ok {
 			n, err := strconv.ParseFloat(strings.TrimSpace(v), 64)
-			return n, p.pid, err == nil
+			return n, err == nil
 		}
 	}
-	return 0, 0, false
+	return 0, false
 }
 
 // startupFailureRE matches the error of a pgcdc start-up cut short by a server that went away.
@@ -120,25 +138,47 @@ func newConnector(bin string, srv *servers, prefix string, o Options, logf func(
 		"PGCDC_LOG_PROGRESS_INTERVAL":                 "10s",
 		"PGCDC_METRICS_LISTEN":                        "127.0.0.1:0",
 	}
+	if o.Standby {
+		vars["PGCDC_HA_ENABLED"] = "true"
+		vars["PGCDC_HA_TAKEOVER_AFTER"] = standbyTakeoverAfter.String()
+	}
 	env := os.Environ()
 	for k, v := range vars {
 		env = append(env, k+"="+v)
 	}
-	return &connector{bin: bin, env: env, logPath: filepath.Join(o.WorkDir, "pgcdc.log"), logf: logf}
+	return &connector{bin: bin, env: env, logPath: filepath.Join(o.WorkDir, "pgcdc.log"),
+		logPathB: filepath.Join(o.WorkDir, "pgcdc-standby.log"), ha: o.Standby, logf: logf}
 }
 
-// start starts a new pgcdc process.
+// standbyTakeoverAfter is ha.takeover_after of the processes of a run with Options.Standby.
+const standbyTakeoverAfter = 3 * time.Second
+
+// start starts a new pgcdc process in the active role (the first one, or one killed by a fault).
 func (c *connector) start() error {
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	if c.cur != nil {
+	return c.startLocked(&c.cur, c.logPath)
+}
+
+// startStandby starts the standby process (Options.Standby).
+func (c *connector) startStandby() error {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.startLocked(&c.sb, c.logPathB)
+}
+
+// startLocked starts a process into the role *role, logging to logPath unless the role's previous
+// process had a log (it keeps it). c.mu is held.
+func (c *connector) startLocked(role **cproc, logPath string) error {
+	if old := *role; old != nil {
 		select {
-		case <-c.cur.done:
+		case <-old.done:
 		default:
 			return errors.New("pgcdc is already running")
 		}
+		logPath = old.logPath
 	}
-	logf, err := os.OpenFile(c.logPath, os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o644)
+	logf, err := os.OpenFile(logPath, os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o644)
 	if err != nil {
 		return err
 	}
@@ -152,16 +192,16 @@ func (c *connector) start() error {
 		return fmt.Errorf("start pgcdc: %w", err)
 	}
 	st, _ := logf.Stat()
-	p := &cproc{cmd: cmd, pid: cmd.Process.Pid, done: make(chan struct{})}
+	p := &cproc{cmd: cmd, pid: cmd.Process.Pid, logPath: logPath, done: make(chan struct{})}
 	if st != nil {
 		p.logFrom = st.Size()
 	}
-	c.cur = p
+	*role = p
 	c.starts++
 	go func() {
 		_ = cmd.Wait()
 		logf.Close()
-		out := c.logSince(p.logFrom)
+		out := readLog(p.logPath, p.logFrom)
 		c.mu.Lock()
 		p.state, p.ended = cmd.ProcessState, time.Now()
 		switch {
@@ -178,13 +218,46 @@ func (c *connector) start() error {
 }
 
 // supervise starts pgcdc again when it failed at start-up (a second after it ended), unless a lane is
-// killing or starting it right now.
+// killing or starting it right now; with a standby it also follows a takeover (refreshRoles).
 func (c *connector) supervise() error {
 	if !c.life.TryLock() {
 		return nil
 	}
 	defer c.life.Unlock()
-	return c.restartPending(time.Second)
+	if err := c.restartPending(time.Second); err != nil {
+		return err
+	}
+	c.refreshRoles(context.Background())
+	return nil
+}
+
+// refreshRoles swaps cur and sb when the standby reports itself active (pgcdc_ha_active 1) and the
+// process in cur does not; it returns whether it swapped.
+func (c *connector) refreshRoles(ctx context.Context) bool {
+	if !c.ha {
+		return false
+	}
+	c.mu.Lock()
+	cur, sb := c.cur, c.sb
+	c.mu.Unlock()
+	if cur == nil || sb == nil {
+		return false
+	}
+	if v, ok := sb.metric(ctx, "pgcdc_ha_active"); !ok || v != 1 {
+		return false
+	}
+	if v, ok := cur.metric(ctx, "pgcdc_ha_active"); ok && v == 1 {
+		return false // the old one has not noticed yet
+	}
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.cur != cur || c.sb != sb {
+		return false
+	}
+	c.cur, c.sb = sb, cur
+	c.swaps++
+	c.logf("chaos: pgcdc pid %d is the active one now, pid %d the standby", sb.pid, cur.pid)
+	return true
 }
 
 // restartPending starts pgcdc again if it failed at start-up at least wait ago; c.life must be held.
@@ -196,11 +269,14 @@ func (c *connector) restartPending(wait time.Duration) error {
 		return nil
 	}
 	c.pending = nil
-	lines := strings.Split(strings.TrimSpace(c.logSince(p.logFrom)), "\n")
+	lines := strings.Split(strings.TrimSpace(readLog(p.logPath, p.logFrom)), "\n")
 	c.restarts = append(c.restarts, fmt.Sprintf("pid %d exited 1 during start-up: %s", p.pid, lines[len(lines)-1]))
-	c.mu.Unlock()
 	c.logf("chaos: pgcdc pid %d failed during start-up (a server went away); starting it again", p.pid)
-	return c.start()
+	defer c.mu.Unlock()
+	if c.sb == p {
+		return c.startLocked(&c.sb, p.logPath)
+	}
+	return c.startLocked(&c.cur, p.logPath)
 }
 
 // supervisorRestarts returns the start-up failures the supervisor restarted.
@@ -271,14 +347,20 @@ func (c *connector) kill(limit time.Duration) (int, syscall.WaitStatus, error) {
 	return p.pid, ws, nil
 }
 
-// stop sends SIGTERM and returns the exit code.
+// stop sends SIGTERM to the active process and returns the exit code.
 func (c *connector) stop(limit time.Duration) (int, error) {
 	c.mu.Lock()
 	p := c.cur
+	c.mu.Unlock()
 	if p == nil {
-		c.mu.Unlock()
 		return 0, errors.New("no pgcdc process to stop")
 	}
+	return c.stopProc(p, limit)
+}
+
+// stopProc sends SIGTERM to p and returns its exit code.
+func (c *connector) stopProc(p *cproc, limit time.Duration) (int, error) {
+	c.mu.Lock()
 	p.expected = true
 	c.mu.Unlock()
 	if err := syscall.Kill(p.pid, syscall.SIGTERM); err != nil {
@@ -289,11 +371,11 @@ func (c *connector) stop(limit time.Duration) (int, error) {
 	case <-time.After(limit):
 		_ = syscall.Kill(p.pid, syscall.SIGKILL)
 		<-p.done
-		return 0, fmt.Errorf("pgcdc pid %d did not stop within %s of SIGTERM\n%s", p.pid, limit, c.tail())
+		return 0, fmt.Errorf("pgcdc pid %d did not stop within %s of SIGTERM\n%s", p.pid, limit, tailOf(p.logPath))
 	}
 	ws, _ := p.state.Sys().(syscall.WaitStatus)
 	if ws.Signaled() {
-		return 0, fmt.Errorf("pgcdc pid %d died of %v after SIGTERM\n%s", p.pid, ws.Signal(), c.tail())
+		return 0, fmt.Errorf("pgcdc pid %d died of %v after SIGTERM\n%s", p.pid, ws.Signal(), tailOf(p.logPath))
 	}
 	return ws.ExitStatus(), nil
 }
@@ -301,14 +383,19 @@ func (c *connector) stop(limit time.Duration) (int, error) {
 // close kills whatever still runs.
 func (c *connector) close() {
 	c.mu.Lock()
-	p := c.cur
-	if p != nil {
-		p.expected = true
+	ps := []*cproc{c.cur, c.sb}
+	for _, p := range ps {
+		if p != nil {
+			p.expected = true
+		}
 	}
 	c.mu.Unlock()
-	if p != nil {
-		_ = syscall.Kill(p.pid, syscall.SIGKILL)
-		<-p.done
+	for _, p := range ps {
+		if p != nil {
+			_ = syscall.Kill(p.pid, syscall.SIGCONT) // a frozen one dies of SIGKILL too, but do not leave it stopped
+			_ = syscall.Kill(p.pid, syscall.SIGKILL)
+			<-p.done
+		}
 	}
 }
 
@@ -320,7 +407,15 @@ func (c *connector) tail() string {
 }
 
 func (c *connector) tailLocked() string {
-	b, err := os.ReadFile(c.logPath)
+	out := tailOf(c.logPath)
+	if c.ha {
+		out += "\n" + tailOf(c.logPathB)
+	}
+	return out
+}
+
+func tailOf(path string) string {
+	b, err := os.ReadFile(path)
 	if err != nil {
 		return "(no pgcdc log: " + err.Error() + ")"
 	}
@@ -328,21 +423,34 @@ func (c *connector) tailLocked() string {
 	if len(b) > n {
 		b = b[len(b)-n:]
 	}
-	return "pgcdc log (" + c.logPath + ", end):\n" + string(b)
+	return "pgcdc log (" + path + ", end):\n" + string(b)
 }
 
-// logSize is the current size of pgcdc's log (for logSince).
+// curLog is the log of the active process.
+func (c *connector) curLog() string {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.cur != nil {
+		return c.cur.logPath
+	}
+	return c.logPath
+}
+
+// logSize is the current size of the active process's log (for logSince).
 func (c *connector) logSize() int64 {
-	st, err := os.Stat(c.logPath)
+	st, err := os.Stat(c.curLog())
 	if err != nil {
 		return 0
 	}
 	return st.Size()
 }
 
-// logSince returns pgcdc's log from offset on.
-func (c *connector) logSince(offset int64) string {
-	b, err := os.ReadFile(c.logPath)
+// logSince returns the active process's log from offset on.
+func (c *connector) logSince(offset int64) string { return readLog(c.curLog(), offset) }
+
+// readLog returns the log at path from offset on.
+func readLog(path string, offset int64) string {
+	b, err := os.ReadFile(path)
 	if err != nil || int64(len(b)) < offset {
 		return ""
 	}

@@ -26,6 +26,11 @@ func (r *run) intN(n int) int {
 func (r *run) killConnector(ctx context.Context, f *Fault) error {
 	r.conn.life.Lock()
 	defer r.conn.life.Unlock()
+	if r.conn.ha { // kill the active one, once a takeover under way is over
+		if _, _, err := r.conn.pair(ctx, 3*time.Minute); err != nil {
+			return err
+		}
+	}
 	pid, ws, err := r.conn.kill(30 * time.Second)
 	if err != nil {
 		return err

@@ -29,6 +29,8 @@ const (
 	LeaderFreeze       Kind = "leader-freeze"
 	RollingRestart     Kind = "rolling-restart"
 	ISRLoss            Kind = "isr-loss"
+	TakeoverKill       Kind = "takeover-kill"
+	TakeoverFreeze     Kind = "takeover-freeze"
 )
 
 // Class says how costly a kind is; the goal for a 60-minute run is at least 30 of each heavy
@@ -62,6 +64,9 @@ type kindSpec struct {
 	about  string
 }
 
+// needsStandby: the kind acts on the standby pair (Options.Standby).
+func (s *kindSpec) needsStandby() bool { return s.group == groupStandby }
+
 // The heavy kinds of the goal (at least 30 of each in a 60-minute run); a heavy fault kind counts
 // toward one of them.
 const (
@@ -69,6 +74,7 @@ const (
 	groupLeader  = "leader kill"
 	groupRolling = "rolling restart"
 	groupPG      = "PostgreSQL restart"
+	groupStandby = "standby takeover"
 )
 
 // faultTable lists every kind of fault. A new kind (e.g. the standby takeover) is one row here and
@@ -99,6 +105,10 @@ var faultTable = []kindSpec{
 		"every broker in turn stopped cleanly (controlled shutdown) and started, the cluster whole again before the next"},
 	{ISRLoss, Extra, "", laneKafka, 1, (*run).loseISR,
 		"two of three brokers down (below min.insync.replicas): pgcdc must confirm nothing new until they are back"},
+	{TakeoverKill, Heavy, groupStandby, laneConnector, 1, (*run).takeoverKill,
+		"(-standby) SIGKILL of the active pgcdc: the standby takes over; the killed one is started again as the standby"},
+	{TakeoverFreeze, Heavy, groupStandby, laneConnector, 1, (*run).takeoverFreeze,
+		"(-standby) SIGSTOP of the active pgcdc: the standby takes over after ha.takeover_after (3 s); thawed, the old one stands by"},
 }
 
 // AllKinds lists every fault kind, in the fault table's order.

@@ -122,8 +122,15 @@ func Acquire(ctx context.Context, opts Options) (*Lease, error) {
 		if err == nil && got {
 			l := &Lease{opts: opts, conn: conn, TookOver: tookOver, beat: time.Now(), lost: make(chan struct{}), done: make(chan struct{})}
 			if err := l.clearSlot(ctx); err != nil {
-				l.Release()
-				return nil, err
+				l.Release() // frees the lock: try again from the start (PostgreSQL may be restarting)
+				if ctx.Err() != nil {
+					return nil, ctx.Err()
+				}
+				opts.Log.Warn().Err(err).Msg("lease: taken, but the slot could not be freed; letting it go and trying again")
+				if retry.Sleep(ctx, b.Next()) != nil {
+					return nil, ctx.Err()
+				}
+				continue
 			}
 			l.start()
 			return l, nil
