@@ -394,7 +394,7 @@ func (r *run) loseISR(ctx context.Context, f *Fault) error {
 	r.mu.Unlock()
 	down := brokers[:2]
 	f.Copies = len(down)
-	logFrom := r.conn.logSize()
+	logFrom := r.conn.mark()
 	var hows []string
 	for _, b := range down {
 		pid := b.PID()
@@ -415,7 +415,7 @@ func (r *run) loseISR(ctx context.Context, f *Fault) error {
 	}
 	outageEnd := time.Now()
 	samples := r.mon.between(outageStart, outageEnd)
-	retried := strings.Count(r.conn.logSince(logFrom), "kafka write failed; retrying")
+	retried := strings.Count(r.conn.since(logFrom), "kafka write failed; retrying") // any process: a takeover may come in between
 	errs := make([]error, len(down))
 	var wg sync.WaitGroup
 	for i, b := range down {

@@ -426,27 +426,31 @@ func tailOf(path string) string {
 	return "pgcdc log (" + path + ", end):\n" + string(b)
 }
 
-// curLog is the log of the active process.
-func (c *connector) curLog() string {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	if c.cur != nil {
-		return c.cur.logPath
+// logMark is where each pgcdc log ends at a moment (see since).
+type logMark map[string]int64
+
+// mark notes where the logs of every process (both, with a standby) end now.
+func (c *connector) mark() logMark {
+	m := logMark{c.logPath: 0}
+	if c.ha {
+		m[c.logPathB] = 0
 	}
-	return c.logPath
+	for path := range m {
+		if st, err := os.Stat(path); err == nil {
+			m[path] = st.Size()
+		}
+	}
+	return m
 }
 
-// logSize is the current size of the active process's log (for logSince).
-func (c *connector) logSize() int64 {
-	st, err := os.Stat(c.curLog())
-	if err != nil {
-		return 0
+// since returns what every process logged after m (one log after the other).
+func (c *connector) since(m logMark) string {
+	var b strings.Builder
+	for path, offset := range m {
+		b.WriteString(readLog(path, offset))
 	}
-	return st.Size()
+	return b.String()
 }
-
-// logSince returns the active process's log from offset on.
-func (c *connector) logSince(offset int64) string { return readLog(c.curLog(), offset) }
 
 // readLog returns the log at path from offset on.
 func readLog(path string, offset int64) string {
