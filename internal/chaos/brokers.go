@@ -413,6 +413,14 @@ func (r *run) loseISR(ctx context.Context, f *Fault) error {
 	if err := sleepCtx(ctx, hold-time.Since(outageStart)); err != nil {
 		return err
 	}
+	// The slot is read every monitorEvery; while another lane restarts PostgreSQL it cannot be. The
+	// outage lasts until enough readings prove it (at most a minute and a half in all).
+	need := int(hold/monitorEvery) / 4
+	for len(r.mon.between(outageStart, time.Now())) < need && time.Since(outageStart) < 90*time.Second {
+		if err := sleepCtx(ctx, 500*time.Millisecond); err != nil {
+			return err
+		}
+	}
 	outageEnd := time.Now()
 	samples := r.mon.between(outageStart, outageEnd)
 	retried := strings.Count(r.conn.since(logFrom), "kafka write failed; retrying") // any process: a takeover may come in between
@@ -431,8 +439,8 @@ func (r *run) loseISR(ctx context.Context, f *Fault) error {
 	if err := errors.Join(errs...); err != nil {
 		return fmt.Errorf("brokers did not come back: %w", err)
 	}
-	if len(samples) < int(hold/monitorEvery)/4 {
-		return fmt.Errorf("only %d readings of the slot during the %s outage", len(samples), hold)
+	if len(samples) < need {
+		return fmt.Errorf("only %d readings of the slot during the %s outage", len(samples), outageEnd.Sub(outageStart).Round(time.Second))
 	}
 	low, high := samples[0].confirmed, samples[0].confirmed
 	for _, s := range samples {
@@ -446,6 +454,6 @@ func (r *run) loseISR(ctx context.Context, f *Fault) error {
 		return errors.New("pgcdc logged no retried write while two brokers were down")
 	}
 	f.Evidence = fmt.Sprintf("%s; for %s the slot stayed below the marker committed then (commit end %s) in %d readings (between %s and %s), while pgcdc retried writes (%d warnings); both started, cluster whole again",
-		strings.Join(hows, ", "), hold.Round(time.Millisecond), fmtLSN(marker), len(samples), fmtLSN(low), fmtLSN(high), retried)
+		strings.Join(hows, ", "), outageEnd.Sub(outageStart).Round(time.Millisecond), fmtLSN(marker), len(samples), fmtLSN(low), fmtLSN(high), retried)
 	return r.end(ctx, f)
 }
