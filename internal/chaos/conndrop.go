@@ -181,13 +181,28 @@ func (r *run) dropOnce(ctx context.Context, f *Fault) (int32, string, error) {
 			brokers++
 		}
 	}
-	left, err := tcpConns(pid, ports)
-	if err != nil {
-		return 0, "", err
-	}
-	for _, c := range left {
-		if slices.Contains(conns, c) {
-			return 0, "", fmt.Errorf("connection %d->%d of pgcdc survived ss -K", c.localPort, c.remotePort)
+	// A socket busy in the kernel at that instant can escape one SOCK_DESTROY: abort the survivors
+	// again, a few times.
+	for round := 0; ; round++ {
+		left, err := tcpConns(pid, ports)
+		if err != nil {
+			return 0, "", err
+		}
+		var survivors []tcpConn
+		for _, c := range left {
+			if slices.Contains(conns, c) {
+				survivors = append(survivors, c)
+			}
+		}
+		if len(survivors) == 0 {
+			break
+		}
+		if round == 5 {
+			return 0, "", fmt.Errorf("connection %d->%d of pgcdc survived ss -K %d times", survivors[0].localPort, survivors[0].remotePort, round+1)
+		}
+		time.Sleep(50 * time.Millisecond)
+		for _, c := range survivors {
+			_ = exec.CommandContext(ctx, "ss", "-K", "-t", "src", fmt.Sprintf("127.0.0.1:%d", c.localPort), "dst", fmt.Sprintf("127.0.0.1:%d", c.remotePort)).Run()
 		}
 	}
 	if pg == 0 {
