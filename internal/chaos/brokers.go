@@ -415,8 +415,13 @@ func (r *run) loseISR(ctx context.Context, f *Fault) error {
 	}
 	// The slot is read every monitorEvery; while another lane restarts PostgreSQL it cannot be. The
 	// outage lasts until enough readings prove it (at most a minute and a half in all).
+	// Likewise until pgcdc tried to write (with the other lanes killing, freezing and restarting
+	// it and PostgreSQL, the active process may spend the first seconds starting).
 	need := int(hold/monitorEvery) / 4
-	for len(r.mon.between(outageStart, time.Now())) < need && time.Since(outageStart) < 90*time.Second {
+	proven := func() bool {
+		return len(r.mon.between(outageStart, time.Now())) >= need && strings.Contains(r.conn.since(logFrom), "kafka write failed; retrying")
+	}
+	for !proven() && time.Since(outageStart) < 90*time.Second {
 		if err := sleepCtx(ctx, 500*time.Millisecond); err != nil {
 			return err
 		}
