@@ -419,7 +419,7 @@ func (r *run) loseISR(ctx context.Context, f *Fault) error {
 	// it and PostgreSQL, the active process may spend the first seconds starting).
 	need := int(hold/monitorEvery) / 4
 	proven := func() bool {
-		return len(r.mon.between(outageStart, time.Now())) >= need && strings.Contains(r.conn.since(logFrom), "kafka write failed; retrying")
+		return len(r.mon.between(outageStart, time.Now())) >= need && retriedWrites(r.conn.since(logFrom)) > 0
 	}
 	for !proven() && time.Since(outageStart) < 90*time.Second {
 		if err := sleepCtx(ctx, 500*time.Millisecond); err != nil {
@@ -428,7 +428,7 @@ func (r *run) loseISR(ctx context.Context, f *Fault) error {
 	}
 	outageEnd := time.Now()
 	samples := r.mon.between(outageStart, outageEnd)
-	retried := strings.Count(r.conn.since(logFrom), "kafka write failed; retrying") // any process: a takeover may come in between
+	retried := retriedWrites(r.conn.since(logFrom)) // any process: a takeover may come in between
 	errs := make([]error, len(down))
 	var wg sync.WaitGroup
 	for i, b := range down {
@@ -456,9 +456,16 @@ func (r *run) loseISR(ctx context.Context, f *Fault) error {
 		low, high = min(low, s.confirmed), max(high, s.confirmed)
 	}
 	if retried == 0 {
-		return errors.New("pgcdc logged no retried write while two brokers were down")
+		return errors.New("pgcdc logged no retried write (nor a retried producer session start) while two brokers were down")
 	}
 	f.Evidence = fmt.Sprintf("%s; for %s the slot stayed below the marker committed then (commit end %s) in %d readings (between %s and %s), while pgcdc retried writes (%d warnings); both started, cluster whole again",
 		strings.Join(hows, ", "), outageEnd.Sub(outageStart).Round(time.Millisecond), fmtLSN(marker), len(samples), fmtLSN(low), fmtLSN(high), retried)
 	return r.end(ctx, f)
+}
+
+// retriedWrites counts pgcdc's log lines saying it could not write to Kafka and tries again: a
+// batch write, or (ha.enabled) the start of its producer session, which needs the transaction
+// coordinator, itself below min.insync.replicas when two brokers are down.
+func retriedWrites(log string) int {
+	return strings.Count(log, "kafka write failed; retrying") + strings.Count(log, "kafka InitProducerID failed; retrying")
 }
