@@ -325,11 +325,15 @@ func runStatus(ctx context.Context, args []string) error {
 	return nil
 }
 
-// waitTopic waits until topic exists on the brokers.
+// waitTopic waits until topic exists on the brokers. Each look uses a new transport: kafka-go's
+// transport answers metadata requests from its cached view of the cluster, which can keep saying
+// the topic is missing after it was created.
 func waitTopic(ctx context.Context, brokers []string, topic string) error {
-	client := &kafka.Client{Addr: kafka.TCP(brokers...)}
 	for {
+		transport := &kafka.Transport{}
+		client := &kafka.Client{Addr: kafka.TCP(brokers...), Transport: transport}
 		md, err := client.Metadata(ctx, &kafka.MetadataRequest{Topics: []string{topic}})
+		transport.CloseIdleConnections()
 		if err == nil && len(md.Topics) == 1 && md.Topics[0].Error == nil && len(md.Topics[0].Partitions) > 0 {
 			return nil
 		}
