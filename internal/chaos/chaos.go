@@ -154,6 +154,9 @@ type Result struct {
 	TxnsFailed      int // failed by a fault before or during COMMIT
 	FailedCommitted int // of those, committed after all (settled by the ledger)
 	LargestTxn      int // rows
+	// LargestPlanned is the largest transaction the workload aims at: Options.MaxTxn rows, at most
+	// one per key writer 0 owns (a random share of the keys).
+	LargestPlanned int
 
 	EventsWritten   int // change events the committed transactions must produce (data + ledger rows)
 	TombstonesWant  int // deletes (each must be followed by a tombstone)
@@ -361,6 +364,9 @@ func Run(ctx context.Context, opts Options) (*Result, error) {
 	if r.conn != nil {
 		r.res.SupervisorRestarts = r.conn.supervisorRestarts()
 		r.res.ConnectorStarts = r.conn.starts
+		if len(r.ws) > 0 {
+			r.res.LargestPlanned = r.ws[0].largestSize()
+		}
 		r.res.Takeovers = r.conn.swaps
 	}
 	return r.res, err

@@ -51,9 +51,10 @@ type connector struct {
 type cproc struct {
 	cmd      *exec.Cmd
 	pid      int
-	logPath  string // its log file
-	logFrom  int64  // its first byte in the log
-	opsAddr  string // its operations endpoint (read by the monitor only)
+	logPath  string     // its log file
+	logFrom  int64      // its first byte in the log
+	opsMu    sync.Mutex // guards opsAddr (the monitor and the lanes read metrics)
+	opsAddr  string     // its operations endpoint
 	done     chan struct{}
 	ended    time.Time
 	state    *os.ProcessState
@@ -80,16 +81,20 @@ func (c *connector) failedWrites(ctx context.Context) (float64, int, bool) {
 // endpoint; false when it cannot be read (not started yet, frozen, gone). The address is read from
 // the process's log once.
 func (p *cproc) metric(ctx context.Context, series string) (float64, bool) {
+	p.opsMu.Lock()
 	if p.opsAddr == "" {
-		m := opsAddrRE.FindStringSubmatch(readLog(p.logPath, p.logFrom))
-		if m == nil {
-			return 0, false
+		if m := opsAddrRE.FindStringSubmatch(readLog(p.logPath, p.logFrom)); m != nil {
+			p.opsAddr = m[1]
 		}
-		p.opsAddr = m[1]
+	}
+	addr := p.opsAddr
+	p.opsMu.Unlock()
+	if addr == "" {
+		return 0, false
 	}
 	ctx, cancel := context.WithTimeout(ctx, time.Second)
 	defer cancel()
-	req, _ := http.NewRequestWithContext(ctx, http.MethodGet, "http://"+p.opsAddr+"/metrics", nil)
+	req, _ := http.NewRequestWithContext(ctx, http.MethodGet, "http://"+addr+"/metrics", nil)
 	resp, err := http.DefaultClient.Do(req)
 	if err != nil {
 		return 0, false
