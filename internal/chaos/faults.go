@@ -21,6 +21,16 @@ func (r *run) intN(n int) int {
 	return r.rng.IntN(n)
 }
 
+// slotWindow sets f's duplicate window to what a pgcdc process that just stopped publishing (killed
+// or frozen) may have left unconfirmed: from the slot's confirmed position to the WAL flushed now.
+func (r *run) slotWindow(ctx context.Context, f *Fault) (err error) {
+	if f.Floor, err = r.srv.confirmedFlush(ctx); err != nil {
+		return err
+	}
+	f.Ceil, err = r.srv.walFlush(ctx)
+	return err
+}
+
 // killConnector: SIGKILL, proven by the wait status; the slot's position after the death is the
 // floor (the next process starts there); a new process is started after a random delay.
 func (r *run) killConnector(ctx context.Context, f *Fault) error {
@@ -38,10 +48,7 @@ func (r *run) killConnector(ctx context.Context, f *Fault) error {
 	if !ws.Signaled() || ws.Signal() != syscall.SIGKILL {
 		return fmt.Errorf("pgcdc pid %d: wait status %#x does not say SIGKILL", pid, uint32(ws))
 	}
-	if f.Floor, err = r.srv.confirmedFlush(ctx); err != nil {
-		return err
-	}
-	if f.Ceil, err = r.srv.walFlush(ctx); err != nil {
+	if err := r.slotWindow(ctx, f); err != nil {
 		return err
 	}
 	if err := sleepCtx(ctx, time.Duration(r.intN(2000))*time.Millisecond); err != nil {

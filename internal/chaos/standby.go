@@ -112,10 +112,7 @@ func (r *run) takeoverKill(ctx context.Context, f *Fault) error {
 	if pid != active.pid || !ws.Signaled() || ws.Signal() != syscall.SIGKILL {
 		return fmt.Errorf("pgcdc pid %d (active %d): wait status %#x does not say SIGKILL", pid, active.pid, uint32(ws))
 	}
-	if f.Floor, err = r.srv.confirmedFlush(ctx); err != nil {
-		return err
-	}
-	if f.Ceil, err = r.srv.walFlush(ctx); err != nil {
+	if err := r.slotWindow(ctx, f); err != nil {
 		return err
 	}
 	if err := c.waitLog(ctx, standby, logStreaming, streams+1, 3*time.Minute); err != nil {
@@ -170,10 +167,7 @@ func (r *run) takeoverFreeze(ctx context.Context, f *Fault) error {
 	if state != "T" {
 		return fmt.Errorf("pgcdc pid %d: state %q after SIGSTOP, want T (stopped)", active.pid, state)
 	}
-	if f.Floor, err = r.srv.confirmedFlush(ctx); err != nil {
-		return err
-	}
-	if f.Ceil, err = r.srv.walFlush(ctx); err != nil {
+	if err := r.slotWindow(ctx, f); err != nil {
 		return err
 	}
 	if err := c.waitLog(ctx, standby, logStreaming, streams+1, 3*time.Minute); err != nil {
