@@ -143,6 +143,9 @@ func newConnector(bin string, srv *servers, prefix string, o Options, logf func(
 		"PGCDC_LOG_PROGRESS_INTERVAL":                 "10s",
 		"PGCDC_METRICS_LISTEN":                        "127.0.0.1:0",
 	}
+	if o.Compression != "" {
+		vars["PGCDC_KAFKA_COMPRESSION"] = o.Compression
+	}
 	if o.Standby {
 		vars["PGCDC_HA_ENABLED"] = "true"
 		vars["PGCDC_HA_TAKEOVER_AFTER"] = standbyTakeoverAfter.String()

@@ -42,6 +42,7 @@ func main() {
 	flag.IntVar(&o.MaxTxn, "max-txn", 50000, "largest transaction in rows")
 	flag.DurationVar(&o.WriteTimeout, "write-timeout", 10*time.Second, "pgcdc's kafka.write_timeout")
 	flag.BoolVar(&o.Streaming, "streaming", false, "run pgcdc with postgres.streaming (protocol v2 + spool)")
+	flag.StringVar(&o.Compression, "compression", "lz4", "pgcdc's kafka.compression: an hour's events in three replicas take tens of GB uncompressed")
 	flag.BoolVar(&o.Standby, "standby", true, "run two pgcdc processes with ha.enabled (active and standby) and inject the takeover kinds")
 	flag.StringVar(&o.WorkDir, "dir", "", "directory for logs (default: a new temporary directory)")
 	flag.StringVar(&kinds, "kinds", "", "comma-separated fault kinds (default: all)")
