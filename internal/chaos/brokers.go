@@ -175,12 +175,22 @@ func (r *run) topics() []string {
 }
 
 // busiest returns the partition of the run's topics that took the most records in one second, and its
-// leader, waiting (up to a minute) for one that takes records at all.
+// leader, waiting (up to a minute) for one that takes records at all. A failed look is tried again
+// within that minute: leadership may move between the metadata read and the offset request (the
+// controller hands partitions back to a restarted broker), which answers NOT_LEADER_FOR_PARTITION.
 func (r *run) busiest(ctx context.Context) (testenv.PartitionState, int64, error) {
 	for attempt := 0; ; attempt++ {
 		p, rate, err := r.busiestOnce(ctx)
-		if err != nil || rate > 0 || attempt == 60 {
+		if ctx.Err() != nil {
+			return p, rate, ctx.Err()
+		}
+		if (err == nil && rate > 0) || attempt == 60 {
 			return p, rate, err
+		}
+		if err != nil {
+			if serr := sleepCtx(ctx, 500*time.Millisecond); serr != nil {
+				return p, rate, serr
+			}
 		}
 	}
 }
