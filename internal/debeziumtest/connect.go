@@ -56,6 +56,10 @@ type Options struct {
 	KeySchemas, ValueSchemas bool
 	// StartTimeout bounds the wait for the task to run and the slot to be streamed (default 3 min).
 	StartTimeout time.Duration
+	// JVMOptions, when set, replace the worker JVM's default heap, GC and JIT options (a small heap,
+	// SerialGC and C1 only, which start fast for tests); a benchmark passes e.g. -Xmx1g alone to run
+	// the JVM as a user would.
+	JVMOptions []string
 }
 
 // Connect is a running Kafka Connect standalone worker with one Debezium PostgreSQL connector.
@@ -192,7 +196,11 @@ func Start(ctx context.Context, opts Options) (*Connect, error) {
 		os.RemoveAll(dir)
 		return nil, err
 	}
-	cmd := exec.Command(javaBin(), "-Xmx512m", "-Xms128m", "-XX:+UseSerialGC", "-XX:TieredStopAtLevel=1",
+	jvm := opts.JVMOptions
+	if len(jvm) == 0 {
+		jvm = []string{"-Xmx512m", "-Xms128m", "-XX:+UseSerialGC", "-XX:TieredStopAtLevel=1"}
+	}
+	args := append(append([]string{}, jvm...),
 		"-Djava.awt.headless=true",
 		"-Dorg.slf4j.simpleLogger.defaultLogLevel=warn",
 		"-Dorg.slf4j.simpleLogger.log.io.debezium=info",
@@ -200,6 +208,7 @@ func Start(ctx context.Context, opts Options) (*Connect, error) {
 		"-Dorg.slf4j.simpleLogger.dateTimeFormat=HH:mm:ss.SSS",
 		"-cp", filepath.Join(libs, "*"),
 		"org.apache.kafka.connect.cli.ConnectStandalone", workerPath, connPath)
+	cmd := exec.Command(javaBin(), args...)
 	cmd.Dir = dir
 	cmd.Stdout, cmd.Stderr = logf, logf
 	cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL, Setpgid: true}
@@ -247,6 +256,17 @@ type statusReply struct {
 		State string `json:"state"`
 		Trace string `json:"trace"`
 	} `json:"tasks"`
+}
+
+// Pid is the worker JVM's process id (for CPU and memory figures).
+func (c *Connect) Pid() int { return c.cmd.Process.Pid }
+
+// Exited reports whether the worker has exited, and with what.
+func (c *Connect) Exited() (bool, error) {
+	if c.exited() {
+		return true, c.waitErr
+	}
+	return false, nil
 }
 
 func (c *Connect) exited() bool {

@@ -4,7 +4,7 @@
 // Kafka, confirmed to the slot). `make bench` runs the default suite; docs/performance.md explains
 // the method and keeps the latest figures.
 //
-//	go run ./internal/cmd/bench [-rows 1000000] [-txn-rows 100] [-modes throughput,latency,large,deliver,incremental] [-json FILE]
+//	go run ./internal/cmd/bench [-rows 1000000] [-txn-rows 100] [-debezium=false] [-modes throughput,latency,large,deliver,incremental] [-json FILE]
 //
 // Servers: by default a throwaway PostgreSQL and Kafka are started through internal/testenv (their
 // pids are known, so the CPU of the broker's JVM and of the walsender are measured too). Existing
@@ -22,7 +22,13 @@
 //     which pgcdc confirms only once Kafka acknowledged everything). Per consumer: rows/s, CPU
 //     seconds of the client, the walsender and the broker JVM (utime+stime deltas from /proc), CPU-µs
 //     per event, peak RSS (VmHWM). -repeat N repeats the three runs N times on fresh slots over the
-//     same WAL; the summary takes medians of the per-round ratios.
+//     same WAL; the summary takes medians of the per-round ratios. With -debezium (default on), each
+//     round then runs Debezium (io.debezium:debezium-connector-postgres in Kafka Connect standalone,
+//     internal/debeziumtest, JsonConverter with key and value schemas as each -schemas setting, JVM
+//     options -debezium-jvm, default -Xmx1g) over the same WAL from a slot of its own, from the
+//     JVM's start until its topic holds every row (Debezium confirms its slot only on offset
+//     flushes, so the topic's end offset is its end criterion); the summary adds pgcdc's rows/s
+//     over Debezium's and Debezium's CPU per event and peak RSS over pgcdc's.
 //   - latency: a writer inserts -latency-rate rows/s in transactions of -latency-batch rows for
 //     -latency-warmup plus -latency-duration, on a schedule fixed in advance (start + k*interval,
 //     so a late batch does not shift the rest); a Kafka consumer reads the topic as records arrive

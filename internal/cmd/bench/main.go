@@ -41,6 +41,9 @@ type options struct {
 	incrementalRows                                      int64
 	incrementalChunk                                     int
 
+	debezium    bool   // throughput: run Debezium beside pgcdc
+	debeziumJVM string // its JVM options
+
 	statusInterval time.Duration
 	partitions     int
 	pgcdcEnv       map[string]string
@@ -83,6 +86,8 @@ func parseFlags(args []string) (*options, error) {
 	fs.IntVar(&o.deliverConcurrency, "deliver-concurrency", 8, "deliver: deliver.concurrency (attempts in flight per partition)")
 	fs.Int64Var(&o.incrementalRows, "incremental-rows", 1_000_000, "incremental: rows of the table snapshotted incrementally (while -latency-rate rows/s stream)")
 	fs.IntVar(&o.incrementalChunk, "incremental-chunk", 0, "incremental: snapshot.incremental_chunk_rows (0: pgcdc's default)")
+	fs.BoolVar(&o.debezium, "debezium", true, "throughput: run Debezium (Kafka Connect standalone, test/debezium/pom.xml) over the same WAL in every round, with each -schemas setting")
+	fs.StringVar(&o.debeziumJVM, "debezium-jvm", "-Xmx1g", "throughput: JVM options of Debezium's Kafka Connect worker (a fixed heap; JIT and GC as the JVM chooses)")
 	fs.DurationVar(&o.statusInterval, "status-interval", 200*time.Millisecond, "pgcdc postgres.status_interval (how soon the slot shows a confirmation)")
 	fs.IntVar(&o.partitions, "partitions", 1, "pgcdc kafka.partitions")
 	env := fs.String("pgcdc-env", "", "extra environment of every pgcdc run, comma-separated NAME=VALUE (e.g. PGCDC_KAFKA_MAX_IN_FLIGHT_BYTES=16MiB,GOMEMLIMIT=100MiB)")
@@ -435,7 +440,7 @@ func settingsOf(o *options) map[string]any {
 		"large_rows": o.largeRows, "large_ref": o.largeRef, "incremental_rows": o.incrementalRows, "incremental_chunk": o.incrementalChunk, "status_interval": o.statusInterval.String(),
 		"partitions": o.partitions, "pgcdc_env": o.pgcdcEnv, "variants": o.variants, "own_servers": o.pgDSN == "" && o.brokers == "",
 		"kafka_heap_mb": o.kafkaHeapMB, "deliver_events": o.deliverEvents, "deliver_partitions": o.deliverPartitions,
-		"deliver_concurrency": o.deliverConcurrency,
+		"deliver_concurrency": o.deliverConcurrency, "debezium": o.debezium, "debezium_jvm": o.debeziumJVM,
 	}
 }
 

@@ -38,7 +38,7 @@ func printReport(w io.Writer, r *Results) {
 		fmt.Fprintln(w, "| run | seconds | rows/s | client CPU µs/ev | walsender µs/ev | broker µs/ev | peak RSS | bytes/record |")
 		fmt.Fprintln(w, "| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: |")
 		for _, rd := range t.Rounds {
-			runs := append([]*Run{rd.Limit}, rd.Pgcdc...)
+			runs := append(append([]*Run{rd.Limit}, rd.Pgcdc...), rd.Debezium...)
 			for _, x := range runs {
 				size := ""
 				if x.AvgRecordBytes > 0 {
@@ -57,6 +57,19 @@ func printReport(w io.Writer, r *Results) {
 			}
 			fmt.Fprintf(w, "| %s | %v | %.0f | %.0f | **%.2f** | %s | %s | %s | %s |\n", s.Variant, s.ValueSchemas, s.LimitRowsPerSec, s.PgcdcRowsPerSec,
 				s.Ratio, strings.Join(rs, " "), us(s.PgcdcCPUPerEvent), us(s.BrokerPerEvent), mib(s.PeakRSS))
+		}
+		if len(t.Rounds) > 0 && len(t.Rounds[0].Debezium) > 0 {
+			fmt.Fprintln(w, "\n| pgcdc config | value schemas | Debezium rows/s (startup s) | pgcdc/Debezium rows/s (median) | per round | Debezium CPU µs/ev | its broker µs/ev | CPU/ev Debezium÷pgcdc | Debezium peak RSS | RSS Debezium÷pgcdc |")
+			fmt.Fprintln(w, "| --- | --- | ---: | ---: | --- | ---: | ---: | ---: | ---: | ---: |")
+			for _, s := range t.Summary {
+				var rs []string
+				for _, x := range s.SpeedsVsDebezium {
+					rs = append(rs, fmt.Sprintf("%.1f", x))
+				}
+				fmt.Fprintf(w, "| %s | %v | %.0f (%.1f) | **%.1f** | %s | %s | %s | **%.1f** | %s | **%.1f** |\n", s.Variant, s.ValueSchemas,
+					s.DebeziumRowsPerSec, s.DebeziumStartup, s.SpeedVsDebezium, strings.Join(rs, " "), us(s.DebeziumCPUPerEvent),
+					us(s.DebeziumBrokerPE), s.CPUAdvantage, mib(s.DebeziumPeakRSS), s.MemoryAdvantage)
+			}
 		}
 	}
 	if l := r.Latency; l != nil && l.Measured > 0 {

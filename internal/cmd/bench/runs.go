@@ -19,17 +19,18 @@ import (
 
 // Run is one consumer's pass over a range of WAL, from its process's start to the end criterion.
 type Run struct {
-	Consumer     string `json:"consumer"` // pg_recvlogical or pgcdc
+	Consumer     string `json:"consumer"` // pg_recvlogical, pgcdc or debezium
 	Label        string `json:"label"`
 	Variant      string `json:"variant,omitempty"` // the pgcdc configuration (throughput mode)
 	Slot         string `json:"slot"`
 	ValueSchemas *bool  `json:"value_schemas,omitempty"`
 	Rows         int64  `json:"rows"`
 	// Seconds runs from the process's start to the end criterion: for pg_recvlogical the walsender's
-	// sent_lsn reaching the last commit's end, for pgcdc the slot's confirmed_flush_lsn reaching it.
+	// sent_lsn reaching the last commit's end, for pgcdc the slot's confirmed_flush_lsn reaching it,
+	// for Debezium the topic's end offset reaching the workload's row count.
 	Seconds float64 `json:"seconds"`
 	// StartupSeconds is the part of Seconds before pgcdc logged "streaming" (checks, publication,
-	// topics, slot); 0 for pg_recvlogical.
+	// topics, slot), or before Debezium's task ran and streamed its slot; 0 for pg_recvlogical.
 	StartupSeconds float64 `json:"startup_seconds"`
 	RowsPerSec     float64 `json:"rows_per_sec"`
 	// CPU seconds (utime+stime) over the run and per event; -1 when not measurable.
@@ -229,16 +230,18 @@ func measure(ctx context.Context, o *options, s *servers, poll *pgx.Conn, spec r
 	duringDone.Wait()
 	p.stop()
 	r.RowsPerSec = float64(r.Rows) / r.Seconds
-	perEvent := func(sec float64) float64 {
-		if sec < 0 || r.Rows == 0 {
-			return -1
-		}
-		return sec * 1e6 / float64(r.Rows)
-	}
-	r.ClientCPUPerEvent = perEvent(r.ClientCPU)
-	r.WalsenderPerEvent = perEvent(r.WalsenderCPU)
-	r.BrokerPerEvent = perEvent(r.BrokerCPU)
+	r.ClientCPUPerEvent = perEvent(r.ClientCPU, r.Rows)
+	r.WalsenderPerEvent = perEvent(r.WalsenderCPU, r.Rows)
+	r.BrokerPerEvent = perEvent(r.BrokerCPU, r.Rows)
 	return r, nil
+}
+
+// perEvent is CPU seconds as µs per event; -1 when not measured.
+func perEvent(sec float64, rows int64) float64 {
+	if sec < 0 || rows == 0 {
+		return -1
+	}
+	return sec * 1e6 / float64(rows)
 }
 
 func tailOf(path string, n int) string {

@@ -13,10 +13,12 @@ type ThroughputResult struct {
 	Summary  []Summary `json:"summary"` // one per variant and value_schemas setting
 }
 
-// Round is pg_recvlogical followed by pgcdc with each schema setting and variant, on fresh slots.
+// Round is pg_recvlogical followed by pgcdc with each schema setting and variant, then Debezium with
+// each schema setting (-debezium), on fresh slots.
 type Round struct {
-	Limit *Run   `json:"pg_recvlogical"`
-	Pgcdc []*Run `json:"pgcdc"`
+	Limit    *Run   `json:"pg_recvlogical"`
+	Pgcdc    []*Run `json:"pgcdc"`
+	Debezium []*Run `json:"debezium,omitempty"` // in the order of -schemas
 }
 
 // Summary holds medians over the rounds for one variant and value_schemas setting.
@@ -34,6 +36,19 @@ type Summary struct {
 	PeakRSS           int64     `json:"pgcdc_peak_rss_bytes"` // the largest of the rounds
 	AvgRecordBytes    float64   `json:"avg_record_bytes"`
 	StartupSeconds    float64   `json:"pgcdc_startup_seconds"`
+	// Debezium with the same value_schemas setting (medians over the rounds; zero without -debezium):
+	// its rows/s, CPU µs per event and peak RSS, and pgcdc's against them (median of the rounds'
+	// ratios: rows/s pgcdc/Debezium, CPU per event and peak RSS Debezium/pgcdc, so higher is better).
+	DebeziumRowsPerSec  float64   `json:"debezium_rows_per_sec,omitempty"`
+	DebeziumCPUPerEvent float64   `json:"debezium_cpu_us_per_event,omitempty"`
+	DebeziumBrokerPE    float64   `json:"debezium_broker_cpu_us_per_event,omitempty"`
+	DebeziumPeakRSS     int64     `json:"debezium_peak_rss_bytes,omitempty"`
+	DebeziumStartup     float64   `json:"debezium_startup_seconds,omitempty"`
+	SpeedVsDebezium     float64   `json:"speed_vs_debezium,omitempty"`
+	SpeedsVsDebezium    []float64 `json:"speeds_vs_debezium,omitempty"`
+	CPUAdvantage        float64   `json:"cpu_per_event_debezium_over_pgcdc,omitempty"`
+	MemoryAdvantage     float64   `json:"peak_rss_debezium_over_pgcdc,omitempty"`
+	DebeziumRecordBytes float64   `json:"debezium_avg_record_bytes,omitempty"`
 }
 
 func schemaName(v bool) string {
@@ -51,8 +66,9 @@ func (b *bench) throughput(ctx context.Context) error {
 	}
 	// Every slot exists before the workload, so each reads exactly the same WAL.
 	type roundSlots struct {
-		recv  string
-		pgcdc []string
+		recv     string
+		pgcdc    []string
+		debezium []string // per -schemas setting
 	}
 	rounds := make([]roundSlots, o.repeat)
 	var all []string
@@ -63,6 +79,13 @@ func (b *bench) throughput(ctx context.Context) error {
 			n := fmt.Sprintf("b%d_%s", i+1, c.tag())
 			rounds[i].pgcdc = append(rounds[i].pgcdc, n)
 			all = append(all, n)
+		}
+		if o.debezium {
+			for _, vs := range o.schemas {
+				n := fmt.Sprintf("b%d_dbz_%s", i+1, schemaName(vs))
+				rounds[i].debezium = append(rounds[i].debezium, n)
+				all = append(all, n)
+			}
 		}
 	}
 	const profSlot = "b_profile"
@@ -109,9 +132,24 @@ func (b *bench) throughput(ctx context.Context) error {
 			logRun(r)
 			b.dropSlots(ctx, rs.pgcdc[j])
 		}
+		for j, vs := range o.schemas {
+			if !o.debezium {
+				break
+			}
+			label := fmt.Sprintf("r%d-debezium-%s", i+1, schemaName(vs))
+			prefix := fmt.Sprintf("b%d_dbz_%s", i+1, schemaName(vs))
+			logf("throughput round %d/%d: Debezium, value schemas %v", i+1, o.repeat, vs)
+			r, err := b.measureDebezium(ctx, label, rs.debezium[j], pub, table, prefix, vs, w.Rows)
+			if err != nil {
+				return err
+			}
+			round.Debezium = append(round.Debezium, r)
+			logRun(r)
+			b.dropSlots(ctx, rs.debezium[j])
+		}
 		tr.Rounds = append(tr.Rounds, round)
 	}
-	tr.Summary = summarize(tr.Rounds, b.configs())
+	tr.Summary = summarize(tr.Rounds, b.configs(), o.schemas)
 	if o.profileDir != "" {
 		expect := 0.0
 		for _, s := range tr.Summary {
@@ -171,16 +209,32 @@ func (b *bench) configs() []config {
 	return out
 }
 
-func summarize(rounds []Round, configs []config) []Summary {
+func summarize(rounds []Round, configs []config, schemas []bool) []Summary {
 	var out []Summary
 	for j, c := range configs {
 		s := Summary{Variant: c.variant.Name, ValueSchemas: c.schemas}
 		var limit, rate, cpu, ws, br, lws, size, start []float64
+		var dRate, dCPU, dBroker, dStart, dSize, cpuAdv, memAdv []float64
 		for _, r := range rounds {
 			if j >= len(r.Pgcdc) {
 				continue
 			}
 			p := r.Pgcdc[j]
+			if d := debeziumRun(r, schemas, c.schemas); d != nil {
+				dRate = append(dRate, d.RowsPerSec)
+				dCPU = append(dCPU, d.ClientCPUPerEvent)
+				dBroker = append(dBroker, d.BrokerPerEvent)
+				dStart = append(dStart, d.StartupSeconds)
+				dSize = append(dSize, d.AvgRecordBytes)
+				s.SpeedsVsDebezium = append(s.SpeedsVsDebezium, p.RowsPerSec/d.RowsPerSec)
+				if p.ClientCPUPerEvent > 0 {
+					cpuAdv = append(cpuAdv, d.ClientCPUPerEvent/p.ClientCPUPerEvent)
+				}
+				if p.PeakRSS > 0 {
+					memAdv = append(memAdv, float64(d.PeakRSS)/float64(p.PeakRSS))
+				}
+				s.DebeziumPeakRSS = max(s.DebeziumPeakRSS, d.PeakRSS)
+			}
 			limit = append(limit, r.Limit.RowsPerSec)
 			rate = append(rate, p.RowsPerSec)
 			s.Ratios = append(s.Ratios, p.RowsPerSec/r.Limit.RowsPerSec)
@@ -197,7 +251,20 @@ func summarize(rounds []Round, configs []config) []Summary {
 		s.LimitRowsPerSec, s.PgcdcRowsPerSec, s.Ratio = median(limit), median(rate), median(s.Ratios)
 		s.PgcdcCPUPerEvent, s.WalsenderPerEvent, s.BrokerPerEvent = median(cpu), median(ws), median(br)
 		s.LimitWalsenderPE, s.AvgRecordBytes, s.StartupSeconds = median(lws), median(size), median(start)
+		s.DebeziumRowsPerSec, s.DebeziumCPUPerEvent, s.DebeziumBrokerPE = median(dRate), median(dCPU), median(dBroker)
+		s.DebeziumStartup, s.DebeziumRecordBytes = median(dStart), median(dSize)
+		s.SpeedVsDebezium, s.CPUAdvantage, s.MemoryAdvantage = median(s.SpeedsVsDebezium), median(cpuAdv), median(memAdv)
 		out = append(out, s)
 	}
 	return out
+}
+
+// debeziumRun is a round's Debezium run with the given value_schemas setting (nil without one).
+func debeziumRun(r Round, schemas []bool, valueSchemas bool) *Run {
+	for i, vs := range schemas {
+		if vs == valueSchemas && i < len(r.Debezium) {
+			return r.Debezium[i]
+		}
+	}
+	return nil
 }

@@ -1,0 +1,161 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+	"strings"
+	"time"
+
+	"github.com/segmentio/kafka-go"
+
+	"github.com/pgcdc/pgcdc/internal/debeziumtest"
+)
+
+// debeziumSettings are the Debezium settings of the throughput runs: Debezium's and Kafka Connect's
+// own defaults, except what makes it read the benchmark's WAL (the slot created before the workload,
+// the benchmark's publication, no snapshot) and offset.flush.interval.ms, which the test harness
+// sets to 1 s and which is put back to Kafka Connect's default. Kafka 4's producer default
+// linger.ms=5 is set again for the same reason (the test harness sets 0).
+func debeziumSettings(slot, pub, table string) (connector, worker map[string]string) {
+	connector = map[string]string{
+		"slot.name":                   slot,
+		"publication.name":            pub,
+		"publication.autocreate.mode": "disabled",
+		"snapshot.mode":               "no_data", // stream from the slot's start, which is before the workload
+		"table.include.list":          "public." + table,
+	}
+	worker = map[string]string{
+		"offset.flush.interval.ms": "60000",
+		"producer.linger.ms":       "5",
+	}
+	return connector, worker
+}
+
+// measureDebezium runs Debezium (Kafka Connect standalone, JsonConverter with key and value schemas
+// as valueSchemas says) over slot, from the JVM's start until the topic holds every row of the
+// workload: Debezium confirms the slot only on its offset flushes, so the end criterion is the
+// topic's end offset rather than the slot. CPU and peak RSS are the JVM's.
+func (b *bench) measureDebezium(ctx context.Context, label, slot, pub, table, prefix string, valueSchemas bool, rows int64) (*Run, error) {
+	o, s := b.o, b.s
+	connector, worker := debeziumSettings(slot, pub, table)
+	r := &Run{Consumer: "debezium", Label: label, Slot: slot, Rows: rows}
+	vs := valueSchemas
+	r.ValueSchemas = &vs
+	r.Topic = prefix + ".public." + table
+	r.Log = filepath.Join(o.outDir, "logs", label+".log")
+	brokerBefore := cpuSeconds(s.brokerPID)
+	t0 := time.Now()
+	c, err := debeziumtest.Start(ctx, debeziumtest.Options{
+		PostgresDSN:  b.dsn,
+		Brokers:      s.brokers,
+		TopicPrefix:  prefix,
+		Partitions:   o.partitions,
+		KeySchemas:   valueSchemas,
+		ValueSchemas: valueSchemas,
+		Extra:        connector,
+		Worker:       worker,
+		JVMOptions:   strings.Fields(o.debeziumJVM),
+		StartTimeout: 3 * time.Minute,
+	})
+	if err != nil {
+		return nil, fmt.Errorf("%s: %w", label, err)
+	}
+	defer c.Stop()
+	r.StartupSeconds = time.Since(t0).Seconds()
+
+	ends := &kafka.Client{Addr: kafka.TCP(s.brokers...), Timeout: 5 * time.Second,
+		Transport: &kafka.Transport{MetadataTTL: time.Second}}
+	deadline := t0.Add(o.runTimeout)
+	walsenderPID := 0
+	tick := time.NewTicker(100 * time.Millisecond)
+	defer tick.Stop()
+	for {
+		select {
+		case <-tick.C:
+		case <-ctx.Done():
+			return nil, ctx.Err()
+		}
+		if gone, werr := c.Exited(); gone {
+			return nil, fmt.Errorf("%s: Kafka Connect exited before it was done (%v):\n%s", label, werr, tailString(c.Log(), 3000))
+		}
+		if st, err := readSlot(ctx, b.db, slot); err == nil && st.pid != 0 {
+			walsenderPID = st.pid
+		}
+		n, _ := topicEnd(ctx, ends, r.Topic, o.partitions)
+		now := time.Now()
+		if n >= rows {
+			r.Seconds = now.Sub(t0).Seconds()
+			break
+		}
+		if now.After(deadline) {
+			return nil, fmt.Errorf("%s: topic %s holds %d of %d records after %s:\n%s", label, r.Topic, n, rows, o.runTimeout, tailString(c.Log(), 3000))
+		}
+	}
+	r.ClientCPU = cpuSeconds(c.Pid())
+	r.PeakRSS = peakRSS(c.Pid())
+	r.WalsenderCPU = -1
+	if s.pgLocal {
+		r.WalsenderCPU = cpuSeconds(walsenderPID)
+	}
+	r.BrokerCPU = -1
+	if after := cpuSeconds(s.brokerPID); after >= 0 && brokerBefore >= 0 {
+		r.BrokerCPU = after - brokerBefore
+	}
+	if err := os.MkdirAll(filepath.Dir(r.Log), 0o755); err == nil {
+		_ = os.WriteFile(r.Log, []byte(c.Log()), 0o644)
+	}
+	c.Stop()
+	r.RowsPerSec = float64(rows) / r.Seconds
+	r.ClientCPUPerEvent = perEvent(r.ClientCPU, rows)
+	r.WalsenderPerEvent = perEvent(r.WalsenderCPU, rows)
+	r.BrokerPerEvent = perEvent(r.BrokerCPU, rows)
+
+	cctx, cancel := context.WithTimeout(ctx, 60*time.Second)
+	defer cancel()
+	n, avg, err := topicStats(cctx, s.brokers, r.Topic)
+	if err != nil {
+		return nil, fmt.Errorf("%s: %w", label, err)
+	}
+	r.TopicRecords, r.AvgRecordBytes = n, avg
+	if !o.keepTopics {
+		deleteTopic(cctx, s.brokers, r.Topic)
+	}
+	if n != rows {
+		return nil, fmt.Errorf("%s: topic %s holds %d records, want %d", label, r.Topic, n, rows)
+	}
+	return r, nil
+}
+
+// topicEnd is the sum of the end offsets of a new topic's partitions (its record count); 0 and an
+// error while the topic does not exist yet.
+func topicEnd(ctx context.Context, c *kafka.Client, topic string, partitions int) (int64, error) {
+	reqs := make([]kafka.OffsetRequest, partitions)
+	for p := range reqs {
+		reqs[p] = kafka.LastOffsetOf(p)
+	}
+	res, err := c.ListOffsets(ctx, &kafka.ListOffsetsRequest{Topics: map[string][]kafka.OffsetRequest{topic: reqs}})
+	if err != nil {
+		return 0, err
+	}
+	var n int64
+	for _, po := range res.Topics[topic] {
+		if po.Error != nil {
+			return 0, po.Error
+		}
+		n += po.LastOffset
+	}
+	if len(res.Topics[topic]) != partitions {
+		return 0, errors.New("topic " + topic + ": not every partition answered")
+	}
+	return n, nil
+}
+
+func tailString(s string, n int) string {
+	if len(s) > n {
+		return s[len(s)-n:]
+	}
+	return s
+}
