@@ -29,6 +29,8 @@
 //     JVM's start until its topic holds every row (Debezium confirms its slot only on offset
 //     flushes, so the topic's end offset is its end criterion); the summary adds pgcdc's rows/s
 //     over Debezium's and Debezium's CPU per event and peak RSS over pgcdc's.
+//     -variant NAME:ENV=V,... adds a pgcdc configuration to every round; in it,
+//     BENCH_PGCDC_BIN=PATH runs another pgcdc binary (an A/B of two builds within one run).
 //   - latency: a writer inserts -latency-rate rows/s in transactions of -latency-batch rows for
 //     -latency-warmup plus -latency-duration, on a schedule fixed in advance (start + k*interval,
 //     so a late batch does not shift the rest); a Kafka consumer reads the topic as records arrive
