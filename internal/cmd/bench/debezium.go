@@ -69,6 +69,10 @@ func (b *bench) measureDebezium(ctx context.Context, label, slot, pub, table, pr
 	ends := &kafka.Client{Addr: kafka.TCP(s.brokers...), Timeout: 5 * time.Second,
 		Transport: &kafka.Transport{MetadataTTL: time.Second}}
 	deadline := t0.Add(o.runTimeout)
+	// A Debezium that skipped the workload (e.g. started streaming at the current WAL position)
+	// would otherwise wait out the whole run timeout.
+	const stallLimit = 90 * time.Second
+	lastCount, lastGrowth := int64(-1), time.Now()
 	walsenderPID := 0
 	tick := time.NewTicker(100 * time.Millisecond)
 	defer tick.Stop()
@@ -89,6 +93,11 @@ func (b *bench) measureDebezium(ctx context.Context, label, slot, pub, table, pr
 		if n >= rows {
 			r.Seconds = now.Sub(t0).Seconds()
 			break
+		}
+		if n != lastCount {
+			lastCount, lastGrowth = n, now
+		} else if now.Sub(lastGrowth) > stallLimit {
+			return nil, fmt.Errorf("%s: topic %s stuck at %d of %d records for %s:\n%s", label, r.Topic, n, rows, stallLimit, tailString(c.Log(), 3000))
 		}
 		if now.After(deadline) {
 			return nil, fmt.Errorf("%s: topic %s holds %d of %d records after %s:\n%s", label, r.Topic, n, rows, o.runTimeout, tailString(c.Log(), 3000))
