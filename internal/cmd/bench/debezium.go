@@ -35,12 +35,15 @@ func debeziumSettings(slot, pub, table string) (connector, worker map[string]str
 }
 
 // measureDebezium runs Debezium (Kafka Connect standalone, JsonConverter with key and value schemas
-// as valueSchemas says) over slot, from the JVM's start until the topic holds every row of the
-// workload: Debezium confirms the slot only on its offset flushes, so the end criterion is the
+// as valueSchemas says; overrides replace connector settings, e.g. snapshot.mode) over slot, from
+// the JVM's start until the topic holds every row of the workload: Debezium confirms the slot only on its offset flushes, so the end criterion is the
 // topic's end offset rather than the slot. CPU and peak RSS are the JVM's.
-func (b *bench) measureDebezium(ctx context.Context, label, slot, pub, table, prefix string, valueSchemas bool, rows int64) (*Run, error) {
+func (b *bench) measureDebezium(ctx context.Context, label, slot, pub, table, prefix string, valueSchemas bool, rows int64, overrides map[string]string) (*Run, error) {
 	o, s := b.o, b.s
 	connector, worker := debeziumSettings(slot, pub, table)
+	for k, v := range overrides {
+		connector[k] = v
+	}
 	r := &Run{Consumer: "debezium", Label: label, Slot: slot, Rows: rows}
 	vs := valueSchemas
 	r.ValueSchemas = &vs

@@ -4,7 +4,7 @@
 // Kafka, confirmed to the slot). `make bench` runs the default suite; docs/performance.md explains
 // the method and keeps the latest figures.
 //
-//	go run ./internal/cmd/bench [-rows 1000000] [-txn-rows 100] [-debezium=false] [-modes throughput,latency,large,deliver,incremental] [-json FILE]
+//	go run ./internal/cmd/bench [-rows 1000000] [-txn-rows 100] [-debezium=false] [-modes throughput,latency,large,deliver,incremental,snapshot] [-json FILE]
 //
 // Servers: by default a throwaway PostgreSQL and Kafka are started through internal/testenv (their
 // pids are known, so the CPU of the broker's JVM and of the walsender are measured too). Existing
@@ -49,6 +49,11 @@
 //     for an incremental snapshot of the first table: rows/s from the signal to the log's "table
 //     done" (after the last chunk's acknowledgement), and the second table's latency (commit to a
 //     consumer's receipt, p50/p99/max) before and during the snapshot.
+//   - snapshot: a table of -snapshot-rows rows (the throughput table's layout), snapshotted with
+//     snapshot.mode initial and value schemas on by pgcdc, then (with -debezium) by Debezium, each
+//     timed from its process's start until its topic holds every row; beside them the read limit,
+//     COPY (SELECT * FROM table) TO STDOUT to a client that discards it, and pgcdc's own streaming
+//     rate from the throughput mode.
 //
 // Profiling: with -profile DIR (default .cache/bench), one more pgcdc run over the throughput WAL
 // has PGCDC_PPROF_ADDR set (cmd/pgcdc/pprof.go) and the benchmark saves a CPU profile taken over

@@ -39,6 +39,7 @@ type options struct {
 
 	deliverEvents, deliverPartitions, deliverConcurrency int
 	incrementalRows                                      int64
+	snapshotRows                                         int64
 	incrementalChunk                                     int
 
 	debezium    bool   // throughput: run Debezium beside pgcdc
@@ -70,7 +71,7 @@ func parseFlags(args []string) (*options, error) {
 	fs.IntVar(&o.kafkaHeapMB, "kafka-heap-mb", 512, "heap of the broker the benchmark starts")
 	fs.StringVar(&o.pgBinDir, "pg-bin", "", "directory of the PostgreSQL binaries (initdb, postgres, pg_recvlogical); default PATH or the newest /usr/lib/postgresql/*/bin")
 	fs.StringVar(&o.pgcdcBin, "pgcdc", "", "pgcdc binary to measure (default: build ./cmd/pgcdc without -race into -out)")
-	modes := fs.String("modes", "throughput,latency,large,deliver,incremental", "modes to run, comma-separated: throughput, latency, large, deliver, incremental")
+	modes := fs.String("modes", "throughput,latency,large,deliver,incremental,snapshot", "modes to run, comma-separated: throughput, latency, large, deliver, incremental, snapshot")
 	schemas := fs.String("schemas", "false,true", "events.value_schemas settings for the throughput runs, comma-separated")
 	fs.Int64Var(&o.rows, "rows", 1_000_000, "throughput: rows in the workload")
 	fs.IntVar(&o.txnRows, "txn-rows", 100, "throughput: rows per transaction")
@@ -85,6 +86,7 @@ func parseFlags(args []string) (*options, error) {
 	fs.IntVar(&o.deliverPartitions, "deliver-partitions", 4, "deliver: partitions of the topic")
 	fs.IntVar(&o.deliverConcurrency, "deliver-concurrency", 8, "deliver: deliver.concurrency (attempts in flight per partition)")
 	fs.Int64Var(&o.incrementalRows, "incremental-rows", 1_000_000, "incremental: rows of the table snapshotted incrementally (while -latency-rate rows/s stream)")
+	fs.Int64Var(&o.snapshotRows, "snapshot-rows", 1_000_000, "snapshot: rows of the table snapshotted (snapshot.mode initial) by pgcdc and by Debezium")
 	fs.IntVar(&o.incrementalChunk, "incremental-chunk", 0, "incremental: snapshot.incremental_chunk_rows (0: pgcdc's default)")
 	fs.BoolVar(&o.debezium, "debezium", true, "throughput: run Debezium (Kafka Connect standalone, test/debezium/pom.xml) over the same WAL in every round, with each -schemas setting")
 	fs.StringVar(&o.debeziumJVM, "debezium-jvm", "-Xmx1g", "throughput: JVM options of Debezium's Kafka Connect worker (a fixed heap; JIT and GC as the JVM chooses)")
@@ -125,12 +127,15 @@ func parseFlags(args []string) (*options, error) {
 		if !set["incremental-rows"] {
 			o.incrementalRows = 200_000
 		}
+		if !set["snapshot-rows"] {
+			o.snapshotRows = 100_000
+		}
 	}
 	o.modes = map[string]bool{}
 	for _, m := range strings.Split(*modes, ",") {
 		m = strings.TrimSpace(m)
 		switch m {
-		case "throughput", "latency", "large", "deliver", "incremental":
+		case "throughput", "latency", "large", "deliver", "incremental", "snapshot":
 			o.modes[m] = true
 		case "":
 		default:
@@ -159,8 +164,8 @@ func parseFlags(args []string) (*options, error) {
 	}
 	o.variants = append([]variant{{Name: "default"}}, variants...)
 	if o.rows < 1 || o.txnRows < 1 || o.repeat < 1 || o.latencyRate < 1 || o.latencyBatch < 1 || o.largeRows < 1 || o.partitions < 1 ||
-		o.deliverEvents < 1 || o.deliverPartitions < 1 || o.deliverConcurrency < 1 || o.incrementalRows < 1 {
-		return nil, errors.New("-rows, -txn-rows, -repeat, -latency-rate, -latency-batch, -large-rows, -partitions, -incremental-rows and -deliver-* must be >= 1")
+		o.deliverEvents < 1 || o.deliverPartitions < 1 || o.deliverConcurrency < 1 || o.incrementalRows < 1 || o.snapshotRows < 1 {
+		return nil, errors.New("-rows, -txn-rows, -repeat, -latency-rate, -latency-batch, -large-rows, -partitions, -incremental-rows, -snapshot-rows and -deliver-* must be >= 1")
 	}
 	if o.repeat > 10 {
 		return nil, errors.New("-repeat: at most 10 (every round holds its slots)")
@@ -219,6 +224,7 @@ type Results struct {
 	Large       *LargeResult       `json:"large_transaction,omitempty"`
 	Deliver     *DeliverResult     `json:"deliver,omitempty"`
 	Incremental *IncrementalResult `json:"incremental_snapshot,omitempty"`
+	Snapshot    *SnapshotResult    `json:"initial_snapshot,omitempty"`
 	Profile     *ProfileResult     `json:"profile,omitempty"`
 	Errors      []string           `json:"errors,omitempty"`
 }
@@ -357,6 +363,12 @@ func runAll(ctx context.Context, o *options, res *Results) error {
 			logf("incremental snapshot: %v", err)
 		}
 	}
+	if o.modes["snapshot"] && ctx.Err() == nil {
+		if err := b.snapshot(ctx); err != nil {
+			errs = append(errs, fmt.Errorf("snapshot: %w", err))
+			logf("snapshot: %v", err)
+		}
+	}
 	return errors.Join(errs...)
 }
 
@@ -437,7 +449,7 @@ func settingsOf(o *options) map[string]any {
 		"rows": o.rows, "txn_rows": o.txnRows, "repeat": o.repeat, "schemas": o.schemas,
 		"latency_rate": o.latencyRate, "latency_batch": o.latencyBatch,
 		"latency_duration_s": o.latencyDuration.Seconds(), "latency_warmup_s": o.latencyWarmup.Seconds(),
-		"large_rows": o.largeRows, "large_ref": o.largeRef, "incremental_rows": o.incrementalRows, "incremental_chunk": o.incrementalChunk, "status_interval": o.statusInterval.String(),
+		"large_rows": o.largeRows, "large_ref": o.largeRef, "incremental_rows": o.incrementalRows, "incremental_chunk": o.incrementalChunk, "snapshot_rows": o.snapshotRows, "status_interval": o.statusInterval.String(),
 		"partitions": o.partitions, "pgcdc_env": o.pgcdcEnv, "variants": o.variants, "own_servers": o.pgDSN == "" && o.brokers == "",
 		"kafka_heap_mb": o.kafkaHeapMB, "deliver_events": o.deliverEvents, "deliver_partitions": o.deliverPartitions,
 		"deliver_concurrency": o.deliverConcurrency, "debezium": o.debezium, "debezium_jvm": o.debeziumJVM,

@@ -107,6 +107,25 @@ func printReport(w io.Writer, r *Results) {
 		fmt.Fprintf(w, "| %.1f | **%.0f** | %.1f ms | %.1f ms | %.1f ms | **%.1f ms** | %.1f ms | %.0f%% | %s |\n", in.Seconds, in.RowsPerSec,
 			in.Baseline.P50Ms, in.Baseline.P99Ms, in.During.P50Ms, in.During.P99Ms, in.During.MaxMs, in.PgcdcCPUPercent, mib(in.PeakRSS))
 	}
+	if sn := r.Snapshot; sn != nil && sn.Pgcdc != nil {
+		fmt.Fprintf(w, "\n### Initial snapshot: %d rows (%s table), value schemas on\n\n", sn.Rows, mib(sn.TableBytes))
+		fmt.Fprintln(w, "| reader | seconds | rows/s | CPU µs/row | peak RSS |")
+		fmt.Fprintln(w, "| --- | ---: | ---: | ---: | ---: |")
+		fmt.Fprintf(w, "| COPY (SELECT ...) TO STDOUT (the read limit) | %.2f | %.0f | | |\n", sn.CopySeconds, sn.CopyRowsPerSec)
+		for _, x := range []*Run{sn.Pgcdc, sn.Debezium} {
+			if x != nil {
+				fmt.Fprintf(w, "| %s | %.2f | %.0f | %s | %s |\n", x.Label, x.Seconds, x.RowsPerSec, us(x.ClientCPUPerEvent), mib(x.PeakRSS))
+			}
+		}
+		fmt.Fprintf(w, "\npgcdc snapshot/COPY **%.2f**", sn.VsCopy)
+		if sn.VsStreaming > 0 {
+			fmt.Fprintf(w, ", snapshot/its own streaming (%.0f rows/s) **%.2f**", sn.StreamingRowsPerSec, sn.VsStreaming)
+		}
+		if sn.VsDebezium > 0 {
+			fmt.Fprintf(w, ", pgcdc/Debezium snapshot **%.1f**", sn.VsDebezium)
+		}
+		fmt.Fprintln(w)
+	}
 	if p := r.Profile; p != nil {
 		fmt.Fprintf(w, "\n### Profile (pgcdc, value schemas %v, a %.1fs run with the profiler on): %s\n\n```\n%s\n```\n", p.ValueSchemas, p.RunSeconds, p.CPUProfile, p.TopFlat)
 		fmt.Fprintf(w, "\nCumulative:\n\n```\n%s\n```\n\nAllocations (alloc_space): %s\n\n```\n%s\n```\n", p.TopCum, p.AllocsProfile, p.TopAllocs)

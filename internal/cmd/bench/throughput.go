@@ -139,7 +139,7 @@ func (b *bench) throughput(ctx context.Context) error {
 			label := fmt.Sprintf("r%d-debezium-%s", i+1, schemaName(vs))
 			prefix := fmt.Sprintf("b%d_dbz_%s", i+1, schemaName(vs))
 			logf("throughput round %d/%d: Debezium, value schemas %v", i+1, o.repeat, vs)
-			r, err := b.measureDebezium(ctx, label, rs.debezium[j], pub, table, prefix, vs, w.Rows)
+			r, err := b.measureDebezium(ctx, label, rs.debezium[j], pub, table, prefix, vs, w.Rows, nil)
 			if err != nil {
 				return err
 			}
