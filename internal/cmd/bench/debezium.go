@@ -36,8 +36,10 @@ func debeziumSettings(slot, pub, table string) (connector, worker map[string]str
 
 // measureDebezium runs Debezium (Kafka Connect standalone, JsonConverter with key and value schemas
 // as valueSchemas says; overrides replace connector settings, e.g. snapshot.mode) over slot, from
-// the JVM's start until the topic holds every row of the workload: Debezium confirms the slot only on its offset flushes, so the end criterion is the
-// topic's end offset rather than the slot. CPU and peak RSS are the JVM's.
+// the JVM's start until the topic holds every row of the workload: Debezium confirms the slot only
+// on its offset flushes, so the end criterion is the topic's end offset rather than the slot. CPU
+// and peak RSS are the JVM's. With snapshot.mode initial, Start returns only once the snapshot is
+// done and Debezium streams (its slot becomes active then), so its StartupSeconds include it.
 func (b *bench) measureDebezium(ctx context.Context, label, slot, pub, table, prefix string, valueSchemas bool, rows int64, overrides map[string]string) (*Run, error) {
 	o, s := b.o, b.s
 	connector, worker := debeziumSettings(slot, pub, table)
@@ -61,7 +63,7 @@ func (b *bench) measureDebezium(ctx context.Context, label, slot, pub, table, pr
 		Extra:        connector,
 		Worker:       worker,
 		JVMOptions:   strings.Fields(o.debeziumJVM),
-		StartTimeout: 3 * time.Minute,
+		StartTimeout: o.runTimeout, // an initial snapshot happens inside Start
 	})
 	if err != nil {
 		return nil, fmt.Errorf("%s: %w", label, err)
