@@ -23,6 +23,8 @@
 //     seconds of the client, the walsender and the broker JVM (utime+stime deltas from /proc), CPU-µs
 //     per event, peak RSS (VmHWM). -repeat N repeats the three runs N times on fresh slots over the
 //     same WAL; the summary takes medians of the per-round ratios.
+//     -variant NAME:ENV=V,... adds a pgcdc configuration to every round; in it,
+//     BENCH_PGCDC_BIN=PATH runs another pgcdc binary (an A/B of two builds within one run).
 //   - latency: a writer inserts -latency-rate rows/s in transactions of -latency-batch rows for
 //     -latency-warmup plus -latency-duration, on a schedule fixed in advance (start + k*interval,
 //     so a late batch does not shift the rest); a Kafka consumer reads the topic as records arrive

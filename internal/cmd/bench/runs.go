@@ -285,13 +285,22 @@ func pgcdcSpec(o *options, s *servers, dsn, label, slot, pub, prefix, table stri
 	for k, v := range o.pgcdcEnv {
 		vars[k] = v
 	}
+	bin := o.pgcdcBin
 	for k, v := range extra {
+		if k == envVariantBin {
+			bin = v
+			continue
+		}
 		vars[k] = v
 	}
-	cmd := exec.Command(o.pgcdcBin, "run")
+	cmd := exec.Command(bin, "run")
 	cmd.Env = procEnv(vars)
 	return runSpec{label: label, cmd: cmd, slot: slot, target: target, rows: rows, readyLine: `"message":"streaming"`}
 }
+
+// envVariantBin in a variant's environment names another pgcdc binary for that variant (an A/B
+// of two builds within one run); it is not passed on.
+const envVariantBin = "BENCH_PGCDC_BIN"
 
 // procEnv is the environment of a pgcdc process: this one's without any PGCDC_* variable (a stray
 // one would change the run), plus vars.
