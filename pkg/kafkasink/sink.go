@@ -92,7 +92,7 @@ type Sink struct {
 	opts   Options
 	log    zerolog.Logger
 	acker  Acker
-	prod   producer // writes one batch to one partition (kafka-go's Writer; tests inject answers)
+	prod   producer // writes one batch to one partition (one kafka-go produce request; tests inject answers)
 	topics *topics
 	budget *budget
 
