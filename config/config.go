@@ -19,6 +19,34 @@ type Config struct {
 	Snapshot  SnapshotConfig  `yaml:"snapshot"`
 	Deliver   DeliverConfig   `yaml:"deliver"`
 	Outbox    OutboxConfig    `yaml:"outbox"`
+	Signal    SignalConfig    `yaml:"signal"`
+	HA        HAConfig        `yaml:"ha"`
+}
+
+// HAConfig runs several pgcdc processes for one slot (as on several hosts): one streams (active),
+// the others wait (standby) and take over when it dies or freezes (pkg/lease, docs/operations.md
+// "High availability").
+type HAConfig struct {
+	Enabled bool `yaml:"enabled"` // default false: one process, a second one waits on the slot without a takeover
+	// TakeoverAfter is how long the active process's lease heartbeat may be silent before a standby
+	// ends its sessions and takes over; default 8s. The heartbeat runs every takeover_after/8.
+	TakeoverAfter time.Duration `yaml:"takeover_after"`
+	// TransactionalID is the Kafka transactional.id whose producer epoch fences a previous active
+	// process: a new active one bumps it before it writes, and the broker then refuses the old one's
+	// writes. Default "pgcdc-<kafka.topic_prefix>-<postgres.slot>"; it must differ between
+	// connectors that share a Kafka cluster.
+	TransactionalID string `yaml:"transactional_id"`
+}
+
+// DefaultTakeoverAfter is ha.takeover_after's default.
+const DefaultTakeoverAfter = 8 * time.Second
+
+// KafkaTransactionalID returns ha.transactional_id, or its default for the topic prefix and slot.
+func (c Config) KafkaTransactionalID() string {
+	if c.HA.TransactionalID != "" {
+		return c.HA.TransactionalID
+	}
+	return "pgcdc-" + c.Kafka.TopicPrefix + "-" + c.Postgres.Slot
 }
 
 // SnapshotConfig configures the initial snapshot: the rows that exist before streaming starts,
@@ -33,6 +61,14 @@ type SnapshotConfig struct {
 	ChunkRows      int    `yaml:"chunk_rows"`       // rows per chunk (key or ctid range), default 100000
 	MaxRowsPerSec  int    `yaml:"max_rows_per_sec"` // read rate limit over all workers; 0 (default) = none
 	ProgressSchema string `yaml:"progress_schema"`  // schema of the pgcdc_snapshot_progress table, default "public"
+
+	// IncrementalChunkRows is the number of rows an incremental snapshot reads per chunk (window),
+	// as Debezium's incremental.snapshot.chunk.size; default 1024.
+	IncrementalChunkRows int `yaml:"incremental_chunk_rows"`
+	// BackfillNewTables snapshots incrementally the tables that become captured after the slot's
+	// tables were snapshotted (a table added to tables.include before a restart, or created while
+	// pgcdc runs), so that their existing rows are published too. Default true.
+	BackfillNewTables bool `yaml:"backfill_new_tables"`
 }
 
 // Publication modes (postgres.publication_mode).
@@ -76,6 +112,10 @@ const SnapshotProgressTable = "pgcdc_snapshot_progress"
 // SlotPositionTable is the table (in snapshot.progress_schema) where pgcdc records the last
 // position it confirmed on each slot (package slotrecord). Never captured either.
 const SlotPositionTable = "pgcdc_slot_position"
+
+// IncrementalProgressTable is the table (in snapshot.progress_schema) where pgcdc records the
+// incremental snapshots' progress (package incremental). Never captured either.
+const IncrementalProgressTable = "pgcdc_incremental_snapshot"
 
 // HeartbeatConfig configures heartbeats: a small write at an interval that travels through the
 // replication stream, so that the slot keeps advancing and liveness is visible end to end.
@@ -321,12 +361,16 @@ func Default() Config {
 			Workers:        2,
 			ChunkRows:      100000,
 			ProgressSchema: "public",
+
+			IncrementalChunkRows: 1024,
+			BackfillNewTables:    true,
 		},
 		Metrics: MetricsConfig{
 			Listen: DefaultMetricsListen,
 		},
 		Deliver: defaultDeliver(),
 		Outbox:  defaultOutbox(),
+		HA:      HAConfig{TakeoverAfter: DefaultTakeoverAfter},
 	}
 }
 

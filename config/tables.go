@@ -12,9 +12,9 @@ import (
 // crosses the dot). Matching is case-sensitive, on the names as stored in
 // the catalog (unquoted identifiers are lower case). Malformed patterns
 // match nothing; Validate reports them. pgcdc's own tables (SnapshotProgressTable,
-// SlotPositionTable) never match.
+// SlotPositionTable, IncrementalProgressTable) never match.
 func (t TablesConfig) Matches(schema, table string) bool {
-	if table == SnapshotProgressTable || table == SlotPositionTable {
+	if table == SnapshotProgressTable || table == SlotPositionTable || table == IncrementalProgressTable {
 		return false
 	}
 	return matchAny(t.Include, schema, table) && !matchAny(t.Exclude, schema, table)

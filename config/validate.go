@@ -107,6 +107,8 @@ func (c Config) Validate() error {
 	c.Snapshot.validate(v)
 	c.Deliver.validate(v)
 	c.Outbox.validate(v, c.Tables)
+	c.Signal.validate(v)
+	c.validateHA(v)
 	return errors.Join(v.errs...)
 }
 
@@ -312,5 +314,23 @@ func (s SnapshotConfig) validate(v *validator) {
 	}
 	if s.ProgressSchema == "" || len(s.ProgressSchema) > 63 {
 		v.add("snapshot.progress_schema", "must be a schema name of 1 to 63 bytes, got %q", s.ProgressSchema)
+	}
+	if s.IncrementalChunkRows < 1 || s.IncrementalChunkRows > 1000000 {
+		v.add("snapshot.incremental_chunk_rows", "must be between 1 and 1000000, got %d", s.IncrementalChunkRows)
+	}
+}
+
+func (c Config) validateHA(v *validator) {
+	if !c.HA.Enabled {
+		return
+	}
+	if c.HA.TakeoverAfter < time.Second {
+		v.add("ha.takeover_after", "must be at least 1s, got %s", c.HA.TakeoverAfter)
+	}
+	if c.Kafka.Acks != "" && c.Kafka.Acks != "all" {
+		v.add("kafka.acks", "must be all with ha.enabled (the fencing producer is idempotent), got %q", c.Kafka.Acks)
+	}
+	if c.Snapshot.Mode == SnapshotInitialOnly {
+		v.add("ha.enabled", "has no use with snapshot.mode initial_only (the process exits after the snapshot)")
 	}
 }

@@ -18,6 +18,7 @@ import (
 	"github.com/pgcdc/pgcdc/pkg/ack"
 	"github.com/pgcdc/pgcdc/pkg/decode"
 	"github.com/pgcdc/pgcdc/pkg/event"
+	"github.com/pgcdc/pgcdc/pkg/incremental"
 	"github.com/pgcdc/pgcdc/pkg/kafkaclient"
 	"github.com/pgcdc/pgcdc/pkg/kafkasink"
 	"github.com/pgcdc/pgcdc/pkg/outbox"
@@ -49,12 +50,32 @@ type Connector struct {
 	noticed   map[string]bool   // warnings given once per process (guarded by tablesMu)
 	// createdPublication: this start-up created the publication (undone if the start fails).
 	createdPublication bool
-	// onJoin snapshots the rows of tables that joined the publication while pgcdc ran; nil: none.
-	onJoin func(tables []string) error
 
 	outbox *outbox.Router // outbox routing (outbox.go); nil: none
 
 	shape *shaping // event shaping (shaping.go), shared by every router
+
+	snapshotted bool // this run snapshotted every captured table (snapshot.go)
+	incrMu      sync.Mutex
+	incr        *incremental.Snapshotter // incremental snapshots (incremental.go); nil until streaming, or unavailable
+
+	lease Lease // the slot's lease (ha.enabled; HoldWhile); nil: none
+	lost  <-chan struct{}
+}
+
+// Lease is the right to stream the slot (a *lease.Lease).
+type Lease interface {
+	Lost() <-chan struct{} // closed once the lease is lost
+	Err() error            // why it was lost
+	Valid() error          // nil while the process can prove it still holds the lease
+}
+
+// HoldWhile makes Run depend on l (ha.enabled): once l is lost, Run stops hard and returns why
+// (another process took over, so this one must not finish its transaction, wait for Kafka or
+// confirm anything), and no batch is written to Kafka unless l.Valid() allows it at that moment.
+// Call it before Run.
+func (c *Connector) HoldWhile(l Lease) {
+	c.lease, c.lost = l, l.Lost()
 }
 
 // New prepares a connector for cfg (which Load has validated). m receives its metrics; nil means none.
@@ -124,9 +145,21 @@ func (c *Connector) stream(soft context.Context) error {
 	if err != nil {
 		return err
 	}
+	side, err := c.startIncremental(soft, c.snapshotted) // incremental.go
+	if err != nil {
+		return err
+	}
+	defer func() {
+		c.incrMu.Lock()
+		c.incr = nil
+		c.incrMu.Unlock()
+		if side.incr != nil {
+			side.incr.Close()
+		}
+	}()
 	src := pgsource.NewStream(c.streamOptions(), c.tracker)
 	p := &pipeline{dec: decode.NewDecoder(decode.NewRelations(cat), sp), router: router, sink: c.sink, tracker: c.tracker,
-		lastCommit: c.sessionLastCommit}
+		lastCommit: c.sessionLastCommit, side: side}
 	if c.metrics != nil {
 		p.onCommit = func(end pglogrepl.LSN, txn *decode.Txn) { c.metrics.Committed(uint64(end), txn.CommitTime) }
 	}
@@ -149,6 +182,17 @@ func (c *Connector) stream(soft context.Context) error {
 	})
 	g.Go(func() error { return c.stopDeadline(soft, gctx) })
 	g.Go(func() error { return c.sinkFailure(gctx) })
+	if c.lost != nil {
+		g.Go(func() error {
+			select {
+			case <-gctx.Done():
+				return nil
+			case <-c.lost:
+				return c.lease.Err()
+			}
+		})
+	}
+	c.runIncremental(g, gctx, side)
 	c.periodicJobs(g, gctx, src)
 
 	err = g.Wait()
@@ -311,6 +355,9 @@ func (c *Connector) start(ctx context.Context) (err error) {
 	if err := pgsource.CheckReplicationRole(pgCtx, sql); err != nil {
 		return err
 	}
+	if err := c.ensureSignalTable(pgCtx, sql); err != nil { // incremental.go
+		return err
+	}
 	selected, err := pgsource.ListTables(pgCtx, sql, c.cfg.Tables.Matches)
 	if err != nil {
 		return err
@@ -330,15 +377,25 @@ func (c *Connector) start(ctx context.Context) (err error) {
 			c.undoStart()
 		}
 	}()
+	// The captured tables' topics, set up (described, created when missing) a few at a time:
+	// one at a time, a database with a thousand new tables took minutes. kafka.connect_timeout
+	// bounds each topic's set-up, not all of them.
+	setup, sctx := errgroup.WithContext(ctx)
+	setup.SetLimit(topicSetupConcurrency)
 	for _, t := range c.capturable(selected) {
 		if !c.publishesTableTopic(t) { // outbox.go: an outbox table's own topic only with raw_events
 			continue
 		}
 		for _, topic := range c.topicsOf(t) {
-			if err := c.sink.EnsureTopic(kctx, topic); err != nil {
-				return err
-			}
+			setup.Go(func() error {
+				tctx, tcancel := context.WithTimeout(sctx, c.cfg.Kafka.ConnectTimeout)
+				defer tcancel()
+				return c.sink.EnsureTopic(tctx, topic)
+			})
 		}
+	}
+	if err := setup.Wait(); err != nil {
+		return err
 	}
 	tables, _, err := c.syncPublication(pgCtx, sql, true)
 	if err != nil {
@@ -386,6 +443,9 @@ func (c *Connector) start(ctx context.Context) (err error) {
 		Msg("pgcdc starting")
 	return nil
 }
+
+// topicSetupConcurrency is how many topics start-up sets up at once.
+const topicSetupConcurrency = 8
 
 // undoStart removes what a failed start-up created: the topics (they hold no record yet), the
 // publication, the slot (nothing was confirmed on it).
@@ -525,7 +585,26 @@ func (c *Connector) sinkOptions() kafkasink.Options {
 		TopicConfig:       k.TopicConfig,
 		Logger:            c.log,
 		OnWrite:           c.metrics.KafkaWrite,
+		TransactionalID:   c.transactionalID(),
+		MayWrite:          c.mayWrite(),
 	}
+}
+
+// mayWrite is the sink's check before each write: the lease still held (ha.enabled); nil without.
+func (c *Connector) mayWrite() func() error {
+	if c.lease == nil {
+		return nil
+	}
+	return c.lease.Valid
+}
+
+// transactionalID is the Kafka transactional id whose producer epoch fences a previous active
+// process (ha.enabled); "" without high availability.
+func (c *Connector) transactionalID() string {
+	if !c.cfg.HA.Enabled {
+		return ""
+	}
+	return c.cfg.KafkaTransactionalID()
 }
 
 func (c *Connector) streamOptions() pgsource.StreamOptions {

@@ -433,11 +433,7 @@ func TestBrokerOutagesAreTransient(t *testing.T) {
 	testenv.Require(t)
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Minute)
 	defer cancel()
-	k, err := testenv.StartKafka(ctx, testenv.KafkaOptions{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(k.Close)
+	k := startDedicatedKafka(t)
 	e := newEnv(t, nil, []string{k.Addr()})
 	e.exec(`CREATE TABLE bo (id int PRIMARY KEY, v int)`)
 	p := e.start(map[string]string{
@@ -664,6 +660,7 @@ func TestPublicationDroppedWhileRunningIsFatal(t *testing.T) {
 	t.Logf("publication recreated, same slot: exit 1 again: %s", last)
 	// Dropping the slot and starting with snapshot.mode when_needed creates a new slot and snapshots
 	// the table again; changes from then on flow.
+	e.waitSlotReleased(30 * time.Second)
 	e.exec(`SELECT pg_drop_replication_slot($1)`, e.slot)
 	p3 := e.start(map[string]string{"PGCDC_SNAPSHOT_MODE": "when_needed"})
 	p3.waitStreaming()
@@ -775,5 +772,65 @@ func TestTopicAuthorizationFailureIsFatal(t *testing.T) {
 	e.read("ta", 2, 2*time.Minute)
 	if code := p2.stop(); code != 0 {
 		t.Fatalf("exit code %d after the ACL was removed", code)
+	}
+}
+
+// A fast shutdown of PostgreSQL while pgcdc is connected and idle completes at once. A walsender of
+// a server shutting down exits only once its client confirmed everything it sent, and the shutdown
+// waits for it; an idle pgcdc holds its slot one write behind (the write that records its position,
+// docs/failover.md), so it must confirm that write when the walsender asks: before, the shutdown hung
+// until pgcdc was stopped. pgcdc then reconnects to the restarted server and goes on.
+func TestIdleFastShutdownCompletes(t *testing.T) {
+	pg := startDedicatedPostgres(t, testenv.PostgresOptions{})
+	e := newEnv(t, pg, nil)
+	e.exec(`CREATE TABLE ifs (id int PRIMARY KEY, v int)`)
+	p := e.start(map[string]string{
+		"PGCDC_EVENTS_VALUE_SCHEMAS":     "false",
+		"PGCDC_POSTGRES_STATUS_INTERVAL": "500ms",
+	})
+	p.waitStreaming()
+	e.exec(`INSERT INTO ifs VALUES (1, 1)`)
+	e.readEventually("ifs", 1, time.Minute)
+	// Idle: the position, recorded, confirmed, and nothing written since but the record itself.
+	var lag int64
+	for deadline := time.Now().Add(30 * time.Second); ; {
+		time.Sleep(2 * time.Second)
+		if err := e.db.QueryRow(context.Background(), `SELECT pg_current_wal_insert_lsn() - confirmed_flush_lsn
+			FROM pg_replication_slots WHERE slot_name = $1`, e.slot).Scan(&lag); err != nil {
+			t.Fatal(err)
+		}
+		var again int64
+		time.Sleep(time.Second)
+		if err := e.db.QueryRow(context.Background(), `SELECT pg_current_wal_insert_lsn() - confirmed_flush_lsn
+			FROM pg_replication_slots WHERE slot_name = $1`, e.slot).Scan(&again); err != nil {
+			t.Fatal(err)
+		}
+		if again == lag {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("the slot did not settle (lag %d, then %d bytes)", lag, again)
+		}
+	}
+	t.Logf("idle: the slot is %d bytes behind the WAL insert position", lag)
+	e.db.Close(context.Background())
+
+	start := time.Now()
+	if !pg.StopWithin(testenv.StopFast, 20*time.Second) {
+		t.Fatalf("a fast shutdown with pgcdc connected and idle did not finish within 20 s (killed); pgcdc's log:\n%s", p.out.String())
+	}
+	t.Logf("fast shutdown took %s", time.Since(start).Round(time.Millisecond))
+	p.alive("fast shutdown")
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	defer cancel()
+	if err := pg.Start(ctx); err != nil {
+		t.Fatal(err)
+	}
+	e.connect()
+	e.exec(`INSERT INTO ifs VALUES (2, 2)`)
+	e.readEventually("ifs", 2, 2*time.Minute)
+	p.alive("restart")
+	if code := p.stop(); code != 0 {
+		t.Fatalf("exit code %d", code)
 	}
 }

@@ -123,6 +123,24 @@ func parseLSN(t testing.TB, s string) uint64 {
 	return hi<<32 | lo
 }
 
+// waitSlotReleased waits until no walsender holds the slot: the walsender of a pgcdc that stopped or
+// exited may outlive its client by a moment.
+func (e *env) waitSlotReleased(timeout time.Duration) {
+	e.t.Helper()
+	for deadline := time.Now().Add(timeout); ; time.Sleep(50 * time.Millisecond) {
+		var active bool
+		if err := e.db.QueryRow(context.Background(), `SELECT active FROM pg_replication_slots WHERE slot_name = $1`, e.slot).Scan(&active); err != nil {
+			e.t.Fatal(err)
+		}
+		if !active {
+			return
+		}
+		if time.Now().After(deadline) {
+			e.t.Fatalf("the slot stayed active %s after pgcdc stopped", timeout)
+		}
+	}
+}
+
 // confirmedFlush reads the slot's confirmed_flush_lsn (0 while the slot does not exist).
 func (e *env) confirmedFlush() uint64 {
 	return e.queryLSN(`SELECT confirmed_flush_lsn::text FROM pg_replication_slots WHERE slot_name = $1`, e.slot)
@@ -230,15 +248,21 @@ func tail(s string, n int) string {
 // waitLog waits until the output contains substr.
 func (p *proc) waitLog(substr string, timeout time.Duration) {
 	p.t.Helper()
+	p.waitLogCount(substr, 1, timeout)
+}
+
+// waitLogCount waits until the output contains substr at least n times.
+func (p *proc) waitLogCount(substr string, n int, timeout time.Duration) {
+	p.t.Helper()
 	deadline := time.Now().Add(timeout)
-	for !strings.Contains(p.out.String(), substr) {
+	for strings.Count(p.out.String(), substr) < n {
 		select {
 		case <-p.done:
-			p.t.Fatalf("pgcdc exited (%v) before logging %q:\n%s", p.err, substr, tail(p.out.String(), 6000))
+			p.t.Fatalf("pgcdc exited (%v) before logging %q %d times:\n%s", p.err, substr, n, tail(p.out.String(), 6000))
 		default:
 		}
 		if time.Now().After(deadline) {
-			p.t.Fatalf("pgcdc did not log %q within %s:\n%s", substr, timeout, tail(p.out.String(), 6000))
+			p.t.Fatalf("pgcdc did not log %q %d times within %s:\n%s", substr, n, timeout, tail(p.out.String(), 6000))
 		}
 		time.Sleep(50 * time.Millisecond)
 	}

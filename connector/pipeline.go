@@ -19,6 +19,20 @@ type sink interface {
 	Append(ctx context.Context, rec kafkasink.Record) error
 }
 
+// side is what the pipeline hands to the incremental snapshot and the signals (incremental.go):
+// they see the changes and the watermarks in WAL order, between decoding and routing.
+type side interface {
+	// Change sees every change before it is routed; route false: the change is the side's own (a
+	// signal table row, a watermark) and is not routed. At a high watermark it appends the window's
+	// rows through emit, as tracker transaction txn (the change's). At a commit it acts on the
+	// transaction's signals (a blocking snapshot runs there, the stream paused: it ends early with
+	// an error wrapping errStopped at a soft stop, soft).
+	Change(hard, soft context.Context, ch *decode.Change, txn ack.TxnID, emit func(kafkasink.Record) error) (route bool, err error)
+	// Tasks delivers work that must run on the pipeline goroutine between transactions (a blocking
+	// snapshot asked for through the Kafka signal topic); its context ends at a soft stop.
+	Tasks() <-chan func(soft context.Context) error
+}
+
 // pipeline is the change path: it takes the stream's messages in WAL order, decodes them, routes
 // the changes to records, appends them to the sink and registers every transaction with the
 // tracker, whose safe position the stream confirms. It runs on one goroutine.
@@ -31,9 +45,11 @@ type pipeline struct {
 	onCommit func(end pglogrepl.LSN, txn *decode.Txn)
 	// lastCommit gives source.sequence[0] of a session's first event from where it starts; nil: none.
 	lastCommit func(start pglogrepl.LSN) pglogrepl.LSN
+	side       side // nil: no incremental snapshots nor signals
 
-	ctx context.Context // the hard context of the current run (Append and catalog reads wait on it)
-	txn ack.TxnID       // the tracker's id of the transaction being decoded
+	ctx  context.Context // the hard context of the current run (Append and catalog reads wait on it)
+	soft context.Context // ends at a soft stop
+	txn  ack.TxnID       // the tracker's id of the transaction being decoded
 }
 
 // errStopped ends a pipeline run at a transaction boundary after a stop was requested.
@@ -42,16 +58,30 @@ var errStopped = errors.New("stopped at a transaction boundary")
 // run handles messages until soft ends and the decoder is at a transaction boundary (it then
 // returns errStopped), hard ends, or a change cannot be handled.
 func (p *pipeline) run(soft, hard context.Context, in <-chan pgsource.Message) error {
-	p.ctx = hard
+	p.ctx, p.soft = hard, soft
 	stop := soft.Done()
 	stopping := false
+	var tasks <-chan func(context.Context) error
 	for {
 		if stopping && p.dec.AtBoundary() {
 			return errStopped
 		}
+		tasks = nil
+		if p.side != nil && !stopping && p.dec.AtBoundary() {
+			tasks = p.side.Tasks()
+		}
 		select {
 		case m := <-in:
 			if err := p.handle(m); err != nil {
+				if errors.Is(err, errStopped) {
+					// A stop cut a transaction short (a blocking snapshot at its commit): it is
+					// not confirmed, and comes again, whole, after a restart.
+					p.tracker.DiscardOpen()
+				}
+				return err
+			}
+		case task := <-tasks:
+			if err := task(soft); err != nil {
 				return err
 			}
 		case <-stop:
@@ -98,11 +128,24 @@ func (p *pipeline) change(ch *decode.Change) error {
 	case ch.Kind == decode.KindMessage && ch.Txn == nil:
 		// A message outside any transaction is a transaction of its own, confirmable just past it.
 		txn := p.tracker.Begin()
-		err := p.router.Route(ch, func(rec kafkasink.Record) error { return p.append(txn, rec) })
+		emit := func(rec kafkasink.Record) error { return p.append(txn, rec) }
+		route, err := true, error(nil)
+		if p.side != nil {
+			route, err = p.side.Change(p.ctx, p.soft, ch, txn, emit) // an incremental snapshot's watermark
+		}
+		if route && err == nil {
+			err = p.router.Route(ch, emit)
+		}
 		p.tracker.Commit(txn, ch.LSN+1)
 		return err
 	}
-	if err := p.router.Route(ch, func(rec kafkasink.Record) error { return p.append(p.txn, rec) }); err != nil {
+	emit := func(rec kafkasink.Record) error { return p.append(p.txn, rec) }
+	if p.side != nil {
+		if route, err := p.side.Change(p.ctx, p.soft, ch, p.txn, emit); err != nil || !route {
+			return err
+		}
+	}
+	if err := p.router.Route(ch, emit); err != nil {
 		return err
 	}
 	if ch.Kind == decode.KindCommit {

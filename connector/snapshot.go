@@ -142,18 +142,9 @@ func (c *Connector) runSnapshot(ctx context.Context) (stop bool, err error) {
 	slices.SortStableFunc(captured, func(a, b pgsource.Table) int {
 		return c.cfg.Tables.IncludeIndex(a.Schema, a.Name) - c.cfg.Tables.IncludeIndex(b.Schema, b.Name)
 	})
-	tables := map[string]*snapshot.Table{}
-	relations := map[string]*decode.Relation{}
-	for _, t := range captured {
-		st, err := snapshot.Describe(ctx, coord, t.Schema, t.Name, c.cfg.Postgres.Publication, c.info.Version)
-		if err != nil {
-			return true, err
-		}
-		rel, err := snapshotRelation(ctx, coord, st)
-		if err != nil {
-			return true, err
-		}
-		tables[st.String()], relations[st.String()] = st, rel
+	tables, relations, err := c.describeSnapshot(ctx, coord, captured, nil)
+	if err != nil {
+		return true, err
 	}
 
 	store, err := snapshot.OpenStore(ctx, c.sql, sc.ProgressSchema)
@@ -242,6 +233,7 @@ func (c *Connector) runSnapshot(ctx context.Context) (stop bool, err error) {
 	if err := store.Finish(ctx, slotName, total); err != nil {
 		return true, err
 	}
+	c.snapshotted = true
 	c.log.Info().Int64("rows", rep.Rows).Int("chunks", rep.ChunksTotal).Float64("took_s", rep.Elapsed.Seconds()).
 		Float64("rows_per_sec", rep.RowsPerSec).Msg("snapshot completed")
 	if initialOnly {
@@ -249,6 +241,26 @@ func (c *Connector) runSnapshot(ctx context.Context) (stop bool, err error) {
 		return true, nil
 	}
 	return false, nil
+}
+
+// describeSnapshot describes tables for a snapshot in q's snapshot, each read where filters[name]
+// holds (nil: every row).
+func (c *Connector) describeSnapshot(ctx context.Context, q snapshot.Querier, tables []pgsource.Table, filters map[string]string) (map[string]*snapshot.Table, map[string]*decode.Relation, error) {
+	described := map[string]*snapshot.Table{}
+	relations := map[string]*decode.Relation{}
+	for _, t := range tables {
+		st, err := snapshot.Describe(ctx, q, t.Schema, t.Name, c.cfg.Postgres.Publication, c.info.Version)
+		if err != nil {
+			return nil, nil, err
+		}
+		st.Filter = filters[st.String()]
+		rel, err := snapshot.Relation(ctx, q, st)
+		if err != nil {
+			return nil, nil, err
+		}
+		described[st.String()], relations[st.String()] = st, rel
+	}
+	return described, relations, nil
 }
 
 // drainSnapshot waits for Kafka to acknowledge every snapshot record: without bound while running
@@ -363,24 +375,6 @@ func (tp *tableProgress) done(ch *snapshot.Chunk) {
 	tp.m.SnapshotProgress(ch.Table, tp.rows[ch.Table], max(tp.total[ch.Table], tp.rows[ch.Table]))
 }
 
-// snapshotRelation describes a snapshot table as the decoder describes a relation from its Relation
-// message (decode.BuildTable joined with the catalog), so that its rows encode as streamed ones do.
-func snapshotRelation(ctx context.Context, q decode.Querier, t *snapshot.Table) (*decode.Relation, error) {
-	msg := &pglogrepl.RelationMessage{RelationID: t.OID, Namespace: t.Schema, RelationName: t.Name}
-	for _, col := range t.Columns {
-		msg.Columns = append(msg.Columns, &pglogrepl.RelationMessageColumn{Name: col.Name, DataType: col.TypeOID, TypeModifier: col.TypeMod})
-	}
-	cat, err := decode.PGCatalog{Conn: q}.Describe(ctx, t.OID)
-	if err != nil {
-		return nil, err
-	}
-	et, err := decode.BuildTable(msg, cat, nil)
-	if err != nil {
-		return nil, fmt.Errorf("table %s: %w", t, err)
-	}
-	return &decode.Relation{ID: t.OID, Table: et, Key: et.Key, Name: t.String()}, nil
-}
-
 // snapshotHandler turns snapshot rows into op "r" records through the route stage, the sink and
 // the tracker, as streamed changes go.
 type snapshotHandler struct {
@@ -407,20 +401,15 @@ func (h *snapshotHandler) ChunkStart(w int, _ *snapshot.Chunk) error {
 
 func (h *snapshotHandler) ChunkEnd(w int, ch *snapshot.Chunk, rows int64) error {
 	h.c.tracker.Commit(h.workers[w].txn, h.c.slot.ConfirmedFlush)
-	h.reads <- chunkRead{chunk: ch, txn: h.workers[w].txn, rows: rows}
+	if h.reads != nil {
+		h.reads <- chunkRead{chunk: ch, txn: h.workers[w].txn, rows: rows}
+	}
 	return nil
 }
 
 func (h *snapshotHandler) Row(ctx context.Context, wi int, t *snapshot.Table, ch *snapshot.Chunk, n int64, values [][]byte, marker string) error {
 	w := &h.workers[wi]
-	w.row = w.row[:0]
-	for _, v := range values {
-		if v == nil {
-			w.row = append(w.row, event.Datum{Kind: event.DatumNull})
-		} else {
-			w.row = append(w.row, event.Datum{Kind: event.DatumText, Text: v})
-		}
-	}
+	w.row = event.TextDatums(w.row[:0], values)
 	src := event.Source{CommitTime: h.sess.Time, Snapshot: marker, TxID: h.sess.TxID, LSN: uint64(h.sess.LSN)}
 	// The position header makes (source.lsn, pgcdc.position) unique within the snapshot.
 	pos := int64(ch.Ordinal)<<32 | n

@@ -405,19 +405,7 @@ func TestSnapshotModes(t *testing.T) {
 			t.Fatalf("%d records, want 101 (no second snapshot)", n)
 		}
 		p.stop()
-		// The walsender may outlive the client by a moment: wait for the slot to be released.
-		for deadline := time.Now().Add(30 * time.Second); ; time.Sleep(50 * time.Millisecond) {
-			var active bool
-			if err := e.db.QueryRow(context.Background(), `SELECT active FROM pg_replication_slots WHERE slot_name = $1`, e.slot).Scan(&active); err != nil {
-				t.Fatal(err)
-			}
-			if !active {
-				break
-			}
-			if time.Now().After(deadline) {
-				t.Fatal("the slot stayed active 30 s after pgcdc stopped")
-			}
-		}
+		e.waitSlotReleased(30 * time.Second)
 		e.exec(`SELECT pg_drop_replication_slot($1)`, e.slot)
 		e.exec(`UPDATE m SET v = -7 WHERE id = 7`) // lost to any slot: only a snapshot brings it
 		// initial refuses a new slot for a snapshot recorded as done: changes would be lost silently.
@@ -444,6 +432,24 @@ type writer struct {
 }
 
 func startWriter(t *testing.T, dsn, table string, maxID int) *writer {
+	rng := rand.New(rand.NewSource(1))
+	return startWriterSQL(t, dsn, 500*time.Microsecond, func(int) (string, []any) {
+		id := rng.Intn(maxID) + 1
+		switch rng.Intn(10) {
+		case 0:
+			return `DELETE FROM ` + table + ` WHERE id = $1`, []any{id}
+		case 1, 2:
+			return `INSERT INTO ` + table + ` VALUES ($1, $1 * 10, 'ins') ON CONFLICT (id) DO UPDATE SET v = excluded.v + 1`, []any{id}
+		default:
+			return `UPDATE ` + table + ` SET v = v + 1 WHERE id = $1`, []any{id}
+		}
+	})
+}
+
+// startWriterSQL runs the statement stmt(i) for i = 0, 1, ... with a pause after each, until
+// finish (bounded to two minutes). stmt runs on the writer's goroutine.
+func startWriterSQL(t *testing.T, dsn string, pause time.Duration, stmt func(i int) (string, []any)) *writer {
+	t.Helper()
 	w := &writer{stop: make(chan struct{}), done: make(chan struct{})}
 	conn, err := pgx.Connect(context.Background(), dsn)
 	if err != nil {
@@ -452,30 +458,20 @@ func startWriter(t *testing.T, dsn, table string, maxID int) *writer {
 	go func() {
 		defer close(w.done)
 		defer conn.Close(context.Background())
-		rng := rand.New(rand.NewSource(1))
 		deadline := time.Now().Add(2 * time.Minute)
-		for time.Now().Before(deadline) {
+		for i := 0; time.Now().Before(deadline); i++ {
 			select {
 			case <-w.stop:
 				return
 			default:
 			}
-			id := rng.Intn(maxID) + 1
-			var sql string
-			switch rng.Intn(10) {
-			case 0:
-				sql = `DELETE FROM ` + table + ` WHERE id = $1`
-			case 1, 2:
-				sql = `INSERT INTO ` + table + ` VALUES ($1, $1 * 10, 'ins') ON CONFLICT (id) DO UPDATE SET v = excluded.v + 1`
-			default:
-				sql = `UPDATE ` + table + ` SET v = v + 1 WHERE id = $1`
-			}
-			if _, err := conn.Exec(context.Background(), sql, id); err != nil {
+			sql, args := stmt(i)
+			if _, err := conn.Exec(context.Background(), sql, args...); err != nil {
 				w.err = err
 				return
 			}
 			w.ops.Add(1)
-			time.Sleep(500 * time.Microsecond)
+			time.Sleep(pause)
 		}
 	}()
 	return w

@@ -2,6 +2,7 @@ package connector_test
 
 import (
 	"context"
+	"strings"
 	"testing"
 	"time"
 
@@ -16,16 +17,8 @@ func TestBrokerStall(t *testing.T) {
 	testenv.Require(t)
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
 	defer cancel()
-	pg, err := testenv.StartPostgres(ctx, testenv.PostgresOptions{Settings: map[string]string{"wal_sender_timeout": "'10s'"}})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(pg.Close)
-	k, err := testenv.StartKafka(ctx, testenv.KafkaOptions{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(k.Close)
+	pg := startDedicatedPostgres(t, testenv.PostgresOptions{Settings: map[string]string{"wal_sender_timeout": "'10s'"}})
+	k := startDedicatedKafka(t)
 	e := newEnv(t, pg, []string{k.Addr()})
 	e.exec(`CREATE TABLE st (id int PRIMARY KEY, v int)`)
 	p := e.start(map[string]string{
@@ -45,15 +38,7 @@ func TestBrokerStall(t *testing.T) {
 		t.Fatal(err)
 	}
 
-	if err := k.Pause(); err != nil {
-		t.Fatal(err)
-	}
-	paused := true
-	defer func() {
-		if paused {
-			_ = k.Resume()
-		}
-	}()
+	thaw := freezeKafka(t, k)
 	// B: 20,000 rows (several MiB of events, more than the 1 MiB in-flight bound) while Kafka is frozen.
 	before := e.queryLSN(`SELECT pg_current_wal_insert_lsn()::text`)
 	var xidB int64
@@ -98,10 +83,9 @@ func TestBrokerStall(t *testing.T) {
 	if pid != walsender {
 		t.Fatalf("walsender changed during the stall (%d → %d): the stream did not survive", walsender, pid)
 	}
-	if err := k.Resume(); err != nil {
+	if err := thaw(); err != nil {
 		t.Fatal(err)
 	}
-	paused = false
 
 	events := e.readIDs("st", 20100, 2*time.Minute)
 	seen := map[int]bool{}
@@ -122,6 +106,54 @@ func TestBrokerStall(t *testing.T) {
 		time.Sleep(200 * time.Millisecond)
 	}
 	t.Logf("stall of 16s (wal_sender_timeout 10s): %d checks, slot held below %s; walsender %d survived; 20100 rows after SIGCONT", checks, fmtLSN(bStart), walsender)
+	if code := p.stop(); code != 0 {
+		t.Fatalf("exit code %d", code)
+	}
+}
+
+// A fast shutdown of PostgreSQL while Kafka is frozen and pgcdc holds changes it cannot confirm:
+// the walsender of a server shutting down waits for its client to confirm everything it sent, so
+// the shutdown would wait for Kafka. pgcdc sees the server keep asking for a position it cannot
+// confirm, ends its session, and the shutdown goes on; after Kafka and PostgreSQL are back every
+// row arrives (the unconfirmed ones are read again from the slot).
+func TestFastShutdownDuringBrokerStall(t *testing.T) {
+	testenv.Require(t)
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
+	defer cancel()
+	pg := startDedicatedPostgres(t, testenv.PostgresOptions{})
+	k := startDedicatedKafka(t)
+	e := newEnv(t, pg, []string{k.Addr()})
+	e.exec(`CREATE TABLE fs (id int PRIMARY KEY, v int)`)
+	p := e.start(map[string]string{"PGCDC_KAFKA_WRITE_TIMEOUT": "5s", "PGCDC_EVENTS_VALUE_SCHEMAS": "false"})
+	p.waitStreaming()
+	e.exec(`INSERT INTO fs SELECT g, g FROM generate_series(1, 100) g`)
+	e.readIDs("fs", 100, time.Minute)
+
+	thaw := freezeKafka(t, k)
+	e.exec(`INSERT INTO fs SELECT g, g FROM generate_series(101, 1100) g`)
+	time.Sleep(2 * time.Second) // decoded and sent to pgcdc, which cannot have Kafka acknowledge it
+	if c, w := e.confirmedFlush(), e.queryLSN(`SELECT pg_current_wal_lsn()::text`); c >= w {
+		t.Fatalf("the slot is confirmed to %X, the server's WAL end %X, while Kafka is frozen", c, w)
+	}
+	e.db.Close(context.Background())
+	start := time.Now()
+	if !pg.StopWithin(testenv.StopFast, 20*time.Second) {
+		t.Fatalf("a fast shutdown with Kafka frozen did not finish within 20 s (killed); pgcdc's log:\n%s", tail(p.out.String(), 4000))
+	}
+	t.Logf("fast shutdown with Kafka frozen took %s", time.Since(start).Round(time.Millisecond))
+	if !strings.Contains(p.out.String(), "keeps asking for a position pgcdc cannot confirm") {
+		t.Errorf("pgcdc did not log why it ended its session:\n%s", tail(p.out.String(), 4000))
+	}
+	if err := thaw(); err != nil {
+		t.Fatal(err)
+	}
+	if err := pg.Start(ctx); err != nil {
+		t.Fatal(err)
+	}
+	e.connect()
+	e.exec(`INSERT INTO fs SELECT g, g FROM generate_series(1101, 1110) g`)
+	e.readIDs("fs", 1110, 2*time.Minute)
+	p.alive("fast shutdown during a broker stall")
 	if code := p.stop(); code != 0 {
 		t.Fatalf("exit code %d", code)
 	}

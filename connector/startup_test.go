@@ -5,6 +5,7 @@ import (
 	"net"
 	"net/url"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -67,6 +68,37 @@ func startDedicatedPostgres(t *testing.T, opts testenv.PostgresOptions) *testenv
 	// Registered before newEnv's cleanups, so it runs after them (the databases are dropped first).
 	t.Cleanup(pg.Close)
 	return pg
+}
+
+// startDedicatedKafka starts a broker of the test's own, which it may freeze, stop or kill.
+func startDedicatedKafka(t *testing.T) *testenv.Kafka {
+	t.Helper()
+	testenv.Require(t)
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	defer cancel()
+	k, err := testenv.StartKafka(ctx, testenv.KafkaOptions{})
+	if err != nil {
+		t.Fatalf("start a dedicated Kafka: %v", err)
+	}
+	t.Cleanup(k.Close)
+	return k
+}
+
+// freezeKafka freezes k (SIGSTOP of its JVM) and returns the thaw (SIGCONT), which the test calls
+// when it means to; a broker the test leaves frozen is thawed at its end.
+func freezeKafka(t *testing.T, k *testenv.Kafka) (thaw func() error) {
+	t.Helper()
+	if err := k.Pause(); err != nil {
+		t.Fatal(err)
+	}
+	var once sync.Once
+	var err error
+	thaw = func() error {
+		once.Do(func() { err = k.Resume() })
+		return err
+	}
+	t.Cleanup(func() { _ = thaw() })
+	return thaw
 }
 
 // unusedAddr is a loopback address nobody listens on.
@@ -170,6 +202,10 @@ func TestReplicaIdentityAtStartupAndRefresh(t *testing.T) {
 
 	e.exec(`ALTER TABLE nokey REPLICA IDENTITY FULL`)
 	e.waitPublished("nokey", 20*time.Second)
+	// The refresh that published it creates its topic just after (joinTables).
+	p.waitLog(`"topic":"`+e.topic("nokey")+`"`, 20*time.Second)
+	// No incremental snapshot of a table without a key: the reason and the way out are logged.
+	p.waitLog(`"message":"newly captured tables without a primary key`, 20*time.Second)
 	e.exec(`UPDATE nokey SET b = 'y' WHERE a = 1`)
 	e.exec(`DELETE FROM nokey WHERE a = 1`)
 	var evs []change
@@ -193,6 +229,7 @@ func TestReplicaIdentityAtStartupAndRefresh(t *testing.T) {
 	e.exec(`CREATE TABLE later_pk (id int PRIMARY KEY, v text)`)
 	e.waitPublished("later_pk", 20*time.Second)
 	p.waitLog(`"table":"public.later_pk"`, 10*time.Second)
+	p.waitLog(`"topic":"`+e.topic("later_pk")+`"`, 20*time.Second)
 	e.exec(`INSERT INTO later_pk VALUES (7, 'seven')`)
 	got := e.read("later_pk", 1, 30*time.Second)
 	if got[0].Op != "c" || got[0].After["id"] != float64(7) || got[0].After["v"] != "seven" {
@@ -248,7 +285,8 @@ func (e *env) waitPublished(table string, timeout time.Duration) {
 
 // With postgres.create_publication=false pgcdc never touches the publication: a missing one is an
 // error naming it and how to create it; an existing one that lacks a matching table is used as it
-// is, with a warning naming the table that is not captured.
+// is, with a warning naming the table that is not captured; once an administrator adds the table,
+// it is captured and the rows it held are snapshotted (incrementally).
 func TestUnmanagedPublication(t *testing.T) {
 	t.Parallel()
 	e := newEnv(t, nil, nil)
@@ -286,6 +324,52 @@ func TestUnmanagedPublication(t *testing.T) {
 	}
 	if n := e.publishedCount("notinpub"); n != 0 {
 		t.Errorf("pgcdc added notinpub to a publication it does not manage")
+	}
+
+	// An administrator adds the table later: the next refresh captures it and publishes the rows it
+	// held (an incremental snapshot: PostgreSQL never published their changes), then its changes.
+	e.exec(`INSERT INTO notinpub VALUES (1, 'before the join')`)
+	e.exec(`ALTER PUBLICATION ` + e.pub + ` ADD TABLE notinpub`)
+	p.waitLog("tables joined the capture: snapshotting them incrementally", 30*time.Second)
+	e.exec(`INSERT INTO notinpub VALUES (2, 'after the join')`)
+	ops := map[float64]string{}
+	// r for 1 and c for 2, in either order; the snapshot may read 2 as well (an r after its c).
+	for _, c := range e.read("notinpub", 2, 60*time.Second) {
+		ops[c.After["id"].(float64)] += c.Op
+	}
+	if ops[1] != "r" || !strings.HasPrefix(ops[2], "c") {
+		t.Errorf("notinpub after the join: ops by id %v, want 1: r (the backfill) and 2: c first (streamed)", ops)
+	}
+
+	// The administrator drops the table, creates it again, writes a row and adds it back, in one
+	// transaction: the publication holds a table of that name before and after, but it is a new
+	// table (a new OID), whose row written before the ADD was never published. The next refresh
+	// takes it as joining, and its snapshot publishes the row.
+	joins := strings.Count(p.out.String(), "tables joined the capture: snapshotting them incrementally")
+	e.exec(`BEGIN; DROP TABLE notinpub; CREATE TABLE notinpub (id int PRIMARY KEY, v text);
+		INSERT INTO notinpub VALUES (10, 'recreated, before the re-add');
+		ALTER PUBLICATION ` + e.pub + ` ADD TABLE notinpub; COMMIT`)
+	for deadline := time.Now().Add(60 * time.Second); strings.Count(p.out.String(), "tables joined the capture: snapshotting them incrementally") == joins; {
+		if time.Now().After(deadline) {
+			t.Fatalf("the table created again and added back by the administrator did not join within 60 s:\n%s", tail(p.out.String(), 4000))
+		}
+		time.Sleep(200 * time.Millisecond)
+	}
+	e.exec(`INSERT INTO notinpub VALUES (11, 'after the re-add')`)
+	for deadline := time.Now().Add(60 * time.Second); ; {
+		msgs, _ := testenv.ReadTopic(context.Background(), e.brokers, e.topic("notinpub"), 1<<20, 3*time.Second)
+		ops = map[float64]string{}
+		for _, c := range decodeChanges(t, msgs) {
+			if c.After != nil {
+				ops[c.After["id"].(float64)] += c.Op
+			}
+		}
+		if strings.Contains(ops[10], "r") && strings.HasPrefix(ops[11], "c") {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("notinpub created again: ops by id %v, want 10: r (its backfill) and 11: c first (streamed)", ops)
+		}
 	}
 	if code := p.stop(); code != 0 {
 		t.Fatalf("exit code %d after SIGTERM", code)

@@ -15,14 +15,7 @@ import (
 // exit code and a log line that says what happened — and the slot stays at what Kafka
 // acknowledged. Started again once the broker is back, it delivers every row.
 func TestStopWhileKafkaIsStalled(t *testing.T) {
-	testenv.Require(t)
-	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
-	defer cancel()
-	k, err := testenv.StartKafka(ctx, testenv.KafkaOptions{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(k.Close)
+	k := startDedicatedKafka(t)
 	e := newEnv(t, nil, []string{k.Addr()})
 	e.exec(`CREATE TABLE ks (id int PRIMARY KEY, v int)`)
 	const shutdownTimeout = 8 * time.Second
@@ -39,15 +32,7 @@ func TestStopWhileKafkaIsStalled(t *testing.T) {
 	e.readIDs("ks", 100, time.Minute)
 	afterA := e.queryLSN(`SELECT pg_current_wal_lsn()::text`)
 
-	if err := k.Pause(); err != nil {
-		t.Fatal(err)
-	}
-	paused := true
-	defer func() {
-		if paused {
-			_ = k.Resume()
-		}
-	}()
+	thaw := freezeKafka(t, k)
 	// B: written while Kafka is frozen; pgcdc reads it and cannot get it acknowledged.
 	e.exec(`INSERT INTO ks SELECT g, g FROM generate_series(101, 5000) g`)
 	bEnd := e.queryLSN(`SELECT pg_current_wal_lsn()::text`)
@@ -74,10 +59,9 @@ func TestStopWhileKafkaIsStalled(t *testing.T) {
 		t.Fatalf("slot confirmed %s, past the unacknowledged rows (their commit ends by %s)", fmtLSN(confirmed), fmtLSN(bEnd))
 	}
 
-	if err := k.Resume(); err != nil {
+	if err := thaw(); err != nil {
 		t.Fatal(err)
 	}
-	paused = false
 	p2 := e.start(overrides)
 	p2.waitStreaming()
 	seen := map[int]bool{}

@@ -4,6 +4,7 @@
 //	pgcdc check     --config pgcdc.yaml    check the setup; non-zero exit when something is wrong
 //	pgcdc status    --config pgcdc.yaml    the slot's position, lag, holder and wal_status
 //	pgcdc slot drop --confirm              drop the replication slot
+//	pgcdc snapshot TABLE...                re-read tables while streaming (a signal)
 //	pgcdc version                          print the version
 //
 // Every command answers --help.
@@ -33,6 +34,9 @@ Usage:
   pgcdc replay --target DSN ...          rebuild tables in a target database from the change topics
   pgcdc deliver [--config FILE]          call HTTP endpoints (webhooks) with the change events, at
                                          least once, in order per key (also: deliver redrive, secret)
+  pgcdc snapshot [--filter C] [--blocking] TABLE...
+                                         re-read tables while streaming (an incremental snapshot
+                                         signal; --stop, --pause, --resume steer it)
   pgcdc version                          print the version
   pgcdc help [COMMAND]                   this help, or a command's
 
@@ -115,6 +119,8 @@ func run(args []string, stdout, stderr io.Writer) int {
 		if len(rest) > 0 && (rest[0] == "redrive" || rest[0] == "secret") {
 			name, rest = "deliver "+rest[0], rest[1:]
 		}
+	case "snapshot":
+		return snapshotCommand(rest, stdout, stderr)
 	case "slot":
 		if len(rest) == 0 {
 			fmt.Fprint(stderr, slotSummary)

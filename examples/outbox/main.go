@@ -218,13 +218,18 @@ func runShip(ctx context.Context, args []string) error {
 	if *fromStart {
 		gid = fmt.Sprintf("%s-replay-%d", *group, time.Now().UnixNano())
 	}
+	ctx, cancel := context.WithTimeout(ctx, *timeout)
+	defer cancel()
+	// pgcdc creates an outbox topic with the first event routed to it. A group that joins before
+	// the topic exists is assigned nothing and, in kafka-go, stays so: wait for the topic first.
+	if err := waitTopic(ctx, strings.Split(*brokers, ","), *topic); err != nil {
+		return err
+	}
 	r := kafka.NewReader(kafka.ReaderConfig{
 		Brokers: strings.Split(*brokers, ","), Topic: *topic, GroupID: gid,
 		StartOffset: kafka.FirstOffset, MaxWait: 200 * time.Millisecond,
 	})
 	defer r.Close()
-	ctx, cancel := context.WithTimeout(ctx, *timeout)
-	defer cancel()
 	shipped, dups := 0, 0
 	for i := 0; i < *n; i++ {
 		m, err := r.FetchMessage(ctx)
@@ -318,4 +323,24 @@ func runStatus(ctx context.Context, args []string) error {
 	}
 	fmt.Printf("orders: %d, outbox rows: %d, shipments: %d, processed events: %d\n", orders, outbox, shipments, processed)
 	return nil
+}
+
+// waitTopic waits until topic exists on the brokers. Each look uses a new transport: kafka-go's
+// transport answers metadata requests from its cached view of the cluster, which can keep saying
+// the topic is missing after it was created.
+func waitTopic(ctx context.Context, brokers []string, topic string) error {
+	for {
+		transport := &kafka.Transport{}
+		client := &kafka.Client{Addr: kafka.TCP(brokers...), Transport: transport}
+		md, err := client.Metadata(ctx, &kafka.MetadataRequest{Topics: []string{topic}})
+		transport.CloseIdleConnections()
+		if err == nil && len(md.Topics) == 1 && md.Topics[0].Error == nil && len(md.Topics[0].Partitions) > 0 {
+			return nil
+		}
+		select {
+		case <-ctx.Done():
+			return fmt.Errorf("topic %s does not exist (is pgcdc running with the outbox configured?): %w", topic, ctx.Err())
+		case <-time.After(200 * time.Millisecond):
+		}
+	}
 }

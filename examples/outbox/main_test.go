@@ -22,7 +22,7 @@ func TestOrdersShippedOnce(t *testing.T) {
 	testenv.Require(t)
 	dsn := testenv.NewDatabase(t)
 	brokers := testenv.SharedKafka(t)
-	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
 	defer cancel()
 	if err := runSetup(ctx, []string{"-dsn", dsn}); err != nil {
 		t.Fatal(err)
@@ -64,7 +64,7 @@ func TestOrdersShippedOnce(t *testing.T) {
 		t.Fatal(err)
 	}
 	topic := cfg.Kafka.TopicPrefix + ".event.order"
-	ship := []string{"-dsn", dsn, "-brokers", brokers[0], "-topic", topic, "-group", cfg.Kafka.TopicPrefix, "-n", "3", "-timeout", "90s"}
+	ship := []string{"-dsn", dsn, "-brokers", brokers[0], "-topic", topic, "-group", cfg.Kafka.TopicPrefix, "-n", "3", "-timeout", "180s"}
 	if err := runShip(ctx, ship); err != nil {
 		t.Fatal(err)
 	}

@@ -8,6 +8,8 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
+	"strings"
 	"sync"
 	"time"
 
@@ -21,11 +23,10 @@ const (
 	database    = "chaos"
 	slotName    = "chaos_slot"
 	publication = "chaos_pub"
-	topicPrefix = "chaos"
 )
 
-// buildPgcdc builds cmd/pgcdc without -race into dir.
-func buildPgcdc(ctx context.Context, dir string) (string, error) {
+// BuildPgcdc builds cmd/pgcdc without -race into dir and returns the binary's path.
+func BuildPgcdc(ctx context.Context, dir string) (string, error) {
 	bin := filepath.Join(dir, "pgcdc")
 	cmd := exec.CommandContext(ctx, "go", "build", "-o", bin, "github.com/pgcdc/pgcdc/cmd/pgcdc")
 	if out, err := cmd.CombinedOutput(); err != nil {
@@ -34,47 +35,59 @@ func buildPgcdc(ctx context.Context, dir string) (string, error) {
 	return bin, nil
 }
 
-// servers are the dedicated PostgreSQL and Kafka of a run, and an admin connection that reconnects
-// after PostgreSQL restarts.
+// servers are the dedicated PostgreSQL and the Kafka cluster of a run, and an admin connection that
+// reconnects after PostgreSQL restarts.
 type servers struct {
-	pg    *testenv.Postgres
-	kafka *testenv.Kafka
-	dsn   string // superuser URL of the chaos database
-	logf  func(string, ...any)
+	pg         *testenv.Postgres
+	kafka      *testenv.KafkaCluster
+	ownCluster bool   // started by the run: stopped at its end
+	dsn        string // superuser URL of the chaos database
+	logf       func(string, ...any)
 
 	mu sync.Mutex
 	db *pgx.Conn
 }
 
-func startServers(ctx context.Context, workDir string, logf func(string, ...any)) (*servers, error) {
-	s := &servers{logf: logf}
+// startServers starts PostgreSQL and, unless cluster is given, a three-broker Kafka cluster.
+func startServers(ctx context.Context, cluster *testenv.KafkaCluster, logf func(string, ...any)) (*servers, error) {
+	s := &servers{logf: logf, kafka: cluster, ownCluster: cluster == nil}
 	var wg sync.WaitGroup
 	var pgErr, kErr error
-	wg.Add(2)
+	wg.Add(1)
 	go func() {
 		defer wg.Done()
 		s.pg, pgErr = testenv.StartPostgres(ctx, testenv.PostgresOptions{Settings: map[string]string{
 			"max_wal_size": "'2GB'",
 		}})
 	}()
-	go func() {
-		defer wg.Done()
-		s.kafka, kErr = testenv.StartKafka(ctx, testenv.KafkaOptions{})
-	}()
+	if s.ownCluster {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			s.kafka, kErr = testenv.StartKafkaCluster(ctx, testenv.KafkaClusterOptions{})
+		}()
+	} else {
+		kErr = cluster.WaitHealthy(ctx, 3*time.Minute)
+	}
 	wg.Wait()
 	if err := errors.Join(pgErr, kErr); err != nil {
-		s.close()
+		s.close("")
 		return nil, err
 	}
 	u, _ := url.Parse(s.pg.DSN("postgres"))
 	u.Path = "/" + database
 	s.dsn = u.String()
-	logf("chaos: PostgreSQL on 127.0.0.1:%d (postmaster pid %d), Kafka on %s (pid %d)", s.pg.Port, s.pg.PID(), s.kafka.Addr(), s.kafka.PID())
+	var pids []string
+	for _, b := range s.kafka.Brokers {
+		pids = append(pids, fmt.Sprintf("broker %d on %s pid %d", b.NodeID, b.Addr(), b.PID()))
+	}
+	logf("chaos: PostgreSQL on 127.0.0.1:%d (postmaster pid %d); Kafka controller pid %d, %s", s.pg.Port, s.pg.PID(), s.kafka.Controller.PID(), strings.Join(pids, ", "))
 	return s, nil
 }
 
-// close stops the servers, keeping their logs in the work dir when asked.
-func (s *servers) close() {
+// close stops PostgreSQL and the cluster the run started; on a cluster it was given, it deletes the
+// run's topics (those starting with prefix) instead.
+func (s *servers) close(prefix string) {
 	s.mu.Lock()
 	if s.db != nil {
 		s.db.Close(context.Background())
@@ -84,8 +97,24 @@ func (s *servers) close() {
 	if s.pg != nil {
 		s.pg.Close()
 	}
-	if s.kafka != nil {
+	switch {
+	case s.kafka == nil:
+	case s.ownCluster:
 		s.kafka.Close()
+	case prefix != "":
+		ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+		defer cancel()
+		if parts, err := s.kafka.Partitions(ctx); err == nil {
+			var topics []string
+			for _, p := range parts {
+				if strings.HasPrefix(p.Topic, prefix+".") && !slices.Contains(topics, p.Topic) {
+					topics = append(topics, p.Topic)
+				}
+			}
+			if err := s.kafka.DeleteTopics(ctx, topics...); err != nil {
+				s.logf("chaos: delete the run's topics: %v", err)
+			}
+		}
 	}
 }
 
@@ -95,7 +124,9 @@ func (s *servers) saveLogs(dir string) {
 		_ = os.WriteFile(filepath.Join(dir, "postgres.log.tail"), []byte(s.pg.Log()), 0o644)
 	}
 	if s.kafka != nil {
-		_ = os.WriteFile(filepath.Join(dir, "kafka.log.tail"), []byte(s.kafka.Log()), 0o644)
+		for _, n := range append([]*testenv.Kafka{s.kafka.Controller}, s.kafka.Brokers...) {
+			_ = os.WriteFile(filepath.Join(dir, fmt.Sprintf("kafka-%d.log.tail", n.NodeID)), []byte(n.Log()), 0o644)
+		}
 	}
 }
 
@@ -125,6 +156,7 @@ func (s *servers) setup(ctx context.Context) error {
 			}
 		}
 		_, err := db.Exec(ctx, `CREATE TABLE chaos_ledger (id bigint PRIMARY KEY, xid bigint NOT NULL, writer int NOT NULL, rows int NOT NULL);
+			CREATE TABLE chaos_marker (id bigserial PRIMARY KEY, at timestamptz NOT NULL DEFAULT now());
 			CREATE EXTENSION pg_walinspect`)
 		return err
 	})
@@ -264,4 +296,37 @@ func isConnErr(err error) bool {
 		return false
 	}
 	return true // network errors, EOF, timeouts
+}
+
+// commitMarker commits a row into chaos_marker (captured, but not part of the verification) and
+// returns the end LSN of its commit record: the slot reaches it only once pgcdc has confirmed the
+// marker's event, which needs Kafka's acknowledgement.
+func (s *servers) commitMarker(ctx context.Context) (uint64, error) {
+	var end uint64
+	err := s.do(ctx, func(ctx context.Context, db *pgx.Conn) error {
+		var from, to *string
+		var xid int64
+		if err := db.QueryRow(ctx, `SELECT pg_current_wal_insert_lsn()::text`).Scan(&from); err != nil {
+			return err
+		}
+		tx, err := db.Begin(ctx)
+		if err != nil {
+			return err
+		}
+		defer tx.Rollback(context.Background()) //nolint:errcheck // after Commit it does nothing
+		if err := tx.QueryRow(ctx, `INSERT INTO chaos_marker DEFAULT VALUES RETURNING pg_current_xact_id()::text::bigint`).Scan(&xid); err != nil {
+			return err
+		}
+		if err := tx.Commit(ctx); err != nil {
+			return err
+		}
+		err = db.QueryRow(ctx, `SELECT end_lsn::text FROM pg_get_wal_records_info($1::pg_lsn, pg_current_wal_flush_lsn())
+			WHERE resource_manager = 'Transaction' AND record_type LIKE 'COMMIT%' AND xid::text::int8 = $2`, *from, xid).Scan(&to)
+		if err != nil {
+			return fmt.Errorf("commit record of the marker (xid %d): %w", xid, err)
+		}
+		end, err = s.lsnOf(to)
+		return err
+	})
+	return end, err
 }

@@ -143,13 +143,18 @@ func (r *run) verify(ctx context.Context) error {
 		}
 	}
 	var consumed []uint64
+	// seq holds, per table and key, the ledger ids of its change events in partition order.
+	seq := make([][][]uint32, len(tables))
+	for t, tb := range tables {
+		seq[t] = make([][]uint32, tb.keys)
+	}
 	for t := 0; t <= ledgerTable; t++ {
 		name := "chaos_ledger"
 		if t < ledgerTable {
 			name = tables[t].name
 		}
-		topic := topicPrefix + ".public." + name
-		err := readTopic(ctx, r.srv.kafka.Addr(), topic, func(m kafka.Message) error {
+		topic := r.prefix + ".public." + name
+		err := readTopic(ctx, r.srv.kafka.Addrs()[0], topic, func(m kafka.Message) error {
 			res.RecordsConsumed++
 			key, err := keyOf(m.Key)
 			if err != nil {
@@ -203,6 +208,7 @@ func (r *run) verify(ctx context.Context) error {
 				return nil
 			}
 			consumed = append(consumed, pack(t, id, key, o))
+			seq[t][key] = append(seq[t][key], uint32(id))
 			st.seen, st.lastTomb, st.lastOp = true, false, int8(o)
 			if o == opDelete {
 				st.pendingTS = pos
@@ -216,6 +222,15 @@ func (r *run) verify(ctx context.Context) error {
 		}
 	}
 	r.logf("chaos: read %d records in %s", res.RecordsConsumed, time.Since(started).Round(time.Millisecond))
+	for t := range seq {
+		for k, ids := range seq[t] {
+			if at := outOfOrder(ids); at >= 0 {
+				res.OrderViolations++
+				r.problem("%s key %d: transaction %d appears for the first time after transaction %d (events in partition order: %v)",
+					tables[t].name, k, ids[at], slices.Max(ids[:at]), ids)
+			}
+		}
+	}
 
 	// Every committed change present; duplicates; nothing else.
 	slices.Sort(expected)
@@ -225,11 +240,13 @@ func (r *run) verify(ctx context.Context) error {
 		extra int
 	}
 	var dups []dup
+	var lost []uint64
 	i, j := 0, 0
 	for i < len(expected) || j < len(consumed) {
 		switch {
 		case j >= len(consumed) || (i < len(expected) && expected[i] < consumed[j]):
 			res.Lost++
+			lost = append(lost, expected[i])
 			tb, l, k, o := unpack(expected[i])
 			r.problem("lost: table %d key %d op %d of transaction %d", tb, k, o, l)
 			i++
@@ -347,7 +364,17 @@ func (r *run) verify(ctx context.Context) error {
 	}
 	for _, f := range res.Faults {
 		if f.Ceil > f.Floor {
-			res.WindowByKind[f.Kind] += upTo(f.Ceil) - upTo(f.Floor)
+			res.kind(f.Kind).Window += upTo(f.Ceil) - upTo(f.Floor)
+		}
+	}
+	for _, id := range lost { // charged to every kind whose window holds the transaction
+		_, l, _, _ := unpack(id)
+		if end, known := r.scan.end(ledger[l].xid); known {
+			for _, f := range res.Faults {
+				if f.Floor < end && end <= f.Ceil {
+					res.kind(f.Kind).Lost++
+				}
+			}
 		}
 	}
 	for _, d := range dups {
@@ -359,16 +386,18 @@ func (r *run) verify(ctx context.Context) error {
 			r.problem("duplicate of transaction %d: commit LSN unknown", l)
 			continue
 		}
-		var covering []Fault
+		var covering []Fault // a fault that may cause n copies covers n of them
 		for _, f := range res.Faults {
 			if f.Floor < end && end <= f.Ceil {
-				covering = append(covering, f)
+				for c := 0; c < max(f.Copies, 1); c++ {
+					covering = append(covering, f)
+				}
 			}
 		}
 		sort.Slice(covering, func(a, b int) bool { return covering[a].At.After(covering[b].At) })
 		for x := 0; x < d.extra; x++ {
 			if x < len(covering) {
-				res.DupByKind[covering[x].Kind]++
+				res.kind(covering[x].Kind).Duplicates++
 				continue
 			}
 			res.Unexplained++
@@ -399,48 +428,101 @@ func readTopic(ctx context.Context, addr, topic string, fn func(kafka.Message) e
 	}
 	sort.Slice(parts, func(a, b int) bool { return parts[a].ID < parts[b].ID })
 	for _, p := range parts {
-		lc, err := kafka.DialLeader(ctx, "tcp", addr, topic, p.ID)
+		if err := readPartition(ctx, addr, topic, p.ID, fn); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// outOfOrder returns the index of the first event of ids (one key's ledger ids in partition order)
+// that appears for the first time after an event of a later transaction, or -1. A key belongs to one
+// writer, whose transactions commit in ledger id order, so the first appearances must increase; a
+// re-sent event (a duplicate) may repeat an earlier id.
+func outOfOrder(ids []uint32) int {
+	var firsts []uint32 // ids seen, increasing
+	for i, id := range ids {
+		if len(firsts) == 0 || id > firsts[len(firsts)-1] {
+			firsts = append(firsts, id)
+			continue
+		}
+		if _, found := slices.BinarySearch(firsts, id); !found {
+			return i
+		}
+	}
+	return -1
+}
+
+// readPartition reads one partition of topic from its first offset to its end as it is at the
+// first read. A read that makes no progress (the leader moved since the connection was made: a
+// broker the run restarted got its leaderships back; a read timed out on a loaded machine) is tried
+// again on a new connection to the current leader, up to five times in a row.
+func readPartition(ctx context.Context, addr, topic string, partition int, fn func(kafka.Message) error) error {
+	const attempts = 5
+	next, last := int64(-1), int64(-1)
+	for failed := 0; ; {
+		lc, err := kafka.DialLeader(ctx, "tcp", addr, topic, partition)
 		if err != nil {
 			return err
 		}
-		first, last, err := lc.ReadOffsets()
-		if err != nil {
-			lc.Close()
-			return err
-		}
-		next := first
-		for next < last {
-			if _, err := lc.Seek(next, kafka.SeekAbsolute); err != nil {
+		if last < 0 {
+			first, end, err := lc.ReadOffsets()
+			if err != nil {
 				lc.Close()
 				return err
 			}
-			_ = lc.SetReadDeadline(time.Now().Add(60 * time.Second))
-			batch := lc.ReadBatch(1, 32<<20)
-			progressed := false
-			for next < last {
-				m, err := batch.ReadMessage()
-				if err != nil {
-					break
-				}
-				if m.Offset < next {
-					continue
-				}
-				m.Topic, m.Partition = topic, p.ID
-				if err := fn(m); err != nil {
-					batch.Close()
-					lc.Close()
-					return err
-				}
-				next = m.Offset + 1
-				progressed = true
-			}
-			batch.Close()
-			if !progressed {
-				lc.Close()
-				return fmt.Errorf("partition %d: no progress at offset %d of %d", p.ID, next, last)
-			}
+			next, last = first, end
 		}
+		progressed, done, err := readFrom(lc, topic, partition, &next, last, fn)
 		lc.Close()
+		switch {
+		case done:
+			return nil
+		case err != nil:
+			return err
+		case progressed:
+			failed = 0
+		default:
+			if failed++; failed >= attempts {
+				return fmt.Errorf("partition %d: no progress at offset %d of %d in %d reads", partition, next, last, attempts)
+			}
+			time.Sleep(time.Second)
+		}
 	}
-	return nil
+}
+
+// readFrom reads batches on lc from *next until last, advancing *next; it returns when a batch
+// brings nothing new (progressed reports whether an earlier one did), at the end (done), or when fn
+// fails (err).
+func readFrom(lc *kafka.Conn, topic string, partition int, next *int64, last int64, fn func(kafka.Message) error) (progressed, done bool, err error) {
+	for *next < last {
+		if _, err := lc.Seek(*next, kafka.SeekAbsolute); err != nil {
+			return progressed, false, nil
+		}
+		_ = lc.SetReadDeadline(time.Now().Add(60 * time.Second))
+		batch := lc.ReadBatch(1, 32<<20)
+		moved := false
+		for *next < last {
+			m, err := batch.ReadMessage()
+			if err != nil {
+				break
+			}
+			if m.Offset < *next {
+				continue
+			}
+			m.Topic, m.Partition = topic, partition
+			if err := fn(m); err != nil {
+				batch.Close()
+				return progressed, false, err
+			}
+			*next = m.Offset + 1
+			moved = true
+		}
+		batch.Close()
+		if !moved {
+			return progressed, false, nil
+		}
+		progressed = true
+	}
+	return progressed, true, nil
 }

@@ -80,11 +80,21 @@ func newWriter(r *run, id int) *writer {
 	return w
 }
 
+// largestSize is the largest transaction the writer can make: MaxTxn rows, at most one per key it owns.
+func (w *writer) largestSize() int {
+	owned := 0
+	for _, o := range w.owned {
+		owned += len(o)
+	}
+	return min(w.r.opts.MaxTxn, owned)
+}
+
 // size draws a transaction size: mostly small, some of hundreds and thousands of rows, a few of
-// tens of thousands; writer 0's 12th transaction has the maximum size, so every run has one.
+// tens of thousands; from its 12th transaction on, writer 0 makes every transaction of the maximum
+// size until one of them commits (a fault may cut it), so every run has one.
 func (w *writer) size(i int) int {
 	biggest := w.r.opts.MaxTxn
-	if w.id == 0 && i == 12 {
+	if w.id == 0 && i >= 12 && w.largest < w.largestSize() {
 		return biggest
 	}
 	x := w.rng.Float64()
@@ -332,4 +342,7 @@ func (w *writer) apply(changes []change, ledger uint64) {
 	w.ledgers = append(w.ledgers, ledger)
 	w.committed++
 	w.largest = max(w.largest, len(changes))
+	if w.id == 0 && w.largest >= w.largestSize() {
+		w.r.largestDone.Store(true)
+	}
 }

@@ -68,10 +68,15 @@ type Metrics struct {
 	snapshotDone   *prometheus.GaugeVec
 	snapshotTotal  *prometheus.GaugeVec
 	tablesSkipped  prometheus.Gauge
+	incr           *incrementalMetrics // incremental.go
+	ha             *haMetrics          // ha.go
 
 	mu        sync.Mutex
 	probe     func() Probe
 	streaming bool
+	// standby: waiting for the slot's lease (ha.go), on whom (standbyWhy).
+	standby    bool
+	standbyWhy string
 	// Confirmed position and the server's WAL end as the replication protocol reports them.
 	confirmed, serverEnd uint64
 	statusSeen           bool
@@ -160,10 +165,12 @@ func New(version string) *Metrics {
 			func() float64 { return m.ReplicationLag().Truncate(time.Millisecond).Seconds() }),
 		gauge("pgcdc_streaming", "1 while a replication session streams, 0 while starting or reconnecting.",
 			func() float64 { m.mu.Lock(); defer m.mu.Unlock(); return b2f(m.streaming) }),
-		gauge("pgcdc_ready", "1 when /readyz answers 200 (streaming, acknowledgements flowing).",
+		gauge("pgcdc_ready", "1 when /readyz answers 200 (streaming with acknowledgements flowing, or a standby waiting to take over).",
 			func() float64 { ok, _ := m.Ready(); return b2f(ok) }),
 		&slotCollector{m: m},
 	)
+	m.incr = newIncremental(m.reg)
+	m.ha = newHA(m)
 	return m
 }
 
@@ -385,7 +392,8 @@ func (m *Metrics) ReplicationLag() time.Duration {
 	return 0
 }
 
-// Ready reports whether pgcdc is streaming with acknowledgements flowing, and if not, why.
+// Ready reports whether pgcdc is streaming with acknowledgements flowing, and if not, why. A
+// standby (ha.enabled, waiting for the lease) is ready; its reason starts with "standby".
 func (m *Metrics) Ready() (bool, string) {
 	if m == nil {
 		return false, "no metrics"
@@ -395,6 +403,11 @@ func (m *Metrics) Ready() (bool, string) {
 	defer m.mu.Unlock()
 	now := m.now()
 	m.sampleAcks(p, now)
+	if m.standby {
+		// A standby does its job by waiting: ready, so that a rolling update can go on (the body
+		// and pgcdc_ha_active tell it from the active process).
+		return true, "standby: waiting to take over; " + m.standbyWhy
+	}
 	if !m.streaming {
 		return false, "not streaming: starting, or reconnecting to PostgreSQL (see the log)"
 	}

@@ -212,6 +212,10 @@ func TestExposition(t *testing.T) {
 	m.Event("public.t", 'c')
 	m.Event("public.t", 't')
 	m.SnapshotProgress("public.t", 5, 460)
+	m.IncrementalTable("public.t", 1024, 5000)
+	m.IncrementalChunk(1024, 1020, 4, false)
+	m.IncrementalChunk(1024, 0, 0, true)
+	m.IncrementalState(2, true)
 	m.KafkaWrite(1, 10, time.Millisecond, nil)
 	rec := httptest.NewRecorder()
 	m.Handler().ServeHTTP(rec, httptest.NewRequest("GET", "/metrics", nil))
@@ -226,6 +230,15 @@ func TestExposition(t *testing.T) {
 		`pgcdc_events_total{op="r",table="public.t"} 0`,
 		`pgcdc_snapshot_rows{table="public.t"} 5`,
 		`pgcdc_snapshot_rows_estimated{table="public.t"} 460`,
+		`pgcdc_incremental_snapshot_rows{table="public.t"} 1024`,
+		`pgcdc_incremental_snapshot_rows_estimated{table="public.t"} 5000`,
+		"pgcdc_incremental_snapshot_rows_read_total 2048",
+		"pgcdc_incremental_snapshot_rows_published_total 1020",
+		"pgcdc_incremental_snapshot_rows_dropped_total 4",
+		"pgcdc_incremental_snapshot_chunks_total 1",
+		"pgcdc_incremental_snapshot_chunks_reread_total 1",
+		"pgcdc_incremental_snapshot_tables_queued 2",
+		"pgcdc_incremental_snapshot_paused 1",
 		"pgcdc_slot_poll_success 1",
 		"pgcdc_slot_poll_last_success_timestamp_seconds 1.7672688e+09",
 		"pgcdc_confirmed_lsn 4096",

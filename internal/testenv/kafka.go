@@ -7,6 +7,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"sort"
 	"strings"
 	"syscall"
@@ -30,11 +31,13 @@ type KafkaOptions struct {
 	FormatArgs []string
 }
 
-// Kafka is an Apache Kafka broker+controller (KRaft) on 127.0.0.1. Its ports and log directory survive
+// Kafka is an Apache Kafka node (KRaft) on 127.0.0.1: a combined broker+controller started by
+// StartKafka, or one broker or the controller of a KafkaCluster. Its ports and log directory survive
 // Stop/Start.
 type Kafka struct {
-	Port     int // PLAINTEXT listener
-	CtrlPort int // CONTROLLER listener
+	Port     int // PLAINTEXT listener (0 on a controller-only node)
+	CtrlPort int // CONTROLLER listener (0 on a broker-only node)
+	NodeID   int // node.id
 	base     string
 	libs     string
 	heapMB   int
@@ -54,11 +57,11 @@ func StartKafka(ctx context.Context, opts KafkaOptions) (*Kafka, error) {
 	if err != nil {
 		return nil, err
 	}
-	k := &Kafka{base: base, libs: libs, heapMB: opts.HeapMB, Port: opts.Port, jvmOptions: opts.JVMOptions}
+	k := &Kafka{NodeID: 1, base: base, libs: libs, heapMB: opts.HeapMB, Port: opts.Port, jvmOptions: opts.JVMOptions}
 	if k.heapMB == 0 {
 		k.heapMB = 512
 	}
-	if err := k.format(opts.Settings, opts.FormatArgs); err != nil {
+	if err := k.formatCombined(opts.Settings, opts.FormatArgs); err != nil {
 		os.RemoveAll(base)
 		return nil, err
 	}
@@ -101,7 +104,7 @@ func KafkaSettings() map[string]string {
 	}
 }
 
-func (k *Kafka) format(settings map[string]string, formatArgs []string) error {
+func (k *Kafka) formatCombined(settings map[string]string, formatArgs []string) error {
 	var err error
 	if k.Port == 0 {
 		if k.Port, err = freePort(); err != nil {
@@ -115,10 +118,18 @@ func (k *Kafka) format(settings map[string]string, formatArgs []string) error {
 	props["listeners"] = fmt.Sprintf("PLAINTEXT://127.0.0.1:%d,CONTROLLER://127.0.0.1:%d", k.Port, k.CtrlPort)
 	props["advertised.listeners"] = fmt.Sprintf("PLAINTEXT://127.0.0.1:%d", k.Port)
 	props["controller.quorum.bootstrap.servers"] = fmt.Sprintf("127.0.0.1:%d", k.CtrlPort)
-	props["log.dirs"] = filepath.Join(k.base, "data")
 	for key, v := range settings {
 		props[key] = v
 	}
+	return k.format(props, "--standalone", formatArgs...)
+}
+
+// format writes the node's server.properties (with its log directory) and formats its KRaft storage;
+// quorum is StorageTool's quorum flag: --standalone for a controller that forms the quorum alone,
+// --no-initial-controllers for a broker that joins an existing one. formatArgs are extra arguments
+// (e.g. --add-scram).
+func (k *Kafka) format(props map[string]string, quorum string, formatArgs ...string) error {
+	props["log.dirs"] = filepath.Join(k.base, "data")
 	keys := make([]string, 0, len(props))
 	for key := range props {
 		keys = append(keys, key)
@@ -132,7 +143,7 @@ func (k *Kafka) format(settings map[string]string, formatArgs []string) error {
 		return err
 	}
 	args := append([]string{"-Xmx256m", "-cp", filepath.Join(k.libs, "*"), "kafka.tools.StorageTool",
-		"format", "-t", "pgcdc-test-cluster-0001", "-c", k.propsPath(), "--standalone"}, formatArgs...)
+		"format", "-t", "pgcdc-test-cluster-0001", "-c", k.propsPath(), quorum}, formatArgs...)
 	cmd := exec.Command(javaBin(), args...)
 	cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}
 	if err := runQuiet(cmd); err != nil {
@@ -147,7 +158,7 @@ func (k *Kafka) Start(ctx context.Context) error {
 		return errors.New("Kafka is already running")
 	}
 	heap := fmt.Sprintf("-Xmx%dm", k.heapMB)
-	args := append([]string{heap, "-Xms128m", "-XX:+UseSerialGC", "-XX:TieredStopAtLevel=1",
+	args := append([]string{heap, fmt.Sprintf("-Xms%dm", min(128, k.heapMB)), "-XX:+UseSerialGC", "-XX:TieredStopAtLevel=1",
 		"-Djava.awt.headless=true", "-Dorg.slf4j.simpleLogger.defaultLogLevel=warn"}, k.jvmOptions...)
 	args = append(args, "-cp", filepath.Join(k.libs, "*"), "kafka.Kafka", k.propsPath())
 	cmd := command(nil, javaBin(), args...)
@@ -156,7 +167,7 @@ func (k *Kafka) Start(ctx context.Context) error {
 		return err
 	}
 	k.proc = p
-	if err := k.waitReady(ctx, 90*time.Second); err != nil {
+	if err := k.waitReady(ctx, 3*time.Minute); err != nil { // generous: a shared, loaded machine
 		p.stop(syscall.SIGKILL, 5*time.Second)
 		return err
 	}
@@ -170,7 +181,7 @@ func (k *Kafka) waitReady(ctx context.Context, limit time.Duration) error {
 		if k.proc.exited() {
 			return fmt.Errorf("Kafka exited during start-up: %v\n%s", k.proc.err, tailFile(k.logPath(), 3000))
 		}
-		lastErr = metadataPing(ctx, k.Addr(), 2*time.Second)
+		lastErr = k.ping(ctx, 2*time.Second)
 		if lastErr == nil {
 			return nil
 		}
@@ -181,23 +192,54 @@ func (k *Kafka) waitReady(ctx context.Context, limit time.Duration) error {
 	}
 }
 
-// metadataPing sends a real Metadata request on a new connection (kafka.Client would answer from
-// its transport's metadata cache) and checks that a broker and a controller are listed.
-func metadataPing(ctx context.Context, addr string, timeout time.Duration) error {
+// ping checks that the node serves: a broker answers a Metadata request that lists itself, a
+// controller-only node answers ApiVersions on its controller listener.
+func (k *Kafka) ping(ctx context.Context, timeout time.Duration) error {
+	if k.Port == 0 {
+		return apiVersionsPing(ctx, fmt.Sprintf("127.0.0.1:%d", k.CtrlPort), timeout)
+	}
+	return metadataPing(ctx, k.Addr(), k.NodeID, timeout)
+}
+
+// rawConn dials addr for one raw request: the connection's deadline is timeout from now. Close it
+// with the returned function.
+func rawConn(ctx context.Context, addr string, timeout time.Duration) (*kafka.Conn, func(), error) {
 	ctx, cancel := context.WithTimeout(ctx, timeout)
-	defer cancel()
 	conn, err := kafka.DialContext(ctx, "tcp", addr)
+	if err != nil {
+		cancel()
+		return nil, nil, err
+	}
+	_ = conn.SetDeadline(time.Now().Add(timeout))
+	return conn, func() { conn.Close(); cancel() }, nil
+}
+
+// apiVersionsPing sends an ApiVersions request on a new connection.
+func apiVersionsPing(ctx context.Context, addr string, timeout time.Duration) error {
+	conn, done, err := rawConn(ctx, addr, timeout)
 	if err != nil {
 		return err
 	}
-	defer conn.Close()
-	_ = conn.SetDeadline(time.Now().Add(timeout))
+	defer done()
+	_, err = conn.ApiVersions()
+	return err
+}
+
+// metadataPing sends a real Metadata request on a new connection (kafka.Client would answer from
+// its transport's metadata cache) and checks that broker self (its node.id) and a controller are
+// listed: a KRaft broker lists only the brokers the controller has unfenced.
+func metadataPing(ctx context.Context, addr string, self int, timeout time.Duration) error {
+	conn, done, err := rawConn(ctx, addr, timeout)
+	if err != nil {
+		return err
+	}
+	defer done()
 	brokers, err := conn.Brokers()
 	if err != nil {
 		return err
 	}
-	if len(brokers) == 0 {
-		return errors.New("metadata lists no broker yet")
+	if !slices.ContainsFunc(brokers, func(b kafka.Broker) bool { return b.ID == self }) {
+		return fmt.Errorf("metadata does not list broker %d yet (lists %d brokers)", self, len(brokers))
 	}
 	if _, err := conn.Controller(); err != nil {
 		return fmt.Errorf("no controller yet: %w", err)

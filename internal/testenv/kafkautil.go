@@ -101,7 +101,11 @@ func readPartition(ctx context.Context, brokers []string, topic string, partitio
 // TopicRecords returns the number of records topic holds (the sum of its partitions' end
 // offsets), or -1 when it cannot be read (e.g. the topic does not exist yet).
 func TopicRecords(ctx context.Context, brokers []string, topic string) int64 {
-	client := &kafka.Client{Addr: kafka.TCP(brokers...)}
+	// A transport of its own: the shared one answers from cluster metadata cached for seconds,
+	// which does not know a topic created since (it would read as missing).
+	tr := &kafka.Transport{}
+	defer tr.CloseIdleConnections()
+	client := &kafka.Client{Addr: kafka.TCP(brokers...), Transport: tr}
 	md, err := client.Metadata(ctx, &kafka.MetadataRequest{Topics: []string{topic}})
 	if err != nil || len(md.Topics) != 1 || md.Topics[0].Error != nil {
 		return -1

@@ -258,13 +258,88 @@ const (
 	StopKill                      // SIGKILL of the postmaster
 )
 
-// Stop stops the server in the given mode and waits for it to exit.
+// Stop stops the server in the given mode and waits for it and its server processes to exit.
 func (pg *Postgres) Stop(mode StopMode) {
+	pg.StopWithin(mode, 30*time.Second)
+}
+
+// StopWithin stops the server like Stop, allowing it grace to exit before it is killed; it reports
+// whether the server exited in time.
+func (pg *Postgres) StopWithin(mode StopMode, grace time.Duration) (inTime bool) {
 	if pg.proc == nil {
-		return
+		return true
 	}
+	children := childPIDs(pg.proc.pid())
 	sig := map[StopMode]syscall.Signal{StopFast: syscall.SIGINT, StopImmediate: syscall.SIGQUIT, StopKill: syscall.SIGKILL}[mode]
-	pg.proc.stop(sig, 30*time.Second)
+	inTime = pg.proc.stop(sig, grace)
+	// A fast stop that did not finish in time (a walsender waits for its client to confirm the
+	// last WAL) ends with a SIGKILL of the postmaster's group, which misses the server processes:
+	// each runs in a session of its own (PostgreSQL calls setsid). They exit once they notice the
+	// postmaster died, but a start before that fails ("pre-existing shared memory block is still
+	// in use"): kill them, and wait until they are gone.
+	reap(children, 15*time.Second)
+	return inTime
+}
+
+// proc identifies a process across pid reuse: its pid and its start time (clock ticks after boot).
+type proc struct {
+	pid   int
+	start string
+}
+
+// childPIDs lists the processes whose parent is pid.
+func childPIDs(pid int) []proc {
+	entries, err := os.ReadDir("/proc")
+	if err != nil {
+		return nil
+	}
+	var out []proc
+	for _, e := range entries {
+		var child int
+		if _, err := fmt.Sscan(e.Name(), &child); err != nil || child <= 0 {
+			continue
+		}
+		if parent, start, ok := procStat(child); ok && parent == pid {
+			out = append(out, proc{child, start})
+		}
+	}
+	return out
+}
+
+// procStat reads a process's parent and start time from /proc/<pid>/stat.
+func procStat(pid int) (parent int, start string, ok bool) {
+	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
+	if err != nil {
+		return 0, "", false
+	}
+	s := string(b)
+	i := strings.LastIndexByte(s, ')')
+	if i < 0 {
+		return 0, "", false
+	}
+	f := strings.Fields(s[i+1:]) // state, ppid, ... starttime is field 22 of the line, 20 here
+	if len(f) < 20 {
+		return 0, "", false
+	}
+	if _, err := fmt.Sscan(f[1], &parent); err != nil {
+		return 0, "", false
+	}
+	return parent, f[19], true
+}
+
+// reap kills those of procs that are still there (their postmaster is gone: they are orphans now)
+// and waits up to limit for them to exit. A pid that now names another process is left alone.
+func reap(procs []proc, limit time.Duration) {
+	deadline := time.Now().Add(limit)
+	for _, p := range procs {
+		for time.Now().Before(deadline) {
+			if _, start, ok := procStat(p.pid); !ok || start != p.start {
+				break
+			}
+			_ = syscall.Kill(p.pid, syscall.SIGKILL)
+			time.Sleep(20 * time.Millisecond)
+		}
+	}
 }
 
 // Restart stops the server in the given mode and starts it again on the same port and data directory.

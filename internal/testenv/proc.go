@@ -139,20 +139,23 @@ func (p *process) exited() bool {
 }
 
 // stop sends sig and waits up to grace for the exit, then kills the process group.
-func (p *process) stop(sig syscall.Signal, grace time.Duration) {
+func (p *process) stop(sig syscall.Signal, grace time.Duration) (inTime bool) {
 	if p.exited() {
-		return
+		return true
 	}
 	_ = p.cmd.Process.Signal(sig)
+	inTime = true
 	select {
 	case <-p.done:
 	case <-time.After(grace):
+		inTime = false
 		_ = syscall.Kill(-p.pid(), syscall.SIGKILL)
 		_ = p.cmd.Process.Kill()
 		<-p.done
 	}
 	// Reap anything left of the group (postgres backends exit on postmaster death by themselves).
 	_ = syscall.Kill(-p.pid(), syscall.SIGKILL)
+	return inTime
 }
 
 func (p *process) signal(sig syscall.Signal) error {

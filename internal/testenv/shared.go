@@ -33,6 +33,9 @@ var shared struct {
 	pgErr error
 	kafka *Kafka
 	kErr  error
+	// cluster is the three-broker cluster of SharedKafkaCluster.
+	cluster    *KafkaCluster
+	clusterErr error
 }
 
 // Main runs the package's tests and stops any server the package started. Use it as TestMain:
@@ -46,6 +49,9 @@ func Main(m *testing.M) {
 	}
 	if shared.kafka != nil {
 		shared.kafka.Close()
+	}
+	if shared.cluster != nil {
+		shared.cluster.Close()
 	}
 	shared.mu.Unlock()
 	os.Exit(code)
@@ -117,6 +123,43 @@ func SharedKafka(t testing.TB) []string {
 		t.Fatalf("start Kafka for the tests (or set %s): %v", EnvKafkaBrokers, shared.kErr)
 	}
 	return []string{shared.kafka.Addr()}
+}
+
+// SharedKafkaCluster returns the test binary's three-broker cluster (StartKafkaCluster), started on
+// first use and stopped by Main. Its tests may stop, kill and freeze brokers, one test at a time, and
+// must leave it healthy (KafkaCluster.WaitHealthy) for the next. There is no variable naming an
+// existing cluster: the tests need to control the broker processes.
+func SharedKafkaCluster(t testing.TB) *KafkaCluster {
+	t.Helper()
+	Require(t)
+	shared.mu.Lock()
+	defer shared.mu.Unlock()
+	if shared.cluster == nil && shared.clusterErr == nil {
+		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
+		shared.cluster, shared.clusterErr = StartKafkaCluster(ctx, KafkaClusterOptions{})
+		cancel()
+	}
+	if shared.clusterErr != nil {
+		t.Fatalf("start the Kafka cluster for the tests: %v", shared.clusterErr)
+	}
+	return shared.cluster
+}
+
+// EnvLong, set to 1, selects the long forms of the tests that have one (make test-long): more faults,
+// longer runs. Without it those tests run their short forms (make test).
+const EnvLong = "PGCDC_TEST_LONG"
+
+// Long reports whether the long forms of the tests were asked for (PGCDC_TEST_LONG=1).
+func Long() bool { return os.Getenv(EnvLong) == "1" }
+
+// RequireLong marks a test that only has a long form: skipped unless PGCDC_TEST_LONG=1 (make
+// test-long), and under -short.
+func RequireLong(t testing.TB) {
+	t.Helper()
+	Require(t)
+	if !Long() {
+		t.Skip("long test: runs in make test-long (" + EnvLong + "=1)")
+	}
 }
 
 var nonName = regexp.MustCompile(`[^a-z0-9_]+`)

@@ -3,11 +3,13 @@ package testenv
 import (
 	"bufio"
 	"context"
+	"errors"
 	"fmt"
 	"os"
 	"os/exec"
 	"strconv"
 	"strings"
+	"syscall"
 	"testing"
 	"time"
 
@@ -177,7 +179,7 @@ func TestDedicatedKafkaPauseAndRestart(t *testing.T) {
 	if err := k.Pause(); err != nil {
 		t.Fatal(err)
 	}
-	if err := metadataPing(ctx, k.Addr(), 2*time.Second); err == nil {
+	if err := k.ping(ctx, 2*time.Second); err == nil {
 		t.Fatal("a paused broker answered a Metadata request")
 	}
 	if err := k.Resume(); err != nil {
@@ -304,5 +306,155 @@ func TestPostgresVersions(t *testing.T) {
 				}
 			}
 		})
+	}
+}
+
+// A three-broker cluster with a dedicated controller: topics get replication factor 3 and
+// min.insync.replicas 2; killing a partition's leader moves leadership to an in-sync broker and
+// acks=all writes go on; with two brokers down the partition is below min.insync.replicas and refuses
+// acks=all writes (Not Enough Replicas) while the controller, apart from the brokers, keeps the
+// quorum; once they are back the cluster is whole again.
+//
+// A long test (make test-long): the short tests of internal/chaos drive the same faults through pgcdc
+// on their shared cluster.
+func TestKafkaCluster(t *testing.T) {
+	RequireLong(t)
+	ctx, cancel := context.WithTimeout(context.Background(), 6*time.Minute)
+	defer cancel()
+	began := time.Now()
+	c, err := StartKafkaCluster(ctx, KafkaClusterOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	t.Logf("controller pid %d and brokers %d, %d, %d ready in %s", c.Controller.PID(), c.Brokers[0].PID(), c.Brokers[1].PID(), c.Brokers[2].PID(), time.Since(began).Round(time.Millisecond))
+	for _, b := range c.Brokers {
+		if b.PID() == c.Controller.PID() || b.Port == 0 || b.CtrlPort != 0 {
+			t.Fatalf("broker %d is not a broker-only process apart from the controller", b.NodeID)
+		}
+	}
+	topic := UniqueName(t, "topic")
+	if err := c.CreateTopic(ctx, topic, 1, nil); err != nil {
+		t.Fatal(err)
+	}
+	client := &kafka.Client{Addr: kafka.TCP(c.Addrs()...), Timeout: 30 * time.Second}
+	cfg, err := client.DescribeConfigs(ctx, &kafka.DescribeConfigsRequest{Resources: []kafka.DescribeConfigRequestResource{{
+		ResourceType: kafka.ResourceTypeTopic, ResourceName: topic, ConfigNames: []string{"min.insync.replicas"}}}})
+	if err != nil || len(cfg.Resources) != 1 || len(cfg.Resources[0].ConfigEntries) != 1 || cfg.Resources[0].ConfigEntries[0].ConfigValue != "2" {
+		t.Fatalf("min.insync.replicas of %s: %+v %v", topic, cfg, err)
+	}
+	// produce writes one record with acks=all straight to the current leader (a raw connection, no
+	// client-side metadata cache or retries) and returns the broker's answer.
+	produce := func(v string) error {
+		leader, err := c.Leader(ctx, topic, 0)
+		if err != nil {
+			return err
+		}
+		if leader < 0 {
+			return fmt.Errorf("no leader")
+		}
+		conn, err := kafka.DialLeader(ctx, "tcp", c.Broker(leader).Addr(), topic, 0)
+		if err != nil {
+			return err
+		}
+		defer conn.Close()
+		conn.SetRequiredAcks(-1)
+		_ = conn.SetDeadline(time.Now().Add(20 * time.Second))
+		_, err = conn.WriteMessages(kafka.Message{Value: []byte(v)})
+		return err
+	}
+	if err := produce("one"); err != nil {
+		t.Fatal(err)
+	}
+	first, _ := c.Leader(ctx, topic, 0)
+	c.Broker(first).Kill()
+	var second int
+	deadline := time.Now().Add(time.Minute)
+	for second = first; second == first || second < 0; second, _ = c.Leader(ctx, topic, 0) {
+		if time.Now().After(deadline) {
+			t.Fatalf("leadership did not move off killed broker %d", first)
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+	for err := produce("two"); err != nil; err = produce("two") {
+		if time.Now().After(deadline) {
+			t.Fatalf("no acks=all write after broker %d was killed: %v", first, err)
+		}
+		time.Sleep(200 * time.Millisecond)
+	}
+	t.Logf("killed leader %d: broker %d leads and takes acks=all writes", first, second)
+	c.Broker(second).Stop()
+	var perr error
+	for perr = produce("three"); !errors.Is(perr, kafka.NotEnoughReplicas); perr = produce("three") {
+		if time.Now().After(deadline) {
+			t.Fatalf("with brokers %d and %d down, a write answered %v, want Not Enough Replicas", first, second, perr)
+		}
+		time.Sleep(200 * time.Millisecond)
+	}
+	if err := apiVersionsPing(ctx, fmt.Sprintf("127.0.0.1:%d", c.Controller.CtrlPort), 5*time.Second); err != nil {
+		t.Fatalf("controller: %v", err)
+	}
+	t.Logf("brokers %d and %d down: %v", first, second, perr)
+	for _, id := range []int{first, second} {
+		if err := c.Broker(id).Start(ctx); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := c.WaitHealthy(ctx, 2*time.Minute); err != nil {
+		t.Fatal(err)
+	}
+	if err := produce("four"); err != nil {
+		t.Fatal(err)
+	}
+	got, err := ReadTopic(ctx, c.Addrs(), topic, 3, 30*time.Second)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var vals []string
+	for _, m := range got {
+		vals = append(vals, string(m.Value))
+	}
+	if strings.Join(vals, ",") != "one,two,four" {
+		t.Fatalf("topic holds %v, want [one two four]", vals)
+	}
+	for _, n := range append([]*Kafka{c.Controller}, c.Brokers...) {
+		t.Logf("node %d: %s", n.NodeID, rss(n.PID()))
+	}
+}
+
+func rss(pid int) string {
+	b, _ := os.ReadFile(fmt.Sprintf("/proc/%d/status", pid))
+	for _, l := range strings.Split(string(b), "\n") {
+		if strings.HasPrefix(l, "VmRSS:") {
+			return strings.Join(strings.Fields(l), " ")
+		}
+	}
+	return "?"
+}
+
+// The server processes left behind by a postmaster killed in the middle of a stop are found by
+// their parent and killed; a pid that names another process by now (its start time differs) is
+// left alone.
+func TestReapOrphans(t *testing.T) {
+	cmd := exec.Command("sh", "-c", "sleep 60 & wait")
+	cmd.SysProcAttr = &syscall.SysProcAttr{Setsid: true}
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	var children []proc
+	for deadline := time.Now().Add(5 * time.Second); len(children) == 0; time.Sleep(20 * time.Millisecond) {
+		if time.Now().After(deadline) {
+			t.Fatal("the shell's child did not show")
+		}
+		children = childPIDs(cmd.Process.Pid)
+	}
+	_ = cmd.Process.Kill() // the parent dies; its child lives on, an orphan
+	_ = cmd.Wait()
+	if _, _, ok := procStat(children[0].pid); !ok {
+		t.Fatal("the child died with its parent: nothing to reap")
+	}
+	reap(append(children, proc{pid: os.Getpid(), start: "not ours"}), 5*time.Second)
+	if _, start, ok := procStat(children[0].pid); ok && start == children[0].start {
+		t.Fatalf("child %d still runs after reap", children[0].pid)
 	}
 }

@@ -248,7 +248,10 @@ func (w *writer) run() {
 			return
 		case <-time.After(20 * time.Millisecond):
 		}
-		from := w.next.Load()
+		// The ids are taken before the transaction runs: ids at or past a value read after a DDL
+		// returned belong to transactions that inserted after it (a transaction that inserted before
+		// the DDL took its ids before, even if its commit lets the DDL through before it returns).
+		from := w.next.Add(10) - 10
 		ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 		err := pgx.BeginFunc(ctx, w.conn, func(tx pgx.Tx) error {
 			if _, err := tx.Exec(ctx, `INSERT INTO items (id, txn, pad) SELECT g, $3, md5(g::text) FROM generate_series($1::bigint, $2::bigint) g`, from, from+9, i); err != nil {
@@ -273,7 +276,6 @@ func (w *writer) run() {
 			w.mu.Unlock()
 			return
 		}
-		w.next.Store(from + 10)
 		w.n.Add(1)
 	}
 }

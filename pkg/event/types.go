@@ -62,6 +62,19 @@ const (
 	DatumAbsent                     // no value at all (e.g. the row image itself is missing)
 )
 
+// TextDatums appends to dst a row of text-format values as datums (a nil value is NULL) and
+// returns it: a snapshot row as the encoder takes it. The datums alias values.
+func TextDatums(dst []Datum, values [][]byte) []Datum {
+	for _, v := range values {
+		if v == nil {
+			dst = append(dst, Datum{Kind: DatumNull})
+		} else {
+			dst = append(dst, Datum{Kind: DatumText, Text: v})
+		}
+	}
+	return dst
+}
+
 // Datum is one column value of a row image.
 type Datum struct {
 	Kind DatumKind

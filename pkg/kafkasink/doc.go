@@ -15,6 +15,12 @@
 //     permanent ones (authorization, record too large, ...) stop the sink and are reported by Err;
 //   - memory is bounded: Append waits while the bytes in flight are at the configured bound, until
 //     Kafka acknowledges enough or its context ends;
+//   - with a transactional id (Options.TransactionalID) the producer is fenced.go's idempotent one:
+//     record batches encoded here (recordbatch.go) with a producer id and epoch from InitProducerID
+//     and sequence numbers, so the broker drops the copy of a retried batch that was in fact written,
+//     and refuses (FencedError, permanent) the writes of an older process with the same id on every
+//     partition the newer one has written to; the fence lasts while the partition's leader remembers
+//     the newer producer (producer.id.expiration.ms after its last write there);
 //   - topics are created (if allowed) and described on first use; records larger than the topic's
 //     max.message.bytes are refused with an error naming the table, key, LSN and size before
 //     anything is sent.

@@ -23,7 +23,33 @@ var permanentErrors = map[kafka.Error]string{
 	kafka.UnsupportedForMessageFormat: "the topic's message format is too old for this record",
 	kafka.UnsupportedCompressionType:  "choose a compression the broker supports (kafka.compression)",
 	kafka.PolicyViolation:             "the broker's policy refuses these records",
+	// The idempotent producer's session (kafka.transactional_id) lost its sequence state on the
+	// broker. pgcdc stops; when it is started again it opens a new session and re-publishes from the
+	// slot's confirmed position, which never went past this batch: nothing is lost.
+	kafka.OutOfOrderSequenceNumber: sessionLost,
+	kafka.UnknownProducerId:        sessionLost,
+	kafka.InvalidProducerIDMapping: sessionLost,
 }
+
+const sessionLost = "the broker lost this producer session's sequence state; restart pgcdc: it starts a new session and publishes again from the slot's confirmed position, which never went past this batch, so nothing is lost"
+
+// FencedError is a write refused because another process started a producer session with the same
+// kafka.transactional_id (a higher producer epoch) and wrote to the partition: this process must stop
+// publishing, the other one carries on.
+type FencedError struct {
+	TransactionalID string
+	ProducerEpoch   int16 // this process's epoch, the fenced one
+	Topic           string
+	Partition       int
+	Err             error // the broker's answer: INVALID_PRODUCER_EPOCH or PRODUCER_FENCED
+}
+
+func (e *FencedError) Error() string {
+	return fmt.Sprintf("kafka: another pgcdc process took over transactional id %q (producer epoch %d fenced on %s partition %d); this process stops publishing: %v",
+		e.TransactionalID, e.ProducerEpoch, e.Topic, e.Partition, e.Err)
+}
+
+func (e *FencedError) Unwrap() error { return e.Err }
 
 // PermanentError is a Kafka failure that retrying cannot fix.
 type PermanentError struct {
@@ -57,7 +83,7 @@ func classify(topic string, partition int, err error) *PermanentError {
 		}
 		return nil
 	}
-	if kafkaclient.IsPermanent(err) { // a certificate or credential problem met on a new connection
+	if fe := (*FencedError)(nil); errors.As(err, &fe) { // never retried: the other process owns the topic now
 		return &PermanentError{Topic: topic, Partition: partition, Err: err}
 	}
 	if kafkaclient.IsPermanent(err) { // a certificate or credential problem met on a new connection
@@ -90,4 +116,29 @@ func (e *TooLargeError) Error() string {
 	}
 	return fmt.Sprintf("kafka: the event of table %s at LSN %s with key %s is %d bytes, more than topic %s accepts (max.message.bytes=%d); raise the topic's max.message.bytes (and the broker's message.max.bytes)",
 		e.Table, e.LSN, key, e.Size, e.Topic, e.Max)
+}
+
+// staleMetadata reports whether a retriable write error may come from a stale view of the cluster: a
+// leader that moved (NOT_LEADER_OR_FOLLOWER, LEADER_NOT_AVAILABLE, a fenced or unknown leader epoch),
+// or a broker that is gone or silent (refused or broken connections, timeouts). The retry should then
+// use fresh metadata. NOT_ENOUGH_REPLICAS (before or after the append) comes from the right leader:
+// only the in-sync replicas are short, and fresh metadata would not help.
+func staleMetadata(err error) bool {
+	var werr kafka.WriteErrors
+	if errors.As(err, &werr) {
+		for _, e := range werr {
+			if e != nil && staleMetadata(e) {
+				return true
+			}
+		}
+		return false
+	}
+	var kerr kafka.Error
+	if errors.As(err, &kerr) {
+		switch kerr {
+		case kafka.NotEnoughReplicas, kafka.NotEnoughReplicasAfterAppend:
+			return false
+		}
+	}
+	return true
 }

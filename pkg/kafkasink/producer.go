@@ -28,20 +28,42 @@ var (
 	compressions = map[string]compress.Compression{"": 0, "none": 0, "gzip": compress.Gzip, "snappy": compress.Snappy, "lz4": compress.Lz4, "zstd": compress.Zstd}
 )
 
-// newKafkaGo builds the kafka-go producer and admin client for opts, connecting through kc (TLS,
-// SASL).
-func newKafkaGo(opts Options, kc *kafkaclient.Client) (producer, topicAdmin, error) {
-	acks, ok := requiredAcks[opts.Acks]
-	if !ok {
-		return nil, nil, fmt.Errorf("kafka.acks: %q is not all, one or none", opts.Acks)
-	}
+// codecOf maps kafka.compression onto kafka-go's codec.
+func codecOf(opts Options) (compress.Compression, error) {
 	codec, ok := compressions[opts.Compression]
 	if !ok {
-		return nil, nil, fmt.Errorf("kafka.compression: %q is not none, gzip, snappy, lz4 or zstd", opts.Compression)
+		return 0, fmt.Errorf("kafka.compression: %q is not none, gzip, snappy, lz4 or zstd", opts.Compression)
+	}
+	return codec, nil
+}
+
+// newKafkaGo builds the producer and admin client for opts, connecting through kc (TLS, SASL), and
+// the refresher that drops their shared transport's cached cluster metadata. The producer is the
+// fenced idempotent one when kafka.transactional_id is set (it starts its session, waiting for the
+// transaction coordinator until ctx ends), else one kafka-go produce request per batch.
+func newKafkaGo(ctx context.Context, opts Options, kc *kafkaclient.Client) (producer, topicAdmin, *metadataRefresher, error) {
+	acks, ok := requiredAcks[opts.Acks]
+	if !ok {
+		return nil, nil, nil, fmt.Errorf("kafka.acks: %q is not all, one or none", opts.Acks)
+	}
+	if opts.TransactionalID != "" && acks != kafka.RequireAll {
+		return nil, nil, nil, fmt.Errorf("kafka.acks: %q with kafka.transactional_id set; an idempotent producer needs acks all", opts.Acks)
+	}
+	codec, err := codecOf(opts)
+	if err != nil {
+		return nil, nil, nil, err
 	}
 	transport := kc.Transport()
 	transport.MetadataTTL = 30 * time.Second
 	admin := &kafka.Client{Addr: kc.Addr(), Transport: transport, Timeout: 30 * time.Second}
+	refresher := newMetadataRefresher(transport, time.Second)
+	if opts.TransactionalID != "" {
+		p, err := newFencedProducer(ctx, kc.Addr(), transport, opts)
+		if err != nil {
+			return nil, nil, nil, err
+		}
+		return p, admin, refresher, nil
+	}
 	prod := &clientProducer{
 		c:       &kafka.Client{Addr: kc.Addr(), Transport: transport, Timeout: opts.WriteTimeout},
 		acks:    acks,
@@ -49,7 +71,7 @@ func newKafkaGo(opts Options, kc *kafkaclient.Client) (producer, topicAdmin, err
 		timeout: opts.WriteTimeout,
 		tr:      transport,
 	}
-	return prod, admin, nil
+	return prod, admin, refresher, nil
 }
 
 // clientProducer sends each batch as one produce request (kafka-go's Client.Produce), reading the

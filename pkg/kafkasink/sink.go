@@ -33,10 +33,18 @@ type Options struct {
 	ReplicationFactor int
 	TopicConfig       map[string]string
 	Logger            zerolog.Logger
+	// TransactionalID (kafka.transactional_id), when set, selects the fenced idempotent producer
+	// (fenced.go): a process started with the same id fences this one off, partition by partition,
+	// once it wrote there. It needs acks all.
+	TransactionalID string
 	// OnWrite, when set, is called after every batch write attempt (from the partition goroutines)
 	// with the batch's records and bytes (keys, values, headers), the attempt's duration and its
 	// error (nil once Kafka acknowledged it). For metrics; it must be quick.
 	OnWrite func(records int, bytes int64, took time.Duration, err error)
+	// MayWrite, when set, is asked before each write attempt; an error fails the sink with it and
+	// nothing more is written (ha.enabled: the process cannot prove it still holds the slot's lease,
+	// e.g. it was frozen for longer than a standby waits).
+	MayWrite func() error
 }
 
 // Header is a Kafka record header.
@@ -89,12 +97,15 @@ type partitionKey struct {
 // Sink publishes Records to Kafka. Append is called by one goroutine at a time (the pipeline, or a
 // snapshot worker); acknowledgements flow to the Acker from the partition goroutines the Sink owns.
 type Sink struct {
-	opts   Options
-	log    zerolog.Logger
-	acker  Acker
-	prod   producer // writes one batch to one partition (one kafka-go produce request; tests inject answers)
-	topics *topics
-	budget *budget
+	opts  Options
+	log   zerolog.Logger
+	acker Acker
+	prod  producer // writes one batch to one partition (one produce request; tests inject answers)
+	// metadata drops the transport's cached cluster metadata when a write fails because of it (nil
+	// in tests with a scripted producer).
+	metadata *metadataRefresher
+	topics   *topics
+	budget   *budget
 
 	ctx    context.Context // cancelled by Close: stops the partition goroutines
 	cancel context.CancelFunc
@@ -117,12 +128,14 @@ func New(ctx context.Context, opts Options, acker Acker) (*Sink, error) {
 	if err != nil {
 		return nil, err
 	}
-	prod, admin, err := newKafkaGo(opts, kc)
+	prod, admin, metadata, err := newKafkaGo(ctx, opts, kc)
 	if err != nil {
 		return nil, err
 	}
 	s := newSink(opts, acker, prod, admin)
 	s.topics.explain = kc.Explain
+	s.metadata = metadata
+	s.topics.refresh = func() { metadata.refresh() }
 	if err := s.topics.ping(ctx); err != nil {
 		s.Close(context.Background())
 		return nil, err
@@ -410,11 +423,29 @@ func lingerWait(n int, full bool, waited, timeout time.Duration) time.Duration {
 	return min(timeout-waited, lingerQuiet)
 }
 
+// Retry backoff of a failed batch: growing from retryBackoffMin up to retryBackoffMax (with jitter),
+// as the Java producer's retry.backoff.ms (100 ms) and retry.backoff.max.ms (1 s) defaults. A longer
+// cap would add its length to every leader change (the retry after the new leader is known waits for
+// it).
+const (
+	retryBackoffMin = 100 * time.Millisecond
+	retryBackoffMax = time.Second
+)
+
 // write sends one batch until Kafka acknowledges it. It returns false when the sink is closing or
-// the failure is permanent (then the sink fails and nothing after this batch is ever sent).
+// the failure is permanent (then the sink fails and nothing after this batch is ever sent). A failure
+// that may come from stale metadata (a leader change, a broker gone) drops the cached metadata, so the
+// retry goes to the partition's current leader.
 func (s *Sink) write(q *partitionQueue, batch []queued) bool {
-	b := retry.New(100*time.Millisecond, 5*time.Second)
+	b := retry.New(retryBackoffMin, retryBackoffMax)
 	for attempt := 1; ; attempt++ {
+		if s.opts.MayWrite != nil {
+			if err := s.opts.MayWrite(); err != nil {
+				s.log.Warn().Err(err).Str("topic", q.key.topic).Int("partition", q.key.partition).Int("records", len(batch)).Msg("kafka write withheld")
+				s.fail(err)
+				return false
+			}
+		}
 		started := time.Now()
 		err := s.prod.Produce(s.ctx, q.key.topic, q.key.partition, batch)
 		if s.opts.OnWrite != nil && s.ctx.Err() == nil {
@@ -435,8 +466,12 @@ func (s *Sink) write(q *partitionQueue, batch []queued) bool {
 			return false
 		}
 		wait := b.Next()
-		s.log.Warn().Err(firstError(err)).Str("topic", q.key.topic).Int("partition", q.key.partition).
-			Int("records", len(batch)).Int("attempt", attempt).Float64("backoff_s", wait.Seconds()).Msg("kafka write failed; retrying")
+		refreshed := staleMetadata(err) && s.metadata.refresh()
+		if attempt <= 3 || attempt%10 == 0 { // a long outage retries every second: log the start, then every tenth
+			s.log.Warn().Err(firstError(err)).Str("topic", q.key.topic).Int("partition", q.key.partition).
+				Int("records", len(batch)).Int("attempt", attempt).Float64("backoff_s", wait.Seconds()).Bool("metadata_refreshed", refreshed).
+				Msg("kafka write failed; retrying")
+		}
 		if retry.Sleep(s.ctx, wait) != nil {
 			return false
 		}

@@ -4,7 +4,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"strconv"
 	"sync"
 	"time"
 
@@ -35,14 +34,30 @@ type topics struct {
 	opts    Options
 	log     zerolog.Logger
 	explain func(error) error // names the TLS/SASL setting behind a connection failure; may be nil
+	refresh func()            // drops the cached cluster metadata (refresh.go); may be nil
 	mu      sync.Mutex
 	byName  map[string]topicInfo
-	created []string   // topics this process created
-	setupMu sync.Mutex // one topic set-up at a time (the pipeline and snapshot workers may ask together)
+	created []string               // topics this process created
+	setupMu map[string]*sync.Mutex // one set-up at a time per topic (the pipeline, the snapshot workers and start-up may ask together)
 }
 
 func newTopics(admin topicAdmin, opts Options) *topics {
 	return &topics{admin: admin, opts: opts, log: opts.Logger, byName: map[string]topicInfo{}}
+}
+
+// setupLock is topic's set-up lock: different topics are set up concurrently.
+func (t *topics) setupLock(topic string) *sync.Mutex {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	if t.setupMu == nil {
+		t.setupMu = map[string]*sync.Mutex{}
+	}
+	l := t.setupMu[topic]
+	if l == nil {
+		l = &sync.Mutex{}
+		t.setupMu[topic] = l
+	}
+	return l
 }
 
 func (t *topics) cached(topic string) (topicInfo, bool) {
@@ -90,8 +105,9 @@ func (t *topics) ensure(ctx context.Context, topic string) (topicInfo, error) {
 	if info, ok := t.cached(topic); ok {
 		return info, nil
 	}
-	t.setupMu.Lock()
-	defer t.setupMu.Unlock()
+	l := t.setupLock(topic)
+	l.Lock()
+	defer l.Unlock()
 	if info, ok := t.cached(topic); ok {
 		return info, nil
 	}
@@ -229,27 +245,10 @@ func (t *topics) describe(ctx context.Context, topic string) (topicInfo, error) 
 	for i := range info.partitions {
 		info.partitions[i] = i
 	}
-	res, err := t.admin.DescribeConfigs(ctx, &kafka.DescribeConfigsRequest{Resources: []kafka.DescribeConfigRequestResource{{
-		ResourceType: kafka.ResourceTypeTopic, ResourceName: topic, ConfigNames: []string{"max.message.bytes"},
-	}}})
-	if err != nil {
-		return info, fmt.Errorf("kafka: read max.message.bytes of topic %s: %w", topic, err)
+	refresh := t.refresh
+	if refresh == nil {
+		refresh = func() {}
 	}
-	info.maxMessageBytes = 1048588 // Kafka's default
-	for _, r := range res.Resources {
-		if r.Error != nil {
-			if fix := permanentAdminError(r.Error); fix != "" {
-				return info, &topicError{fmt.Errorf("kafka: read config of topic %s: %w (%s)", topic, r.Error, fix)}
-			}
-			return info, fmt.Errorf("kafka: read config of topic %s: %w", topic, r.Error)
-		}
-		for _, e := range r.ConfigEntries {
-			if e.ConfigName == "max.message.bytes" {
-				if v, err := strconv.ParseInt(e.ConfigValue, 10, 64); err == nil {
-					info.maxMessageBytes = v
-				}
-			}
-		}
-	}
-	return info, nil
+	info.maxMessageBytes, err = maxMessageBytes(ctx, t.admin, topic, refresh) // topicconfig.go
+	return info, err
 }

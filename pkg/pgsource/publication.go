@@ -11,9 +11,10 @@ import (
 // Table is a table that may be captured.
 type Table struct {
 	Schema, Name string
-	Identity     byte // relreplident: 'd' default, 'f' full, 'i' index, 'n' nothing
-	HasKey       bool // has a primary key
-	HasIdentIdx  bool // has a replica identity index (REPLICA IDENTITY USING INDEX)
+	OID          uint32 // pg_class.oid: a table dropped and created again under its name has a new one
+	Identity     byte   // relreplident: 'd' default, 'f' full, 'i' index, 'n' nothing
+	HasKey       bool   // has a primary key
+	HasIdentIdx  bool   // has a replica identity index (REPLICA IDENTITY USING INDEX)
 	// Leaves are a partitioned table's leaf partitions ("schema.table"), whose own names the
 	// changes carry unless the publication publishes via the partition root; nil for a table.
 	Leaves []string
@@ -58,7 +59,7 @@ func identityName(b byte) string {
 }
 
 const listTablesSQL = `
-SELECT n.nspname, c.relname, c.relreplident::text,
+SELECT n.nspname, c.relname, c.oid, c.relreplident::text,
        EXISTS (SELECT 1 FROM pg_index i WHERE i.indrelid = c.oid AND i.indisprimary),
        EXISTS (SELECT 1 FROM pg_index i WHERE i.indrelid = c.oid AND i.indisreplident),
        CASE WHEN c.relkind = 'p' THEN ARRAY(SELECT ln.nspname || '.' || l.relname FROM pg_partition_tree(c.oid) pt
@@ -80,7 +81,7 @@ func ListTables(ctx context.Context, conn *pgx.Conn, match func(schema, table st
 	for rows.Next() {
 		var t Table
 		var ident string
-		if err := rows.Scan(&t.Schema, &t.Name, &ident, &t.HasKey, &t.HasIdentIdx, &t.Leaves); err != nil {
+		if err := rows.Scan(&t.Schema, &t.Name, &t.OID, &ident, &t.HasKey, &t.HasIdentIdx, &t.Leaves); err != nil {
 			return nil, fmt.Errorf("postgres: list tables: %w", err)
 		}
 		t.Identity = ident[0]

@@ -273,7 +273,9 @@ func (s *Stream) session(ctx context.Context, out chan<- Message) error {
 	}
 	s.opts.Log.Info().Str("slot", s.opts.Slot).Str("start_lsn", start.String()).
 		Str("slot_confirmed_flush_lsn", slot.ConfirmedFlush.String()).Msg("streaming")
-	r := &replSession{s: s, conn: conn, net: conn.Conn(), received: start, flushed: start, serverEnd: slot.ServerWALEnd}
+	// flushed is what the server holds, not start: a start past it (what Kafka acknowledged, which
+	// BeforeConfirm may have held back in the last session) is confirmed through BeforeConfirm too.
+	r := &replSession{s: s, conn: conn, net: conn.Conn(), received: start, flushed: slot.ConfirmedFlush, serverEnd: slot.ServerWALEnd}
 	if err := r.deliver(ctx, out, Message{Kind: MessageSession, LSN: start}); err != nil {
 		return r.end(err)
 	}
@@ -319,6 +321,41 @@ type replSession struct {
 	lastSent  time.Time // when the last status update was sent
 	wake      time.Time // when to look at the position next
 	deadline  time.Time // the read deadline set on the socket
+	// asks counts the server's requests for a reply in a row that could not confirm its WAL end,
+	// each within serverAskGap of the one before, the last at lastAsk (see serverWaits).
+	asks    int
+	lastAsk time.Time
+}
+
+// serverWaitingAsks requests for a reply in a row, each within serverAskGap of the one before and
+// none of which could confirm the server's WAL end, mean that the server waits for that position:
+// a walsender of a server shutting down asks again as soon as it gets each reply, while a running
+// one asks at most every half wal_sender_timeout. The position cannot be confirmed while Kafka has
+// not acknowledged it, or while pgcdc is idle: its slot then stays behind the write recording its
+// position (BeforeConfirm, docs/failover.md).
+const (
+	serverWaitingAsks = 50
+	serverAskGap      = 250 * time.Millisecond
+)
+
+// errServerWaits ends a session whose server waits for a position pgcdc cannot confirm (see
+// serverWaitingAsks): a shutdown waits for each walsender's client to confirm everything it was
+// sent, and would otherwise wait for Kafka, or for good. Nothing is lost: the unconfirmed changes
+// are read again from the slot after the reconnect.
+var errServerWaits = errors.New("postgres: the server keeps asking for a position pgcdc cannot confirm (not yet acknowledged by Kafka, or the write recording pgcdc's own position; is the server shutting down?): ending the replication session so that it does not wait; the unconfirmed changes are read again after the reconnect")
+
+// serverWaits counts a request for a reply the status update could not satisfy (flush below end)
+// and reports whether the server is waiting for it.
+func (r *replSession) serverWaits(now time.Time, end pglogrepl.LSN) bool {
+	if r.flushed >= end {
+		r.asks = 0
+		return false
+	}
+	if now.Sub(r.lastAsk) > serverAskGap {
+		r.asks = 0
+	}
+	r.asks, r.lastAsk = r.asks+1, now
+	return r.asks >= serverWaitingAsks
 }
 
 // run reads and delivers messages until ctx ends (nil), the receiver asks to stop reading, or the
@@ -383,8 +420,12 @@ func (r *replSession) copyData(ctx context.Context, out chan<- Message, data []b
 		}
 		r.serverEnd = max(r.serverEnd, pk.ServerWALEnd)
 		if pk.ReplyRequested {
-			if err := r.sendStatus(time.Now()); err != nil {
+			now := time.Now()
+			if err := r.sendStatus(now); err != nil {
 				return err
+			}
+			if r.serverWaits(now, pk.ServerWALEnd) {
+				return errServerWaits
 			}
 		}
 		return r.deliver(ctx, out, Message{Kind: MessageKeepalive, LSN: pk.ServerWALEnd})

@@ -519,3 +519,70 @@ func TestStreamRecordsBeforeConfirming(t *testing.T) {
 		}
 	}
 }
+
+// A session that resumes past the slot's confirmed position (Kafka acknowledged more than the last
+// session confirmed: BeforeConfirm held it back at the record) confirms the resume position only
+// through BeforeConfirm: the server never gets a flush position the record does not cover.
+func TestStreamResumePositionGoesThroughBeforeConfirm(t *testing.T) {
+	srv := newFakeServer(t)
+	pos := newPosition(250)
+	var mu sync.Mutex
+	var asked []pglogrepl.LSN
+	s := testStream(t, srv, pos, goodSlot, func(o *StreamOptions) {
+		o.BeforeConfirm = func(_ context.Context, _ *pgx.Conn, flush pglogrepl.LSN) (pglogrepl.LSN, error) {
+			mu.Lock()
+			defer mu.Unlock()
+			asked = append(asked, flush)
+			return min(flush, 180), nil // the record covers 180: hold there
+		}
+	})
+	s.sql = nil
+	s.connectSQL = func(context.Context) (*pgx.Conn, error) { return nil, nil }
+	out := make(chan Message, 10)
+	runStream(t, s, out)
+	w := <-srv.sessions
+	if q := <-w.start; !strings.Contains(q, "LOGICAL 0/FA") {
+		t.Fatalf("started with %q, want at the acknowledged position 0/FA", q)
+	}
+	receive(t, out)
+	w.keepalive(250, true)
+	w.statusWith(180, 5*time.Second) // fails on a status update past 180
+	mu.Lock()
+	defer mu.Unlock()
+	if len(asked) == 0 || asked[0] != 250 {
+		t.Fatalf("BeforeConfirm asked for %v, want 0/FA first", asked)
+	}
+}
+
+// A server that keeps asking for a reply the stream cannot give (its WAL end is past what Kafka
+// acknowledged) is waiting for that position, as a walsender of a server shutting down does: the
+// session ends, so that the shutdown does not wait for Kafka, and a new one follows. Requests the
+// stream can satisfy, or a few unsatisfied ones, keep the session.
+func TestStreamEndsSessionWhenServerWaits(t *testing.T) {
+	srv := newFakeServer(t)
+	s := testStream(t, srv, newPosition(100), goodSlot, func(o *StreamOptions) { o.Log = zerolog.New(zerolog.NewTestWriter(t)) })
+	out := make(chan Message, 1000)
+	runStream(t, s, out)
+	w := <-srv.sessions
+	<-w.start
+	for i := 0; i < 3*serverWaitingAsks; i++ {
+		w.keepalive(100, true) // confirmable: the stream is at 100
+	}
+	for i := 0; i < serverWaitingAsks/2; i++ {
+		w.keepalive(500, true)
+	}
+	select {
+	case <-srv.sessions:
+		t.Fatal("the session ended on requests it could satisfy, or on a few it could not")
+	case <-time.After(time.Second):
+	}
+	for i := 0; i < serverWaitingAsks; i++ {
+		w.keepalive(500, true)
+	}
+	select {
+	case w2 := <-srv.sessions:
+		<-w2.start
+	case <-time.After(10 * time.Second):
+		t.Fatalf("%d unsatisfiable requests for a reply in a row did not end the session", serverWaitingAsks)
+	}
+}

@@ -79,7 +79,8 @@ func NewGuard(store *Store, slot string, recorded pglogrepl.LSN) *Guard {
 // always just past it: confirming that would need another write, whose WAL would again lie beyond,
 // one write per status update forever. So a flush no further than the end of the guard's last write
 // is not recorded: Before returns the record instead, and the slot stays that write behind until
-// other WAL moves it on.
+// other WAL moves it on. (A server shutting down waits for its walsenders' clients to confirm all
+// they were sent: the stream ends its session when the server keeps asking; pgsource.)
 func (g *Guard) Before(ctx context.Context, conn Querier, flush pglogrepl.LSN) (pglogrepl.LSN, error) {
 	if g == nil || flush <= g.recorded {
 		return flush, nil

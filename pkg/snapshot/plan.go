@@ -6,7 +6,10 @@ import (
 	"slices"
 	"strings"
 
+	"github.com/jackc/pglogrepl"
 	"github.com/jackc/pgx/v5"
+
+	"github.com/pgcdc/pgcdc/pkg/decode"
 )
 
 // Querier is the part of *pgx.Conn planning and description need.
@@ -31,6 +34,9 @@ type Table struct {
 	KeyTypes     []string // SQL type of each key column (format_type), for the bound casts
 	Partitioned  bool
 	Estimate     int64 // pg_class.reltuples (over the partitions of a partitioned table); 0 unknown
+	// Filter is an SQL condition on the table's rows (a blocking snapshot's additional condition):
+	// only the rows it holds for are read. "" reads every row.
+	Filter string
 }
 
 func (t *Table) String() string { return t.Schema + "." + t.Name }
@@ -44,6 +50,20 @@ func (t *Table) from() string {
 		return t.ident()
 	}
 	return "ONLY " + t.ident()
+}
+
+// From is the FROM item that reads t: ONLY t for a plain table, the whole tree of a partitioned one.
+func (t *Table) From() string { return t.from() }
+
+// where joins conditions (and the table's Filter) into a WHERE clause, "" when there is none.
+func (t *Table) where(conds []string) string {
+	if t.Filter != "" {
+		conds = append([]string{"(" + t.Filter + ")"}, conds...)
+	}
+	if len(conds) == 0 {
+		return ""
+	}
+	return " WHERE " + strings.Join(conds, " AND ")
 }
 
 // Kind is how a chunk bounds its rows.
@@ -161,6 +181,13 @@ func Describe(ctx context.Context, q Querier, schema, name, publication string, 
 	return t, nil
 }
 
+// QuoteCols returns the quoted identifiers of cols, comma-separated.
+func QuoteCols(cols []string) string { return quoteCols(cols) }
+
+// KeyText returns ARRAY[k1::text, ...] for the key columns cols: a key value as text[], the form
+// chunk bounds are kept in (cast back to each column's type in SQL, never compared in Go).
+func KeyText(cols []string) string { return keyText(cols) }
+
 func quoteCols(cols []string) string {
 	q := make([]string, len(cols))
 	for i, c := range cols {
@@ -186,7 +213,7 @@ func PlanTable(ctx context.Context, q Querier, t *Table, chunkRows int64) (chunk
 		chunkRows = 1
 	}
 	name := t.String()
-	if err := q.QueryRow(ctx, "SELECT NOT EXISTS (SELECT 1 FROM "+t.from()+")").Scan(&empty); err != nil {
+	if err := q.QueryRow(ctx, "SELECT NOT EXISTS (SELECT 1 FROM "+t.from()+t.where(nil)+")").Scan(&empty); err != nil {
 		return nil, false, fmt.Errorf("snapshot: plan %s: %w", name, err)
 	}
 	switch {
@@ -269,8 +296,8 @@ func ctidStep(chunkRows, relpages int64, reltuples float64) int64 {
 // key (so the final, unbounded chunk is never empty in this snapshot).
 func keyBounds(ctx context.Context, q Querier, t *Table, chunkRows int64) ([][]string, error) {
 	cols := quoteCols(t.Key)
-	rows, err := q.Query(ctx, fmt.Sprintf(`SELECT k FROM (SELECT %s AS k, row_number() OVER (ORDER BY %s) AS rn FROM %s) s WHERE rn %% $1 = 0`,
-		keyText(t.Key), cols, t.from()), chunkRows)
+	rows, err := q.Query(ctx, fmt.Sprintf(`SELECT k FROM (SELECT %s AS k, row_number() OVER (ORDER BY %s) AS rn FROM %s%s) s WHERE rn %% $1 = 0`,
+		keyText(t.Key), cols, t.from(), t.where(nil)), chunkRows)
 	if err != nil {
 		return nil, err
 	}
@@ -294,7 +321,7 @@ func keyBounds(ctx context.Context, q Querier, t *Table, chunkRows int64) ([][]s
 		desc[i] = pgx.Identifier{c}.Sanitize() + " DESC"
 	}
 	var last []string
-	if err := q.QueryRow(ctx, fmt.Sprintf(`SELECT %s FROM %s ORDER BY %s LIMIT 1`, keyText(t.Key), t.from(), strings.Join(desc, ", "))).Scan(&last); err != nil {
+	if err := q.QueryRow(ctx, fmt.Sprintf(`SELECT %s FROM %s%s ORDER BY %s LIMIT 1`, keyText(t.Key), t.from(), t.where(nil), strings.Join(desc, ", "))).Scan(&last); err != nil {
 		return nil, err
 	}
 	if slices.Equal(bounds[len(bounds)-1], last) {
@@ -341,41 +368,68 @@ func query(t *Table, c *Chunk) (string, [][]byte) {
 	}
 	sql := "SELECT " + quoteCols(cols) + " FROM " + t.from()
 	var args [][]byte
-	param := func(v, typ string) string {
-		args = append(args, []byte(v))
-		return fmt.Sprintf("$%d::%s", len(args), typ)
-	}
-	var where []string
 	switch c.Kind {
 	case KindKey:
-		row := func(b []string) string {
-			p := make([]string, len(b))
-			for i, v := range b {
-				p[i] = param(v, t.KeyTypes[i])
-			}
-			return "ROW(" + strings.Join(p, ", ") + ")"
-		}
-		key := "ROW(" + quoteCols(t.Key) + ")"
-		if c.Lower != nil {
-			where = append(where, key+" > "+row(c.Lower))
-		}
-		if c.Upper != nil {
-			where = append(where, key+" <= "+row(c.Upper))
-		}
-		if len(where) > 0 {
-			sql += " WHERE " + strings.Join(where, " AND ")
-		}
-		return sql + " ORDER BY " + quoteCols(t.Key), args
+		return sql + t.where(KeyRange(t, c.Lower, c.Upper, &args)) + " ORDER BY " + quoteCols(t.Key), args
 	case KindCTID:
+		var where []string
 		if c.Lower != nil {
-			where = append(where, "ctid >= "+param("("+c.Lower[0]+",0)", "tid"))
+			where = append(where, "ctid >= "+param(&args, "("+c.Lower[0]+",0)", "tid"))
 		}
 		if c.Upper != nil {
-			where = append(where, "ctid < "+param("("+c.Upper[0]+",0)", "tid"))
+			where = append(where, "ctid < "+param(&args, "("+c.Upper[0]+",0)", "tid"))
 		}
+		return sql + t.where(where), args
 	}
-	if len(where) > 0 {
-		sql += " WHERE " + strings.Join(where, " AND ")
+	return sql + t.where(nil), args
+}
+
+// Where joins conditions and t's Filter into a WHERE clause ("" when there is none).
+func (t *Table) Where(conds []string) string { return t.where(conds) }
+
+// KeyRange returns the conditions that bound t's key to lower < key <= upper (a nil bound is
+// unbounded), compared in SQL as row values (ROW(k1, k2) > ROW($1::type1, $2::type2)): PostgreSQL
+// orders them by each column's type and collation, as the key's index does. The bound values are
+// appended to args as text, cast to each key column's type.
+func KeyRange(t *Table, lower, upper []string, args *[][]byte) []string {
+	row := func(b []string) string {
+		p := make([]string, len(b))
+		for i, v := range b {
+			p[i] = param(args, v, t.KeyTypes[i])
+		}
+		return "ROW(" + strings.Join(p, ", ") + ")"
 	}
-	return sql, args
+	key := "ROW(" + quoteCols(t.Key) + ")"
+	var where []string
+	if lower != nil {
+		where = append(where, key+" > "+row(lower))
+	}
+	if upper != nil {
+		where = append(where, key+" <= "+row(upper))
+	}
+	return where
+}
+
+// param appends v to args and returns its placeholder, cast to typ.
+func param(args *[][]byte, v, typ string) string {
+	*args = append(*args, []byte(v))
+	return fmt.Sprintf("$%d::%s", len(*args), typ)
+}
+
+// Relation describes t as the decoder describes a relation from its Relation message
+// (decode.BuildTable joined with the catalog), so that snapshot rows encode as streamed ones do.
+func Relation(ctx context.Context, q decode.Querier, t *Table) (*decode.Relation, error) {
+	msg := &pglogrepl.RelationMessage{RelationID: t.OID, Namespace: t.Schema, RelationName: t.Name}
+	for _, col := range t.Columns {
+		msg.Columns = append(msg.Columns, &pglogrepl.RelationMessageColumn{Name: col.Name, DataType: col.TypeOID, TypeModifier: col.TypeMod})
+	}
+	cat, err := decode.PGCatalog{Conn: q}.Describe(ctx, t.OID)
+	if err != nil {
+		return nil, err
+	}
+	et, err := decode.BuildTable(msg, cat, nil)
+	if err != nil {
+		return nil, fmt.Errorf("table %s: %w", t, err)
+	}
+	return &decode.Relation{ID: t.OID, Table: et, Key: et.Key, Name: t.String()}, nil
 }

@@ -45,7 +45,7 @@ func Open(ctx context.Context, connect func(context.Context) (*pgx.Conn, error),
 	}
 	name := exported
 	if exported != "" {
-		if _, err := s.coord.Exec(ctx, "SET TRANSACTION SNAPSHOT "+quoteLiteral(exported)); err != nil {
+		if _, err := s.coord.Exec(ctx, "SET TRANSACTION SNAPSHOT "+QuoteLiteral(exported)); err != nil {
 			return nil, fmt.Errorf("snapshot: import the slot's exported snapshot %s: %w", exported, err)
 		}
 		s.LSN = consistentLSN
@@ -72,7 +72,7 @@ func Open(ctx context.Context, connect func(context.Context) (*pgx.Conn, error),
 		if _, err := w.Exec(ctx, "BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY"); err != nil {
 			return nil, fmt.Errorf("snapshot: begin: %w", err)
 		}
-		if _, err := w.Exec(ctx, "SET TRANSACTION SNAPSHOT "+quoteLiteral(name)); err != nil {
+		if _, err := w.Exec(ctx, "SET TRANSACTION SNAPSHOT "+QuoteLiteral(name)); err != nil {
 			return nil, fmt.Errorf("snapshot: import snapshot %s: %w", name, err)
 		}
 	}
@@ -94,7 +94,9 @@ func (s *Session) Close() {
 	s.coord, s.workers = nil, nil
 }
 
-func quoteLiteral(s string) string {
+// QuoteLiteral returns s as an SQL string literal (” doubled), for statements that take no
+// parameters (SET TRANSACTION SNAPSHOT) and for SQL shown to users.
+func QuoteLiteral(s string) string {
 	out := []byte{'\''}
 	for i := 0; i < len(s); i++ {
 		if s[i] == '\'' {

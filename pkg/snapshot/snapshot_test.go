@@ -190,7 +190,7 @@ func TestLimiter(t *testing.T) {
 }
 
 func TestLiteralsAndLSN(t *testing.T) {
-	if got := quoteLiteral("00000003-0000001B-1'"); got != `'00000003-0000001B-1'''` {
-		t.Errorf("quoteLiteral = %s", got)
+	if got := QuoteLiteral("00000003-0000001B-1'"); got != `'00000003-0000001B-1'''` {
+		t.Errorf("QuoteLiteral = %s", got)
 	}
 }

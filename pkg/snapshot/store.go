@@ -4,11 +4,9 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"strings"
 
 	"github.com/jackc/pglogrepl"
 	"github.com/jackc/pgx/v5"
-	"github.com/jackc/pgx/v5/pgconn"
 )
 
 // TableName is the progress table's name (in the configured schema).
@@ -26,26 +24,18 @@ const (
 // per slot one row with chunk = -1 for the snapshot itself and one row per chunk.
 //
 // Several pgcdc processes, each with its own slot and possibly its own least-privilege role, share
-// the table. Each row carries the role that wrote it (role_name), and row-level security shows
-// and lets change a role only its own rows, so the table is granted to PUBLIC: any role that can
-// use the schema keeps its progress there, and none can read or alter another's. The first pgcdc
-// that needs the table creates it (it needs CREATE on the schema); later roles need nothing more
-// than USAGE on the schema. A table created by an older pgcdc (without role_name) is used as it is
-// and needs explicit grants for every other role: errors say which.
+// the table (an OwnedTable): each row carries the role that wrote it and row-level security shows
+// each role its own. A table created by an older pgcdc (without role_name) is used as it is and
+// needs explicit grants for every other role: errors say which.
 type Store struct {
-	conn    *pgx.Conn
-	schema  string
-	table   string // quoted schema.table
-	user    string // current_user
-	owner   string // the table's owner
-	perRole bool   // role_name column and row-level security (created by this version)
+	*OwnedTable
 }
 
 // DDL returns the statements that create the progress table in schema (for an administrator when
 // pgcdc's role may not create tables).
 func DDL(schema string) string {
 	t := pgx.Identifier{schema, TableName}.Sanitize()
-	return `CREATE TABLE ` + t + ` (
+	return OwnedDDL(t, `CREATE TABLE `+t+` (
   role_name         text    NOT NULL DEFAULT current_user, -- the role that owns the row (row-level security)
   slot_name         text    NOT NULL,
   table_name        text    NOT NULL,               -- schema.table; '' on the snapshot's own row
@@ -64,84 +54,26 @@ func DDL(schema string) string {
   start_lsn         pg_lsn,                         -- snapshot: the slot's confirmed position when the plan was made
   updated_at        timestamptz NOT NULL DEFAULT now(),
   PRIMARY KEY (slot_name, table_name, chunk)
-);
-ALTER TABLE ` + t + ` ENABLE ROW LEVEL SECURITY;
-CREATE POLICY pgcdc_own_rows ON ` + t + ` USING (role_name = current_user) WITH CHECK (role_name = current_user);
-GRANT SELECT, INSERT, UPDATE, DELETE ON ` + t + ` TO PUBLIC`
+)`)
 }
-
-// storeInfoSQL reads whether the table exists, its owner and whether it has per-role rows.
-const storeInfoSQL = `
-SELECT c.oid IS NOT NULL, coalesce(pg_get_userbyid(c.relowner)::text, ''),
-       EXISTS (SELECT 1 FROM pg_attribute a WHERE a.attrelid = c.oid AND a.attname = 'role_name' AND NOT a.attisdropped)
-FROM (SELECT to_regclass($1) AS oid) r LEFT JOIN pg_class c ON c.oid = r.oid`
 
 // OpenStore returns the store on conn, creating the table when it does not exist.
 func OpenStore(ctx context.Context, conn *pgx.Conn, schema string) (*Store, error) {
-	s := &Store{conn: conn, schema: schema, table: pgx.Identifier{schema, TableName}.Sanitize()}
-	if err := conn.QueryRow(ctx, `SELECT current_user::text`).Scan(&s.user); err != nil {
-		return nil, fmt.Errorf("snapshot: read the current role: %w", err)
-	}
-	exists, err := s.readInfo(ctx)
-	if err != nil || exists {
-		return s, err
-	}
-	if _, err := conn.Exec(ctx, DDL(schema)); err != nil {
-		if exists, again := s.readInfo(ctx); again == nil && exists {
-			return s, nil // another pgcdc created it meanwhile
-		}
-		return nil, fmt.Errorf("snapshot: role %s cannot create the progress table %s: %w. Grant it CREATE on schema %s (GRANT CREATE ON SCHEMA %s TO %s), "+
-			"set snapshot.progress_schema to a schema where it may create tables, or have an administrator create the table once:\n%s;\n"+
-			"Every role that runs pgcdc can then keep its progress there (each sees only its own rows)",
-			s.user, s.table, err, s.schema, pgx.Identifier{s.schema}.Sanitize(), pgx.Identifier{s.user}.Sanitize(), DDL(schema))
-	}
-	if _, err := s.readInfo(ctx); err != nil {
-		return nil, err
-	}
-	return s, nil
-}
-
-func (s *Store) readInfo(ctx context.Context) (exists bool, err error) {
-	err = s.conn.QueryRow(ctx, storeInfoSQL, s.table).Scan(&exists, &s.owner, &s.perRole)
+	o, err := OpenOwnedTable(ctx, conn, schema, TableName, DDL(schema))
 	if err != nil {
-		return false, s.explain(err, "look for the progress table")
+		return nil, fmt.Errorf("snapshot: %w", err)
 	}
-	return exists, nil
+	return &Store{o}, nil
 }
 
-// explain wraps an error of doing what with the table; a privilege error says exactly what to
-// grant, and to whom.
+// explain wraps an error of doing what with the table (see OwnedTable.Explain).
 func (s *Store) explain(err error, what string) error {
-	var pg *pgconn.PgError
-	if !errors.As(err, &pg) || pg.Code != "42501" { // insufficient_privilege
-		return fmt.Errorf("snapshot: %s %s: %w", what, s.table, err)
-	}
-	user := pgx.Identifier{s.user}.Sanitize()
-	switch {
-	case strings.Contains(pg.Message, "schema"):
-		return fmt.Errorf("snapshot: %s %s: %w. pgcdc's role needs USAGE on schema %s (snapshot.progress_schema): as an administrator, GRANT USAGE ON SCHEMA %s TO %s",
-			what, s.table, err, s.schema, pgx.Identifier{s.schema}.Sanitize(), user)
-	case !s.perRole:
-		return fmt.Errorf("snapshot: %s %s: %w. The table was created by an older pgcdc (as role %s), without per-role rows: as %s or an administrator, run "+
-			"GRANT SELECT, INSERT, UPDATE, DELETE ON %s TO %s; (or set snapshot.progress_schema to another schema, where pgcdc creates a table that every role can share)",
-			what, s.table, err, s.owner, s.owner, s.table, user)
-	default:
-		return fmt.Errorf("snapshot: %s %s: %w. As the table's owner (%s) or an administrator, run GRANT SELECT, INSERT, UPDATE, DELETE ON %s TO %s",
-			what, s.table, err, s.owner, s.table, user)
-	}
+	return fmt.Errorf("snapshot: %w", s.Explain(err, what))
 }
 
-// explainConflict explains a unique violation of slot's rows: with per-role rows, the rows exist
-// but belong to another role, which this one cannot see.
+// explainConflict explains a unique violation of slot's rows (see OwnedTable.ExplainConflict).
 func (s *Store) explainConflict(err error, slot string) error {
-	var pg *pgconn.PgError
-	if !s.perRole || !errors.As(err, &pg) || pg.Code != "23505" {
-		return err
-	}
-	return fmt.Errorf("%w: the rows of slot %s belong to another role (each role sees only its own rows; this is %s). "+
-		"If %s now runs that slot, hand them over as the table's owner (%s) or an administrator: UPDATE %s SET role_name = %s WHERE slot_name = %s; "+
-		"or forget them (pgcdc then takes a new snapshot): DELETE FROM %s WHERE slot_name = %s",
-		err, slot, s.user, s.user, s.owner, s.table, quoteLiteral(s.user), quoteLiteral(slot), s.table, quoteLiteral(slot))
+	return s.ExplainConflict(err, slot, "pgcdc then takes a new snapshot")
 }
 
 // State is what the store holds for one slot.
@@ -155,7 +87,7 @@ type State struct {
 func (s *Store) Load(ctx context.Context, slot string) (State, error) {
 	var st State
 	var start string
-	err := s.conn.QueryRow(ctx, `SELECT state, coalesce(start_lsn::text, '0/0') FROM `+s.table+` WHERE slot_name = $1 AND chunk = -1`, slot).Scan(&st.Status, &start)
+	err := s.Conn.QueryRow(ctx, `SELECT state, coalesce(start_lsn::text, '0/0') FROM `+s.Table+` WHERE slot_name = $1 AND chunk = -1`, slot).Scan(&st.Status, &start)
 	if errors.Is(err, pgx.ErrNoRows) {
 		return st, nil
 	}
@@ -165,9 +97,9 @@ func (s *Store) Load(ctx context.Context, slot string) (State, error) {
 	if st.StartLSN, err = pglogrepl.ParseLSN(start); err != nil {
 		return st, fmt.Errorf("snapshot: progress of slot %s: start_lsn %q: %w", slot, start, err)
 	}
-	rows, err := s.conn.Query(ctx, `SELECT table_name, chunk, ordinal, table_order, kind, lower_bound, upper_bound,
+	rows, err := s.Conn.Query(ctx, `SELECT table_name, chunk, ordinal, table_order, kind, lower_bound, upper_bound,
 			last_in_table, first_in_snapshot, last_in_snapshot, rows_estimate, state = 'done', coalesce(rows_done, 0)
-		FROM `+s.table+` WHERE slot_name = $1 AND chunk >= 0 ORDER BY ordinal`, slot)
+		FROM `+s.Table+` WHERE slot_name = $1 AND chunk >= 0 ORDER BY ordinal`, slot)
 	if err != nil {
 		return st, s.explain(err, "read the progress of slot "+slot+" from")
 	}
@@ -188,11 +120,11 @@ func (s *Store) Load(ctx context.Context, slot string) (State, error) {
 // Begin records that slot needs a snapshot, forgetting any earlier one. It is written before the
 // slot is created, so that a crash in between is seen as a snapshot still to do.
 func (s *Store) Begin(ctx context.Context, slot string) error {
-	err := pgx.BeginFunc(ctx, s.conn, func(tx pgx.Tx) error {
-		if _, err := tx.Exec(ctx, `DELETE FROM `+s.table+` WHERE slot_name = $1`, slot); err != nil {
+	err := pgx.BeginFunc(ctx, s.Conn, func(tx pgx.Tx) error {
+		if _, err := tx.Exec(ctx, `DELETE FROM `+s.Table+` WHERE slot_name = $1`, slot); err != nil {
 			return err
 		}
-		_, err := tx.Exec(ctx, `INSERT INTO `+s.table+` (slot_name, table_name, chunk, state) VALUES ($1, '', -1, 'pending')`, slot)
+		_, err := tx.Exec(ctx, `INSERT INTO `+s.Table+` (slot_name, table_name, chunk, state) VALUES ($1, '', -1, 'pending')`, slot)
 		return err
 	})
 	if err != nil {
@@ -204,19 +136,19 @@ func (s *Store) Begin(ctx context.Context, slot string) error {
 // SavePlan records the plan of slot's snapshot and marks it running. startLSN is the slot's
 // confirmed position: a resume is valid only while the slot has not moved (nor been recreated).
 func (s *Store) SavePlan(ctx context.Context, slot string, chunks []*Chunk, startLSN pglogrepl.LSN) error {
-	err := pgx.BeginFunc(ctx, s.conn, func(tx pgx.Tx) error {
-		if _, err := tx.Exec(ctx, `DELETE FROM `+s.table+` WHERE slot_name = $1 AND chunk >= 0`, slot); err != nil {
+	err := pgx.BeginFunc(ctx, s.Conn, func(tx pgx.Tx) error {
+		if _, err := tx.Exec(ctx, `DELETE FROM `+s.Table+` WHERE slot_name = $1 AND chunk >= 0`, slot); err != nil {
 			return err
 		}
 		for _, c := range chunks {
-			if _, err := tx.Exec(ctx, `INSERT INTO `+s.table+` (slot_name, table_name, chunk, ordinal, table_order, kind, lower_bound, upper_bound,
+			if _, err := tx.Exec(ctx, `INSERT INTO `+s.Table+` (slot_name, table_name, chunk, ordinal, table_order, kind, lower_bound, upper_bound,
 					last_in_table, first_in_snapshot, last_in_snapshot, rows_estimate, state) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13)`,
 				slot, c.Table, c.Seq, c.Ordinal, c.TableOrder, string(c.Kind), c.Lower, c.Upper,
 				c.LastInTable, c.FirstInSnapshot, c.LastInSnapshot, c.Estimate, "todo"); err != nil {
 				return err
 			}
 		}
-		tag, err := tx.Exec(ctx, `UPDATE `+s.table+` SET state = 'running', start_lsn = $2::text::pg_lsn, updated_at = now() WHERE slot_name = $1 AND chunk = -1`,
+		tag, err := tx.Exec(ctx, `UPDATE `+s.Table+` SET state = 'running', start_lsn = $2::text::pg_lsn, updated_at = now() WHERE slot_name = $1 AND chunk = -1`,
 			slot, startLSN.String())
 		if err == nil && tag.RowsAffected() != 1 {
 			err = s.missingRow(slot, "the snapshot's own row")
@@ -231,7 +163,7 @@ func (s *Store) SavePlan(ctx context.Context, slot string, chunks []*Chunk, star
 
 // MarkDone records chunk c of slot's snapshot as acknowledged, with the rows it read.
 func (s *Store) MarkDone(ctx context.Context, slot string, c *Chunk, rows int64) error {
-	tag, err := s.conn.Exec(ctx, `UPDATE `+s.table+` SET state = 'done', rows_done = $4, updated_at = now() WHERE slot_name = $1 AND table_name = $2 AND chunk = $3`,
+	tag, err := s.Conn.Exec(ctx, `UPDATE `+s.Table+` SET state = 'done', rows_done = $4, updated_at = now() WHERE slot_name = $1 AND table_name = $2 AND chunk = $3`,
 		slot, c.Table, c.Seq, rows)
 	if err == nil && tag.RowsAffected() != 1 {
 		err = s.missingRow(slot, fmt.Sprintf("chunk %d of %s", c.Seq, c.Table))
@@ -244,7 +176,7 @@ func (s *Store) MarkDone(ctx context.Context, slot string, c *Chunk, rows int64)
 
 // Finish marks slot's snapshot done, with its total rows.
 func (s *Store) Finish(ctx context.Context, slot string, rows int64) error {
-	tag, err := s.conn.Exec(ctx, `UPDATE `+s.table+` SET state = 'done', rows_done = $2, updated_at = now() WHERE slot_name = $1 AND chunk = -1`, slot, rows)
+	tag, err := s.Conn.Exec(ctx, `UPDATE `+s.Table+` SET state = 'done', rows_done = $2, updated_at = now() WHERE slot_name = $1 AND chunk = -1`, slot, rows)
 	if err == nil && tag.RowsAffected() != 1 {
 		err = s.missingRow(slot, "the snapshot's own row")
 	}
@@ -254,7 +186,5 @@ func (s *Store) Finish(ctx context.Context, slot string, rows int64) error {
 	return nil
 }
 
-// missingRow: a progress row the snapshot wrote is gone (deleted, or handed to another role).
-func (s *Store) missingRow(slot, which string) error {
-	return fmt.Errorf("the progress row of slot %s (%s) is gone: deleted meanwhile, or (per-role rows) now owned by a role other than %s", slot, which, s.user)
-}
+// missingRow: a progress row the snapshot wrote is gone.
+func (s *Store) missingRow(slot, which string) error { return s.MissingRow(slot, which) }

@@ -4,7 +4,7 @@
 // Kafka, confirmed to the slot). `make bench` runs the default suite; docs/performance.md explains
 // the method and keeps the latest figures.
 //
-//	go run ./internal/cmd/bench [-rows 1000000] [-txn-rows 100] [-modes throughput,latency,large,deliver] [-json FILE]
+//	go run ./internal/cmd/bench [-rows 1000000] [-txn-rows 100] [-modes throughput,latency,large,deliver,incremental] [-json FILE]
 //
 // Servers: by default a throwaway PostgreSQL and Kafka are started through internal/testenv (their
 // pids are known, so the CPU of the broker's JVM and of the walsender are measured too). Existing
@@ -37,6 +37,12 @@
 //     written to a topic of -deliver-partitions partitions, then `pgcdc deliver --until-end` sends
 //     them to an HTTP endpoint of the benchmark that answers 204 at once; events/s is measured at
 //     the endpoint from the first request to the last, with the process's CPU and peak RSS.
+//   - incremental: a table of -incremental-rows rows (the throughput table's layout) that pgcdc
+//     captures without snapshotting it, and a second captured table written at -latency-rate rows/s
+//     throughout. After -latency-duration of writes, an execute-snapshot signal (signal table) asks
+//     for an incremental snapshot of the first table: rows/s from the signal to the log's "table
+//     done" (after the last chunk's acknowledgement), and the second table's latency (commit to a
+//     consumer's receipt, p50/p99/max) before and during the snapshot.
 //
 // Profiling: with -profile DIR (default .cache/bench), one more pgcdc run over the throughput WAL
 // has PGCDC_PPROF_ADDR set (cmd/pgcdc/pprof.go) and the benchmark saves a CPU profile taken over

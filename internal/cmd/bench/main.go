@@ -38,6 +38,8 @@ type options struct {
 	largeRef  bool
 
 	deliverEvents, deliverPartitions, deliverConcurrency int
+	incrementalRows                                      int64
+	incrementalChunk                                     int
 
 	statusInterval time.Duration
 	partitions     int
@@ -65,7 +67,7 @@ func parseFlags(args []string) (*options, error) {
 	fs.IntVar(&o.kafkaHeapMB, "kafka-heap-mb", 512, "heap of the broker the benchmark starts")
 	fs.StringVar(&o.pgBinDir, "pg-bin", "", "directory of the PostgreSQL binaries (initdb, postgres, pg_recvlogical); default PATH or the newest /usr/lib/postgresql/*/bin")
 	fs.StringVar(&o.pgcdcBin, "pgcdc", "", "pgcdc binary to measure (default: build ./cmd/pgcdc without -race into -out)")
-	modes := fs.String("modes", "throughput,latency,large,deliver", "modes to run, comma-separated: throughput, latency, large, deliver")
+	modes := fs.String("modes", "throughput,latency,large,deliver,incremental", "modes to run, comma-separated: throughput, latency, large, deliver, incremental")
 	schemas := fs.String("schemas", "false,true", "events.value_schemas settings for the throughput runs, comma-separated")
 	fs.Int64Var(&o.rows, "rows", 1_000_000, "throughput: rows in the workload")
 	fs.IntVar(&o.txnRows, "txn-rows", 100, "throughput: rows per transaction")
@@ -79,6 +81,8 @@ func parseFlags(args []string) (*options, error) {
 	fs.IntVar(&o.deliverEvents, "deliver-events", 200_000, "deliver: events sent to the trivial endpoint")
 	fs.IntVar(&o.deliverPartitions, "deliver-partitions", 4, "deliver: partitions of the topic")
 	fs.IntVar(&o.deliverConcurrency, "deliver-concurrency", 8, "deliver: deliver.concurrency (attempts in flight per partition)")
+	fs.Int64Var(&o.incrementalRows, "incremental-rows", 1_000_000, "incremental: rows of the table snapshotted incrementally (while -latency-rate rows/s stream)")
+	fs.IntVar(&o.incrementalChunk, "incremental-chunk", 0, "incremental: snapshot.incremental_chunk_rows (0: pgcdc's default)")
 	fs.DurationVar(&o.statusInterval, "status-interval", 200*time.Millisecond, "pgcdc postgres.status_interval (how soon the slot shows a confirmation)")
 	fs.IntVar(&o.partitions, "partitions", 1, "pgcdc kafka.partitions")
 	env := fs.String("pgcdc-env", "", "extra environment of every pgcdc run, comma-separated NAME=VALUE (e.g. PGCDC_KAFKA_MAX_IN_FLIGHT_BYTES=16MiB,GOMEMLIMIT=100MiB)")
@@ -113,12 +117,15 @@ func parseFlags(args []string) (*options, error) {
 		if !set["deliver-events"] {
 			o.deliverEvents = 50_000
 		}
+		if !set["incremental-rows"] {
+			o.incrementalRows = 200_000
+		}
 	}
 	o.modes = map[string]bool{}
 	for _, m := range strings.Split(*modes, ",") {
 		m = strings.TrimSpace(m)
 		switch m {
-		case "throughput", "latency", "large", "deliver":
+		case "throughput", "latency", "large", "deliver", "incremental":
 			o.modes[m] = true
 		case "":
 		default:
@@ -147,8 +154,8 @@ func parseFlags(args []string) (*options, error) {
 	}
 	o.variants = append([]variant{{Name: "default"}}, variants...)
 	if o.rows < 1 || o.txnRows < 1 || o.repeat < 1 || o.latencyRate < 1 || o.latencyBatch < 1 || o.largeRows < 1 || o.partitions < 1 ||
-		o.deliverEvents < 1 || o.deliverPartitions < 1 || o.deliverConcurrency < 1 {
-		return nil, errors.New("-rows, -txn-rows, -repeat, -latency-rate, -latency-batch, -large-rows, -partitions and -deliver-* must be >= 1")
+		o.deliverEvents < 1 || o.deliverPartitions < 1 || o.deliverConcurrency < 1 || o.incrementalRows < 1 {
+		return nil, errors.New("-rows, -txn-rows, -repeat, -latency-rate, -latency-batch, -large-rows, -partitions, -incremental-rows and -deliver-* must be >= 1")
 	}
 	if o.repeat > 10 {
 		return nil, errors.New("-repeat: at most 10 (every round holds its slots)")
@@ -198,16 +205,17 @@ func (v *variantFlags) Set(s string) error {
 
 // Results is everything one benchmark run measured (written as JSON).
 type Results struct {
-	Started    time.Time         `json:"started"`
-	Seconds    float64           `json:"wall_seconds"`
-	Machine    Machine           `json:"machine"`
-	Settings   map[string]any    `json:"settings"`
-	Throughput *ThroughputResult `json:"throughput,omitempty"`
-	Latency    *LatencyResult    `json:"latency,omitempty"`
-	Large      *LargeResult      `json:"large_transaction,omitempty"`
-	Deliver    *DeliverResult    `json:"deliver,omitempty"`
-	Profile    *ProfileResult    `json:"profile,omitempty"`
-	Errors     []string          `json:"errors,omitempty"`
+	Started     time.Time          `json:"started"`
+	Seconds     float64            `json:"wall_seconds"`
+	Machine     Machine            `json:"machine"`
+	Settings    map[string]any     `json:"settings"`
+	Throughput  *ThroughputResult  `json:"throughput,omitempty"`
+	Latency     *LatencyResult     `json:"latency,omitempty"`
+	Large       *LargeResult       `json:"large_transaction,omitempty"`
+	Deliver     *DeliverResult     `json:"deliver,omitempty"`
+	Incremental *IncrementalResult `json:"incremental_snapshot,omitempty"`
+	Profile     *ProfileResult     `json:"profile,omitempty"`
+	Errors      []string           `json:"errors,omitempty"`
 }
 
 func main() {
@@ -338,6 +346,12 @@ func runAll(ctx context.Context, o *options, res *Results) error {
 			logf("deliver: %v", err)
 		}
 	}
+	if o.modes["incremental"] && ctx.Err() == nil {
+		if err := b.incremental(ctx); err != nil {
+			errs = append(errs, fmt.Errorf("incremental snapshot: %w", err))
+			logf("incremental snapshot: %v", err)
+		}
+	}
 	return errors.Join(errs...)
 }
 
@@ -418,7 +432,7 @@ func settingsOf(o *options) map[string]any {
 		"rows": o.rows, "txn_rows": o.txnRows, "repeat": o.repeat, "schemas": o.schemas,
 		"latency_rate": o.latencyRate, "latency_batch": o.latencyBatch,
 		"latency_duration_s": o.latencyDuration.Seconds(), "latency_warmup_s": o.latencyWarmup.Seconds(),
-		"large_rows": o.largeRows, "large_ref": o.largeRef, "status_interval": o.statusInterval.String(),
+		"large_rows": o.largeRows, "large_ref": o.largeRef, "incremental_rows": o.incrementalRows, "incremental_chunk": o.incrementalChunk, "status_interval": o.statusInterval.String(),
 		"partitions": o.partitions, "pgcdc_env": o.pgcdcEnv, "variants": o.variants, "own_servers": o.pgDSN == "" && o.brokers == "",
 		"kafka_heap_mb": o.kafkaHeapMB, "deliver_events": o.deliverEvents, "deliver_partitions": o.deliverPartitions,
 		"deliver_concurrency": o.deliverConcurrency,

@@ -87,6 +87,13 @@ func printReport(w io.Writer, r *Results) {
 		fmt.Fprintln(w, "| ---: | ---: | ---: | ---: | ---: |")
 		fmt.Fprintf(w, "| **%.0f** | %.2f | %d | %.1f | %s |\n", d.EventsPerSec, d.Seconds, d.Requests, d.CPUPerEvent, mib(d.PeakRSS))
 	}
+	if in := r.Incremental; in != nil && in.Seconds > 0 {
+		fmt.Fprintf(w, "\n### Incremental snapshot: %d rows in chunks of %d while %d rows/s stream (value schemas true)\n\n", in.Rows, in.ChunkRows, in.LatencyRate)
+		fmt.Fprintln(w, "| seconds | rows/s | stream p50 before | p99 before | p50 during | p99 during | max during | pgcdc CPU | pgcdc peak RSS |")
+		fmt.Fprintln(w, "| ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |")
+		fmt.Fprintf(w, "| %.1f | **%.0f** | %.1f ms | %.1f ms | %.1f ms | **%.1f ms** | %.1f ms | %.0f%% | %s |\n", in.Seconds, in.RowsPerSec,
+			in.Baseline.P50Ms, in.Baseline.P99Ms, in.During.P50Ms, in.During.P99Ms, in.During.MaxMs, in.PgcdcCPUPercent, mib(in.PeakRSS))
+	}
 	if p := r.Profile; p != nil {
 		fmt.Fprintf(w, "\n### Profile (pgcdc, value schemas %v, a %.1fs run with the profiler on): %s\n\n```\n%s\n```\n", p.ValueSchemas, p.RunSeconds, p.CPUProfile, p.TopFlat)
 		fmt.Fprintf(w, "\nCumulative:\n\n```\n%s\n```\n\nAllocations (alloc_space): %s\n\n```\n%s\n```\n", p.TopCum, p.AllocsProfile, p.TopAllocs)

@@ -5,6 +5,9 @@
 //
 //	go run ./internal/cmd/testenv -- go test -race ./...
 //
+// When the command fails, the end of each failed test's log is printed again at the end (a digest), so
+// that a log cut in its middle still says why.
+//
 // A server already named in the environment is used as it is. The servers die with this process
 // (Pdeathsig) even when it is killed.
 package main
@@ -81,7 +84,9 @@ func run(args []string) int {
 
 	cmd := exec.Command(args[0], args[1:]...)
 	cmd.Env = env
-	cmd.Stdin, cmd.Stdout, cmd.Stderr = os.Stdin, os.Stdout, os.Stderr
+	dig := newDigest(os.Stdout)
+	cmd.Stdin, cmd.Stdout, cmd.Stderr = os.Stdin, dig, dig
+	defer dig.report(os.Stdout)
 	if err := cmd.Start(); err != nil {
 		fmt.Fprintf(os.Stderr, "testenv: %v\n", err)
 		return 1
