@@ -1,8 +1,10 @@
 package kafkasink
 
 import (
+	"bytes"
 	"context"
 	"fmt"
+	"io"
 	"time"
 	"unsafe"
 
@@ -14,7 +16,7 @@ import (
 
 // producer writes one batch of records to one topic partition and returns once Kafka acknowledged
 // it (or failed). The partition loops call it with at most one batch per partition outstanding.
-// It is the seam where another producer (idempotent, pipelined) can replace kafka-go's Writer.
+// It is the seam where another producer (idempotent, pipelined) can replace the one below.
 type producer interface {
 	Produce(ctx context.Context, topic string, partition int, batch []queued) error
 	Close() error
@@ -38,7 +40,7 @@ func codecOf(opts Options) (compress.Compression, error) {
 // newKafkaGo builds the producer and admin client for opts, connecting through kc (TLS, SASL), and
 // the refresher that drops their shared transport's cached cluster metadata. The producer is the
 // fenced idempotent one when kafka.transactional_id is set (it starts its session, waiting for the
-// transaction coordinator until ctx ends), else kafka-go's Writer.
+// transaction coordinator until ctx ends), else one kafka-go produce request per batch.
 func newKafkaGo(ctx context.Context, opts Options, kc *kafkaclient.Client) (producer, topicAdmin, *metadataRefresher, error) {
 	acks, ok := requiredAcks[opts.Acks]
 	if !ok {
@@ -62,40 +64,93 @@ func newKafkaGo(ctx context.Context, opts Options, kc *kafkaclient.Client) (prod
 		}
 		return p, admin, refresher, nil
 	}
-	w := &kafka.Writer{
-		Addr:        kc.Addr(),
-		Balancer:    presetPartition{},
-		MaxAttempts: 1, // retries are the partition loop's: without end for retriable errors, none for permanent ones
-		BatchSize:   opts.BatchMaxMessages + 1,
-		BatchBytes:  1 << 30, // batches are cut by the partition queue, below the topic's max.message.bytes
-		// The Writer must not hold our batches back: a batch handed to WriteMessages is complete
-		// (kafka-go would otherwise wait BatchTimeout, default 1 s, for a batch that never fills).
-		// kafka.batch_timeout is applied by the partition loop (linger).
-		BatchTimeout: time.Microsecond,
-		WriteTimeout: opts.WriteTimeout,
-		ReadTimeout:  opts.WriteTimeout,
-		RequiredAcks: acks,
-		Compression:  codec,
-		Transport:    transport,
+	prod := &clientProducer{
+		c:       &kafka.Client{Addr: kc.Addr(), Transport: transport, Timeout: opts.WriteTimeout},
+		acks:    acks,
+		codec:   codec,
+		timeout: opts.WriteTimeout,
+		tr:      transport,
 	}
-	return &writerProducer{w: w}, admin, refresher, nil
+	return prod, admin, refresher, nil
 }
 
-// messageWriter is the part of *kafka.Writer the producer uses.
-type messageWriter interface {
-	WriteMessages(ctx context.Context, msgs ...kafka.Message) error
-	Close() error
+// clientProducer sends each batch as one produce request (kafka-go's Client.Produce), reading the
+// records straight from the batch: the sink already partitions, batches, orders and retries, so
+// kafka-go's Writer would only add a copy of every record into its own batch (an array of
+// batch_max_messages+1 messages allocated per batch), a goroutine and a timer per batch.
+type clientProducer struct {
+	c       *kafka.Client
+	acks    kafka.RequiredAcks
+	codec   compress.Compression
+	timeout time.Duration // kafka.write_timeout; 0: none
+	tr      *kafka.Transport
 }
 
-// writerProducer produces through kafka-go's Writer: one WriteMessages call per batch.
-type writerProducer struct {
-	w messageWriter
+func (p *clientProducer) Produce(ctx context.Context, topic string, partition int, batch []queued) error {
+	if p.timeout > 0 {
+		var cancel context.CancelFunc
+		ctx, cancel = context.WithTimeout(ctx, p.timeout)
+		defer cancel()
+	}
+	res, err := p.c.Produce(ctx, &kafka.ProduceRequest{
+		Topic:        topic,
+		Partition:    partition,
+		RequiredAcks: p.acks,
+		Compression:  p.codec,
+		Records:      &batchRecords{batch: batch},
+	})
+	if err != nil {
+		return err
+	}
+	if res == nil { // acks=none: no answer
+		return nil
+	}
+	if res.Error != nil {
+		return res.Error
+	}
+	for _, e := range res.RecordErrors {
+		return e
+	}
+	return nil
 }
 
-// presetPartition routes a message to the partition the Sink chose (Message.Partition).
-type presetPartition struct{}
+func (p *clientProducer) Close() error {
+	p.tr.CloseIdleConnections()
+	return nil
+}
 
-func (presetPartition) Balance(msg kafka.Message, _ ...int) int { return msg.Partition }
+// batchRecords reads a batch as kafka-go records without copying keys and values (kafka-go's
+// encoder copies them once, into the request or its compressor). One record is reused: the
+// encoder is done with a record before it reads the next.
+type batchRecords struct {
+	batch      []queued
+	next       int
+	rec        kafka.Record
+	key, value bytesReader
+}
+
+func (r *batchRecords) ReadRecord() (*kafka.Record, error) {
+	if r.next >= len(r.batch) {
+		return nil, io.EOF
+	}
+	q := &r.batch[r.next].rec
+	r.next++
+	r.rec = kafka.Record{Headers: kafkaHeaders(q.Headers)}
+	if q.Key != nil {
+		r.key.Reset(q.Key)
+		r.rec.Key = &r.key
+	}
+	if q.Value != nil {
+		r.value.Reset(q.Value)
+		r.rec.Value = &r.value
+	}
+	return &r.rec, nil
+}
+
+// bytesReader is a kafka-go Bytes over a byte slice (bytes.Reader's WriteTo writes it in one go).
+type bytesReader struct{ bytes.Reader }
+
+func (*bytesReader) Close() error { return nil }
 
 // Header and kafka.Header have the same underlying type (the conversion below would not compile
 // otherwise), so a []Header is viewed as a []kafka.Header without copying.
@@ -107,14 +162,3 @@ func kafkaHeaders(h []Header) []kafka.Header {
 	}
 	return unsafe.Slice((*kafka.Header)(unsafe.Pointer(unsafe.SliceData(h))), len(h))
 }
-
-func (p *writerProducer) Produce(ctx context.Context, topic string, partition int, batch []queued) error {
-	msgs := make([]kafka.Message, len(batch))
-	for i := range batch {
-		r := &batch[i].rec
-		msgs[i] = kafka.Message{Topic: topic, Partition: partition, Key: r.Key, Value: r.Value, Headers: kafkaHeaders(r.Headers)}
-	}
-	return p.w.WriteMessages(ctx, msgs...)
-}
-
-func (p *writerProducer) Close() error { return p.w.Close() }

@@ -100,7 +100,7 @@ type Sink struct {
 	opts  Options
 	log   zerolog.Logger
 	acker Acker
-	prod  producer // writes one batch to one partition (kafka-go's Writer; tests inject answers)
+	prod  producer // writes one batch to one partition (one produce request; tests inject answers)
 	// metadata drops the transport's cached cluster metadata when a write fails because of it (nil
 	// in tests with a scripted producer).
 	metadata *metadataRefresher
@@ -195,7 +195,7 @@ func (s *Sink) Append(ctx context.Context, rec Record) error {
 		return err
 	}
 	q := s.queue(partitionKey{rec.Topic, Partition(rec.Key, info.partitions)}, info.maxMessageBytes)
-	q.push(queued{rec: rec, size: size, mem: mem})
+	q.push(queued{rec: rec, size: size, mem: mem}, time.Now())
 	return nil
 }
 
@@ -294,6 +294,7 @@ type partitionQueue struct {
 	mu           sync.Mutex
 	pending      []queued
 	pendingBytes int64
+	since        time.Time     // when the oldest pending record's wait began (linger)
 	notify       chan struct{} // capacity 1: "pending changed"
 }
 
@@ -308,19 +309,23 @@ func (q *partitionQueue) signal() {
 	}
 }
 
-func (q *partitionQueue) push(r queued) {
+func (q *partitionQueue) push(r queued, now time.Time) {
 	q.mu.Lock()
+	if len(q.pending) == 0 {
+		q.since = now
+	}
 	q.pending = append(q.pending, r)
 	q.pendingBytes += r.size
 	q.mu.Unlock()
 	q.signal()
 }
 
-// full reports whether a whole batch is waiting.
-func (q *partitionQueue) full() bool {
+// state returns the number of records waiting, since when the oldest of them waits, and whether
+// a whole batch is waiting.
+func (q *partitionQueue) state() (n int, since time.Time, full bool) {
 	q.mu.Lock()
 	defer q.mu.Unlock()
-	return len(q.pending) >= q.maxMessages || q.pendingBytes >= q.maxBytes
+	return len(q.pending), q.since, len(q.pending) >= q.maxMessages || q.pendingBytes >= q.maxBytes
 }
 
 // take removes the next batch: at most maxMessages records and maxBytes bytes (at least one record).
@@ -357,7 +362,7 @@ func (s *Sink) runPartition(q *partitionQueue) {
 			return
 		case <-q.notify:
 		}
-		if s.opts.BatchTimeout > 0 && !s.linger(q) {
+		if s.opts.BatchTimeout > 0 && !s.linger(q, s.opts.BatchTimeout) {
 			return
 		}
 		batch = q.take(batch)
@@ -371,22 +376,51 @@ func (s *Sink) runPartition(q *partitionQueue) {
 	}
 }
 
-// linger waits up to batch_timeout for a batch to fill before it is sent; it returns false when the
-// sink is closing. Records that arrive while a batch is in flight form the next batch anyway, so
-// batch_timeout only matters for an idle partition's first record.
-func (s *Sink) linger(q *partitionQueue) bool {
-	timer := time.NewTimer(s.opts.BatchTimeout)
-	defer timer.Stop()
-	for !q.full() {
+// lingerQuiet is how long a lingering batch waits for another record: when none arrived meanwhile,
+// the burst that started the batch (a transaction's rows) is over and the batch is sent.
+const lingerQuiet = 250 * time.Microsecond
+
+// linger holds an incomplete batch so that more records join it: until a whole batch is waiting,
+// no record arrived for lingerQuiet, or the oldest record has waited batch_timeout (counted from
+// its arrival, so the time a batch spends in flight counts for the next one: under load nothing
+// waits). Fewer, larger produce requests cost the broker and pgcdc less per record. It returns
+// false when the sink is closing.
+func (s *Sink) linger(q *partitionQueue, timeout time.Duration) bool {
+	var timer *time.Timer
+	defer func() {
+		if timer != nil {
+			timer.Stop()
+		}
+	}()
+	for {
+		n, since, full := q.state()
+		wait := lingerWait(n, full, time.Since(since), timeout)
+		if wait == 0 {
+			return true
+		}
+		if timer == nil {
+			timer = time.NewTimer(wait)
+		} else {
+			timer.Reset(wait)
+		}
 		select {
 		case <-s.ctx.Done():
 			return false
 		case <-timer.C:
-			return true
-		case <-q.notify: // a push: look again
+		}
+		if m, _, _ := q.state(); m == n {
+			return true // quiet: nothing more is coming soon
 		}
 	}
-	return true
+}
+
+// lingerWait is how long a batch of n records (full: a whole batch) whose oldest record waited
+// waited for so far may wait before its queue is looked at again; 0: send it now.
+func lingerWait(n int, full bool, waited, timeout time.Duration) time.Duration {
+	if n == 0 || full || waited >= timeout {
+		return 0
+	}
+	return min(timeout-waited, lingerQuiet)
 }
 
 // Retry backoff of a failed batch: growing from retryBackoffMin up to retryBackoffMax (with jitter),
