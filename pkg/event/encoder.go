@@ -217,8 +217,23 @@ func (e *Encoder) AppendKey(dst []byte, row []Datum) (out []byte, ok bool, err e
 // JSON null). now is the processing time (envelope ts_ms/ts_us/ts_ns).
 func (e *Encoder) AppendValue(dst []byte, op Op, before, after []Datum, src Source, tx *Transaction, now time.Time) ([]byte, error) {
 	start := len(dst)
+	out, err := e.AppendValueBody(append(dst, e.valPrefix...), op, before, after, src, tx, now)
+	if err != nil {
+		return dst[:start], err
+	}
+	return out, nil
+}
+
+// ValuePrefix is what every value of this encoder starts with: with value schemas the whole schema
+// and `,"payload":{"before":`, else `{"before":`. It is built once per relation version and never
+// changes, so records may share it instead of copying it (kafkasink.Record.ValuePrefix); the
+// caller must not modify it.
+func (e *Encoder) ValuePrefix() []byte { return e.valPrefix[:len(e.valPrefix):len(e.valPrefix)] }
+
+// AppendValueBody appends the value of AppendValue without its ValuePrefix.
+func (e *Encoder) AppendValueBody(dst []byte, op Op, before, after []Datum, src Source, tx *Transaction, now time.Time) ([]byte, error) {
+	start := len(dst)
 	var err error
-	dst = append(dst, e.valPrefix...)
 	if dst, err = e.appendRow(dst, before); err != nil {
 		return dst[:start], err
 	}

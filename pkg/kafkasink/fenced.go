@@ -1,7 +1,6 @@
 package kafkasink
 
 import (
-	"bytes"
 	"context"
 	"errors"
 	"fmt"
@@ -12,7 +11,6 @@ import (
 	"github.com/rs/zerolog"
 	"github.com/segmentio/kafka-go"
 	"github.com/segmentio/kafka-go/compress"
-	"github.com/segmentio/kafka-go/protocol"
 
 	"github.com/pgcdc/pgcdc/internal/retry"
 	"github.com/pgcdc/pgcdc/pkg/kafkaclient"
@@ -152,23 +150,8 @@ func (p *fencedProducer) Produce(ctx context.Context, topic string, partition in
 
 // send encodes batch with base sequence seq and writes it with acks=all.
 func (p *fencedProducer) send(ctx context.Context, topic string, partition int, batch []queued, seq int32) error {
-	enc := p.encoders.Get().(*batchEncoder)
-	buf, err := enc.encode(batch, batchHeader{producerID: p.producerID, producerEpoch: p.producerEpoch, baseSequence: seq, timestamp: p.now().UnixMilli()})
-	if err != nil {
-		p.encoders.Put(enc)
-		return err
-	}
-	res, err := p.client.RawProduce(ctx, &kafka.RawProduceRequest{
-		Topic:        topic,
-		Partition:    partition,
-		RequiredAcks: kafka.RequireAll,
-		RawRecords:   protocol.RawRecordSet{Reader: bytes.NewReader(buf)},
-	})
-	// The transport encodes the request on its connection's goroutine; when RawProduce returned
-	// because ctx ended, that goroutine may still be reading buf: the encoder is then left to the GC.
-	if ctx.Err() == nil {
-		p.encoders.Put(enc)
-	}
+	h := batchHeader{producerID: p.producerID, producerEpoch: p.producerEpoch, baseSequence: seq, timestamp: p.now().UnixMilli()}
+	res, err := rawProduce(ctx, p.client, &p.encoders, topic, partition, kafka.RequireAll, batch, h)
 	if err != nil {
 		return err
 	}

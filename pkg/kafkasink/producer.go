@@ -4,12 +4,12 @@ import (
 	"bytes"
 	"context"
 	"fmt"
-	"io"
+	"sync"
 	"time"
-	"unsafe"
 
 	"github.com/segmentio/kafka-go"
 	"github.com/segmentio/kafka-go/compress"
+	"github.com/segmentio/kafka-go/protocol"
 
 	"github.com/pgcdc/pgcdc/pkg/kafkaclient"
 )
@@ -64,26 +64,36 @@ func newKafkaGo(ctx context.Context, opts Options, kc *kafkaclient.Client) (prod
 		}
 		return p, admin, refresher, nil
 	}
+	timeout := opts.WriteTimeout
 	prod := &clientProducer{
-		c:       &kafka.Client{Addr: kc.Addr(), Transport: transport, Timeout: opts.WriteTimeout},
+		c:       &kafka.Client{Addr: kc.Addr(), Transport: transport, Timeout: timeout},
 		acks:    acks,
-		codec:   codec,
-		timeout: opts.WriteTimeout,
+		timeout: timeout,
 		tr:      transport,
+		now:     time.Now,
 	}
+	prod.encoders.New = func() any { return newBatchEncoder(codec) }
 	return prod, admin, refresher, nil
 }
 
-// clientProducer sends each batch as one produce request (kafka-go's Client.Produce), reading the
-// records straight from the batch: the sink already partitions, batches, orders and retries, so
-// kafka-go's Writer would only add a copy of every record into its own batch (an array of
-// batch_max_messages+1 messages allocated per batch), a goroutine and a timer per batch.
+// clientProducer sends each batch as one produce request whose record batch it encodes itself
+// (recordbatch.go, the encoder the fenced producer uses) and hands to kafka-go's RawProduce: the
+// sink already partitions, batches, orders and retries, so kafka-go's Writer would only add a copy
+// of every record into a batch of its own, a goroutine and a timer per batch, and its record
+// encoder one more pass over every byte. Its batches are plain (not idempotent): producer id,
+// epoch and base sequence -1, as Kafka's own non-idempotent producer writes them.
 type clientProducer struct {
-	c       *kafka.Client
-	acks    kafka.RequiredAcks
-	codec   compress.Compression
-	timeout time.Duration // kafka.write_timeout; 0: none
-	tr      *kafka.Transport
+	c        *kafka.Client
+	acks     kafka.RequiredAcks
+	timeout  time.Duration // kafka.write_timeout; 0: none
+	tr       *kafka.Transport
+	now      func() time.Time
+	encoders sync.Pool // *batchEncoder
+}
+
+// plainBatch is the header of a batch from a producer without a producer id.
+func plainBatch(now time.Time) batchHeader {
+	return batchHeader{producerID: -1, producerEpoch: -1, baseSequence: -1, timestamp: now.UnixMilli()}
 }
 
 func (p *clientProducer) Produce(ctx context.Context, topic string, partition int, batch []queued) error {
@@ -92,13 +102,7 @@ func (p *clientProducer) Produce(ctx context.Context, topic string, partition in
 		ctx, cancel = context.WithTimeout(ctx, p.timeout)
 		defer cancel()
 	}
-	res, err := p.c.Produce(ctx, &kafka.ProduceRequest{
-		Topic:        topic,
-		Partition:    partition,
-		RequiredAcks: p.acks,
-		Compression:  p.codec,
-		Records:      &batchRecords{batch: batch},
-	})
+	res, err := rawProduce(ctx, p.c, &p.encoders, topic, partition, p.acks, batch, plainBatch(p.now()))
 	if err != nil {
 		return err
 	}
@@ -108,8 +112,8 @@ func (p *clientProducer) Produce(ctx context.Context, topic string, partition in
 	if res.Error != nil {
 		return res.Error
 	}
-	for _, e := range res.RecordErrors {
-		return e
+	for i, rerr := range res.RecordErrors {
+		return fmt.Errorf("kafka: the broker refused record %d of the batch: %w", i, rerr)
 	}
 	return nil
 }
@@ -119,46 +123,25 @@ func (p *clientProducer) Close() error {
 	return nil
 }
 
-// batchRecords reads a batch as kafka-go records without copying keys and values (kafka-go's
-// encoder copies them once, into the request or its compressor). One record is reused: the
-// encoder is done with a record before it reads the next.
-type batchRecords struct {
-	batch      []queued
-	next       int
-	rec        kafka.Record
-	key, value bytesReader
-}
-
-func (r *batchRecords) ReadRecord() (*kafka.Record, error) {
-	if r.next >= len(r.batch) {
-		return nil, io.EOF
+// rawProduce encodes batch with an encoder from encoders and sends it as one produce request.
+func rawProduce(ctx context.Context, c *kafka.Client, encoders *sync.Pool, topic string, partition int,
+	acks kafka.RequiredAcks, batch []queued, h batchHeader) (*kafka.ProduceResponse, error) {
+	enc := encoders.Get().(*batchEncoder)
+	buf, err := enc.encode(batch, h)
+	if err != nil {
+		encoders.Put(enc)
+		return nil, err
 	}
-	q := &r.batch[r.next].rec
-	r.next++
-	r.rec = kafka.Record{Headers: kafkaHeaders(q.Headers)}
-	if q.Key != nil {
-		r.key.Reset(q.Key)
-		r.rec.Key = &r.key
+	res, err := c.RawProduce(ctx, &kafka.RawProduceRequest{
+		Topic:        topic,
+		Partition:    partition,
+		RequiredAcks: acks,
+		RawRecords:   protocol.RawRecordSet{Reader: bytes.NewReader(buf)},
+	})
+	// The transport encodes the request on its connection's goroutine; when RawProduce returned
+	// because ctx ended, that goroutine may still be reading buf: the encoder is then left to the GC.
+	if ctx.Err() == nil {
+		encoders.Put(enc)
 	}
-	if q.Value != nil {
-		r.value.Reset(q.Value)
-		r.rec.Value = &r.value
-	}
-	return &r.rec, nil
-}
-
-// bytesReader is a kafka-go Bytes over a byte slice (bytes.Reader's WriteTo writes it in one go).
-type bytesReader struct{ bytes.Reader }
-
-func (*bytesReader) Close() error { return nil }
-
-// Header and kafka.Header have the same underlying type (the conversion below would not compile
-// otherwise), so a []Header is viewed as a []kafka.Header without copying.
-var _ = kafka.Header(Header{})
-
-func kafkaHeaders(h []Header) []kafka.Header {
-	if len(h) == 0 {
-		return nil
-	}
-	return unsafe.Slice((*kafka.Header)(unsafe.Pointer(unsafe.SliceData(h))), len(h))
+	return res, err
 }

@@ -4,8 +4,10 @@ import (
 	"encoding/binary"
 	"fmt"
 	"hash/crc32"
+	"io"
 	"math"
 
+	"github.com/pierrec/lz4/v4"
 	"github.com/segmentio/kafka-go/compress"
 )
 
@@ -47,6 +49,7 @@ type batchHeader struct {
 // goroutine at a time (the fenced producer pools them).
 type batchEncoder struct {
 	codec   compress.Codec // nil: no compression
+	lz4     *lz4.Writer    // lz4's compressor, kept with the encoder (codec lz4 only)
 	attrs   int16          // the batch attributes: the codec, never transactional or control
 	out     []byte         // size prefix + batch, returned by encode
 	records []byte         // the uncompressed records when a codec is set
@@ -57,7 +60,25 @@ func newBatchEncoder(c compress.Compression) *batchEncoder {
 	if c != 0 {
 		e.codec = c.Codec()
 	}
+	if c == compress.Lz4 {
+		// 64 KiB blocks, as Kafka's Java producer writes them, instead of kafka-go's pooled writers
+		// with the library's default of 4 MiB: a batch is at most kafka.batch_max_bytes (1 MiB by
+		// default), and every writer's block buffers stay allocated while it is pooled.
+		e.lz4 = lz4.NewWriter(nil)
+		if err := e.lz4.Apply(lz4.BlockSizeOption(lz4.Block64Kb)); err != nil {
+			panic(fmt.Sprintf("lz4 block size: %v", err)) // a constant option of a known writer
+		}
+	}
 	return e
+}
+
+// compressor returns the writer that compresses into w.
+func (e *batchEncoder) compressor(w io.Writer) io.WriteCloser {
+	if e.lz4 != nil {
+		e.lz4.Reset(w)
+		return e.lz4
+	}
+	return e.codec.NewWriter(w)
 }
 
 // encode returns batch as a size-prefixed v2 record batch. The result is valid until the next call.
@@ -73,7 +94,7 @@ func (e *batchEncoder) encode(batch []queued, h batchHeader) ([]byte, error) {
 		out = appendRecords(out, batch)
 	} else {
 		e.records = appendRecords(e.records[:0], batch)
-		w := e.codec.NewWriter(&appender{b: &out})
+		w := e.compressor(&appender{b: &out})
 		_, err := w.Write(e.records)
 		if cerr := w.Close(); err == nil {
 			err = cerr
@@ -117,7 +138,7 @@ func (a *appender) Write(p []byte) (int, error) {
 func appendRecords(b []byte, batch []queued) []byte {
 	for i := range batch {
 		r := &batch[i].rec
-		body := 1 + varintSize(0) + varintSize(int64(i)) + nullableSize(r.Key) + nullableSize(r.Value) + varintSize(int64(len(r.Headers)))
+		body := 1 + varintSize(0) + varintSize(int64(i)) + nullableSize(r.Key) + valueSize(r) + varintSize(int64(len(r.Headers)))
 		for _, h := range r.Headers {
 			body += varintSize(int64(len(h.Key))) + len(h.Key) + nullableSize(h.Value)
 		}
@@ -126,7 +147,7 @@ func appendRecords(b []byte, batch []queued) []byte {
 		b = binary.AppendVarint(b, 0)        // timestamp delta
 		b = binary.AppendVarint(b, int64(i)) // offset delta
 		b = appendNullable(b, r.Key)         // null key: -1
-		b = appendNullable(b, r.Value)       // tombstone: -1
+		b = appendValue(b, r)                // tombstone: -1
 		b = binary.AppendVarint(b, int64(len(r.Headers)))
 		for _, h := range r.Headers {
 			b = binary.AppendVarint(b, int64(len(h.Key)))
@@ -143,6 +164,23 @@ func appendNullable(b, v []byte) []byte {
 	}
 	b = binary.AppendVarint(b, int64(len(v)))
 	return append(b, v...)
+}
+
+// appendValue appends the record's value (its shared prefix and its own bytes) as a nullable field.
+func appendValue(b []byte, r *Record) []byte {
+	if r.Value == nil {
+		return binary.AppendVarint(b, -1)
+	}
+	b = binary.AppendVarint(b, int64(len(r.ValuePrefix)+len(r.Value)))
+	return append(append(b, r.ValuePrefix...), r.Value...)
+}
+
+func valueSize(r *Record) int {
+	if r.Value == nil {
+		return varintSize(-1)
+	}
+	n := len(r.ValuePrefix) + len(r.Value)
+	return varintSize(int64(n)) + n
 }
 
 func nullableSize(v []byte) int {

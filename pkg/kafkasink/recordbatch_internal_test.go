@@ -271,3 +271,55 @@ func TestVarintSize(t *testing.T) {
 		}
 	}
 }
+
+// TestPlainBatch checks the batch of a producer without a producer id (kafka.transactional_id
+// unset): producer id, epoch and base sequence -1, read so by kafka-go, and lz4 frames with 64 KiB
+// blocks (the frame descriptor's block size index 4), which kafka-go reads back. A record's shared
+// value prefix is written in front of its value.
+func TestPlainBatch(t *testing.T) {
+	now := time.Date(2026, 12, 7, 17, 0, 0, 0, time.UTC)
+	big := bytes.Repeat([]byte(`{"schema":{"type":"struct","fields":[]},"payload":{"id":1}}`), 2000) // 120 KB: two blocks and more
+	sent := []Record{
+		{Key: []byte("k"), Value: big},
+		{Key: []byte("k2"), Value: []byte("v")},
+		{Key: []byte("k3"), ValuePrefix: big[:300], Value: []byte(`{"id":3}}`)},
+		{Key: []byte("k4"), ValuePrefix: big[:300], Value: []byte{}},
+		{Key: []byte("k5"), ValuePrefix: big[:300], Value: nil}, // a tombstone stays null
+	}
+	want := make([]Record, len(sent))
+	for i, r := range sent {
+		want[i] = Record{Key: r.Key, Value: r.FullValue()}
+	}
+	if string(want[2].Value) != string(big[:300])+`{"id":3}}` || want[4].Value != nil {
+		t.Fatalf("FullValue: %q, %q", want[2].Value, want[4].Value)
+	}
+	for _, codec := range []compress.Compression{0, compress.Lz4} {
+		enc := newBatchEncoder(codec)
+		h := plainBatch(now)
+		buf, err := enc.encode(recs(sent...), h)
+		if err != nil {
+			t.Fatal(err)
+		}
+		checkBatchHeader(t, buf, batchHeader{producerID: -1, producerEpoch: -1, baseSequence: -1, timestamp: now.UnixMilli()}, codec, len(want))
+		rb, got := decodeWithKafkaGo(t, buf)
+		if rb.ProducerID != -1 || rb.ProducerEpoch != -1 || rb.BaseSequence != -1 {
+			t.Errorf("%s: kafka-go reads producer %d epoch %d sequence %d, want -1 -1 -1", codec, rb.ProducerID, rb.ProducerEpoch, rb.BaseSequence)
+		}
+		compareRecords(t, codec.String(), got, want, false)
+		if codec == 0 {
+			compareRecords(t, "by hand", decodeByHand(t, buf[sizePrefix+batchHeaderSize:]), want, true)
+		}
+		if codec == compress.Lz4 {
+			frame := buf[sizePrefix+batchHeaderSize:]
+			if m := binary.LittleEndian.Uint32(frame); m != 0x184D2204 {
+				t.Fatalf("lz4 frame magic %#x", m)
+			}
+			if bd := frame[5]; bd>>4&7 != 4 {
+				t.Errorf("lz4 block size index %d, want 4 (64 KiB)", bd>>4&7)
+			}
+			if len(frame) > len(big)/4 {
+				t.Errorf("lz4 frame of %d bytes for %d bytes of repetitive records", len(frame), len(big))
+			}
+		}
+	}
+}

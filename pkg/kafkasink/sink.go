@@ -55,11 +55,16 @@ type Header struct {
 
 // Record is one Kafka record of a change event.
 type Record struct {
-	Topic   string
-	Key     []byte // nil: null key (partition 0)
-	Value   []byte // nil: tombstone
-	Headers []Header
-	Txn     ack.TxnID // transaction the record belongs to, acknowledged to the Acker
+	Topic string
+	Key   []byte // nil: null key (partition 0)
+	Value []byte // nil: tombstone
+	// ValuePrefix, when set, is the start of the record's value, shared by many records and never
+	// modified (the value schema of a relation version, event.Encoder.ValuePrefix): the value Kafka
+	// gets is ValuePrefix followed by Value, and Value is not nil. The schema is then neither
+	// copied nor held once per record.
+	ValuePrefix []byte
+	Headers     []Header
+	Txn         ack.TxnID // transaction the record belongs to, acknowledged to the Acker
 	// For error messages only.
 	Table string
 	LSN   pglogrepl.LSN
@@ -72,7 +77,7 @@ type Acker interface {
 
 // size estimates the record's bytes inside a Kafka record batch (payload plus per-record overhead).
 func (r *Record) size() int64 {
-	n := int64(len(r.Key) + len(r.Value) + 24)
+	n := int64(len(r.Key) + len(r.ValuePrefix) + len(r.Value) + 24)
 	for _, h := range r.Headers {
 		n += int64(len(h.Key) + len(h.Value) + 8)
 	}
@@ -84,7 +89,16 @@ func (r *Record) size() int64 {
 const recordOverhead = 300
 
 // memSize is what a record in flight costs in memory.
-func (r *Record) memSize() int64 { return r.size() + recordOverhead }
+// A shared ValuePrefix is not counted: it is held once per relation version, not per record.
+func (r *Record) memSize() int64 { return r.size() - int64(len(r.ValuePrefix)) + recordOverhead }
+
+// FullValue returns the value Kafka gets: Value, or a new slice of ValuePrefix and Value.
+func (r *Record) FullValue() []byte {
+	if r.ValuePrefix == nil || r.Value == nil {
+		return r.Value
+	}
+	return append(append(make([]byte, 0, len(r.ValuePrefix)+len(r.Value)), r.ValuePrefix...), r.Value...)
+}
 
 // batchOverhead is a record batch's header, counted against max.message.bytes.
 const batchOverhead = 80
@@ -483,7 +497,7 @@ func batchBytes(batch []queued) int64 {
 	var n int64
 	for i := range batch {
 		r := &batch[i].rec
-		n += int64(len(r.Key) + len(r.Value))
+		n += int64(len(r.Key) + len(r.ValuePrefix) + len(r.Value))
 		for _, h := range r.Headers {
 			n += int64(len(h.Key) + len(h.Value))
 		}

@@ -45,14 +45,24 @@ func (r *Router) build(recs []kafkasink.Record, t *table, ch *decode.Change, b b
 	if t.flat != nil {
 		return r.unwrapRecords(recs, t, ch, b, evHeaders, changed, unchanged)
 	}
-	value, err := t.enc.AppendValue(make([]byte, 0, t.valueCap), b.op, b.before, b.after, b.src, b.tx, b.now)
+	// The value's prefix (with value schemas, the whole schema: most of the record) is shared by
+	// every record of the relation version instead of copied into each one.
+	own, shared := t.enc.ValuePrefix(), []byte(nil)
+	if len(own) >= sharedPrefixMin {
+		own, shared = nil, own
+	}
+	value, err := t.enc.AppendValueBody(append(make([]byte, 0, t.valueCap), own...), b.op, b.before, b.after, b.src, b.tx, b.now)
 	if err != nil {
 		return recs, err
 	}
 	t.keyCap, t.valueCap = len(b.key)+len(b.key)/8+8, len(value)+len(value)/8+64
-	recs = append(recs, kafkasink.Record{Topic: t.topic, Key: b.key, Value: value, Headers: evHeaders, Table: t.rel.Name, LSN: ch.LSN})
+	recs = append(recs, kafkasink.Record{Topic: t.topic, Key: b.key, ValuePrefix: shared, Value: value, Headers: evHeaders, Table: t.rel.Name, LSN: ch.LSN})
 	if b.op == event.OpDelete && r.opts.TombstonesOnDelete && b.key != nil {
 		recs = append(recs, kafkasink.Record{Topic: t.topic, Key: b.key, Headers: evHeaders, Table: t.rel.Name, LSN: ch.LSN})
 	}
 	return recs, nil
 }
+
+// sharedPrefixMin is the length from which a value's prefix is shared between records rather than
+// copied into each (a schema is kilobytes; `{"before":` alone is not worth a second slice).
+const sharedPrefixMin = 64

@@ -358,3 +358,75 @@ func TestRouterFilteredRelationNotDescribed(t *testing.T) {
 		t.Fatalf("filtered insert: %v", err)
 	}
 }
+
+// With value schemas, the schema part of a value is a prefix shared by every record of the relation
+// version (kafkasink.Record.ValuePrefix): the record's own Value holds the payload's rest, and the
+// two together are the whole envelope. A new relation version gets a new prefix; the old one is
+// left as it was, since records in flight still point at it.
+func TestRouterSharedSchemaPrefix(t *testing.T) {
+	o := options()
+	o.Event.ValueSchemas = true
+	r, err := route.New(o)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var recs []kafkasink.Record
+	emit := func(rec kafkasink.Record) error { recs = append(recs, rec); return nil }
+	txn := &decode.Txn{Xid: 7, CommitTime: commitTime, BeginLSN: 100, LastCommit: 90}
+	steps := []*decode.Change{
+		{Kind: decode.KindRelation, Relation: customers},
+		{Kind: decode.KindBegin, Txn: txn, LSN: 100},
+		{Kind: decode.KindInsert, Txn: txn, LSN: 101, Relation: customers, After: row("1", "a")},
+		{Kind: decode.KindInsert, Txn: txn, LSN: 102, Relation: customers, After: row("2", "b")},
+		{Kind: decode.KindDelete, Txn: txn, LSN: 103, Relation: customers, Before: row("2", "NULL"), BeforeIsKey: true},
+	}
+	for _, ch := range steps {
+		if err := r.Route(ch, emit); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if len(recs) != 4 { // two inserts, the delete and its tombstone
+		t.Fatalf("%d records, want 4", len(recs))
+	}
+	prefix := recs[0].ValuePrefix
+	if len(prefix) < 200 || !strings.HasPrefix(string(prefix), `{"schema":{"type":"struct","fields":[`) || !strings.HasSuffix(string(prefix), `,"payload":{"before":`) {
+		t.Fatalf("shared prefix %.80q... (%d bytes)", prefix, len(prefix))
+	}
+	for i, rec := range recs[:3] {
+		if &rec.ValuePrefix[0] != &prefix[0] {
+			t.Errorf("record %d has a prefix of its own, not the shared one", i)
+		}
+		if strings.Contains(string(rec.Value), `"type":"struct"`) {
+			t.Errorf("record %d's own value still holds the schema: %.80q", i, rec.Value)
+		}
+		var v struct {
+			Schema  map[string]any `json:"schema"`
+			Payload struct {
+				Op    string         `json:"op"`
+				After map[string]any `json:"after"`
+			} `json:"payload"`
+		}
+		if err := json.Unmarshal(rec.FullValue(), &v); err != nil || v.Schema["name"] != "app.public.customers.Envelope" {
+			t.Fatalf("record %d: full value %.120q: %v, schema %v", i, rec.FullValue(), err, v.Schema["name"])
+		}
+		if want := []string{"c", "c", "d"}[i]; v.Payload.Op != want {
+			t.Errorf("record %d: op %q, want %q", i, v.Payload.Op, want)
+		}
+	}
+	if recs[3].Value != nil || recs[3].FullValue() != nil {
+		t.Errorf("tombstone value %q, want null", recs[3].FullValue())
+	}
+	before := string(prefix)
+	renamed := *customers
+	renamed.Table.Columns = append([]event.Column{}, customers.Table.Columns...)
+	renamed.Table.Columns[1].Name = "full_name"
+	if err := r.Route(&decode.Change{Kind: decode.KindRelation, Relation: &renamed}, nil); err != nil {
+		t.Fatal(err)
+	}
+	if err := r.Route(&decode.Change{Kind: decode.KindInsert, Txn: txn, LSN: 104, Relation: &renamed, After: row("3", "c")}, emit); err != nil {
+		t.Fatal(err)
+	}
+	if p := recs[4].ValuePrefix; !strings.Contains(string(p), `"field":"full_name"`) || string(prefix) != before {
+		t.Errorf("after the relation changed: new prefix has full_name %v, old prefix unchanged %v", strings.Contains(string(p), `"field":"full_name"`), string(prefix) == before)
+	}
+}
