@@ -327,7 +327,7 @@ func (b *bench) sweepPoint(ctx context.Context, n int, factor string, p *SweepPo
 	}
 	p.Workload = w
 	if err := b.db.QueryRow(ctx, `SELECT coalesce(sum(pg_relation_size(reltoastrelid)), 0)::bigint FROM pg_class
-		WHERE relnamespace = 'public'::regnamespace AND relname = ANY($1) AND reltoastrelid <> 0`, tables).Scan(&p.ToastBytes); err != nil {
+		WHERE relnamespace = 'public'::regnamespace AND relname::text = ANY($1::text[]) AND reltoastrelid <> 0`, tables).Scan(&p.ToastBytes); err != nil {
 		return fmt.Errorf("TOAST size: %w", err)
 	}
 	logf("  workload written in %.1fs, %.1f MiB of WAL, %.0f bytes/row as text (%.0f in the heap), TOAST %s",
