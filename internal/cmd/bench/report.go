@@ -193,6 +193,9 @@ func printSweep(w io.Writer, sw *SweepResult) {
 			}
 		}
 	}
+	if wu := sw.Warmup; wu != nil && wu.Error != "" {
+		fmt.Fprintf(w, "\nwarm-up failed: %s\n", firstLine(wu.Error))
+	}
 	for _, pl := range sw.Plots {
 		fmt.Fprintf(w, "\nPlot: %s", pl)
 	}
