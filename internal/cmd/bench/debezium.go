@@ -19,13 +19,13 @@ import (
 // the benchmark's publication, no snapshot) and offset.flush.interval.ms, which the test harness
 // sets to 1 s and which is put back to Kafka Connect's default. Kafka 4's producer default
 // linger.ms=5 is set again for the same reason (the test harness sets 0).
-func debeziumSettings(slot, pub, table string) (connector, worker map[string]string) {
+func debeziumSettings(slot, pub, include string) (connector, worker map[string]string) {
 	connector = map[string]string{
 		"slot.name":                   slot,
 		"publication.name":            pub,
 		"publication.autocreate.mode": "disabled",
 		"snapshot.mode":               "no_data", // stream from the slot's start, which is before the workload
-		"table.include.list":          "public." + table,
+		"table.include.list":          include,
 	}
 	worker = map[string]string{
 		"offset.flush.interval.ms": "60000",
@@ -41,15 +41,33 @@ func debeziumSettings(slot, pub, table string) (connector, worker map[string]str
 // and peak RSS are the JVM's. With snapshot.mode initial, Start returns only once the snapshot is
 // done and Debezium streams (its slot becomes active then), so its StartupSeconds include it.
 func (b *bench) measureDebezium(ctx context.Context, label, slot, pub, table, prefix string, valueSchemas bool, rows int64, overrides map[string]string) (*Run, error) {
+	return b.runDebezium(ctx, label, slot, pub, prefix,
+		dbzTarget{include: "public." + table, topics: []string{prefix + ".public." + table}, partitions: b.o.partitions},
+		valueSchemas, rows, overrides)
+}
+
+// dbzTarget is what a Debezium run captures: table.include.list, the topics the rows go to (its end
+// criterion is their records adding up to the rows) and their partitions.
+type dbzTarget struct {
+	include    string
+	topics     []string
+	partitions int
+}
+
+// runDebezium is measureDebezium for any set of tables.
+func (b *bench) runDebezium(ctx context.Context, label, slot, pub, prefix string, tg dbzTarget, valueSchemas bool, rows int64, overrides map[string]string) (*Run, error) {
 	o, s := b.o, b.s
-	connector, worker := debeziumSettings(slot, pub, table)
+	connector, worker := debeziumSettings(slot, pub, tg.include)
 	for k, v := range overrides {
 		connector[k] = v
 	}
 	r := &Run{Consumer: "debezium", Label: label, Slot: slot, Rows: rows}
 	vs := valueSchemas
 	r.ValueSchemas = &vs
-	r.Topic = prefix + ".public." + table
+	r.Topic = tg.topics[0]
+	if len(tg.topics) > 1 {
+		r.Topic = fmt.Sprintf("%s ... %s (%d topics)", tg.topics[0], tg.topics[len(tg.topics)-1], len(tg.topics))
+	}
 	r.Log = filepath.Join(o.outDir, "logs", label+".log")
 	brokerBefore := cpuSeconds(s.brokerPID)
 	t0 := time.Now()
@@ -57,7 +75,7 @@ func (b *bench) measureDebezium(ctx context.Context, label, slot, pub, table, pr
 		PostgresDSN:  b.dsn,
 		Brokers:      s.brokers,
 		TopicPrefix:  prefix,
-		Partitions:   o.partitions,
+		Partitions:   tg.partitions,
 		KeySchemas:   valueSchemas,
 		ValueSchemas: valueSchemas,
 		Extra:        connector,
@@ -93,7 +111,11 @@ func (b *bench) measureDebezium(ctx context.Context, label, slot, pub, table, pr
 		if st, err := readSlot(ctx, b.db, slot); err == nil && st.pid != 0 {
 			walsenderPID = st.pid
 		}
-		n, _ := topicEnd(ctx, ends, r.Topic, o.partitions)
+		n := int64(0)
+		counts, _ := topicEnds(ctx, ends, tg.topics, tg.partitions) // some topics may not exist yet
+		for _, c := range counts {
+			n += c
+		}
 		now := time.Now()
 		if n >= rows {
 			r.Seconds = now.Sub(t0).Seconds()
@@ -127,18 +149,23 @@ func (b *bench) measureDebezium(ctx context.Context, label, slot, pub, table, pr
 	r.WalsenderPerEvent = perEvent(r.WalsenderCPU, rows)
 	r.BrokerPerEvent = perEvent(r.BrokerCPU, rows)
 
-	cctx, cancel := context.WithTimeout(ctx, 60*time.Second)
+	cctx, cancel := context.WithTimeout(ctx, 2*time.Minute)
 	defer cancel()
-	n, avg, err := topicStats(cctx, s.brokers, r.Topic)
+	counts, err := topicEnds(cctx, ends, tg.topics, tg.partitions)
 	if err != nil {
 		return nil, fmt.Errorf("%s: %w", label, err)
 	}
-	r.TopicRecords, r.AvgRecordBytes = n, avg
-	if !o.keepTopics {
-		deleteTopic(cctx, s.brokers, r.Topic)
+	for _, c := range counts {
+		r.TopicRecords += c
 	}
-	if n != rows {
-		return nil, fmt.Errorf("%s: topic %s holds %d records, want %d", label, r.Topic, n, rows)
+	if _, avg, err := topicStats(cctx, s.brokers, tg.topics[0]); err == nil {
+		r.AvgRecordBytes = avg
+	}
+	if !o.keepTopics {
+		deleteTopics(cctx, s.brokers, tg.topics)
+	}
+	if r.TopicRecords != rows {
+		return nil, fmt.Errorf("%s: topic %s holds %d records, want %d", label, r.Topic, r.TopicRecords, rows)
 	}
 	return r, nil
 }
@@ -146,25 +173,46 @@ func (b *bench) measureDebezium(ctx context.Context, label, slot, pub, table, pr
 // topicEnd is the sum of the end offsets of a new topic's partitions (its record count); 0 and an
 // error while the topic does not exist yet.
 func topicEnd(ctx context.Context, c *kafka.Client, topic string, partitions int) (int64, error) {
-	reqs := make([]kafka.OffsetRequest, partitions)
-	for p := range reqs {
-		reqs[p] = kafka.LastOffsetOf(p)
-	}
-	res, err := c.ListOffsets(ctx, &kafka.ListOffsetsRequest{Topics: map[string][]kafka.OffsetRequest{topic: reqs}})
+	n, err := topicEnds(ctx, c, []string{topic}, partitions)
 	if err != nil {
 		return 0, err
 	}
-	var n int64
-	for _, po := range res.Topics[topic] {
-		if po.Error != nil {
-			return 0, po.Error
+	return n[0], nil
+}
+
+// topicEnds is topicEnd for several topics of the same number of partitions, in one request. With
+// an error for some topic, the counts of the partitions that answered are returned beside it.
+func topicEnds(ctx context.Context, c *kafka.Client, topics []string, partitions int) ([]int64, error) {
+	req := &kafka.ListOffsetsRequest{Topics: map[string][]kafka.OffsetRequest{}}
+	for _, t := range topics {
+		reqs := make([]kafka.OffsetRequest, partitions)
+		for p := range reqs {
+			reqs[p] = kafka.LastOffsetOf(p)
 		}
-		n += po.LastOffset
+		req.Topics[t] = reqs
 	}
-	if len(res.Topics[topic]) != partitions {
-		return 0, errors.New("topic " + topic + ": not every partition answered")
+	res, err := c.ListOffsets(ctx, req)
+	if err != nil {
+		return nil, err
 	}
-	return n, nil
+	out := make([]int64, len(topics))
+	var errs []error
+	for i, t := range topics {
+		for _, po := range res.Topics[t] {
+			if po.Error != nil {
+				errs = append(errs, fmt.Errorf("topic %s: %w", t, po.Error))
+				continue
+			}
+			out[i] += po.LastOffset
+		}
+		if len(res.Topics[t]) != partitions {
+			errs = append(errs, errors.New("topic "+t+": not every partition answered"))
+		}
+	}
+	if len(errs) > 0 {
+		return out, errs[0] // with the counts of the partitions that answered
+	}
+	return out, nil
 }
 
 func tailString(s string, n int) string {

@@ -5,6 +5,7 @@
 // the method and keeps the latest figures.
 //
 //	go run ./internal/cmd/bench [-rows 1000000] [-txn-rows 100] [-debezium=false] [-modes throughput,latency,large,deliver,incremental,snapshot] [-json FILE]
+//	go run ./internal/cmd/bench -modes sweep [-sweep-rows 200000] [-sweep-factors rowsize,partitions,tables,txn] [-sweep-debezium] [-plot-dir DIR]
 //
 // Servers: by default a throwaway PostgreSQL and Kafka are started through internal/testenv (their
 // pids are known, so the CPU of the broker's JVM and of the walsender are measured too). Existing
@@ -54,6 +55,26 @@
 //     timed from its process's start until its topic holds every row; beside them the read limit,
 //     COPY (SELECT * FROM table) TO STDOUT to a client that discards it, and pgcdc's own streaming
 //     rate from the throughput mode.
+//   - sweep (only when named in -modes: twelve points, each with its own workload, so it is long;
+//     -timeout grows by 45 minutes unless given): how the cost grows with one factor at a time away
+//     from the default point (the throughput table's ~120-byte rows, one captured table,
+//     kafka.partitions 1, transactions of 100 rows). Factors (-sweep-factors): rowsize (120 B; 2
+//     KB, a 2,000-character text column of random characters with STORAGE PLAIN, kept in the row;
+//     100 KB TOAST, a 100,000-character one with STORAGE EXTERNAL, moved out of line uncompressed),
+//     partitions (1, 6, 24: kafka.partitions), tables (1, 100, 1,000 captured tables, the rows
+//     spread round-robin, each table its own topic) and txn (1, 100, 10,000 rows per transaction).
+//     Each point writes -sweep-rows rows (default 200,000; -quick 20,000; the 100 KB point about 1
+//     KB of payload per row of it: 2,000 rows, at most 256 MiB) into tables, a publication and
+//     slots of its own, then times pg_recvlogical (the limit) and pgcdc at its defaults with value
+//     schemas on (and with -sweep-debezium Debezium, -debezium-jvm) over that WAL as the throughput
+//     mode does (pgcdc's postgres.connect_timeout, which bounds its whole start-up including the
+//     set-up of every topic, is raised to -run-timeout); it checks each topic's record count and
+//     drops its slots, tables, publication and topics afterwards. An unreported warm-up point (the
+//     default one, at most 20,000 rows) runs first, so that the broker's JVM is as warm for the
+//     first point as for the rest. Per point: rows/s, pgcdc/limit, CPU µs per event of pgcdc, its
+//     walsender and the broker, peak RSS, start-up. A table per factor on stdout, the points in the
+//     results (sweep), and an SVG per factor (rows/s, CPU µs per event, peak RSS over the factor's
+//     values) in -plot-dir (default OUT/plots, i.e. .cache/bench/plots; 'off' for none).
 //
 // Profiling: with -profile DIR (default .cache/bench), one more pgcdc run over the throughput WAL
 // has PGCDC_PPROF_ADDR set (cmd/pgcdc/pprof.go) and the benchmark saves a CPU profile taken over

@@ -45,6 +45,11 @@ type options struct {
 	debezium    bool   // throughput: run Debezium beside pgcdc
 	debeziumJVM string // its JVM options
 
+	sweepRows     int64
+	sweepFactors  []string
+	sweepDebezium bool
+	plotDir       string
+
 	statusInterval time.Duration
 	partitions     int
 	pgcdcEnv       map[string]string
@@ -71,7 +76,7 @@ func parseFlags(args []string) (*options, error) {
 	fs.IntVar(&o.kafkaHeapMB, "kafka-heap-mb", 512, "heap of the broker the benchmark starts")
 	fs.StringVar(&o.pgBinDir, "pg-bin", "", "directory of the PostgreSQL binaries (initdb, postgres, pg_recvlogical); default PATH or the newest /usr/lib/postgresql/*/bin")
 	fs.StringVar(&o.pgcdcBin, "pgcdc", "", "pgcdc binary to measure (default: build ./cmd/pgcdc without -race into -out)")
-	modes := fs.String("modes", "throughput,latency,large,deliver,incremental,snapshot", "modes to run, comma-separated: throughput, latency, large, deliver, incremental, snapshot")
+	modes := fs.String("modes", "throughput,latency,large,deliver,incremental,snapshot", "modes to run, comma-separated: throughput, latency, large, deliver, incremental, snapshot, sweep (not by default: long)")
 	schemas := fs.String("schemas", "false,true", "events.value_schemas settings for the throughput runs, comma-separated")
 	fs.Int64Var(&o.rows, "rows", 1_000_000, "throughput: rows in the workload")
 	fs.IntVar(&o.txnRows, "txn-rows", 100, "throughput: rows per transaction")
@@ -90,6 +95,10 @@ func parseFlags(args []string) (*options, error) {
 	fs.IntVar(&o.incrementalChunk, "incremental-chunk", 0, "incremental: snapshot.incremental_chunk_rows (0: pgcdc's default)")
 	fs.BoolVar(&o.debezium, "debezium", true, "throughput: run Debezium (Kafka Connect standalone, test/debezium/pom.xml) over the same WAL in every round, with each -schemas setting")
 	fs.StringVar(&o.debeziumJVM, "debezium-jvm", "-Xmx1g", "throughput: JVM options of Debezium's Kafka Connect worker (a fixed heap; JIT and GC as the JVM chooses)")
+	fs.Int64Var(&o.sweepRows, "sweep-rows", 200_000, "sweep: rows of each point (the 100 KB TOAST point writes fewer: about 1 KB of payload per row, at most 256 MiB)")
+	sweepFactorList := fs.String("sweep-factors", strings.Join(sweepFactors, ","), "sweep: factors to vary, comma-separated: rowsize, partitions, tables, txn")
+	fs.BoolVar(&o.sweepDebezium, "sweep-debezium", false, "sweep: run Debezium (value schemas on, -debezium-jvm) at each point too")
+	fs.StringVar(&o.plotDir, "plot-dir", "", "sweep: directory for the SVG plots, one per factor (default OUT/plots; 'off' for none)")
 	fs.DurationVar(&o.statusInterval, "status-interval", 200*time.Millisecond, "pgcdc postgres.status_interval (how soon the slot shows a confirmation)")
 	fs.IntVar(&o.partitions, "partitions", 1, "pgcdc kafka.partitions")
 	env := fs.String("pgcdc-env", "", "extra environment of every pgcdc run, comma-separated NAME=VALUE (e.g. PGCDC_KAFKA_MAX_IN_FLIGHT_BYTES=16MiB,GOMEMLIMIT=100MiB)")
@@ -100,15 +109,15 @@ func parseFlags(args []string) (*options, error) {
 	fs.StringVar(&o.profileDir, "profile", "", "directory for the CPU and allocation profiles of an extra pgcdc run (default OUT/profile; 'off' to skip)")
 	fs.BoolVar(&o.profileSchemas, "profile-schemas", true, "events.value_schemas of the profiled run")
 	fs.DurationVar(&o.runTimeout, "run-timeout", 10*time.Minute, "bound on each consumer run")
-	fs.DurationVar(&o.timeout, "timeout", 45*time.Minute, "bound on the whole benchmark")
+	fs.DurationVar(&o.timeout, "timeout", 45*time.Minute, "bound on the whole benchmark (45 minutes more when the sweep runs, unless given)")
 	fs.BoolVar(&o.keepTopics, "keep-topics", false, "keep the topics pgcdc wrote (default: delete them after counting)")
-	quick := fs.Bool("quick", false, "short run: 100,000 rows, one round, 15s latency, 300,000-row transaction (flags given explicitly still win)")
+	quick := fs.Bool("quick", false, "short run: 100,000 rows, one round, 15s latency, 300,000-row transaction, 20,000 rows a sweep point (flags given explicitly still win)")
 	if err := fs.Parse(args); err != nil {
 		return nil, err
 	}
+	set := map[string]bool{}
+	fs.Visit(func(f *flag.Flag) { set[f.Name] = true })
 	if *quick {
-		set := map[string]bool{}
-		fs.Visit(func(f *flag.Flag) { set[f.Name] = true })
 		if !set["rows"] {
 			o.rows = 100_000
 		}
@@ -130,12 +139,15 @@ func parseFlags(args []string) (*options, error) {
 		if !set["snapshot-rows"] {
 			o.snapshotRows = 100_000
 		}
+		if !set["sweep-rows"] {
+			o.sweepRows = 20_000
+		}
 	}
 	o.modes = map[string]bool{}
 	for _, m := range strings.Split(*modes, ",") {
 		m = strings.TrimSpace(m)
 		switch m {
-		case "throughput", "latency", "large", "deliver", "incremental", "snapshot":
+		case "throughput", "latency", "large", "deliver", "incremental", "snapshot", "sweep":
 			o.modes[m] = true
 		case "":
 		default:
@@ -167,10 +179,19 @@ func parseFlags(args []string) (*options, error) {
 		o.deliverEvents < 1 || o.deliverPartitions < 1 || o.deliverConcurrency < 1 || o.incrementalRows < 1 || o.snapshotRows < 1 {
 		return nil, errors.New("-rows, -txn-rows, -repeat, -latency-rate, -latency-batch, -large-rows, -partitions, -incremental-rows, -snapshot-rows and -deliver-* must be >= 1")
 	}
+	if o.modes["sweep"] && !set["timeout"] {
+		o.timeout += 45 * time.Minute
+	}
+	var err error
+	if o.sweepFactors, err = parseSweepFactors(*sweepFactorList); err != nil {
+		return nil, err
+	}
+	if o.sweepRows < 1000 {
+		return nil, errors.New("-sweep-rows: at least 1,000 (every table of the 1,000-table point gets a row)")
+	}
 	if o.repeat > 10 {
 		return nil, errors.New("-repeat: at most 10 (every round holds its slots)")
 	}
-	var err error
 	if o.outDir, err = filepath.Abs(o.outDir); err != nil {
 		return nil, err
 	}
@@ -182,6 +203,16 @@ func parseFlags(args []string) (*options, error) {
 		o.profileDir = filepath.Join(o.outDir, "profile")
 	case "off":
 		o.profileDir = ""
+	}
+	switch o.plotDir {
+	case "":
+		o.plotDir = filepath.Join(o.outDir, "plots")
+	case "off":
+		o.plotDir = ""
+	default:
+		if o.plotDir, err = filepath.Abs(o.plotDir); err != nil {
+			return nil, err
+		}
 	}
 	return o, nil
 }
@@ -225,6 +256,7 @@ type Results struct {
 	Deliver     *DeliverResult     `json:"deliver,omitempty"`
 	Incremental *IncrementalResult `json:"incremental_snapshot,omitempty"`
 	Snapshot    *SnapshotResult    `json:"initial_snapshot,omitempty"`
+	Sweep       *SweepResult       `json:"sweep,omitempty"`
 	Profile     *ProfileResult     `json:"profile,omitempty"`
 	Errors      []string           `json:"errors,omitempty"`
 }
@@ -369,6 +401,12 @@ func runAll(ctx context.Context, o *options, res *Results) error {
 			logf("snapshot: %v", err)
 		}
 	}
+	if o.modes["sweep"] && ctx.Err() == nil {
+		if err := b.sweep(ctx); err != nil {
+			errs = append(errs, fmt.Errorf("sweep: %w", err))
+			logf("sweep: %v", err)
+		}
+	}
 	return errors.Join(errs...)
 }
 
@@ -453,6 +491,7 @@ func settingsOf(o *options) map[string]any {
 		"partitions": o.partitions, "pgcdc_env": o.pgcdcEnv, "variants": o.variants, "own_servers": o.pgDSN == "" && o.brokers == "",
 		"kafka_heap_mb": o.kafkaHeapMB, "deliver_events": o.deliverEvents, "deliver_partitions": o.deliverPartitions,
 		"deliver_concurrency": o.deliverConcurrency, "debezium": o.debezium, "debezium_jvm": o.debeziumJVM,
+		"sweep_rows": o.sweepRows, "sweep_factors": o.sweepFactors, "sweep_debezium": o.sweepDebezium, "plot_dir": o.plotDir,
 	}
 }
 

@@ -126,6 +126,9 @@ func printReport(w io.Writer, r *Results) {
 		}
 		fmt.Fprintln(w)
 	}
+	if sw := r.Sweep; sw != nil {
+		printSweep(w, sw)
+	}
 	if p := r.Profile; p != nil {
 		fmt.Fprintf(w, "\n### Profile (pgcdc, value schemas %v, a %.1fs run with the profiler on): %s\n\n```\n%s\n```\n", p.ValueSchemas, p.RunSeconds, p.CPUProfile, p.TopFlat)
 		fmt.Fprintf(w, "\nCumulative:\n\n```\n%s\n```\n\nAllocations (alloc_space): %s\n\n```\n%s\n```\n", p.TopCum, p.AllocsProfile, p.TopAllocs)
@@ -140,4 +143,68 @@ func orNA(s string) string {
 		return "n/a"
 	}
 	return s
+}
+
+// printSweep writes a table per factor of the sweep.
+func printSweep(w io.Writer, sw *SweepResult) {
+	dbz := false
+	for _, f := range sw.Factors {
+		for _, p := range f.Points {
+			dbz = dbz || p.Debezium != nil
+		}
+	}
+	for _, f := range sw.Factors {
+		fmt.Fprintf(w, "\n### Sweep: %s (pgcdc with value schemas; otherwise ~120-byte rows, 1 partition, 1 table, %d rows per transaction)\n\n", f.Title, sweepBaseTxn)
+		head := "| " + f.Title + " | rows | WAL | row bytes text / heap | bytes/record | limit rows/s | pgcdc rows/s | ratio | pgcdc CPU µs/ev | walsender µs/ev | broker µs/ev | pgcdc peak RSS | pgcdc startup s |"
+		sep := "| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |"
+		if dbz {
+			head += " Debezium rows/s | Debezium CPU µs/ev | Debezium peak RSS |"
+			sep += " ---: | ---: | ---: |"
+		}
+		fmt.Fprintln(w, head)
+		fmt.Fprintln(w, sep)
+		for _, p := range f.Points {
+			wal, row, size, limit, rate, ratio, cpu, ws, br, rss, start := "", "", "", "", "", "", "", "", "", "", ""
+			if wl := p.Workload; wl != nil {
+				wal, row = mib(wl.WALBytes), fmt.Sprintf("%.0f / %.0f", wl.RowBytes, wl.HeapRowBytes)
+			}
+			if p.Limit != nil {
+				limit = fmt.Sprintf("%.0f", p.Limit.RowsPerSec)
+			}
+			if x := p.Pgcdc; x != nil {
+				size = fmt.Sprintf("%.0f", x.AvgRecordBytes)
+				rate, ratio = fmt.Sprintf("%.0f", x.RowsPerSec), fmt.Sprintf("**%.2f**", p.Ratio)
+				cpu, ws, br = us(x.ClientCPUPerEvent), us(x.WalsenderPerEvent), us(x.BrokerPerEvent)
+				rss, start = mib(x.PeakRSS), fmt.Sprintf("%.1f", x.StartupSeconds)
+			}
+			fmt.Fprintf(w, "| %s | %d | %s | %s | %s | %s | %s | %s | %s | %s | %s | %s | %s |", p.Value, p.Rows, wal, row, size, limit, rate, ratio, cpu, ws, br, rss, start)
+			if dbz {
+				if d := p.Debezium; d != nil {
+					fmt.Fprintf(w, " %.0f | %s | %s |", d.RowsPerSec, us(d.ClientCPUPerEvent), mib(d.PeakRSS))
+				} else {
+					fmt.Fprint(w, " | | |")
+				}
+			}
+			fmt.Fprintln(w)
+		}
+		for _, p := range f.Points {
+			if p.Error != "" {
+				fmt.Fprintf(w, "\n%s %s failed: %s\n", f.Title, p.Value, firstLine(p.Error))
+			}
+		}
+	}
+	if wu := sw.Warmup; wu != nil && wu.Error != "" {
+		fmt.Fprintf(w, "\nwarm-up failed: %s\n", firstLine(wu.Error))
+	}
+	for _, pl := range sw.Plots {
+		fmt.Fprintf(w, "\nPlot: %s", pl)
+	}
+	if len(sw.Plots) > 0 {
+		fmt.Fprintln(w)
+	}
+}
+
+func firstLine(s string) string {
+	line, _, _ := strings.Cut(s, "\n")
+	return line
 }

@@ -55,6 +55,8 @@ type runSpec struct {
 	rows      int64
 	useSent   bool   // end on the walsender's sent_lsn (pg_recvlogical) instead of confirmed_flush_lsn
 	readyLine string // a log line marking the start of streaming (pgcdc)
+	// startLimit bounds the wait for readyLine (default 2 minutes).
+	startLimit time.Duration
 	// during runs once streaming started, concurrently with the wait; it must return when its
 	// context ends.
 	during func(ctx context.Context, pid int)
@@ -165,7 +167,11 @@ func measure(ctx context.Context, o *options, s *servers, poll *pgx.Conn, spec r
 	}
 	defer p.stop()
 	t0 := p.started
-	readyAt, err := p.waitReady(ctx, 2*time.Minute)
+	startLimit := spec.startLimit
+	if startLimit <= 0 {
+		startLimit = 2 * time.Minute
+	}
+	readyAt, err := p.waitReady(ctx, startLimit)
 	if err != nil {
 		return nil, fmt.Errorf("%s: %w", spec.label, err)
 	}

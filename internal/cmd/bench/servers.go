@@ -261,6 +261,16 @@ func deleteTopic(ctx context.Context, brokers []string, topic string) {
 	}
 }
 
+// deleteTopics deletes topics, a hundred a request; one that does not exist is no error.
+func deleteTopics(ctx context.Context, brokers []string, topics []string) {
+	cl := &kafka.Client{Addr: kafka.TCP(brokers...), Timeout: 60 * time.Second}
+	for i := 0; i < len(topics); i += 100 {
+		if _, err := cl.DeleteTopics(ctx, &kafka.DeleteTopicsRequest{Topics: topics[i:min(i+100, len(topics))]}); err != nil {
+			logf("warning: delete topics %s...: %v", topics[i], err)
+		}
+	}
+}
+
 // waitTopic waits (bounded) until a topic has a leader for partition 0.
 func waitTopic(ctx context.Context, brokers []string, topic string, limit time.Duration) error {
 	deadline := time.Now().Add(limit)
