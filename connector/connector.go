@@ -397,6 +397,11 @@ func (c *Connector) start(ctx context.Context) (err error) {
 	if err := setup.Wait(); err != nil {
 		return err
 	}
+	// postgres.connect_timeout bounds the PostgreSQL steps, not the topics' set-up before them:
+	// the steps after it get a fresh bound (a thousand new topics took over a minute, and with
+	// the first bound spent the start failed and undid itself, to fail the same way again).
+	pgCtx, cancel = context.WithTimeout(ctx, c.cfg.Postgres.ConnectTimeout)
+	defer cancel()
 	tables, _, err := c.syncPublication(pgCtx, sql, true)
 	if err != nil {
 		return err

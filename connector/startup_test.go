@@ -2,6 +2,7 @@ package connector_test
 
 import (
 	"context"
+	"fmt"
 	"net"
 	"net/url"
 	"strings"
@@ -465,4 +466,33 @@ func dbName(t *testing.T, dsn string) string {
 		t.Fatal(err)
 	}
 	return strings.TrimPrefix(u.Path, "/")
+}
+
+// postgres.connect_timeout bounds the PostgreSQL steps of the start, not the set-up of the topics
+// between them: with many new tables the topics take longer than the timeout, and the start must
+// still succeed (it used to fail with "context deadline exceeded" and undo itself, each time).
+func TestManyNewTopicsOutlastPostgresConnectTimeout(t *testing.T) {
+	t.Parallel()
+	e := newEnv(t, nil, nil)
+	const tables = 64
+	var b strings.Builder
+	for i := range tables {
+		fmt.Fprintf(&b, "CREATE TABLE many_%02d (id int PRIMARY KEY);", i)
+	}
+	e.exec(b.String())
+	started := time.Now()
+	p := e.start(map[string]string{"PGCDC_POSTGRES_CONNECT_TIMEOUT": "1s"})
+	p.waitStreaming()
+	took := time.Since(started)
+	// The fault must have happened: the start outlasted the PostgreSQL timeout (64 topics created).
+	if took < 1500*time.Millisecond {
+		t.Fatalf("the start took %s, not longer than postgres.connect_timeout (1s): the test proves nothing; add tables", took)
+	}
+	e.exec(`INSERT INTO many_63 VALUES (1)`)
+	if got := e.read("many_63", 1, 30*time.Second); got[0].Op != "c" {
+		t.Errorf("many_63 insert: %+v", got[0])
+	}
+	if code := p.stop(); code != 0 {
+		t.Fatalf("exit code %d after SIGTERM", code)
+	}
 }
