@@ -193,7 +193,7 @@ type KafkaConfig struct {
 	ReplicationFactor int               `yaml:"replication_factor"`  // default 1, >= 1
 	TopicConfig       map[string]string `yaml:"topic_config"`        // extra topic configs at creation; merged over the defaults
 	Acks              string            `yaml:"acks"`                // all (default) | one | none
-	Compression       string            `yaml:"compression"`         // none (default) | gzip | snappy | lz4 | zstd
+	Compression       string            `yaml:"compression"`         // lz4 (default) | none | gzip | snappy | zstd
 	BatchMaxMessages  int               `yaml:"batch_max_messages"`  // default 10000
 	BatchMaxBytes     ByteSize          `yaml:"batch_max_bytes"`     // default 1MiB
 	BatchTimeout      time.Duration     `yaml:"batch_timeout"`       // default 0: an idle partition's first record is sent at once
@@ -310,7 +310,7 @@ func Default() Config {
 			ReplicationFactor: 1,
 			TopicConfig:       DefaultTopicConfig(),
 			Acks:              "all",
-			Compression:       "none",
+			Compression:       "lz4",
 			BatchMaxMessages:  10000,
 			BatchMaxBytes:     1 * MiB,
 			BatchTimeout:      0,

@@ -59,7 +59,7 @@ func TestDefault(t *testing.T) {
 		{"replication_factor", d.Kafka.ReplicationFactor, 1},
 		{"topic_config", d.Kafka.TopicConfig, map[string]string{"retention.ms": "-1", "cleanup.policy": "delete"}},
 		{"acks", d.Kafka.Acks, "all"},
-		{"compression", d.Kafka.Compression, "none"},
+		{"compression", d.Kafka.Compression, "lz4"},
 		{"batch_max_messages", d.Kafka.BatchMaxMessages, 10000},
 		{"batch_max_bytes", d.Kafka.BatchMaxBytes, ByteSize(1 << 20)},
 		{"batch_timeout", d.Kafka.BatchTimeout, time.Duration(0)},

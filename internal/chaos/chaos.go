@@ -41,8 +41,8 @@ type Options struct {
 	MaxTxn       int    // largest transaction; default 50,000 rows
 	Partitions   int    // partitions per topic; default 3
 	Streaming    bool   // postgres.streaming (protocol v2 with the local spool)
-	// Compression is pgcdc's kafka.compression (default none). A 60-minute run writes tens of GB
-	// into three replicas of every topic; lz4 keeps that within a small disk.
+	// Compression is pgcdc's kafka.compression ("": pgcdc's default, lz4). A 60-minute run writes
+	// tens of GB into three replicas of every topic; compression keeps that within a small disk.
 	Compression string
 	// Standby runs two pgcdc processes with ha.enabled (one active, one standby) and enables the
 	// takeover kinds; the other kinds then act on whichever process is active.
