@@ -35,8 +35,8 @@ func printReport(w io.Writer, r *Results) {
 				fmt.Fprintf(w, "Variant %s: %v\n\n", v.Name, v.Env)
 			}
 		}
-		fmt.Fprintln(w, "| run | seconds | rows/s | client CPU µs/ev | walsender µs/ev | broker µs/ev | peak RSS | bytes/record |")
-		fmt.Fprintln(w, "| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: |")
+		fmt.Fprintln(w, "| run | seconds | rows/s | client CPU µs/ev | walsender µs/ev | broker µs/ev | peak RSS | bytes/record | records/request |")
+		fmt.Fprintln(w, "| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |")
 		for _, rd := range t.Rounds {
 			runs := append(append([]*Run{rd.Limit}, rd.Pgcdc...), rd.Debezium...)
 			for _, x := range runs {
@@ -44,8 +44,12 @@ func printReport(w io.Writer, r *Results) {
 				if x.AvgRecordBytes > 0 {
 					size = fmt.Sprintf("%.0f", x.AvgRecordBytes)
 				}
-				fmt.Fprintf(w, "| %s | %.2f | %.0f | %s | %s | %s | %s | %s |\n", x.Label, x.Seconds, x.RowsPerSec,
-					us(x.ClientCPUPerEvent), us(x.WalsenderPerEvent), us(x.BrokerPerEvent), mib(x.PeakRSS), size)
+				perReq := ""
+				if x.RecordsPerRequest > 0 {
+					perReq = fmt.Sprintf("%.0f", x.RecordsPerRequest)
+				}
+				fmt.Fprintf(w, "| %s | %.2f | %.0f | %s | %s | %s | %s | %s | %s |\n", x.Label, x.Seconds, x.RowsPerSec,
+					us(x.ClientCPUPerEvent), us(x.WalsenderPerEvent), us(x.BrokerPerEvent), mib(x.PeakRSS), size, perReq)
 			}
 		}
 		fmt.Fprintln(w, "\n| pgcdc config | value schemas | limit rows/s | pgcdc events/s | ratio (median) | ratios | pgcdc CPU µs/ev | broker µs/ev | pgcdc peak RSS |")

@@ -44,6 +44,10 @@ type Run struct {
 	Topic             string  `json:"topic,omitempty"`
 	TopicRecords      int64   `json:"topic_records,omitempty"`
 	AvgRecordBytes    float64 `json:"avg_record_bytes,omitempty"` // key + value
+	// ProduceRequests is how many record batches pgcdc wrote (its write-duration count), and
+	// RecordsPerRequest the rows over it; 0 when not known.
+	ProduceRequests   int64   `json:"produce_requests,omitempty"`
+	RecordsPerRequest float64 `json:"records_per_request,omitempty"`
 	Log               string  `json:"log"`
 }
 
@@ -55,6 +59,8 @@ type runSpec struct {
 	rows      int64
 	useSent   bool   // end on the walsender's sent_lsn (pg_recvlogical) instead of confirmed_flush_lsn
 	readyLine string // a log line marking the start of streaming (pgcdc)
+	// countRequests: read pgcdc's produce requests from its metrics at the end (produceRequests).
+	countRequests bool
 	// startLimit bounds the wait for readyLine (default 2 minutes).
 	startLimit time.Duration
 	// during runs once streaming started, concurrently with the wait; it must return when its
@@ -229,6 +235,11 @@ func measure(ctx context.Context, o *options, s *servers, poll *pgx.Conn, spec r
 	if b := cpuSeconds(s.brokerPID); b >= 0 && brokerBefore >= 0 {
 		r.BrokerCPU = b - brokerBefore
 	}
+	if spec.countRequests {
+		if n := produceRequests(ctx, r.Log); n > 0 {
+			r.ProduceRequests, r.RecordsPerRequest = n, float64(r.Rows)/float64(n)
+		}
+	}
 	if spec.afterDone != nil {
 		spec.afterDone(p.pid())
 	}
@@ -304,7 +315,7 @@ func pgcdcSpec(o *options, s *servers, dsn, label, slot, pub, prefix, table stri
 	}
 	cmd := exec.Command(bin, "run")
 	cmd.Env = procEnv(vars)
-	return runSpec{label: label, cmd: cmd, slot: slot, target: target, rows: rows, readyLine: `"message":"streaming"`}
+	return runSpec{label: label, cmd: cmd, slot: slot, target: target, rows: rows, readyLine: `"message":"streaming"`, countRequests: true}
 }
 
 // envVariantBin in a variant's environment names another pgcdc binary for that variant (an A/B

@@ -168,8 +168,12 @@ func (b *bench) throughput(ctx context.Context) error {
 }
 
 func logRun(r *Run) {
-	logf("  %s: %.2fs (startup %.2fs), %.0f rows/s; CPU µs/event: client %.1f, walsender %.1f, broker %.1f; peak RSS %.1f MiB",
-		r.Label, r.Seconds, r.StartupSeconds, r.RowsPerSec, r.ClientCPUPerEvent, r.WalsenderPerEvent, r.BrokerPerEvent, float64(r.PeakRSS)/(1<<20))
+	perReq := ""
+	if r.RecordsPerRequest > 0 {
+		perReq = fmt.Sprintf("; %.0f records per produce request", r.RecordsPerRequest)
+	}
+	logf("  %s: %.2fs (startup %.2fs), %.0f rows/s; CPU µs/event: client %.1f, walsender %.1f, broker %.1f; peak RSS %.1f MiB%s",
+		r.Label, r.Seconds, r.StartupSeconds, r.RowsPerSec, r.ClientCPUPerEvent, r.WalsenderPerEvent, r.BrokerPerEvent, float64(r.PeakRSS)/(1<<20), perReq)
 }
 
 func median(xs []float64) float64 {
