@@ -274,7 +274,8 @@ func TestVarintSize(t *testing.T) {
 
 // TestPlainBatch checks the batch of a producer without a producer id (kafka.transactional_id
 // unset): producer id, epoch and base sequence -1, read so by kafka-go, and lz4 frames with 64 KiB
-// blocks (the frame descriptor's block size index 4), which kafka-go reads back. A record's shared
+// blocks (the frame descriptor's block size index 4) and no content checksum, which kafka-go reads
+// back. A record's shared
 // value prefix is written in front of its value.
 func TestPlainBatch(t *testing.T) {
 	now := time.Date(2026, 12, 7, 17, 0, 0, 0, time.UTC)
@@ -316,6 +317,9 @@ func TestPlainBatch(t *testing.T) {
 			}
 			if bd := frame[5]; bd>>4&7 != 4 {
 				t.Errorf("lz4 block size index %d, want 4 (64 KiB)", bd>>4&7)
+			}
+			if flg := frame[4]; flg&0x04 != 0 {
+				t.Errorf("lz4 frame flags %#x: a content checksum, want none (the batch's CRC covers it)", flg)
 			}
 			if len(frame) > len(big)/4 {
 				t.Errorf("lz4 frame of %d bytes for %d bytes of repetitive records", len(frame), len(big))
