@@ -57,7 +57,7 @@ func startServers(ctx context.Context, o *options) (*servers, error) {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			kf, kEr = testenv.StartKafka(ctx, testenv.KafkaOptions{HeapMB: o.kafkaHeapMB})
+			kf, kEr = testenv.StartKafka(ctx, testenv.KafkaOptions{HeapMB: o.kafkaHeapMB, JVMOptions: strings.Fields(o.kafkaJVM)})
 		}()
 	}
 	wg.Wait()
