@@ -30,6 +30,8 @@
 //     JVM's start until its topic holds every row (Debezium confirms its slot only on offset
 //     flushes, so the topic's end offset is its end criterion); the summary adds pgcdc's rows/s
 //     over Debezium's and Debezium's CPU per event and peak RSS over pgcdc's.
+//     With -warmup (default on) one unreported pgcdc run (value schemas on) precedes round 1, so
+//     that the broker's JIT is as warm for round 1 as for the later ones.
 //     -variant NAME:ENV=V,... adds a pgcdc configuration to every round; in it,
 //     BENCH_PGCDC_BIN=PATH runs another pgcdc binary (an A/B of two builds within one run).
 //   - latency: a writer inserts -latency-rate rows/s in transactions of -latency-batch rows for

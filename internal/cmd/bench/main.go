@@ -24,6 +24,7 @@ type options struct {
 	pgLocal                  bool
 	kafkaPID, kafkaHeapMB    int
 	kafkaJVM                 string
+	warmup                   bool
 	pgcdcBin                 string
 
 	modes   map[string]bool
@@ -75,6 +76,7 @@ func parseFlags(args []string) (*options, error) {
 	fs.StringVar(&o.brokers, "kafka-brokers", os.Getenv(testenv.EnvKafkaBrokers), "comma-separated brokers of an existing Kafka (default: start one; env "+testenv.EnvKafkaBrokers+")")
 	fs.IntVar(&o.kafkaPID, "kafka-pid", 0, "with -kafka-brokers: pid of the (local, single) broker, to measure its CPU")
 	fs.IntVar(&o.kafkaHeapMB, "kafka-heap-mb", 512, "heap of the broker the benchmark starts")
+	fs.BoolVar(&o.warmup, "warmup", true, "throughput: one unreported pgcdc run before round 1, so that every round meets a warm broker")
 	fs.StringVar(&o.kafkaJVM, "kafka-jvm", "-XX:TieredStopAtLevel=4",
 		"extra JVM options of the broker the benchmark starts, after the test harness's (which stop the JIT at C1 for fast start-up; the default gives the broker its optimizing compiler back, as a production broker has)")
 	fs.StringVar(&o.pgBinDir, "pg-bin", "", "directory of the PostgreSQL binaries (initdb, postgres, pg_recvlogical); default PATH or the newest /usr/lib/postgresql/*/bin")
@@ -492,7 +494,7 @@ func settingsOf(o *options) map[string]any {
 		"latency_duration_s": o.latencyDuration.Seconds(), "latency_warmup_s": o.latencyWarmup.Seconds(),
 		"large_rows": o.largeRows, "large_ref": o.largeRef, "incremental_rows": o.incrementalRows, "incremental_chunk": o.incrementalChunk, "snapshot_rows": o.snapshotRows, "status_interval": o.statusInterval.String(),
 		"partitions": o.partitions, "pgcdc_env": o.pgcdcEnv, "variants": o.variants, "own_servers": o.pgDSN == "" && o.brokers == "",
-		"kafka_heap_mb": o.kafkaHeapMB, "kafka_jvm": o.kafkaJVM, "deliver_events": o.deliverEvents, "deliver_partitions": o.deliverPartitions,
+		"kafka_heap_mb": o.kafkaHeapMB, "kafka_jvm": o.kafkaJVM, "warmup": o.warmup, "deliver_events": o.deliverEvents, "deliver_partitions": o.deliverPartitions,
 		"deliver_concurrency": o.deliverConcurrency, "debezium": o.debezium, "debezium_jvm": o.debeziumJVM,
 		"sweep_rows": o.sweepRows, "sweep_factors": o.sweepFactors, "sweep_debezium": o.sweepDebezium, "plot_dir": o.plotDir,
 	}
