@@ -356,7 +356,13 @@ func (e *env) topic(table string) string { return e.prefix + ".public." + table 
 // read consumes want records of a table's topic and decodes them.
 func (e *env) read(table string, want int, timeout time.Duration) []change {
 	e.t.Helper()
-	msgs, err := testenv.ReadTopic(context.Background(), e.brokers, e.topic(table), want, timeout)
+	// A table that joined the capture while pgcdc runs is in the publication a moment before its
+	// topic exists (pgcdc creates the topic after adding the table): wait for the topic first.
+	deadline := time.Now().Add(timeout)
+	for testenv.TopicRecords(context.Background(), e.brokers, e.topic(table)) < 0 && time.Now().Before(deadline) {
+		time.Sleep(100 * time.Millisecond)
+	}
+	msgs, err := testenv.ReadTopic(context.Background(), e.brokers, e.topic(table), want, time.Until(deadline))
 	if err != nil {
 		e.t.Fatalf("read %s: %v", e.topic(table), err)
 	}
