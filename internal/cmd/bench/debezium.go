@@ -130,24 +130,12 @@ func (b *bench) runDebezium(ctx context.Context, label, slot, pub, prefix string
 			return nil, fmt.Errorf("%s: topic %s holds %d of %d records after %s:\n%s", label, r.Topic, n, rows, o.runTimeout, tailString(c.Log(), 3000))
 		}
 	}
-	r.ClientCPU = cpuSeconds(c.Pid())
-	r.PeakRSS = peakRSS(c.Pid())
-	r.WalsenderCPU = -1
-	if s.pgLocal {
-		r.WalsenderCPU = cpuSeconds(walsenderPID)
-	}
-	r.BrokerCPU = -1
-	if after := cpuSeconds(s.brokerPID); after >= 0 && brokerBefore >= 0 {
-		r.BrokerCPU = after - brokerBefore
-	}
+	r.collect(s, c.Pid(), walsenderPID, brokerBefore)
 	if err := os.MkdirAll(filepath.Dir(r.Log), 0o755); err == nil {
 		_ = os.WriteFile(r.Log, []byte(c.Log()), 0o644)
 	}
 	c.Stop()
-	r.RowsPerSec = float64(rows) / r.Seconds
-	r.ClientCPUPerEvent = perEvent(r.ClientCPU, rows)
-	r.WalsenderPerEvent = perEvent(r.WalsenderCPU, rows)
-	r.BrokerPerEvent = perEvent(r.BrokerCPU, rows)
+	r.rates()
 
 	cctx, cancel := context.WithTimeout(ctx, 2*time.Minute)
 	defer cancel()

@@ -225,16 +225,7 @@ func measure(ctx context.Context, o *options, s *servers, poll *pgx.Conn, spec r
 			return nil, fmt.Errorf("%s: not done after %s (at %s of %s); log %s", spec.label, o.runTimeout, fmtLSN(pos), fmtLSN(spec.target), r.Log)
 		}
 	}
-	r.ClientCPU = cpuSeconds(p.pid())
-	r.PeakRSS = peakRSS(p.pid())
-	r.WalsenderCPU = -1
-	if s.pgLocal {
-		r.WalsenderCPU = cpuSeconds(walsenderPID)
-	}
-	r.BrokerCPU = -1
-	if b := cpuSeconds(s.brokerPID); b >= 0 && brokerBefore >= 0 {
-		r.BrokerCPU = b - brokerBefore
-	}
+	r.collect(s, p.pid(), walsenderPID, brokerBefore)
 	if spec.countRequests {
 		if n := produceRequests(ctx, r.Log); n > 0 {
 			r.ProduceRequests, r.RecordsPerRequest = n, float64(r.Rows)/float64(n)
@@ -246,11 +237,32 @@ func measure(ctx context.Context, o *options, s *servers, poll *pgx.Conn, spec r
 	cancelDuring()
 	duringDone.Wait()
 	p.stop()
+	r.rates()
+	return r, nil
+}
+
+// collect reads a run's figures at its end, before its process stops: the client's CPU and peak
+// RSS, its walsender's CPU (when PostgreSQL is local; walsenderPID 0: not measured) and the
+// broker's since brokerBefore (-1 for what cannot be read).
+func (r *Run) collect(s *servers, pid, walsenderPID int, brokerBefore float64) {
+	r.ClientCPU = cpuSeconds(pid)
+	r.PeakRSS = peakRSS(pid)
+	r.WalsenderCPU = -1
+	if s.pgLocal {
+		r.WalsenderCPU = cpuSeconds(walsenderPID)
+	}
+	r.BrokerCPU = -1
+	if after := cpuSeconds(s.brokerPID); after >= 0 && brokerBefore >= 0 {
+		r.BrokerCPU = after - brokerBefore
+	}
+}
+
+// rates derives rows/s and the CPU µs per event from Seconds, Rows and the CPU seconds.
+func (r *Run) rates() {
 	r.RowsPerSec = float64(r.Rows) / r.Seconds
 	r.ClientCPUPerEvent = perEvent(r.ClientCPU, r.Rows)
 	r.WalsenderPerEvent = perEvent(r.WalsenderCPU, r.Rows)
 	r.BrokerPerEvent = perEvent(r.BrokerCPU, r.Rows)
-	return r, nil
 }
 
 // perEvent is CPU seconds as µs per event; -1 when not measured.

@@ -127,17 +127,8 @@ func (b *bench) measureSnapshot(ctx context.Context, spec runSpec, topic string)
 			return nil, fmt.Errorf("%s: topic %s holds %d of %d records after %s; log %s", spec.label, topic, n, spec.rows, o.runTimeout, r.Log)
 		}
 	}
-	r.ClientCPU = cpuSeconds(p.pid())
-	r.PeakRSS = peakRSS(p.pid())
-	r.WalsenderCPU = -1
-	r.BrokerCPU = -1
-	if after := cpuSeconds(s.brokerPID); after >= 0 && brokerBefore >= 0 {
-		r.BrokerCPU = after - brokerBefore
-	}
+	r.collect(s, p.pid(), 0, brokerBefore) // the snapshot's walsender is not followed
 	p.stop()
-	r.RowsPerSec = float64(r.Rows) / r.Seconds
-	r.ClientCPUPerEvent = perEvent(r.ClientCPU, r.Rows)
-	r.WalsenderPerEvent = -1
-	r.BrokerPerEvent = perEvent(r.BrokerCPU, r.Rows)
+	r.rates()
 	return r, finishPgcdcRun(ctx, o, s, r, topic, true)
 }
