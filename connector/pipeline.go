@@ -17,6 +17,11 @@ import (
 // sink is what the pipeline needs of the Kafka sink (a *kafkasink.Sink; tests use one in memory).
 type sink interface {
 	Append(ctx context.Context, rec kafkasink.Record) error
+	// Hold keeps appended records back from Kafka until Release (or until a whole batch waits, or
+	// Append waits for room): the pipeline holds a transaction from its begin to its commit, so
+	// that it leaves in as few produce requests as its partitions.
+	Hold()
+	Release()
 }
 
 // side is what the pipeline hands to the incremental snapshot and the signals (incremental.go):
@@ -59,6 +64,7 @@ var errStopped = errors.New("stopped at a transaction boundary")
 // returns errStopped), hard ends, or a change cannot be handled.
 func (p *pipeline) run(soft, hard context.Context, in <-chan pgsource.Message) error {
 	p.ctx, p.soft = hard, soft
+	defer p.sink.Release()
 	stop := soft.Done()
 	stopping := false
 	var tasks <-chan func(context.Context) error
@@ -97,6 +103,7 @@ func (p *pipeline) handle(m pgsource.Message) error {
 	switch m.Kind {
 	case pgsource.MessageSession:
 		// A new session: transactions the last one cut off come again, whole.
+		p.sink.Release()
 		p.tracker.DiscardOpen()
 		p.router.Reset()
 		if err := p.dec.Reset(); err != nil {
@@ -125,6 +132,11 @@ func (p *pipeline) change(ch *decode.Change) error {
 	switch {
 	case ch.Kind == decode.KindBegin:
 		p.txn = p.tracker.Begin()
+		p.sink.Hold()
+	case ch.Kind == decode.KindCommit:
+		// The transaction's records go now; a blocking snapshot run at this commit, and the
+		// commit's own records, are not held.
+		p.sink.Release()
 	case ch.Kind == decode.KindMessage && ch.Txn == nil:
 		// A message outside any transaction is a transaction of its own, confirmable just past it.
 		txn := p.tracker.Begin()

@@ -23,9 +23,23 @@ import (
 // memSink keeps appended records in memory; a test acknowledges them through the tracker. While
 // hold is set, Append blocks until its context ends (a stalled broker).
 type memSink struct {
-	mu   sync.Mutex
-	recs []kafkasink.Record
-	hold bool
+	mu       sync.Mutex
+	recs     []kafkasink.Record
+	hold     bool // Append blocks until its context ends
+	held     bool // between Hold and Release
+	heldRecs int  // records appended while held
+}
+
+func (s *memSink) Hold() {
+	s.mu.Lock()
+	s.held = true
+	s.mu.Unlock()
+}
+
+func (s *memSink) Release() {
+	s.mu.Lock()
+	s.held = false
+	s.mu.Unlock()
 }
 
 func (s *memSink) Append(ctx context.Context, rec kafkasink.Record) error {
@@ -33,6 +47,9 @@ func (s *memSink) Append(ctx context.Context, rec kafkasink.Record) error {
 	hold := s.hold
 	if !hold {
 		s.recs = append(s.recs, rec)
+		if s.held {
+			s.heldRecs++
+		}
 	}
 	s.mu.Unlock()
 	if hold {
@@ -141,6 +158,31 @@ func TestPipelineConfirmsOnlyWhatIsAcknowledged(t *testing.T) {
 
 // A new session discards the transaction the broken one cut off: it comes again, whole, and only
 // then becomes confirmable.
+// A transaction's records are appended held, from its begin to its commit, so that the sink sends
+// them together; after the commit, and for a message outside any transaction, nothing is held.
+func TestPipelineHoldsATransactionUntilItsCommit(t *testing.T) {
+	p, s, _ := newTestPipeline(t)
+	msgs := txn(100, 7, "1", "2", "3")
+	handleAll(t, p, msgs[:len(msgs)-1]...)
+	if !s.held || s.heldRecs != 3 {
+		t.Fatalf("before the commit: held %v, %d records appended held; want true, 3", s.held, s.heldRecs)
+	}
+	handleAll(t, p, msgs[len(msgs)-1])
+	if s.held {
+		t.Fatal("the commit did not release the transaction's records")
+	}
+	handleAll(t, p, data(700, pg.Message(0, false, 700, "audit", []byte("x"))))
+	if s.held || s.heldRecs != 3 || len(s.recs) != 4 {
+		t.Fatalf("after a non-transactional message: held %v, %d held, %d records; want false, 3, 4", s.held, s.heldRecs, len(s.recs))
+	}
+	// A session cut short inside a transaction releases what it held.
+	handleAll(t, p, txn(800, 8, "4")[:3]...)
+	handleAll(t, p, pgsource.Message{Kind: pgsource.MessageSession, LSN: 800})
+	if s.held {
+		t.Fatal("a new session left the sink held")
+	}
+}
+
 func TestPipelineSessionDiscardsTheOpenTransaction(t *testing.T) {
 	p, s, tr := newTestPipeline(t)
 	whole := txn(100, 7, "1", "2")

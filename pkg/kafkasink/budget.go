@@ -22,7 +22,7 @@ func newBudget(max int64) *budget {
 func (b *budget) acquire(ctx context.Context, n int64, stop <-chan struct{}) error {
 	for {
 		b.mu.Lock()
-		if b.used+n <= b.max || b.used == 0 {
+		if b.fits(n) {
 			b.used += n
 			b.mu.Unlock()
 			return nil
@@ -38,6 +38,20 @@ func (b *budget) acquire(ctx context.Context, n int64, stop <-chan struct{}) err
 		}
 	}
 }
+
+// tryAcquire takes n bytes when there is room now (acquire's rule), without waiting.
+func (b *budget) tryAcquire(n int64) bool {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	if b.fits(n) {
+		b.used += n
+		return true
+	}
+	return false
+}
+
+// fits says whether n more bytes may go in flight now (b.mu held).
+func (b *budget) fits(n int64) bool { return b.used+n <= b.max || b.used == 0 }
 
 func (b *budget) release(n int64) {
 	b.mu.Lock()

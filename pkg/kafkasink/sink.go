@@ -128,6 +128,12 @@ type Sink struct {
 	mu    sync.Mutex // guards parts
 	parts map[partitionKey]*partitionQueue
 
+	// Hold and Release: while held, Append does not wake a partition's writer for a record unless
+	// a whole batch waits there; the queues it left asleep are in asleep.
+	holdMu sync.Mutex
+	held   bool
+	asleep []*partitionQueue
+
 	fatalOnce sync.Once
 	fatal     chan struct{}
 	fatalErr  error
@@ -202,15 +208,69 @@ func (s *Sink) Append(ctx context.Context, rec Record) error {
 		return &TooLargeError{Topic: rec.Topic, Table: rec.Table, Key: rec.Key, LSN: rec.LSN, Size: size, Max: info.maxMessageBytes}
 	}
 	mem := rec.memSize()
-	if err := s.budget.acquire(ctx, mem, s.fatal); err != nil {
+	if !s.budget.tryAcquire(mem) {
+		// The records held back must go to free the room this one waits for.
+		s.wakeAsleep()
+		err = s.budget.acquire(ctx, mem, s.fatal)
+	}
+	if err != nil {
 		if ferr := s.FatalErr(); ferr != nil {
 			return ferr
 		}
 		return err
 	}
 	q := s.queue(partitionKey{rec.Topic, Partition(rec.Key, info.partitions)}, info.maxMessageBytes)
-	q.push(queued{rec: rec, size: size, mem: mem}, time.Now())
+	s.holdMu.Lock()
+	held := s.held
+	s.holdMu.Unlock()
+	if !q.push(queued{rec: rec, size: size, mem: mem}, time.Now(), !held) {
+		s.holdMu.Lock()
+		if s.held {
+			if !q.asleep {
+				q.asleep = true
+				s.asleep = append(s.asleep, q)
+			}
+			s.holdMu.Unlock()
+		} else { // released meanwhile
+			s.holdMu.Unlock()
+			q.signal()
+		}
+	}
 	return nil
+}
+
+// Hold makes Append keep records back from the partitions' writers until Release, unless a whole
+// batch is waiting or Append must wait for room in kafka.max_in_flight_bytes. The pipeline holds a
+// transaction's records from its begin to its commit: PostgreSQL sends a transaction's changes one
+// message at a time, and a writer woken by the first record would send it alone, then the rest
+// in a second produce request. Held, a small transaction leaves in one request per partition:
+// half the requests, and the wake-ups, syscalls and broker work that come with each.
+func (s *Sink) Hold() {
+	s.holdMu.Lock()
+	s.held = true
+	s.holdMu.Unlock()
+}
+
+// Release ends a Hold: the records held back go to their partitions' writers.
+func (s *Sink) Release() {
+	s.holdMu.Lock()
+	s.held = false
+	s.holdMu.Unlock()
+	s.wakeAsleep()
+}
+
+// wakeAsleep wakes the writers of the partitions whose records Append held back.
+func (s *Sink) wakeAsleep() {
+	s.holdMu.Lock()
+	asleep := s.asleep
+	s.asleep = nil
+	for _, q := range asleep {
+		q.asleep = false
+	}
+	s.holdMu.Unlock()
+	for _, q := range asleep {
+		q.signal()
+	}
 }
 
 // queue returns the partition's queue, starting its goroutine on first use.
@@ -262,6 +322,7 @@ func (s *Sink) InFlight() int64 {
 
 // Drain waits until every appended record is acknowledged, the sink fails, or ctx ends.
 func (s *Sink) Drain(ctx context.Context) error {
+	s.wakeAsleep()
 	for {
 		n, changed := s.budget.inUse()
 		if n == 0 {
@@ -310,6 +371,7 @@ type partitionQueue struct {
 	pendingBytes int64
 	since        time.Time     // when the oldest pending record's wait began (linger)
 	notify       chan struct{} // capacity 1: "pending changed"
+	asleep       bool          // in Sink.asleep (guarded by Sink.holdMu)
 }
 
 func newPartitionQueue(k partitionKey, maxMessages int, maxBytes int64) *partitionQueue {
@@ -323,15 +385,22 @@ func (q *partitionQueue) signal() {
 	}
 }
 
-func (q *partitionQueue) push(r queued, now time.Time) {
+// push queues r and wakes the writer when wake says so or a whole batch is waiting; it returns
+// whether it woke the writer.
+func (q *partitionQueue) push(r queued, now time.Time, wake bool) bool {
 	q.mu.Lock()
 	if len(q.pending) == 0 {
 		q.since = now
 	}
 	q.pending = append(q.pending, r)
 	q.pendingBytes += r.size
+	full := len(q.pending) >= q.maxMessages || q.pendingBytes >= q.maxBytes
 	q.mu.Unlock()
-	q.signal()
+	if wake || full {
+		q.signal()
+		return true
+	}
+	return false
 }
 
 // state returns the number of records waiting, since when the oldest of them waits, and whether
