@@ -60,6 +60,7 @@ type Metrics struct {
 	StallAfter time.Duration
 
 	events         *prometheus.CounterVec
+	eventCounters  sync.Map // eventKey -> prometheus.Counter: the label lookup once per table and op
 	recordsWritten prometheus.Counter
 	bytesWritten   prometheus.Counter
 	writeLatency   prometheus.Histogram
@@ -238,7 +239,19 @@ func (m *Metrics) Event(table string, op byte) {
 	if m == nil {
 		return
 	}
-	m.events.WithLabelValues(table, string(op)).Inc()
+	k := eventKey{table, op}
+	if c, ok := m.eventCounters.Load(k); ok {
+		c.(prometheus.Counter).Inc()
+		return
+	}
+	c := m.events.WithLabelValues(table, string(op))
+	m.eventCounters.Store(k, c)
+	c.Inc()
+}
+
+type eventKey struct {
+	table string
+	op    byte
 }
 
 // KafkaWrite records one batch write attempt: its records and bytes, how long it took, and

@@ -35,7 +35,7 @@ type fencedProducer struct {
 	transactionalID string
 	producerID      int64
 	producerEpoch   int16
-	encoders        sync.Pool // *batchEncoder
+	encoders        *encoderPool
 	codec           compress.Compression
 	now             func() time.Time
 	log             zerolog.Logger
@@ -76,7 +76,7 @@ func newFencedProducer(ctx context.Context, addr net.Addr, transport kafka.Round
 		log:             opts.Logger,
 		next:            map[partitionKey]int32{},
 	}
-	p.encoders.New = func() any { return newBatchEncoder(p.codec) }
+	p.encoders = newEncoderPool(p.codec)
 	b := retry.New(retryBackoffMin, retryBackoffMax)
 	for attempt := 1; ; attempt++ {
 		err := p.initProducerID(ctx)
@@ -151,7 +151,7 @@ func (p *fencedProducer) Produce(ctx context.Context, topic string, partition in
 // send encodes batch with base sequence seq and writes it with acks=all.
 func (p *fencedProducer) send(ctx context.Context, topic string, partition int, batch []queued, seq int32) error {
 	h := batchHeader{producerID: p.producerID, producerEpoch: p.producerEpoch, baseSequence: seq, timestamp: p.now().UnixMilli()}
-	res, err := rawProduce(ctx, p.client, &p.encoders, topic, partition, kafka.RequireAll, batch, h)
+	res, err := rawProduce(ctx, p.client, p.encoders, topic, partition, kafka.RequireAll, batch, h)
 	if err != nil {
 		return err
 	}

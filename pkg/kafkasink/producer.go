@@ -4,7 +4,6 @@ import (
 	"bytes"
 	"context"
 	"fmt"
-	"sync"
 	"time"
 
 	"github.com/segmentio/kafka-go"
@@ -72,7 +71,7 @@ func newKafkaGo(ctx context.Context, opts Options, kc *kafkaclient.Client) (prod
 		tr:      transport,
 		now:     time.Now,
 	}
-	prod.encoders.New = func() any { return newBatchEncoder(codec) }
+	prod.encoders = newEncoderPool(codec)
 	return prod, admin, refresher, nil
 }
 
@@ -88,7 +87,7 @@ type clientProducer struct {
 	timeout  time.Duration // kafka.write_timeout; 0: none
 	tr       *kafka.Transport
 	now      func() time.Time
-	encoders sync.Pool // *batchEncoder
+	encoders *encoderPool
 }
 
 // plainBatch is the header of a batch from a producer without a producer id.
@@ -102,7 +101,7 @@ func (p *clientProducer) Produce(ctx context.Context, topic string, partition in
 		ctx, cancel = context.WithTimeout(ctx, p.timeout)
 		defer cancel()
 	}
-	res, err := rawProduce(ctx, p.c, &p.encoders, topic, partition, p.acks, batch, plainBatch(p.now()))
+	res, err := rawProduce(ctx, p.c, p.encoders, topic, partition, p.acks, batch, plainBatch(p.now()))
 	if err != nil {
 		return err
 	}
@@ -124,12 +123,12 @@ func (p *clientProducer) Close() error {
 }
 
 // rawProduce encodes batch with an encoder from encoders and sends it as one produce request.
-func rawProduce(ctx context.Context, c *kafka.Client, encoders *sync.Pool, topic string, partition int,
+func rawProduce(ctx context.Context, c *kafka.Client, encoders *encoderPool, topic string, partition int,
 	acks kafka.RequiredAcks, batch []queued, h batchHeader) (*kafka.ProduceResponse, error) {
-	enc := encoders.Get().(*batchEncoder)
+	enc := encoders.get()
 	buf, err := enc.encode(batch, h)
 	if err != nil {
-		encoders.Put(enc)
+		encoders.put(enc)
 		return nil, err
 	}
 	res, err := c.RawProduce(ctx, &kafka.RawProduceRequest{
@@ -141,7 +140,7 @@ func rawProduce(ctx context.Context, c *kafka.Client, encoders *sync.Pool, topic
 	// The transport encodes the request on its connection's goroutine; when RawProduce returned
 	// because ctx ended, that goroutine may still be reading buf: the encoder is then left to the GC.
 	if ctx.Err() == nil {
-		encoders.Put(enc)
+		encoders.put(enc)
 	}
 	return res, err
 }

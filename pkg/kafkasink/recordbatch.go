@@ -6,6 +6,7 @@ import (
 	"hash/crc32"
 	"io"
 	"math"
+	"slices"
 
 	"github.com/pierrec/lz4/v4"
 	"github.com/segmentio/kafka-go/compress"
@@ -55,6 +56,39 @@ type batchEncoder struct {
 	records []byte         // the uncompressed records when a codec is set
 }
 
+// encoderPool keeps up to a few idle batch encoders with their buffers. Unlike a sync.Pool, which
+// the garbage collector empties, it keeps them across collections: a pooled encoder dropped at each
+// collection regrew its buffers (up to kafka.batch_max_bytes uncompressed) batch after batch, and
+// the garbage of the regrowth raised both the CPU and the peak RSS of a stream with value schemas.
+type encoderPool struct {
+	codec compress.Compression
+	idle  chan *batchEncoder
+}
+
+// idleEncoders is how many idle encoders a pool keeps: one per partition writer that may encode at
+// the same moment on two cores, and a spare; more writers share them.
+const idleEncoders = 4
+
+func newEncoderPool(c compress.Compression) *encoderPool {
+	return &encoderPool{codec: c, idle: make(chan *batchEncoder, idleEncoders)}
+}
+
+func (p *encoderPool) get() *batchEncoder {
+	select {
+	case e := <-p.idle:
+		return e
+	default:
+		return newBatchEncoder(p.codec)
+	}
+}
+
+func (p *encoderPool) put(e *batchEncoder) {
+	select {
+	case p.idle <- e:
+	default: // enough idle ones: left to the GC
+	}
+}
+
 func newBatchEncoder(c compress.Compression) *batchEncoder {
 	e := &batchEncoder{attrs: int16(c) & 7}
 	if c != 0 {
@@ -90,12 +124,16 @@ func (e *batchEncoder) encode(batch []queued, h batchHeader) ([]byte, error) {
 	if len(batch) == 0 {
 		return nil, fmt.Errorf("kafka: an empty record batch")
 	}
+	need := recordsSize(batch)
 	out := e.out[:0]
+	if e.codec == nil {
+		out = slices.Grow(out, sizePrefix+batchHeaderSize+need)
+	}
 	out = append(out, make([]byte, sizePrefix+batchHeaderSize)...)
 	if e.codec == nil {
 		out = appendRecords(out, batch)
 	} else {
-		e.records = appendRecords(e.records[:0], batch)
+		e.records = appendRecords(slices.Grow(e.records[:0], need), batch)
 		w := e.compressor(&appender{b: &out})
 		_, err := w.Write(e.records)
 		if cerr := w.Close(); err == nil {
@@ -140,10 +178,7 @@ func (a *appender) Write(p []byte) (int, error) {
 func appendRecords(b []byte, batch []queued) []byte {
 	for i := range batch {
 		r := &batch[i].rec
-		body := 1 + varintSize(0) + varintSize(int64(i)) + nullableSize(r.Key) + valueSize(r) + varintSize(int64(len(r.Headers)))
-		for _, h := range r.Headers {
-			body += varintSize(int64(len(h.Key))) + len(h.Key) + nullableSize(h.Value)
-		}
+		body := recordBodySize(r, i)
 		b = binary.AppendVarint(b, int64(body))
 		b = append(b, 0)                     // attributes
 		b = binary.AppendVarint(b, 0)        // timestamp delta
@@ -158,6 +193,26 @@ func appendRecords(b []byte, batch []queued) []byte {
 		}
 	}
 	return b
+}
+
+// recordBodySize is the length of record r at offset delta i, after its own length.
+func recordBodySize(r *Record, i int) int {
+	body := 1 + varintSize(0) + varintSize(int64(i)) + nullableSize(r.Key) + valueSize(r) + varintSize(int64(len(r.Headers)))
+	for _, h := range r.Headers {
+		body += varintSize(int64(len(h.Key))) + len(h.Key) + nullableSize(h.Value)
+	}
+	return body
+}
+
+// recordsSize is the length of batch's records as appendRecords writes them.
+func recordsSize(batch []queued) int {
+	n := 0
+	for i := range batch {
+		r := &batch[i].rec
+		body := recordBodySize(r, i)
+		n += varintSize(int64(body)) + body
+	}
+	return n
 }
 
 func appendNullable(b, v []byte) []byte {

@@ -9,6 +9,7 @@ import (
 	"hash/crc32"
 	"io"
 	"math"
+	"runtime"
 	"strings"
 	"testing"
 	"time"
@@ -325,5 +326,57 @@ func TestPlainBatch(t *testing.T) {
 				t.Errorf("lz4 frame of %d bytes for %d bytes of repetitive records", len(frame), len(big))
 			}
 		}
+	}
+}
+
+// recordsSize is the exact length appendRecords writes, so encode sizes its buffer once.
+func TestRecordsSize(t *testing.T) {
+	big := bytes.Repeat([]byte("v"), 300)
+	for _, c := range []struct {
+		name  string
+		batch []queued
+	}{
+		{"one record", []queued{{rec: Record{Key: []byte("k"), Value: []byte("v")}}}},
+		{"null key and tombstone", []queued{{rec: Record{}}, {rec: Record{Key: []byte("k")}}}},
+		{"shared prefix and headers", []queued{{rec: Record{Key: []byte("k"), ValuePrefix: big, Value: big,
+			Headers: []Header{{Key: "h", Value: []byte("x")}, {Key: "n"}}}}}},
+		{"long values and many offsets", func() []queued {
+			var b []queued
+			for i := range 200 {
+				b = append(b, queued{rec: Record{Key: big[:i], Value: bytes.Repeat(big, i%5)}})
+			}
+			return b
+		}()},
+	} {
+		if got, want := recordsSize(c.batch), len(appendRecords(nil, c.batch)); got != want {
+			t.Errorf("%s: recordsSize %d, appendRecords wrote %d", c.name, got, want)
+		}
+	}
+}
+
+// The pool keeps its idle encoders, and their buffers, across garbage collections, up to
+// idleEncoders of them.
+func TestEncoderPoolOutlivesCollections(t *testing.T) {
+	p := newEncoderPool(compress.Lz4)
+	var encs []*batchEncoder
+	for range idleEncoders + 1 {
+		encs = append(encs, p.get())
+	}
+	for _, e := range encs {
+		p.put(e)
+	}
+	runtime.GC()
+	runtime.GC()
+	kept := map[*batchEncoder]bool{}
+	for range idleEncoders {
+		kept[p.get()] = true
+	}
+	for _, e := range encs[:idleEncoders] {
+		if !kept[e] {
+			t.Fatal("an idle encoder was dropped by a collection")
+		}
+	}
+	if e := p.get(); e == encs[idleEncoders] {
+		t.Fatal("the pool kept more than idleEncoders idle encoders")
 	}
 }
