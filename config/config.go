@@ -198,7 +198,7 @@ type KafkaConfig struct {
 	BatchMaxBytes     ByteSize          `yaml:"batch_max_bytes"`     // default 1MiB
 	BatchTimeout      time.Duration     `yaml:"batch_timeout"`       // default 0: an idle partition's first record is sent at once
 	WriteTimeout      time.Duration     `yaml:"write_timeout"`       // default 30s
-	MaxInFlightBytes  ByteSize          `yaml:"max_in_flight_bytes"` // default 16MiB; memory bound of unacknowledged records
+	MaxInFlightBytes  ByteSize          `yaml:"max_in_flight_bytes"` // default 8MiB; memory bound of unacknowledged records
 	ConnectTimeout    time.Duration     `yaml:"connect_timeout"`     // start-up bound, default 30s
 	ClientID          string            `yaml:"client_id"`           // default "pgcdc"
 	ShutdownTimeout   time.Duration     `yaml:"shutdown_timeout"`    // default 30s: how long a stop waits for Kafka to acknowledge what is in flight
@@ -315,7 +315,7 @@ func Default() Config {
 			BatchMaxBytes:     1 * MiB,
 			BatchTimeout:      0,
 			WriteTimeout:      30 * time.Second,
-			MaxInFlightBytes:  16 * MiB,
+			MaxInFlightBytes:  8 * MiB,
 			ConnectTimeout:    30 * time.Second,
 			ClientID:          DefaultClientID,
 			ShutdownTimeout:   30 * time.Second,

@@ -64,7 +64,7 @@ func TestDefault(t *testing.T) {
 		{"batch_max_bytes", d.Kafka.BatchMaxBytes, ByteSize(1 << 20)},
 		{"batch_timeout", d.Kafka.BatchTimeout, time.Duration(0)},
 		{"write_timeout", d.Kafka.WriteTimeout, 30 * time.Second},
-		{"max_in_flight_bytes", d.Kafka.MaxInFlightBytes, ByteSize(16 << 20)},
+		{"max_in_flight_bytes", d.Kafka.MaxInFlightBytes, ByteSize(8 << 20)},
 		{"kafka connect_timeout", d.Kafka.ConnectTimeout, 30 * time.Second},
 		{"client_id", d.Kafka.ClientID, "pgcdc"},
 		{"key_schemas", d.Events.KeySchemas, true},

@@ -27,7 +27,7 @@ func memoryBound(inFlight int64, partitions int) int64 {
 // TestMemoryPeak measures the peak resident memory (VmHWM) of the real pgcdc process (built
 // without -race) while one 200,000-row transaction streams through with small transactions
 // committed before, during and after it (from another session, one every 5 ms), and holds it to
-// memoryBound. `make test` runs the default kafka.max_in_flight_bytes (16 MiB) on 12 partitions,
+// memoryBound. `make test` runs the default kafka.max_in_flight_bytes (8 MiB) on 12 partitions,
 // the costliest layout measured; PGCDC_TEST_LONG=1 (make test-long) sweeps 4 to 64 MiB on 1 and
 // 12 partitions.
 func TestMemoryPeak(t *testing.T) {
@@ -35,7 +35,7 @@ func TestMemoryPeak(t *testing.T) {
 		inFlight   int64
 		partitions int
 	}
-	loads := []load{{16 << 20, 12}}
+	loads := []load{{8 << 20, 12}}
 	if os.Getenv("PGCDC_TEST_LONG") != "" {
 		loads = nil
 		for _, p := range []int{1, 12} {
