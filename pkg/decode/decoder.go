@@ -2,6 +2,7 @@ package decode
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"time"
 
@@ -62,7 +63,15 @@ func (d *Decoder) SetLastCommit(end pglogrepl.LSN) { d.lastCommit = end }
 
 // Decode decodes the pgoutput message data that starts at WAL position lsn and calls emit for each
 // change it completes. Errors name the LSN; a malformed message is an error, never a crash.
+//
+// data is the decoder's from then on: the changes' values may alias it.
 func (d *Decoder) Decode(ctx context.Context, lsn pglogrepl.LSN, data []byte, emit func(*Change) error) error {
+	if !d.inStream && len(data) > 0 {
+		switch data[0] {
+		case 'I', 'U', 'D':
+			return d.rowRaw(ctx, lsn, data, emit)
+		}
+	}
 	msg, err := Parse(data, d.inStream)
 	if err != nil {
 		return fmt.Errorf("postgres: cannot decode the pgoutput message at LSN %s: %w", lsn, err)
@@ -206,7 +215,54 @@ func (d *Decoder) insert(ctx context.Context, lsn pglogrepl.LSN, m *pglogrepl.In
 	if d.after, err = Row(d.after, m.Tuple); err != nil {
 		return d.rowErr(ch, err)
 	}
-	ch.After = d.after
+	return d.row(ctx, ch, nil, d.after, 0, emit)
+}
+
+// rowRaw decodes a row message (insert, update or delete) outside a stream block from its bytes
+// (rowmsg.go), with the errors of the pglogrepl path: a malformed message, then the transaction
+// or relation, then a binary column.
+func (d *Decoder) rowRaw(ctx context.Context, lsn pglogrepl.LSN, data []byte, emit func(*Change) error) error {
+	kind := KindInsert
+	switch data[0] {
+	case 'U':
+		kind = KindUpdate
+	case 'D':
+		kind = KindDelete
+	}
+	m, perr := parseRowMessage(data, d.before, d.after)
+	if errors.Is(perr, errMalformed) {
+		return fmt.Errorf("postgres: cannot decode the pgoutput message at LSN %s: %w (type %q, %d bytes)", lsn, perr, data[0], len(data))
+	}
+	if m.before != nil {
+		d.before = m.before
+	}
+	if m.after != nil {
+		d.after = m.after
+	}
+	ch, err := d.change(kind, lsn, m.relID)
+	if err != nil {
+		return err
+	}
+	if perr != nil {
+		return d.rowErr(ch, perr)
+	}
+	return d.row(ctx, ch, m.before, m.after, m.beforeTag, emit)
+}
+
+// row completes a row change with its tuples (nil when absent; beforeTag 'K': before holds the
+// key columns only) and emits it.
+func (d *Decoder) row(ctx context.Context, ch *Change, before, after []event.Datum, beforeTag byte, emit func(*Change) error) error {
+	ch.Before, ch.After = before, after
+	ch.BeforeIsKey = beforeTag == pglogrepl.UpdateMessageTupleTypeKey
+	// Unchanged TOAST values are absent from the new tuple of an update; under REPLICA IDENTITY
+	// FULL the old tuple has them.
+	if ch.Kind == KindUpdate && ch.Before != nil && !ch.BeforeIsKey {
+		for i := range ch.After {
+			if ch.After[i].Kind == event.DatumUnchanged && i < len(ch.Before) && ch.Before[i].Kind == event.DatumText {
+				ch.After[i] = ch.Before[i]
+			}
+		}
+	}
 	return d.emitRow(ctx, ch, emit)
 }
 
@@ -234,24 +290,17 @@ func (d *Decoder) update(ctx context.Context, lsn pglogrepl.LSN, m *pglogrepl.Up
 	if err != nil {
 		return err
 	}
-	if d.before, err = Row(d.before, m.OldTuple); err == nil {
+	var before []event.Datum
+	if before, err = Row(d.before, m.OldTuple); err == nil {
+		if before != nil {
+			d.before = before
+		}
 		d.after, err = Row(d.after, m.NewTuple)
 	}
 	if err != nil {
 		return d.rowErr(ch, err)
 	}
-	ch.Before, ch.After = d.before, d.after
-	ch.BeforeIsKey = m.OldTupleType == pglogrepl.UpdateMessageTupleTypeKey
-	// Unchanged TOAST values are absent from the new tuple; under REPLICA IDENTITY FULL the old
-	// tuple has them.
-	if ch.Before != nil && !ch.BeforeIsKey {
-		for i := range ch.After {
-			if ch.After[i].Kind == event.DatumUnchanged && i < len(ch.Before) && ch.Before[i].Kind == event.DatumText {
-				ch.After[i] = ch.Before[i]
-			}
-		}
-	}
-	return d.emitRow(ctx, ch, emit)
+	return d.row(ctx, ch, before, d.after, m.OldTupleType, emit)
 }
 
 func (d *Decoder) delete(ctx context.Context, lsn pglogrepl.LSN, m *pglogrepl.DeleteMessage, emit func(*Change) error) error {
@@ -259,12 +308,14 @@ func (d *Decoder) delete(ctx context.Context, lsn pglogrepl.LSN, m *pglogrepl.De
 	if err != nil {
 		return err
 	}
-	if d.before, err = Row(d.before, m.OldTuple); err != nil {
+	var before []event.Datum
+	if before, err = Row(d.before, m.OldTuple); err != nil {
 		return d.rowErr(ch, err)
 	}
-	ch.Before = d.before
-	ch.BeforeIsKey = m.OldTupleType == pglogrepl.UpdateMessageTupleTypeKey
-	return d.emitRow(ctx, ch, emit)
+	if before != nil {
+		d.before = before
+	}
+	return d.row(ctx, ch, before, nil, m.OldTupleType, emit)
 }
 
 func (d *Decoder) truncate(lsn pglogrepl.LSN, m *pglogrepl.TruncateMessage, emit func(*Change) error) error {
