@@ -32,6 +32,7 @@ type Encoder struct {
 	srcHead   []byte // `{"version":...,"connector":"postgresql","name":...,"ts_ms":`
 	dbSeq     []byte // `,"db":"...","sequence":`
 	srcTable  []byte // `,"schema":"...","table":"...","txId":`
+	srcMemo   sourceMemo
 
 	s scratch
 }

@@ -13,35 +13,63 @@ func (e *Encoder) appendSource(dst []byte, src Source, now time.Time) []byte {
 	if ct.IsZero() {
 		ct = now
 	}
-	dst = append(dst, e.srcHead...)
-	dst = strconv.AppendInt(dst, ct.UnixMilli(), 10)
-	dst = append(dst, `,"snapshot":`...)
-	if src.Snapshot == "" {
-		dst = append(dst, `"false"`...)
-	} else {
-		dst = appendJSONString(dst, src.Snapshot)
+	m := &e.srcMemo
+	if !m.valid || !m.ct.Equal(ct) || m.txID != src.TxID || m.last != src.LastCommitLSN || m.snapshot != src.Snapshot {
+		e.memoSource(ct, src)
 	}
-	dst = append(dst, e.dbSeq...)
-	dst = append(dst, '"')
-	dst = appendSequence(dst, src, `\"`)
-	dst = append(dst, '"')
-	dst = append(dst, `,"ts_us":`...)
-	dst = strconv.AppendInt(dst, ct.UnixMicro(), 10)
-	dst = append(dst, `,"ts_ns":`...)
-	dst = strconv.AppendInt(dst, ct.UnixNano(), 10)
-	dst = append(dst, e.srcTable...)
-	if src.TxID == 0 {
-		dst = append(dst, "null"...)
-	} else {
-		dst = strconv.AppendUint(dst, uint64(src.TxID), 10)
-	}
-	dst = append(dst, `,"lsn":`...)
+	dst = append(dst, m.head...)
+	lsnAt := len(dst)
+	dst = appendSeqLSN(dst, src.LSN, `\"`)
+	lsn := dst[lsnAt:len(dst):len(dst)] // \"<lsn>\" or null
+	dst = append(dst, `]"`...)
+	dst = append(dst, m.mid...)
 	if src.LSN == 0 {
 		dst = append(dst, "null"...)
 	} else {
-		dst = strconv.AppendUint(dst, src.LSN, 10)
+		dst = append(dst, lsn[2:len(lsn)-2]...) // the digits, formatted once
 	}
 	return append(dst, `,"xmin":null,"origin":null,"origin_lsn":null}`...)
+}
+
+// sourceMemo holds the parts of the source block that the changes of one transaction share,
+// formatted once for all of them: what precedes the change's LSN in source.sequence, and what
+// lies between it and source.lsn.
+type sourceMemo struct {
+	valid    bool
+	ct       time.Time
+	snapshot string
+	txID     uint32
+	last     uint64
+	head     []byte // {"version":...,"ts_ms":<ct>,"snapshot":...,"db":...,"sequence":"[<last>,
+	mid      []byte // ,"ts_us":<ct>,"ts_ns":<ct>,"schema":...,"table":...,"txId":<txid>,"lsn":
+}
+
+func (e *Encoder) memoSource(ct time.Time, src Source) {
+	m := &e.srcMemo
+	m.valid, m.ct, m.snapshot, m.txID, m.last = true, ct, src.Snapshot, src.TxID, src.LastCommitLSN
+	h := append(m.head[:0], e.srcHead...)
+	h = strconv.AppendInt(h, ct.UnixMilli(), 10)
+	h = append(h, `,"snapshot":`...)
+	if src.Snapshot == "" {
+		h = append(h, `"false"`...)
+	} else {
+		h = appendJSONString(h, src.Snapshot)
+	}
+	h = append(h, e.dbSeq...)
+	h = append(h, `"[`...)
+	h = appendSeqLSN(h, src.LastCommitLSN, `\"`)
+	m.head = append(h, ',')
+	d := append(m.mid[:0], `,"ts_us":`...)
+	d = strconv.AppendInt(d, ct.UnixMicro(), 10)
+	d = append(d, `,"ts_ns":`...)
+	d = strconv.AppendInt(d, ct.UnixNano(), 10)
+	d = append(d, e.srcTable...)
+	if src.TxID == 0 {
+		d = append(d, "null"...)
+	} else {
+		d = strconv.AppendUint(d, uint64(src.TxID), 10)
+	}
+	m.mid = append(d, `,"lsn":`...)
 }
 
 // appendSequence appends source.sequence's text, the JSON array ["<last commit LSN>","<LSN>"]
