@@ -290,17 +290,13 @@ func (d *Decoder) update(ctx context.Context, lsn pglogrepl.LSN, m *pglogrepl.Up
 	if err != nil {
 		return err
 	}
-	var before []event.Datum
-	if before, err = Row(d.before, m.OldTuple); err == nil {
-		if before != nil {
-			d.before = before
-		}
+	if d.before, err = Row(d.before, m.OldTuple); err == nil {
 		d.after, err = Row(d.after, m.NewTuple)
 	}
 	if err != nil {
 		return d.rowErr(ch, err)
 	}
-	return d.row(ctx, ch, before, d.after, m.OldTupleType, emit)
+	return d.row(ctx, ch, d.before, d.after, m.OldTupleType, emit)
 }
 
 func (d *Decoder) delete(ctx context.Context, lsn pglogrepl.LSN, m *pglogrepl.DeleteMessage, emit func(*Change) error) error {
@@ -308,14 +304,10 @@ func (d *Decoder) delete(ctx context.Context, lsn pglogrepl.LSN, m *pglogrepl.De
 	if err != nil {
 		return err
 	}
-	var before []event.Datum
-	if before, err = Row(d.before, m.OldTuple); err != nil {
+	if d.before, err = Row(d.before, m.OldTuple); err != nil {
 		return d.rowErr(ch, err)
 	}
-	if before != nil {
-		d.before = before
-	}
-	return d.row(ctx, ch, before, nil, m.OldTupleType, emit)
+	return d.row(ctx, ch, d.before, nil, m.OldTupleType, emit)
 }
 
 func (d *Decoder) truncate(lsn pglogrepl.LSN, m *pglogrepl.TruncateMessage, emit func(*Change) error) error {

@@ -17,17 +17,20 @@ func (e *Encoder) appendSource(dst []byte, src Source, now time.Time) []byte {
 	if !m.valid || !m.ct.Equal(ct) || m.txID != src.TxID || m.last != src.LastCommitLSN || m.snapshot != src.Snapshot {
 		e.memoSource(ct, src)
 	}
+	lsn := []byte("null")
+	var digits [20]byte
+	if src.LSN != 0 {
+		lsn = strconv.AppendUint(digits[:0], src.LSN, 10) // formatted once, written twice
+	}
 	dst = append(dst, m.head...)
-	lsnAt := len(dst)
-	dst = appendSeqLSN(dst, src.LSN, `\"`)
-	lsn := dst[lsnAt:len(dst):len(dst)] // \"<lsn>\" or null
+	if src.LSN != 0 {
+		dst = append(append(append(dst, `\"`...), lsn...), `\"`...)
+	} else {
+		dst = append(dst, lsn...)
+	}
 	dst = append(dst, `]"`...)
 	dst = append(dst, m.mid...)
-	if src.LSN == 0 {
-		dst = append(dst, "null"...)
-	} else {
-		dst = append(dst, lsn[2:len(lsn)-2]...) // the digits, formatted once
-	}
+	dst = append(dst, lsn...)
 	return append(dst, `,"xmin":null,"origin":null,"origin_lsn":null}`...)
 }
 

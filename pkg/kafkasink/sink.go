@@ -220,22 +220,13 @@ func (s *Sink) Append(ctx context.Context, rec Record) error {
 		return err
 	}
 	q := s.queue(partitionKey{rec.Topic, Partition(rec.Key, info.partitions)}, info.maxMessageBytes)
+	// Under holdMu, so that a Release cannot come between the push and the registration.
 	s.holdMu.Lock()
-	held := s.held
-	s.holdMu.Unlock()
-	if !q.push(queued{rec: rec, size: size, mem: mem}, time.Now(), !held) {
-		s.holdMu.Lock()
-		if s.held {
-			if !q.asleep {
-				q.asleep = true
-				s.asleep = append(s.asleep, q)
-			}
-			s.holdMu.Unlock()
-		} else { // released meanwhile
-			s.holdMu.Unlock()
-			q.signal()
-		}
+	if !q.push(queued{rec: rec, size: size, mem: mem}, time.Now(), !s.held) && !q.asleep {
+		q.asleep = true
+		s.asleep = append(s.asleep, q)
 	}
+	s.holdMu.Unlock()
 	return nil
 }
 
@@ -394,7 +385,7 @@ func (q *partitionQueue) push(r queued, now time.Time, wake bool) bool {
 	}
 	q.pending = append(q.pending, r)
 	q.pendingBytes += r.size
-	full := len(q.pending) >= q.maxMessages || q.pendingBytes >= q.maxBytes
+	full := q.full()
 	q.mu.Unlock()
 	if wake || full {
 		q.signal()
@@ -408,7 +399,12 @@ func (q *partitionQueue) push(r queued, now time.Time, wake bool) bool {
 func (q *partitionQueue) state() (n int, since time.Time, full bool) {
 	q.mu.Lock()
 	defer q.mu.Unlock()
-	return len(q.pending), q.since, len(q.pending) >= q.maxMessages || q.pendingBytes >= q.maxBytes
+	return len(q.pending), q.since, q.full()
+}
+
+// full says whether a whole batch is waiting (q.mu held).
+func (q *partitionQueue) full() bool {
+	return len(q.pending) >= q.maxMessages || q.pendingBytes >= q.maxBytes
 }
 
 // take removes the next batch: at most maxMessages records and maxBytes bytes (at least one record).
