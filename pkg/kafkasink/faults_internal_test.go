@@ -53,7 +53,14 @@ func (p *scriptedProducer) calls() [][]Record {
 // starts the real partition goroutine.
 func scriptedSink(t *testing.T, p *scriptedProducer, tracker *ack.Tracker) *Sink {
 	t.Helper()
-	s := newSink(Options{BatchMaxMessages: 100, BatchMaxBytes: 1 << 20, MaxInFlightBytes: 1 << 20, Logger: zerolog.Nop()}, tracker, p, missingTopics{})
+	return scriptedSinkWith(t, p, tracker, Options{BatchMaxMessages: 100, BatchMaxBytes: 1 << 20, MaxInFlightBytes: 1 << 20})
+}
+
+// scriptedSinkWith is scriptedSink with the given options (its logger silenced).
+func scriptedSinkWith(t *testing.T, p *scriptedProducer, tracker *ack.Tracker, opts Options) *Sink {
+	t.Helper()
+	opts.Logger = zerolog.Nop()
+	s := newSink(opts, tracker, p, missingTopics{})
 	s.topics.set("t", topicInfo{partitions: []int{0}, maxMessageBytes: 1 << 20})
 	t.Cleanup(func() {
 		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)

@@ -6,23 +6,8 @@ import (
 	"testing"
 	"time"
 
-	"github.com/rs/zerolog"
-
 	"github.com/pgcdc/pgcdc/pkg/ack"
 )
-
-func holdSink(t *testing.T, p *scriptedProducer, tracker *ack.Tracker, opts Options) *Sink {
-	t.Helper()
-	opts.Logger = zerolog.Nop()
-	s := newSink(opts, tracker, p, missingTopics{})
-	s.topics.set("t", topicInfo{partitions: []int{0}, maxMessageBytes: 1 << 20})
-	t.Cleanup(func() {
-		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
-		defer cancel()
-		_ = s.Close(ctx)
-	})
-	return s
-}
 
 func waitIdle(t *testing.T, tracker *ack.Tracker, what string) {
 	t.Helper()
@@ -33,11 +18,28 @@ func waitIdle(t *testing.T, tracker *ack.Tracker, what string) {
 	}
 }
 
+// producedInOrder checks that the producer got the values 0..n-1, in order, over all its batches.
+func producedInOrder(t *testing.T, p *scriptedProducer, n int) {
+	t.Helper()
+	i := 0
+	for _, b := range p.calls() {
+		for _, r := range b {
+			if string(r.Value) != fmt.Sprint(i) {
+				t.Fatalf("record %d has value %q", i, r.Value)
+			}
+			i++
+		}
+	}
+	if i != n {
+		t.Fatalf("%d records produced, want %d", i, n)
+	}
+}
+
 // Held records stay with the sink until Release, then leave in one produce request, in order.
 func TestHoldSendsATransactionInOneRequest(t *testing.T) {
 	p := &scriptedProducer{}
 	tracker := ack.New(0x10)
-	s := holdSink(t, p, tracker, Options{BatchMaxMessages: 100, BatchMaxBytes: 1 << 20, MaxInFlightBytes: 1 << 20})
+	s := scriptedSinkWith(t, p, tracker, Options{BatchMaxMessages: 100, BatchMaxBytes: 1 << 20, MaxInFlightBytes: 1 << 20})
 	txn := tracker.Begin()
 	s.Hold()
 	const n = 5
@@ -85,7 +87,7 @@ func TestHoldYieldsToFullBatchesAndTheBudget(t *testing.T) {
 		t.Run(c.name, func(t *testing.T) {
 			p := &scriptedProducer{}
 			tracker := ack.New(0x10)
-			s := holdSink(t, p, tracker, c.opts)
+			s := scriptedSinkWith(t, p, tracker, c.opts)
 			txn := tracker.Begin()
 			s.Hold()
 			const n = 40
@@ -115,18 +117,7 @@ func TestHoldYieldsToFullBatchesAndTheBudget(t *testing.T) {
 			s.Release()
 			tracker.Commit(txn, 0x200)
 			waitIdle(t, tracker, "the transaction was not acknowledged")
-			i := 0
-			for _, b := range p.calls() {
-				for _, r := range b {
-					if string(r.Value) != fmt.Sprint(i) {
-						t.Fatalf("record %d has value %q", i, r.Value)
-					}
-					i++
-				}
-			}
-			if i != n {
-				t.Fatalf("%d records produced, want %d", i, n)
-			}
+			producedInOrder(t, p, n)
 		})
 	}
 }

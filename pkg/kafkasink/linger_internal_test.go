@@ -1,12 +1,9 @@
 package kafkasink
 
 import (
-	"context"
 	"fmt"
 	"testing"
 	"time"
-
-	"github.com/rs/zerolog"
 
 	"github.com/pgcdc/pgcdc/pkg/ack"
 )
@@ -38,13 +35,7 @@ func TestLingerWait(t *testing.T) {
 func TestLingerSendsAnIncompleteBatchWhenQuiet(t *testing.T) {
 	p := &scriptedProducer{}
 	tracker := ack.New(0x10)
-	s := newSink(Options{BatchMaxMessages: 100, BatchMaxBytes: 1 << 20, MaxInFlightBytes: 1 << 20, BatchTimeout: time.Hour, Logger: zerolog.Nop()}, tracker, p, missingTopics{})
-	s.topics.set("t", topicInfo{partitions: []int{0}, maxMessageBytes: 1 << 20})
-	t.Cleanup(func() {
-		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
-		defer cancel()
-		_ = s.Close(ctx)
-	})
+	s := scriptedSinkWith(t, p, tracker, Options{BatchMaxMessages: 100, BatchMaxBytes: 1 << 20, MaxInFlightBytes: 1 << 20, BatchTimeout: time.Hour})
 	txn := tracker.Begin()
 	const n = 5
 	for i := range n {
@@ -53,21 +44,6 @@ func TestLingerSendsAnIncompleteBatchWhenQuiet(t *testing.T) {
 		}
 	}
 	tracker.Commit(txn, 0x200)
-	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
-	defer cancel()
-	if err := tracker.WaitIdle(ctx); err != nil {
-		t.Fatalf("the lingering batch was not sent: %v", err)
-	}
-	i := 0
-	for _, b := range p.calls() {
-		for _, r := range b {
-			if string(r.Value) != fmt.Sprint(i) {
-				t.Fatalf("record %d has value %q", i, r.Value)
-			}
-			i++
-		}
-	}
-	if i != n {
-		t.Fatalf("%d records produced, want %d", i, n)
-	}
+	waitIdle(t, tracker, "the lingering batch was not sent")
+	producedInOrder(t, p, n)
 }
